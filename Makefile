@@ -1,0 +1,35 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install migrate seed tokens lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: the whole stack on SQLite, localstripe and a local SMTP server, with demo data.
+run: $(STAMP)
+	$(BIN)/python -m services.devstack
+
+## test: the whole suite (PostgreSQL too when TEST_DATABASE_URL is set).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+migrate: $(STAMP)
+	$(BIN)/python -m services.common.migrate
+
+tokens: $(STAMP)
+	$(BIN)/python -m services.devstack tokens
+
+lint: $(STAMP)
+	$(BIN)/ruff check services tests
+
+clean:
+	rm -rf $(VENV) var

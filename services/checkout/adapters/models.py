@@ -1,0 +1,221 @@
+"""Checkout's tables. Only the checkout service writes them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from services.common.db import BigIntPK, UTCDateTime
+from services.common.outbox import OutboxMixin
+from services.common.telemetry import FunnelEventMixin
+
+OPEN_ORDER_STATES = ("pending", "requires_action")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class OutboxMessage(OutboxMixin, Base):
+    pass
+
+
+class FunnelEventRow(FunnelEventMixin, Base):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Namespace(Base):
+    __tablename__ = "namespaces"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    path: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # "group" or "user"
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("namespaces.id"))
+    plan: Mapped[str] = mapped_column(String(32), default="free")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    members: Mapped[list[Membership]] = relationship(back_populates="namespace")
+
+    @property
+    def is_top_level(self) -> bool:
+        return self.parent_id is None
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # owner, maintainer, developer, reporter, guest
+    billable: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    namespace: Mapped[Namespace] = relationship(back_populates="members")
+
+
+class BillingAccount(Base):
+    __tablename__ = "billing_accounts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    company: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    country: Mapped[str] = mapped_column(String(2))
+    address_line1: Mapped[str] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str] = mapped_column(String(20))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    payment_methods: Mapped[list[PaymentMethod]] = relationship(
+        back_populates="account", order_by="PaymentMethod.id")
+
+    @property
+    def default_payment_method(self) -> PaymentMethod | None:
+        return next((pm for pm in self.payment_methods if pm.is_default), None)
+
+
+class PaymentMethod(Base):
+    """A card saved at Stripe. Only Stripe's ids and display details are kept."""
+
+    __tablename__ = "payment_methods"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    billing_account_id: Mapped[int] = mapped_column(ForeignKey("billing_accounts.id"), index=True)
+    stripe_payment_method_id: Mapped[str] = mapped_column(String(64), unique=True)
+    brand: Mapped[str] = mapped_column(String(32))
+    last4: Mapped[str] = mapped_column(String(4))
+    exp_month: Mapped[int] = mapped_column(Integer)
+    exp_year: Mapped[int] = mapped_column(Integer)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    account: Mapped[BillingAccount] = relationship(back_populates="payment_methods")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        # At most one purchase in flight per namespace, whatever idempotency key
+        # each came with: two Owners clicking Buy can not both be charged.
+        Index("uq_orders_open_per_namespace", "namespace_id", unique=True,
+              sqlite_where=text("status IN ('pending', 'requires_action')"),
+              postgresql_where=text("status IN ('pending', 'requires_action')")),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    billing_account_id: Mapped[int] = mapped_column(ForeignKey("billing_accounts.id"), index=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id"), index=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    plan: Mapped[str] = mapped_column(String(32))
+    seats: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    discount_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int] = mapped_column(BigInteger)
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    catalog_version: Mapped[str] = mapped_column(String(32))
+    discount_code: Mapped[str | None] = mapped_column(String(64))
+    term_start: Mapped[date] = mapped_column(Date)
+    term_end: Mapped[date] = mapped_column(Date)
+    # pending -> requires_action -> completed | failed
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    traffic: Mapped[str] = mapped_column(String(16), default="real")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        Index("uq_subscriptions_active_per_namespace", "namespace_id", unique=True,
+              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id"), index=True)
+    billing_account_id: Mapped[int] = mapped_column(ForeignKey("billing_accounts.id"), index=True)
+    plan: Mapped[str] = mapped_column(String(32))
+    seats: Mapped[int] = mapped_column(Integer)
+    term_start: Mapped[date] = mapped_column(Date)
+    term_end: Mapped[date] = mapped_column(Date, index=True)
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active, expired, canceled
+    first_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    addons: Mapped[list[SubscriptionAddOn]] = relationship(
+        back_populates="subscription", order_by="SubscriptionAddOn.sku")
+
+
+class SubscriptionAddOn(Base):
+    __tablename__ = "subscription_addons"
+    __table_args__ = (UniqueConstraint("subscription_id", "sku"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))
+    sku: Mapped[str] = mapped_column(String(32))
+    seats: Mapped[int] = mapped_column(Integer)
+
+    subscription: Mapped[Subscription] = relationship(back_populates="addons")
+
+
+class IdempotencyRecord(Base):
+    """The first response to a (user, Idempotency-Key) pair, replayed for 24 h."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # in_progress, done
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StripeEvent(Base):
+    """Webhook inbox: each Stripe event stored once, by its id."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(100))

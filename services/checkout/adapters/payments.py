@@ -1,0 +1,186 @@
+"""The payment gateway: checkout's only door to Stripe.
+
+One interface, one real implementation (Stripe's SDK, pointed at localstripe
+offline). Card numbers never pass through here: the browser confirms the
+SetupIntent with Stripe.js, and we read back only ids, brand, last4 and expiry.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import stripe
+
+log = logging.getLogger(__name__)
+
+
+class PaymentProviderUnavailable(Exception):
+    """Stripe could not be reached or failed on its side; safe to retry later."""
+
+
+class PaymentRejected(Exception):
+    """Stripe refused the request as invalid for this object (not a card decline)."""
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    payment_method_id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True)
+class SetupIntentResult:
+    id: str
+    status: str  # succeeded, requires_action, requires_payment_method, canceled, ...
+    customer_id: str | None
+    client_secret: str
+    card: CardDetails | None
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    status: str  # succeeded, requires_action, declined, processing
+    payment_intent_id: str | None
+    client_secret: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomerDetails:
+    email: str
+    name: str
+    country: str
+    line1: str
+    line2: str | None
+    city: str
+    state: str | None
+    postal_code: str
+
+    def as_params(self) -> dict[str, Any]:
+        address = {"country": self.country, "line1": self.line1, "city": self.city,
+                   "postal_code": self.postal_code}
+        if self.line2:
+            address["line2"] = self.line2
+        if self.state:
+            address["state"] = self.state
+        return {"email": self.email, "name": self.name, "address": address}
+
+
+class PaymentGateway(Protocol):
+    def upsert_customer(self, customer_id: str | None, details: CustomerDetails,
+                        metadata: dict[str, str]) -> str: ...
+    def create_setup_intent(self, customer_id: str, metadata: dict[str, str]) -> SetupIntentResult: ...
+    def get_setup_intent(self, setup_intent_id: str) -> SetupIntentResult: ...
+    def charge(self, *, customer_id: str, payment_method_id: str, amount: int, currency: str,
+               idempotency_key: str, description: str, metadata: dict[str, str]) -> ChargeResult: ...
+    def get_payment_intent(self, payment_intent_id: str) -> ChargeResult: ...
+    def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]: ...
+    def ping(self) -> None: ...
+
+
+class StripeGateway:
+    def __init__(self, api_key: str, api_base: str | None, webhook_secret: str,
+                 timeout: float = 10.0) -> None:
+        base = {"api": api_base} if api_base else None
+        self._client = stripe.StripeClient(
+            api_key, base_addresses=base,  # type: ignore[arg-type]
+            http_client=stripe.RequestsClient(timeout=timeout), max_network_retries=1,
+        )
+        self._webhook_secret = webhook_secret
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+            raise PaymentProviderUnavailable(type(exc).__name__) from exc
+        except stripe.APIError as exc:  # Stripe's 5xx
+            raise PaymentProviderUnavailable(f"stripe api error {exc.http_status}") from exc
+        except stripe.AuthenticationError as exc:
+            log.error("stripe rejected our API key")
+            raise PaymentProviderUnavailable("stripe authentication failed") from exc
+        except stripe.InvalidRequestError as exc:
+            raise PaymentRejected(exc.user_message or str(exc)) from exc
+
+    def upsert_customer(self, customer_id: str | None, details: CustomerDetails,
+                        metadata: dict[str, str]) -> str:
+        params = {**details.as_params(), "metadata": metadata}
+        if customer_id:
+            self._call(self._client.v1.customers.update, customer_id, params=params)
+            return customer_id
+        customer = self._call(self._client.v1.customers.create, params=params)
+        return str(customer.id)
+
+    def create_setup_intent(self, customer_id: str, metadata: dict[str, str]) -> SetupIntentResult:
+        intent = self._call(self._client.v1.setup_intents.create, params={
+            "customer": customer_id, "usage": "off_session", "payment_method_types": ["card"],
+            "metadata": metadata,
+        })
+        return SetupIntentResult(intent.id, intent.status, customer_id, intent.client_secret, None)
+
+    def get_setup_intent(self, setup_intent_id: str) -> SetupIntentResult:
+        intent = self._call(self._client.v1.setup_intents.retrieve, setup_intent_id)
+        card = None
+        pm_id = _id_of(getattr(intent, "payment_method", None))
+        if intent.status == "succeeded" and pm_id:
+            pm = self._call(self._client.v1.payment_methods.retrieve, pm_id)
+            c = pm.card
+            card = CardDetails(pm.id, str(c.brand), str(c.last4), int(c.exp_month), int(c.exp_year))
+        return SetupIntentResult(intent.id, intent.status, _id_of(getattr(intent, "customer", None)),
+                                 intent.client_secret, card)
+
+    def charge(self, *, customer_id: str, payment_method_id: str, amount: int, currency: str,
+               idempotency_key: str, description: str, metadata: dict[str, str]) -> ChargeResult:
+        params = {
+            "amount": amount, "currency": currency, "customer": customer_id,
+            "payment_method": payment_method_id, "confirm": True, "off_session": True,
+            "description": description, "metadata": metadata,
+        }
+        try:
+            intent = self._call(self._client.v1.payment_intents.create, params=params,
+                                options={"idempotency_key": idempotency_key})
+        except stripe.CardError as exc:
+            error = exc.error
+            intent_id = _id_of(getattr(error, "payment_intent", None)) if error else None
+            code = (getattr(error, "decline_code", None) or exc.code or "card_declined")
+            if code == "authentication_required" and intent_id:
+                # Real Stripe refuses off-session 3DS with an error that carries the intent.
+                intent = self._call(self._client.v1.payment_intents.retrieve, intent_id)
+                return ChargeResult("requires_action", intent.id, intent.client_secret)
+            return ChargeResult("declined", intent_id, None, str(code),
+                                exc.user_message or "Your card was declined.")
+        return _charge_result(intent)
+
+    def get_payment_intent(self, payment_intent_id: str) -> ChargeResult:
+        return _charge_result(self._call(self._client.v1.payment_intents.retrieve, payment_intent_id))
+
+    def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
+        event = stripe.Webhook.construct_event(payload, signature, self._webhook_secret, tolerance=300)
+        return event.to_dict()
+
+    def ping(self) -> None:
+        self._call(self._client.v1.customers.list, params={"limit": 1})
+
+
+def _id_of(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(getattr(value, "id", "")) or None
+
+
+def _charge_result(intent: Any) -> ChargeResult:
+    status = intent.status
+    if status == "requires_payment_method":
+        error = getattr(intent, "last_payment_error", None)
+        code = getattr(error, "code", None) if error else None
+        message = getattr(error, "message", None) if error else None
+        return ChargeResult("declined", intent.id, None, code or "card_declined",
+                            message or "Your card was declined.")
+    if status in ("succeeded", "requires_action", "processing", "canceled"):
+        return ChargeResult(status, intent.id, intent.client_secret)
+    return ChargeResult(status, intent.id, intent.client_secret)

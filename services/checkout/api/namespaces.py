@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from services.checkout.adapters.models import Membership, Namespace
+from services.checkout.api.context import checkout
+from services.checkout.api.schemas import EntitlementsSchema, NamespaceSchema, SubscriptionSchema
+from services.checkout.usecases import access, subscriptions
+from services.common.web import current_principal, request_uow
+
+blp = Blueprint("namespaces", __name__, description="Namespaces, their subscription and entitlements")
+
+
+@blp.route("/namespaces")
+class MyNamespaces(MethodView):
+    @blp.response(200, NamespaceSchema(many=True))
+    @blp.doc(security=[{"bearerAuth": []}])
+    def get(self) -> list[dict[str, Any]]:
+        """The namespaces the caller is a member of, with their role."""
+        principal = current_principal()
+        with request_uow() as uow:
+            rows = uow.session.execute(
+                select(Namespace, Membership.role).join(Membership)
+                .where(Membership.user_id == principal.user_id).order_by(Namespace.path)).all()
+            return [{"id": ns.id, "path": ns.path, "name": ns.name, "kind": ns.kind,
+                     "parent_id": ns.parent_id, "plan": ns.plan, "role": role,
+                     "billable_members": access.billable_members(uow.session, ns.id)}
+                    for ns, role in rows]
+
+
+@blp.route("/namespaces/<int:namespace_id>/subscription")
+class NamespaceSubscription(MethodView):
+    @blp.response(200, SubscriptionSchema)
+    @blp.doc(security=[{"bearerAuth": []}])
+    def get(self, namespace_id: int) -> dict[str, Any]:
+        """The namespace's active subscription (members only)."""
+        return subscriptions.get_subscription(request_uow(), current_principal(), namespace_id)
+
+
+@blp.route("/namespaces/<int:namespace_id>/entitlements")
+class NamespaceEntitlements(MethodView):
+    @blp.response(200, EntitlementsSchema)
+    @blp.doc(security=[{"bearerAuth": []}])
+    def get(self, namespace_id: int) -> dict[str, Any]:
+        """What the namespace may use now: plan, seats, add-ons and features."""
+        return subscriptions.get_entitlements(checkout(), request_uow(), current_principal(),
+                                              namespace_id)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.checkout.api.context import checkout
+from services.checkout.api.schemas import QuoteSchema, SelectionSchema
+from services.checkout.domain.pricing import AddOnSelection, Selection
+from services.checkout.usecases import quotes
+from services.checkout.usecases.views import quote_view
+from services.common.web import ProblemSchema, current_principal, request_uow
+
+blp = Blueprint("quotes", __name__, description="Prices for a namespace's selection")
+
+
+def selection_from(body: dict[str, Any]) -> Selection:
+    return Selection(plan=body["plan"], seats=body["seats"],
+                     addons=tuple(AddOnSelection(a["sku"], a["seats"]) for a in body["addons"]))
+
+
+@blp.route("/quotes")
+class Quotes(MethodView):
+    @blp.arguments(SelectionSchema)
+    @blp.response(200, QuoteSchema)
+    @blp.alt_response(422, schema=ProblemSchema, description="Seats or add-ons break a rule")
+    @blp.doc(security=[{"bearerAuth": []}])
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Price a plan, seats, add-ons and an optional discount code for a namespace.
+
+        A rejected code does not fail the quote: the list price is returned with
+        `code_result` saying why the code does not apply.
+        """
+        principal = current_principal()
+        quote, outcome = quotes.create_quote(checkout(), request_uow(), principal,
+                                             body["namespace_id"], selection_from(body),
+                                             body["discount_code"])
+        view = quote_view(quote)
+        if outcome is not None:
+            view["code_result"] = {
+                "code": outcome.code, "applied": outcome.applied is not None,
+                "reason": outcome.rejection.code if outcome.rejection else None,
+                "message": outcome.rejection.detail if outcome.rejection else None,
+            }
+        return view

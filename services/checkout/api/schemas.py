@@ -1,0 +1,227 @@
+"""Request and response schemas (they also generate /openapi.json)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+MAX_SEATS_ACCEPTED = 1_000_000  # beyond any catalog limit: the domain says how many are sold
+
+
+class StrictSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+def _int(**kwargs: object) -> ma.fields.Integer:
+    return ma.fields.Integer(strict=True, **kwargs)  # type: ignore[arg-type]
+
+
+# --- catalog -----------------------------------------------------------------
+class PlanSchema(ma.Schema):
+    id = ma.fields.String()
+    name = ma.fields.String()
+    unit_amount = ma.fields.Integer(metadata={"description": "Cents per seat per year"})
+    monthly_unit_amount = ma.fields.Integer(metadata={"description": "Cents per seat per month"})
+    purchasable = ma.fields.Boolean()
+    features = ma.fields.List(ma.fields.String())
+
+
+class AddOnSchema(ma.Schema):
+    id = ma.fields.String()
+    name = ma.fields.String()
+    unit_amount = ma.fields.Integer()
+    monthly_unit_amount = ma.fields.Integer()
+    requires_plans = ma.fields.List(ma.fields.String())
+    features = ma.fields.List(ma.fields.String())
+
+
+class PackSchema(ma.Schema):
+    id = ma.fields.String()
+    name = ma.fields.String()
+    unit_amount = ma.fields.Integer()
+    recurring = ma.fields.Boolean()
+
+
+class CatalogSchema(ma.Schema):
+    version = ma.fields.String()
+    currency = ma.fields.String()
+    term_months = ma.fields.Integer()
+    max_seats = ma.fields.Integer()
+    plans = ma.fields.List(ma.fields.Nested(PlanSchema))
+    addons = ma.fields.List(ma.fields.Nested(AddOnSchema))
+    packs = ma.fields.List(ma.fields.Nested(PackSchema))
+
+
+# --- quotes and purchases ------------------------------------------------------
+class AddOnSelectionSchema(StrictSchema):
+    sku = ma.fields.String(required=True, validate=validate.Length(1, 32))
+    seats = _int(required=True, validate=validate.Range(1, MAX_SEATS_ACCEPTED))
+
+
+class SelectionSchema(StrictSchema):
+    namespace_id = _int(required=True, validate=validate.Range(1))
+    plan = ma.fields.String(required=True, validate=validate.Length(1, 32))
+    seats = _int(required=True, validate=validate.Range(1, MAX_SEATS_ACCEPTED))
+    addons = ma.fields.List(ma.fields.Nested(AddOnSelectionSchema), load_default=list,
+                            validate=validate.Length(max=10))
+    discount_code = ma.fields.String(load_default=None, allow_none=True,
+                                     validate=validate.Length(max=64))
+
+
+class PurchaseRequestSchema(SelectionSchema):
+    payment_method_id = _int(load_default=None, allow_none=True,
+                             metadata={"description": "A saved card's id; default card if omitted"})
+
+
+class LineSchema(ma.Schema):
+    sku = ma.fields.String()
+    kind = ma.fields.String()
+    description = ma.fields.String()
+    quantity = ma.fields.Integer()
+    unit_amount = ma.fields.Integer()
+    amount = ma.fields.Integer()
+    discount = ma.fields.Integer()
+    net = ma.fields.Integer()
+
+
+class CodeResultSchema(ma.Schema):
+    code = ma.fields.String()
+    applied = ma.fields.Boolean()
+    reason = ma.fields.String(allow_none=True, metadata={"description": "Stable rejection code"})
+    message = ma.fields.String(allow_none=True)
+
+
+class QuoteSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    plan = ma.fields.String()
+    seats = ma.fields.Integer()
+    minimum_seats = ma.fields.Integer()
+    billable_members = ma.fields.Integer()
+    currency = ma.fields.String()
+    catalog_version = ma.fields.String()
+    term_start = ma.fields.String()
+    term_end = ma.fields.String()
+    lines = ma.fields.List(ma.fields.Nested(LineSchema))
+    subtotal = ma.fields.Integer()
+    discount_total = ma.fields.Integer()
+    total = ma.fields.Integer()
+    discount_code = ma.fields.String(allow_none=True)
+    code_result = ma.fields.Nested(CodeResultSchema, allow_none=True)
+
+
+class OrderSchema(ma.Schema):
+    id = ma.fields.Integer()
+    namespace_id = ma.fields.Integer()
+    status = ma.fields.String()
+    plan = ma.fields.String()
+    seats = ma.fields.Integer()
+    currency = ma.fields.String()
+    lines = ma.fields.List(ma.fields.Nested(LineSchema))
+    subtotal = ma.fields.Integer()
+    discount_total = ma.fields.Integer()
+    total = ma.fields.Integer()
+    discount_code = ma.fields.String(allow_none=True)
+    term_start = ma.fields.String()
+    term_end = ma.fields.String()
+    payment_intent_id = ma.fields.String(allow_none=True)
+    created_at = ma.fields.String()
+    completed_at = ma.fields.String(allow_none=True)
+
+
+class SubscriptionAddOnSchema(ma.Schema):
+    sku = ma.fields.String()
+    seats = ma.fields.Integer()
+
+
+class SubscriptionSchema(ma.Schema):
+    id = ma.fields.Integer()
+    namespace_id = ma.fields.Integer()
+    plan = ma.fields.String()
+    seats = ma.fields.Integer()
+    status = ma.fields.String()
+    auto_renew = ma.fields.Boolean()
+    term_start = ma.fields.String()
+    term_end = ma.fields.String()
+    next_renewal_date = ma.fields.String(allow_none=True)
+    addons = ma.fields.List(ma.fields.Nested(SubscriptionAddOnSchema))
+
+
+class PurchaseResultSchema(ma.Schema):
+    status = ma.fields.String(metadata={"description": "completed or requires_action"})
+    order = ma.fields.Nested(OrderSchema)
+    subscription = ma.fields.Nested(SubscriptionSchema, allow_none=True)
+    client_secret = ma.fields.String(allow_none=True,
+                                     metadata={"description": "For Stripe.js confirmCardPayment"})
+    next_step = ma.fields.String()
+
+
+class EntitlementsSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    path = ma.fields.String()
+    plan = ma.fields.String(metadata={"description": "Effective plan"})
+    paid_plan = ma.fields.String(allow_none=True)
+    seats = ma.fields.Integer(allow_none=True)
+    billable_members = ma.fields.Integer()
+    addons = ma.fields.List(ma.fields.Nested(SubscriptionAddOnSchema))
+    features = ma.fields.List(ma.fields.String())
+
+
+class NamespaceSchema(ma.Schema):
+    id = ma.fields.Integer()
+    path = ma.fields.String()
+    name = ma.fields.String()
+    kind = ma.fields.String()
+    parent_id = ma.fields.Integer(allow_none=True)
+    plan = ma.fields.String()
+    role = ma.fields.String()
+    billable_members = ma.fields.Integer()
+
+
+# --- billing -------------------------------------------------------------------
+def _text(max_len: int, required: bool = True) -> ma.fields.String:
+    if required:
+        return ma.fields.String(required=True, validate=validate.Length(1, max_len))
+    return ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=max_len))
+
+
+class BillingAccountInSchema(StrictSchema):
+    company = _text(200)
+    email = ma.fields.Email(required=True, validate=validate.Length(max=254))
+    country = ma.fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z]{2}$", error="Use a two-letter ISO 3166 country code."))
+    address_line1 = _text(200)
+    address_line2 = _text(200, required=False)
+    city = _text(100)
+    state = _text(100, required=False)
+    postal_code = _text(20)
+
+
+class CardSchema(ma.Schema):
+    id = ma.fields.Integer()
+    brand = ma.fields.String()
+    last4 = ma.fields.String()
+    exp_month = ma.fields.Integer()
+    exp_year = ma.fields.Integer()
+    is_default = ma.fields.Boolean()
+
+
+class BillingAccountSchema(BillingAccountInSchema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    id = ma.fields.Integer()
+    has_stripe_customer = ma.fields.Boolean()
+    cards = ma.fields.List(ma.fields.Nested(CardSchema))
+
+
+class CardSetupSchema(ma.Schema):
+    setup_intent_id = ma.fields.String()
+    client_secret = ma.fields.String()
+    publishable_key = ma.fields.String()
+    stripe_js_url = ma.fields.String()
+
+
+class RecordCardSchema(StrictSchema):
+    setup_intent_id = ma.fields.String(required=True, validate=validate.Regexp(
+        r"^seti_[A-Za-z0-9]{1,64}$", error="Not a SetupIntent id."))

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.checkout.api.context import checkout
+from services.checkout.usecases import webhooks
+from services.common.web import ProblemSchema, request_uow
+
+blp = Blueprint("stripe", __name__, description="Stripe webhook receiver")
+
+WEBHOOK_PATH = "/stripe/webhooks"
+
+
+@blp.route(WEBHOOK_PATH)
+class StripeWebhooks(MethodView):
+    @blp.alt_response(400, schema=ProblemSchema, description="Bad signature")
+    def post(self) -> Response:
+        """Receive a Stripe event (signature checked on the raw body, 300 s tolerance)."""
+        outcome = webhooks.receive(checkout(), request_uow(), request.get_data(cache=False),
+                                   request.headers.get("Stripe-Signature"))
+        return jsonify(received=True, outcome=outcome)

@@ -1,0 +1,44 @@
+"""The checkout service: catalog, quotes, billing accounts, cards, purchases,
+subscriptions and Stripe webhooks. `create_app()` is the WSGI factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from services.checkout.adapters.models import FunnelEventRow, OutboxMessage
+from services.checkout.adapters.payments import PaymentGateway, StripeGateway
+from services.checkout.api import billing, catalog, namespaces, purchases, quotes, webhooks
+from services.checkout.domain.catalog import Catalog
+from services.checkout.runtime import Checkout
+from services.common.clock import Clock
+from services.common.config import Settings
+from services.common.service import ServiceContext, build_context
+from services.common.web import ReadinessCheck, create_service_app
+
+
+def build_checkout(settings: Settings, clock: Clock | None = None,
+                   payments: PaymentGateway | None = None) -> Checkout:
+    ctx = build_context("checkout", settings, clock, OutboxMessage, FunnelEventRow)
+    gateway = payments or StripeGateway(settings.stripe_api_key, settings.stripe_api_base,
+                                        settings.stripe_webhook_secret,
+                                        settings.stripe_timeout_seconds)
+    return Checkout(ctx=ctx, catalog=Catalog.load(), payments=gateway)
+
+
+def _stripe_reachable(gateway: PaymentGateway) -> ReadinessCheck:
+    def stripe(ctx: ServiceContext) -> None:
+        gateway.ping()
+    return stripe
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None,
+               payments: PaymentGateway | None = None) -> Flask:
+    checkout = build_checkout(settings or Settings.from_env("checkout"), clock, payments)
+    app = create_service_app(
+        checkout.ctx, title="Checkout", description=__doc__ or "",
+        blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, namespaces.blp,
+                    webhooks.blp],
+        readiness_checks=[_stripe_reachable(checkout.payments)],
+        json_exempt_paths=[webhooks.WEBHOOK_PATH])
+    app.extensions["checkout"] = checkout
+    return app

@@ -1,0 +1,85 @@
+"""The catalog: plans, add-ons and packs with list prices, loaded from data."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+CATALOG_FILE = Path(__file__).resolve().parents[1] / "data" / "catalog.toml"
+
+
+@dataclass(frozen=True)
+class Plan:
+    id: str
+    name: str
+    unit_amount: int  # cents per seat per term
+    purchasable: bool
+    rank: int
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AddOn:
+    id: str
+    name: str
+    unit_amount: int
+    requires_plans: tuple[str, ...]
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pack:
+    id: str
+    name: str
+    unit_amount: int
+    recurring: bool
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: str
+    currency: str
+    term_months: int
+    max_seats: int
+    plans: MappingProxyType[str, Plan]
+    addons: MappingProxyType[str, AddOn]
+    packs: MappingProxyType[str, Pack]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Catalog:
+        plans = {
+            key: Plan(key, v["name"], int(v["unit_amount"]), bool(v["purchasable"]),
+                      int(v["rank"]), tuple(v.get("features", ())))
+            for key, v in data["plans"].items()
+        }
+        addons = {
+            key: AddOn(key, v["name"], int(v["unit_amount"]), tuple(v["requires_plans"]),
+                       tuple(v.get("features", ())))
+            for key, v in data.get("addons", {}).items()
+        }
+        for addon in addons.values():
+            unknown = set(addon.requires_plans) - set(plans)
+            if unknown:
+                raise ValueError(f"add-on {addon.id} requires unknown plans {sorted(unknown)}")
+        packs = {
+            key: Pack(key, v["name"], int(v["unit_amount"]), bool(v["recurring"]))
+            for key, v in data.get("packs", {}).items()
+        }
+        return cls(str(data["version"]), str(data["currency"]), int(data["term_months"]),
+                   int(data["max_seats"]), MappingProxyType(plans), MappingProxyType(addons),
+                   MappingProxyType(packs))
+
+    @classmethod
+    def load(cls, path: Path = CATALOG_FILE) -> Catalog:
+        with path.open("rb") as fh:
+            return cls.from_dict(tomllib.load(fh))
+
+    def features_for(self, plan: str, addons: tuple[str, ...] = ()) -> list[str]:
+        features = set(self.plans[plan].features) if plan in self.plans else set()
+        for addon in addons:
+            if addon in self.addons:
+                features.update(self.addons[addon].features)
+        return sorted(features)

@@ -1,0 +1,169 @@
+"""Pricing and seat rules for a purchase. Plain Python: no I/O, no framework.
+
+Amounts are integer cents. A quote is built in two steps: `price_lines` turns
+a selection (plan, seats, add-ons) into list-price lines after checking the
+seat and add-on rules, then `assemble_quote` applies an optional discount and
+adds the totals.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date
+
+from services.checkout.domain.catalog import Catalog
+from services.common.problems import Problem
+
+
+@dataclass(frozen=True)
+class AddOnSelection:
+    sku: str
+    seats: int
+
+
+@dataclass(frozen=True)
+class Selection:
+    plan: str
+    seats: int
+    addons: tuple[AddOnSelection, ...] = ()
+
+
+@dataclass(frozen=True)
+class NamespaceFacts:
+    """What pricing needs to know about the namespace being bought for."""
+
+    id: int
+    is_top_level: bool
+    current_plan: str
+    billable_members: int
+
+
+@dataclass(frozen=True)
+class LineItem:
+    sku: str
+    kind: str  # "plan" or "addon"
+    description: str
+    quantity: int
+    unit_amount: int
+    amount: int
+    discount: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.amount - self.discount
+
+
+@dataclass(frozen=True)
+class AppliedDiscount:
+    code: str
+    description: str
+    first_term_only: bool
+    # cents off, per line sku
+    amounts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Quote:
+    namespace_id: int
+    plan: str
+    seats: int
+    minimum_seats: int
+    billable_members: int
+    currency: str
+    catalog_version: str
+    term_start: date
+    term_end: date
+    lines: tuple[LineItem, ...]
+    discount: AppliedDiscount | None = None
+
+    @property
+    def subtotal(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+    @property
+    def discount_total(self) -> int:
+        return sum(line.discount for line in self.lines)
+
+    @property
+    def total(self) -> int:
+        return self.subtotal - self.discount_total
+
+
+def minimum_seats(billable_members: int) -> int:
+    return max(1, billable_members)
+
+
+def add_months(start: date, months: int) -> date:
+    """Same day `months` later; the 29th-31st fall back to the month's last day."""
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def price_lines(catalog: Catalog, selection: Selection, namespace: NamespaceFacts) -> list[LineItem]:
+    plan = catalog.plans.get(selection.plan)
+    if plan is None:
+        raise Problem(422, "unknown_plan", "Unknown plan",
+                      f"There is no plan '{selection.plan}'. Choose one of: "
+                      f"{', '.join(p for p, v in catalog.plans.items() if v.purchasable)}.")
+    if not plan.purchasable:
+        raise Problem(422, "plan_not_purchasable", "Plan not for sale",
+                      f"The {plan.name} plan can not be bought.")
+    if not namespace.is_top_level:
+        raise Problem(422, "not_top_level", "Not a top-level namespace",
+                      "Subscriptions are bought for top-level groups only; choose the parent group.")
+    minimum = minimum_seats(namespace.billable_members)
+    if selection.seats < minimum:
+        raise Problem(
+            422, "seats_below_minimum", "Too few seats",
+            f"This namespace has {namespace.billable_members} billable members, so at least "
+            f"{minimum} seats are needed.",
+            minimum_seats=minimum, billable_members=namespace.billable_members,
+        )
+    if selection.seats > catalog.max_seats:
+        raise Problem(422, "seats_above_maximum", "Too many seats",
+                      f"Self-service purchases are limited to {catalog.max_seats} seats; "
+                      "contact sales for more.", maximum_seats=catalog.max_seats)
+    lines = [LineItem(plan.id, "plan", f"{plan.name} plan, {selection.seats} seats, 12 months",
+                      selection.seats, plan.unit_amount, plan.unit_amount * selection.seats)]
+    seen: set[str] = set()
+    for chosen in selection.addons:
+        addon = catalog.addons.get(chosen.sku)
+        if addon is None:
+            raise Problem(422, "unknown_addon", "Unknown add-on",
+                          f"There is no add-on '{chosen.sku}'. Choose one of: "
+                          f"{', '.join(catalog.addons)}.")
+        if chosen.sku in seen:
+            raise Problem(422, "duplicate_addon", "Add-on listed twice",
+                          f"{addon.name} appears more than once.")
+        seen.add(chosen.sku)
+        if plan.id not in addon.requires_plans:
+            needs = " or ".join(catalog.plans[p].name for p in addon.requires_plans)
+            raise Problem(422, "addon_not_available", "Add-on not available on this plan",
+                          f"{addon.name} needs {needs}.")
+        if not 1 <= chosen.seats <= selection.seats:
+            raise Problem(422, "addon_seats_exceed_plan", "Add-on seats out of range",
+                          f"{addon.name} needs between 1 and {selection.seats} seats "
+                          "(no more than the subscription's seats).",
+                          maximum_seats=selection.seats)
+        lines.append(LineItem(addon.id, "addon", f"{addon.name}, {chosen.seats} seats, 12 months",
+                              chosen.seats, addon.unit_amount, addon.unit_amount * chosen.seats))
+    return lines
+
+
+def assemble_quote(catalog: Catalog, selection: Selection, namespace: NamespaceFacts,
+                   today: date, discount: AppliedDiscount | None = None) -> Quote:
+    lines = price_lines(catalog, selection, namespace)
+    if discount is not None:
+        lines = [
+            LineItem(**{**line.__dict__, "discount": min(line.amount, discount.amounts.get(line.sku, 0))})
+            for line in lines
+        ]
+    return Quote(
+        namespace_id=namespace.id, plan=selection.plan, seats=selection.seats,
+        minimum_seats=minimum_seats(namespace.billable_members),
+        billable_members=namespace.billable_members, currency=catalog.currency,
+        catalog_version=catalog.version, term_start=today,
+        term_end=add_months(today, catalog.term_months), lines=tuple(lines), discount=discount,
+    )

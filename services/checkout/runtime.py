@@ -1,0 +1,20 @@
+"""The checkout service's parts, wired once at start-up and shared by the HTTP
+layer, the workers and the CLIs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.checkout.adapters.payments import PaymentGateway
+from services.checkout.domain.catalog import Catalog
+from services.common.service import ServiceContext, ServiceUnitOfWork
+
+UowFactory = Callable[[], ServiceUnitOfWork]
+
+
+@dataclass
+class Checkout:
+    ctx: ServiceContext
+    catalog: Catalog
+    payments: PaymentGateway

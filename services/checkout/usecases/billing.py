@@ -1,0 +1,151 @@
+"""Billing account and card capture.
+
+Card capture is a SetupIntent: the server creates it and hands the browser its
+client secret; Stripe.js confirms it with the card; the server then reads the
+result back from Stripe and keeps only ids, brand, last4 and expiry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from services.checkout.adapters.models import BillingAccount, PaymentMethod
+from services.checkout.adapters.payments import (
+    CustomerDetails,
+    PaymentProviderUnavailable,
+    PaymentRejected,
+)
+from services.checkout.runtime import Checkout
+from services.common.auth import Principal
+from services.common.problems import Problem
+from services.common.service import ServiceUnitOfWork
+from services.common.telemetry import Step
+
+PROVIDER_DOWN = Problem(503, "payment_provider_unavailable", "Payment provider unavailable",
+                        "We could not reach our payment provider. Nothing was charged; "
+                        "try again in a moment.", headers={"Retry-After": "30"})
+
+ACCOUNT_FIELDS = ("company", "email", "country", "address_line1", "address_line2", "city",
+                  "state", "postal_code")
+
+
+@dataclass(frozen=True)
+class CardSetup:
+    setup_intent_id: str
+    client_secret: str
+    publishable_key: str
+    stripe_js_url: str
+
+
+def find_account(session: Session, user_id: int) -> BillingAccount | None:
+    return session.scalar(select(BillingAccount).where(BillingAccount.user_id == user_id))
+
+
+def require_account(session: Session, principal: Principal) -> BillingAccount:
+    account = find_account(session, principal.user_id)
+    if account is None:
+        raise Problem(409, "billing_account_missing", "No billing account",
+                      "Create your billing account (PUT /billing-account) first.")
+    return account
+
+
+def save_account(uow: ServiceUnitOfWork, principal: Principal, fields: dict[str, Any]) -> BillingAccount:
+    with uow:
+        account = find_account(uow.session, principal.user_id)
+        created = account is None
+        if account is None:
+            account = BillingAccount(user_id=principal.user_id, created_at=uow.now)
+            uow.session.add(account)
+        for name in ACCOUNT_FIELDS:
+            setattr(account, name, fields.get(name))
+        account.country = account.country.upper()
+        account.updated_at = uow.now
+        uow.track(Step.BILLING_ACCOUNT_SAVED, user_id=principal.user_id, namespace_id=None,
+                  country=account.country, created=created)
+        uow.commit()
+        uow.session.refresh(account)
+        uow.session.expunge(account)
+        return account
+
+
+def get_account(uow: ServiceUnitOfWork, principal: Principal) -> tuple[BillingAccount, list[PaymentMethod]]:
+    with uow:
+        account = require_account(uow.session, principal)
+        cards = list(account.payment_methods)
+        uow.session.expunge_all()
+        return account, cards
+
+
+def _customer_details(account: BillingAccount) -> CustomerDetails:
+    return CustomerDetails(account.email, account.company, account.country, account.address_line1,
+                           account.address_line2, account.city, account.state, account.postal_code)
+
+
+def start_card_setup(app: Checkout, uow: ServiceUnitOfWork, principal: Principal) -> CardSetup:
+    """Create (or refresh) the Stripe customer with the billing address, then a SetupIntent."""
+    with uow:
+        account = require_account(uow.session, principal)
+        try:
+            customer_id = app.payments.upsert_customer(
+                account.stripe_customer_id, _customer_details(account),
+                {"billing_account_id": str(account.id), "user_id": str(principal.user_id)})
+            intent = app.payments.create_setup_intent(
+                customer_id, {"billing_account_id": str(account.id)})
+        except PaymentProviderUnavailable as exc:
+            raise PROVIDER_DOWN from exc
+        account.stripe_customer_id = customer_id
+        uow.track(Step.CARD_SETUP_STARTED, user_id=principal.user_id, namespace_id=None)
+        uow.commit()
+    return CardSetup(intent.id, intent.client_secret, app.ctx.settings.stripe_publishable_key,
+                     app.ctx.settings.stripe_js_url)
+
+
+def record_card(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
+                setup_intent_id: str) -> PaymentMethod:
+    """Save the card a confirmed SetupIntent attached, as the account's default."""
+    with uow:
+        account = require_account(uow.session, principal)
+        try:
+            intent = app.payments.get_setup_intent(setup_intent_id)
+        except PaymentProviderUnavailable as exc:
+            raise PROVIDER_DOWN from exc
+        except PaymentRejected as exc:
+            raise Problem(404, "setup_intent_not_found", "Card setup not found",
+                          "No card setup with that id.") from exc
+        if not account.stripe_customer_id or intent.customer_id != account.stripe_customer_id:
+            raise Problem(404, "setup_intent_not_found", "Card setup not found",
+                          "No card setup with that id belongs to your billing account.")
+        if intent.status == "requires_action":
+            raise Problem(409, "authentication_required", "Card needs authentication",
+                          "Your bank asks you to authenticate this card (3-D Secure); "
+                          "finish the check in the browser and try again.",
+                          client_secret=intent.client_secret)
+        if intent.status != "succeeded" or intent.card is None:
+            uow.track(Step.CARD_DECLINED, user_id=principal.user_id, namespace_id=None,
+                      stripe_status=intent.status)
+            uow.commit()
+            raise Problem(402, "card_declined", "Card declined",
+                          "Your card was declined. Try another card or contact your bank.")
+        card = intent.card
+        existing = uow.session.scalar(select(PaymentMethod).where(
+            PaymentMethod.stripe_payment_method_id == card.payment_method_id))
+        uow.session.execute(update(PaymentMethod)
+                            .where(PaymentMethod.billing_account_id == account.id)
+                            .values(is_default=False))
+        if existing is None:
+            existing = PaymentMethod(
+                billing_account_id=account.id, stripe_payment_method_id=card.payment_method_id,
+                brand=card.brand, last4=card.last4, exp_month=card.exp_month,
+                exp_year=card.exp_year, created_at=uow.now)
+            uow.session.add(existing)
+        existing.is_default = True
+        uow.track(Step.CARD_CAPTURED, user_id=principal.user_id, namespace_id=None,
+                  brand=card.brand)
+        uow.commit()
+        uow.session.refresh(existing)
+        uow.session.expunge(existing)
+        return existing

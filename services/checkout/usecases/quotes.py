@@ -1,0 +1,37 @@
+"""Pricing a selection for a namespace (no state is changed but the funnel)."""
+
+from __future__ import annotations
+
+from services.checkout.domain.pricing import Quote, Selection, assemble_quote
+from services.checkout.runtime import Checkout
+from services.checkout.usecases import access, discounts
+from services.common.auth import Principal
+from services.common.service import ServiceUnitOfWork
+from services.common.telemetry import Step
+
+
+def list_plans(app: Checkout, uow: ServiceUnitOfWork, principal: Principal | None) -> None:
+    """Record that the price list was seen (the catalog itself is static data)."""
+    with uow:
+        uow.track(Step.PLANS_VIEWED, user_id=principal.user_id if principal else None,
+                  namespace_id=None, catalog_version=app.catalog.version)
+        uow.commit()
+
+
+def create_quote(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace_id: int,
+                 selection: Selection, code: str | None) -> tuple[Quote, discounts.CodeOutcome | None]:
+    with uow:
+        namespace = access.load_namespace(uow.session, namespace_id, principal)
+        facts = access.namespace_facts(uow.session, namespace)
+        today = uow.now.date()
+        quote = assemble_quote(app.catalog, selection, facts, today)
+        outcome = None
+        if code:
+            outcome = discounts.evaluate_code(uow, principal, quote, code)
+            if outcome.applied:
+                quote = assemble_quote(app.catalog, selection, facts, today, outcome.applied)
+        uow.track(Step.PLAN_CHOSEN, user_id=principal.user_id, namespace_id=namespace_id,
+                  plan=selection.plan, seats=selection.seats, minimum_seats=quote.minimum_seats,
+                  addons=[a.sku for a in selection.addons], total=quote.total)
+        uow.commit()
+        return quote, outcome

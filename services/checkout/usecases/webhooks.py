@@ -1,0 +1,93 @@
+"""Stripe webhooks: verified on the raw body, stored once by event id, and
+dispatched to one small handler per event type.
+
+Handlers move orders with the same idempotent `apply_charge` the purchase
+path uses, so a duplicate delivery or a late `payment_failed` after a
+`succeeded` leaves the same final state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from services.checkout.adapters.models import BillingAccount, Order, StripeEvent
+from services.checkout.adapters.payments import ChargeResult
+from services.checkout.runtime import Checkout
+from services.checkout.usecases.purchases import apply_charge
+from services.common.problems import Problem
+from services.common.service import ServiceUnitOfWork
+
+Handler = Callable[[Checkout, ServiceUnitOfWork, dict[str, Any]], str]
+
+
+def _order_for_intent(uow: ServiceUnitOfWork, intent: dict[str, Any]) -> Order | None:
+    order = uow.session.scalar(
+        select(Order).where(Order.stripe_payment_intent_id == intent["id"]).with_for_update())
+    if order is not None:
+        return order
+    # The event can beat our own write of the intent id (between charge and
+    # settle): fall back to the order id we put in the metadata, but only for an
+    # order that has no intent yet and matches the amount and the customer.
+    order_id = str((intent.get("metadata") or {}).get("order_id", ""))
+    if not order_id.isdigit():
+        return None
+    order = uow.session.scalar(select(Order).where(Order.id == int(order_id)).with_for_update())
+    if order is None or order.stripe_payment_intent_id is not None or order.total != intent.get("amount"):
+        return None
+    account = uow.session.get(BillingAccount, order.billing_account_id)
+    if account is None or account.stripe_customer_id != intent.get("customer"):
+        return None
+    return order
+
+
+def _intent_succeeded(app: Checkout, uow: ServiceUnitOfWork, intent: dict[str, Any]) -> str:
+    order = _order_for_intent(uow, intent)
+    if order is None:
+        return "ignored: no order"
+    before = order.status
+    apply_charge(app, uow, order, ChargeResult("succeeded", intent["id"]))
+    return f"order {order.id}: {before} -> {order.status}"
+
+
+def _intent_failed(app: Checkout, uow: ServiceUnitOfWork, intent: dict[str, Any]) -> str:
+    order = _order_for_intent(uow, intent)
+    if order is None:
+        return "ignored: no order"
+    before = order.status
+    error = intent.get("last_payment_error") or {}
+    apply_charge(app, uow, order, ChargeResult(
+        "declined", intent["id"], None, error.get("decline_code") or error.get("code"),
+        error.get("message")))
+    return f"order {order.id}: {before} -> {order.status}"
+
+
+HANDLERS: dict[str, Handler] = {
+    "payment_intent.succeeded": _intent_succeeded,
+    "payment_intent.payment_failed": _intent_failed,
+}
+
+
+def receive(app: Checkout, uow: ServiceUnitOfWork, payload: bytes, signature: str | None) -> str:
+    try:
+        event = app.payments.construct_event(payload, signature)
+    except Exception as exc:  # bad signature, stale timestamp, or not JSON
+        raise Problem(400, "invalid_signature", "Invalid webhook signature",
+                      "The Stripe-Signature header does not match the body.") from exc
+    with uow:
+        if uow.session.get(StripeEvent, event["id"]) is not None:
+            return "duplicate"
+        row = StripeEvent(id=event["id"], type=event["type"], payload=event, received_at=uow.now)
+        uow.session.add(row)
+        try:
+            uow.session.flush()
+        except IntegrityError:
+            return "duplicate"  # a concurrent delivery of the same event won
+        handler = HANDLERS.get(event["type"])
+        row.outcome = handler(app, uow, event["data"]["object"])[:100] if handler else "unhandled"
+        row.processed_at = uow.now
+        uow.commit()
+        return row.outcome

@@ -1,0 +1,54 @@
+"""A real SMTP server for development and tests (aiosmtpd) that keeps every
+message it receives in a Maildir (`var/mail` under `make run`), so a person
+can open the mail folder with any mail reader, or just look at the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import mailbox
+import time
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+class MaildirHandler:
+    def __init__(self, directory: Path) -> None:
+        self.maildir = mailbox.Maildir(str(directory), create=True)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        if "X-Envelope-To" not in message:
+            message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.maildir.add(message)
+        return "250 Message accepted for delivery"
+
+
+def start(directory: Path, host: str = "127.0.0.1", port: int = 8025) -> Controller:
+    controller = Controller(MaildirHandler(directory), hostname=host, port=port)
+    controller.start()
+    return controller
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8025)
+    parser.add_argument("--dir", type=Path, default=Path("var/mail"))
+    args = parser.parse_args()
+    controller = start(args.dir, args.host, args.port)
+    print(f"smtp: listening on {args.host}:{args.port}, keeping mail in {args.dir}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Funnel telemetry: one append-only row per step a person takes.
+
+The row is written in the same transaction as the step (so the local store,
+the source of the experiment analysis, never disagrees with the data), and is
+forwarded to PostHog after commit by a batched, non-blocking client. A dead
+PostHog host changes nothing for the buyer: the SDK queues in memory and drops
+when its queue is full.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import JSON, BigInteger, String
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from services.common.db import BigIntPK, UTCDateTime
+
+log = logging.getLogger(__name__)
+
+
+class Step(enum.StrEnum):
+    PLANS_VIEWED = "plans_viewed"
+    PLAN_CHOSEN = "plan_chosen"
+    SEATS_CHANGED = "seats_changed"
+    CODE_APPLIED = "code_applied"
+    CODE_REJECTED = "code_rejected"
+    CODE_REDEEMED = "code_redeemed"
+    BILLING_ACCOUNT_SAVED = "billing_account_saved"
+    CARD_SETUP_STARTED = "card_setup_started"
+    CARD_CAPTURED = "card_captured"
+    CARD_DECLINED = "card_declined"
+    THREE_DS_REQUIRED = "three_ds_required"
+    PURCHASE_COMPLETED = "purchase_completed"
+    PURCHASE_FAILED = "purchase_failed"
+    TRIAL_ELIGIBILITY_CHECKED = "trial_eligibility_checked"
+    TRIAL_STARTED = "trial_started"
+    TRIAL_CONVERTED = "trial_converted"
+    TRIAL_EXPIRED = "trial_expired"
+    NOTIFICATION_SENT = "notification_sent"
+    EXPERIMENT_EXPOSURE = "experiment_exposure"
+
+
+class Traffic(enum.StrEnum):
+    """Where a request came from. Synthetic traffic never enters an analysis."""
+
+    REAL = "real"
+    DEMO = "demo"
+    SYNTHETIC = "synthetic"
+
+
+TRAFFIC_HEADER = "X-Traffic-Source"
+
+
+class FunnelEventMixin:
+    __tablename__ = "funnel_events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    service: Mapped[str] = mapped_column(String(32))
+    step: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    namespace_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # {experiment_key: variation_id} the person was in when the step happened.
+    experiments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    traffic: Mapped[str] = mapped_column(String(16), default=Traffic.REAL.value)
+
+
+@dataclass(frozen=True)
+class FunnelEvent:
+    step: Step
+    user_id: int | None
+    namespace_id: int | None
+    occurred_at: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+    experiments: dict[str, Any] = field(default_factory=dict)
+    traffic: Traffic = Traffic.REAL
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+class Forwarder(Protocol):
+    def forward(self, service: str, event: FunnelEvent) -> None: ...
+    def shutdown(self) -> None: ...
+
+
+class NoForwarder:
+    """PostHog not configured: the local store is the only sink."""
+
+    def forward(self, service: str, event: FunnelEvent) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+
+class PostHogForwarder:
+    """Forwards funnel events with the official SDK (batched on its own thread)."""
+
+    def __init__(self, api_key: str, host: str) -> None:
+        from posthog import Posthog
+
+        self._client = Posthog(
+            api_key, host=host, max_queue_size=10_000, flush_at=100, flush_interval=2.0,
+            max_retries=2, timeout=3, on_error=self._on_error,
+        )
+
+    @staticmethod
+    def _on_error(error: Exception, batch: Any) -> None:
+        log.warning("posthog forwarding failed: %s (%d events dropped)", error, len(batch or []))
+
+    def forward(self, service: str, event: FunnelEvent) -> None:
+        properties = {**event.properties, "service": service, "namespace_id": event.namespace_id,
+                      "traffic": event.traffic.value}
+        for key, variation in event.experiments.items():
+            properties[f"$feature/{key}"] = variation
+        distinct_id = str(event.user_id) if event.user_id is not None else f"ns-{event.namespace_id}"
+        try:
+            self._client.capture(
+                event.step.value, distinct_id=distinct_id, properties=properties,
+                timestamp=event.occurred_at, uuid=event.event_id,
+            )
+        except Exception:  # telemetry must never break the step it describes
+            log.exception("posthog capture failed")
+
+    def shutdown(self) -> None:
+        self._client.shutdown()
+
+
+def make_forwarder(api_key: str | None, host: str) -> Forwarder:
+    return PostHogForwarder(api_key, host) if api_key else NoForwarder()
+
+
+def record(session: Session, model: type[FunnelEventMixin], service: str, event: FunnelEvent) -> None:
+    session.add(
+        model(  # type: ignore[call-arg]
+            event_id=event.event_id, service=service, step=event.step.value,
+            user_id=event.user_id, namespace_id=event.namespace_id,
+            occurred_at=event.occurred_at, properties=event.properties,
+            experiments=event.experiments, traffic=event.traffic.value,
+        )
+    )

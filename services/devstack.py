@@ -1,0 +1,120 @@
+"""`make run`: the whole stack on one machine, with demo data.
+
+Migrates each service's SQLite database under var/, seeds the demo data,
+then hands the Procfile to honcho (localstripe from scratch, the SMTP mail
+sink, the three services) and, once they answer, registers checkout's Stripe
+webhook with localstripe and prints the URLs and demo tokens. Ctrl-C stops
+everything (honcho forwards the signal to every process).
+
+`python -m services.devstack tokens` prints the demo tokens again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from datetime import timedelta
+
+import requests
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+from sqlalchemy.orm import Session
+
+from services.checkout.seed import load_demo, seed
+from services.common.auth import issue_token
+from services.common.clock import SystemClock
+from services.common.config import DEFAULT_PORTS, ROOT, VAR, Settings
+from services.common.db import make_engine
+from services.common.migrate import SERVICES, upgrade
+from services.common.serve import port_for
+
+
+def demo_tokens(secret: str) -> list[tuple[str, str, str]]:
+    """(name, email, token) for each demo user."""
+    now = SystemClock().now()
+    return [(u["name"], u["email"],
+             issue_token(secret, u["id"], u["email"], tuple(u.get("roles", ())), now=now,
+                         ttl=timedelta(days=30)))
+            for u in load_demo()["users"]]
+
+
+def prepare() -> None:
+    VAR.mkdir(exist_ok=True)
+    (VAR / "mail").mkdir(exist_ok=True)
+    for service in SERVICES:
+        upgrade(service, Settings.from_env(service).database_url)
+    engine = make_engine(Settings.from_env("checkout").database_url)
+    with Session(engine) as session:
+        seed(session, SystemClock())
+    engine.dispose()
+
+
+def _wait_for(url: str, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def register_webhook(stripe_base: str, checkout_url: str, secret: str) -> None:
+    response = requests.post(f"{stripe_base}/_config/webhooks/checkout",
+                             data={"url": f"{checkout_url}/stripe/webhooks", "secret": secret},
+                             timeout=5)
+    response.raise_for_status()
+
+
+def _announce(settings: Settings) -> None:
+    stripe_base = settings.stripe_api_base or ""
+    urls = {name: f"http://127.0.0.1:{port_for(name)}" for name in DEFAULT_PORTS}
+    if not _wait_for(f"{stripe_base}/v1/customers"):
+        print("devstack: localstripe did not start; see its lines above", flush=True)
+        return
+    register_webhook(stripe_base, urls["checkout"], settings.stripe_webhook_secret)
+    ready = all(_wait_for(f"{url}/healthz") for url in urls.values())
+    lines = ["", "=" * 78, "The stack is up." if ready else "Some services did not answer yet.", ""]
+    lines += [f"  {name:<14} {url}   (API docs: {url}/openapi.json)" for name, url in urls.items()]
+    lines += [f"  {'localstripe':<14} {stripe_base}", f"  {'mail folder':<14} {VAR / 'mail'}",
+              "", "Demo tokens (export one as TOKEN and send 'Authorization: Bearer $TOKEN'):"]
+    for name, email, token in demo_tokens(settings.auth_secret):
+        lines += [f"  {name} <{email}>", f"    {token}"]
+    lines += ["", "README.md walks through buying Premium for the 'acme' namespace (id 100).",
+              "Ctrl-C stops everything.", "=" * 78, ""]
+    print("\n".join(lines), flush=True)
+
+
+def run() -> int:
+    os.chdir(ROOT)
+    prepare()
+    settings = Settings.from_env("checkout")
+    env = dict(os.environ)
+    # Processes find this environment's python and localstripe first.
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    manager = Manager()
+    for name, command in parse_procfile((ROOT / "Procfile").read_text()).processes.items():
+        manager.add_process(name, command, env=env, cwd=str(ROOT))
+    threading.Thread(target=_announce, args=(settings,), daemon=True).start()
+    manager.loop()
+    return manager.returncode or 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["tokens"]:
+        for name, email, token in demo_tokens(Settings.from_env("checkout").auth_secret):
+            print(f"{name} <{email}>\n  {token}")
+        return 0
+    if argv:
+        print("usage: python -m services.devstack [tokens]", file=sys.stderr)
+        return 2
+    return run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

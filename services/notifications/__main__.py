@@ -1,0 +1,4 @@
+from services.notifications.app import create_app
+from services.common.serve import serve
+
+serve("notifications", create_app)

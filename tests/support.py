@@ -1,0 +1,120 @@
+"""Helpers shared by the test suites: databases, localstripe, live servers, tokens."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+from flask import Flask
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from services.common.auth import issue_token
+from services.common.clock import SystemClock
+from services.common.config import normalise_database_url
+
+TEST_SECRET = "test-auth-secret-long-enough-for-hs256-signing"
+WEBHOOK_SECRET = "whsec_test_secret"
+PG_SKIP_REASON = ("PostgreSQL tests need TEST_DATABASE_URL, e.g. "
+                  "TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test make test")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def token(user_id: int, email: str | None = None, roles: tuple[str, ...] = ()) -> str:
+    return issue_token(TEST_SECRET, user_id, email or f"user{user_id}@test", roles,
+                       now=SystemClock().now(), ttl=timedelta(hours=2))
+
+
+def auth(user_id: int, roles: tuple[str, ...] = ()) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(user_id, roles=roles)}"}
+
+
+def pg_base_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL")
+    return normalise_database_url(url) if url else None
+
+
+@contextmanager
+def postgres_database(suffix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database next to TEST_DATABASE_URL's, dropped afterwards."""
+    base = pg_base_url()
+    assert base
+    url = make_url(base)
+    name = f"{url.database}_{suffix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class LocalStripe:
+    """localstripe as a real subprocess on a free port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        binary = shutil.which("localstripe", path=os.path.dirname(sys.executable)) or "localstripe"
+        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--from-scratch"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{self.url}/v1/customers", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("localstripe did not start")
+
+    def register_webhook(self, name: str, url: str, secret: str) -> None:
+        requests.post(f"{self.url}/_config/webhooks/{name}", data={"url": url, "secret": secret},
+                      timeout=5).raise_for_status()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class LiveServer:
+    """A Flask app on a real socket (threaded), for webhooks and concurrency."""
+
+    def __init__(self, app: Flask) -> None:
+        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from services.common.auth import issue_token, principal_from_header, verify_token
+from services.common.problems import Problem
+
+NOW = datetime.now(UTC)
+S = "a-test-secret-of-at-least-32-bytes-long"
+OTHER = "another-secret-of-at-least-32-bytes-long"
+
+
+def test_token_round_trip_keeps_user_email_and_roles() -> None:
+    principal = verify_token(S, issue_token(S, 7, "a@b.c", ("admin",), now=NOW))
+    assert (principal.user_id, principal.email, principal.is_admin) == (7, "a@b.c", True)
+
+
+@pytest.mark.parametrize("token,code", [
+    (issue_token(OTHER, 7, "a@b.c", now=NOW), "invalid_token"),
+    (issue_token(S, 7, "a@b.c", now=NOW - timedelta(days=2), ttl=timedelta(days=1)), "token_expired"),
+    (jwt.encode({"sub": "x", "exp": 9999999999, "iss": "devops-checkout"}, S), "invalid_token"),
+    (jwt.encode({"sub": "1", "exp": 9999999999}, S), "invalid_token"),  # no issuer
+    ("not-a-jwt", "invalid_token"),
+])
+def test_bad_tokens_are_refused_with_a_stable_code(token: str, code: str) -> None:
+    with pytest.raises(Problem) as excinfo:
+        verify_token(S, token)
+    assert excinfo.value.status == 401
+    assert excinfo.value.code == code
+
+
+@pytest.mark.parametrize("header,code", [(None, "unauthenticated"), ("Basic abc", "invalid_token"),
+                                         ("Bearer ", "invalid_token")])
+def test_authorization_header_shapes(header: str | None, code: str) -> None:
+    with pytest.raises(Problem) as excinfo:
+        principal_from_header(S, header)
+    assert excinfo.value.code == code
+    assert excinfo.value.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_problem_serialises_as_rfc9457_with_extras() -> None:
+    body = Problem(422, "seats_below_minimum", "Too few seats", "Need 3.", minimum_seats=3).to_dict("r1")
+    assert body == {"type": "/problems/seats_below_minimum", "title": "Too few seats", "status": 422,
+                    "code": "seats_below_minimum", "detail": "Need 3.", "instance": "r1",
+                    "minimum_seats": 3}
