@@ -23,8 +23,14 @@ from services.common.config import Settings
 from services.common.db import make_engine
 from services.common.migrate import upgrade
 from tests.support import (
-    PG_SKIP_REASON, TEST_SECRET, WEBHOOK_SECRET, LiveServer, LocalStripe, pg_base_url,
-    postgres_database, sqlite_url,
+    PG_SKIP_REASON,
+    TEST_SECRET,
+    WEBHOOK_SECRET,
+    LiveServer,
+    LocalStripe,
+    pg_base_url,
+    postgres_database,
+    sqlite_url,
 )
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

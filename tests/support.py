@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import requests
+import stripe
 from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -91,6 +93,12 @@ class LocalStripe:
     def register_webhook(self, name: str, url: str, secret: str) -> None:
         requests.post(f"{self.url}/_config/webhooks/{name}", data={"url": url, "secret": secret},
                       timeout=5).raise_for_status()
+
+    def payment_intents(self, customer: str) -> list[Any]:
+        """The customer's PaymentIntents, as Stripe's own SDK sees them."""
+        client = stripe.StripeClient("sk_test_inspector", base_addresses={"api": self.url})
+        return [pi for pi in client.v1.payment_intents.list(params={"limit": 100}).data
+                if pi.customer == customer]
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -14,7 +14,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import (
-    BillingAccount, Membership, Namespace, Subscription, User,
+    BillingAccount,
+    Membership,
+    Namespace,
+    Subscription,
+    User,
 )
 from services.checkout.domain.pricing import add_months
 from services.common.clock import Clock

@@ -16,6 +16,7 @@ from services.common.problems import Problem
 
 ALGORITHM = "HS256"
 ISSUER = "devops-checkout"
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,16 @@ def verify_token(secret: str, token: str) -> Principal:
                             options={"require": ["sub", "exp", "iss"]})
     except jwt.ExpiredSignatureError as exc:
         raise Problem(401, "token_expired", "Token expired",
-                      "The bearer token has expired; ask for a new one.") from exc
+                      "The bearer token has expired; ask for a new one.",
+                      headers=CHALLENGE) from exc
     except jwt.PyJWTError as exc:
         raise Problem(401, "invalid_token", "Invalid token",
-                      "The bearer token is not valid.") from exc
+                      "The bearer token is not valid.", headers=CHALLENGE) from exc
     try:
         user_id = int(claims["sub"])
     except (TypeError, ValueError) as exc:
-        raise Problem(401, "invalid_token", "Invalid token", "The token's subject is not a user id.") from exc
+        raise Problem(401, "invalid_token", "Invalid token", "The token's subject is not a user id.",
+                      headers=CHALLENGE) from exc
     roles = claims.get("roles") or []
     return Principal(user_id=user_id, email=str(claims.get("email", "")),
                      roles=frozenset(r for r in roles if isinstance(r, str)))
@@ -61,10 +64,10 @@ def principal_from_header(secret: str, header: str | None) -> Principal:
     if not header:
         raise Problem(401, "unauthenticated", "Authentication required",
                       "Send 'Authorization: Bearer <token>'.",
-                      headers={"WWW-Authenticate": "Bearer"})
+                      headers=CHALLENGE)
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem(401, "invalid_token", "Invalid token",
                       "The Authorization header must be 'Bearer <token>'.",
-                      headers={"WWW-Authenticate": "Bearer"})
+                      headers=CHALLENGE)
     return verify_token(secret, token.strip())

@@ -1,4 +1,4 @@
-from services.trials.app import create_app
 from services.common.serve import serve
+from services.trials.app import create_app
 
 serve("trials", create_app)

@@ -8,8 +8,14 @@ import pytest
 
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.pricing import (
-    AddOnSelection, AppliedDiscount, NamespaceFacts, Selection, add_months, assemble_quote,
-    minimum_seats, price_lines,
+    AddOnSelection,
+    AppliedDiscount,
+    NamespaceFacts,
+    Selection,
+    add_months,
+    assemble_quote,
+    minimum_seats,
+    price_lines,
 )
 from services.common.problems import Problem
 

@@ -139,7 +139,8 @@ class StripeGateway:
         params = {
             "amount": amount, "currency": currency, "customer": customer_id,
             "payment_method": payment_method_id, "confirm": True, "off_session": True,
-            "description": description, "metadata": metadata,
+            # localstripe has no `description`; the metadata carries it for both.
+            "metadata": {**metadata, "description": description},
         }
         try:
             intent = self._call(self._client.v1.payment_intents.create, params=params,

@@ -12,9 +12,12 @@ from services.common.problems import Problem, not_found
 
 
 def load_namespace(session: Session, namespace_id: int, principal: Principal,
-                   *, owner: bool = False) -> Namespace:
-    """The namespace, if the caller may see it (404 otherwise, so ids don't leak)."""
-    namespace = session.get(Namespace, namespace_id)
+                   *, owner: bool = False, lock: bool = False) -> Namespace:
+    """The namespace, if the caller may see it (404 otherwise, so ids don't leak).
+
+    `lock` takes the row lock that serialises purchases for one namespace.
+    """
+    namespace = session.get(Namespace, namespace_id, with_for_update=lock)
     membership = session.get(Membership, (namespace_id, principal.user_id)) if namespace else None
     if namespace is None or (membership is None and not principal.is_admin):
         raise not_found("namespace", namespace_id)

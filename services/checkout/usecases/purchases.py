@@ -17,7 +17,7 @@ half-written) and answers 503; the same request can then be retried as is.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -93,6 +93,11 @@ def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: 
         except PaymentProviderUnavailable as exc:
             _abandon(new_uow(), opened.order_id, claimed.record_id, principal, request)
             raise PROVIDER_DOWN from exc
+        except BaseException:
+            # Stripe refused our request as invalid (our bug): nothing was charged,
+            # so leave nothing behind and let the error be reported.
+            _abandon(new_uow(), opened.order_id, claimed.record_id, principal, request)
+            raise
     return _settle(app, new_uow(), opened.order_id, charge, claimed.record_id)
 
 
@@ -123,7 +128,10 @@ def _price(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespac
 def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
                 request: PurchaseRequest) -> _OpenOrder:
     with uow:
-        namespace = access.load_namespace(uow.session, request.namespace_id, principal, owner=True)
+        # The namespace row lock makes "no active subscription, no open order"
+        # and the insert of ours one step: settling an order writes this row too.
+        namespace = access.load_namespace(uow.session, request.namespace_id, principal,
+                                          owner=True, lock=True)
         account = require_account(uow.session, principal)
         card = _choose_card(uow, account.id, account.default_payment_method, request.payment_method_id)
         active = uow.session.scalar(select(Subscription).where(
@@ -142,16 +150,19 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
             term_start=quote.term_start, term_end=quote.term_end, status="pending",
             payment_method_id=card.id, traffic=uow.traffic.value, created_at=uow.now)
         uow.session.add(order)
+        opened = _OpenOrder(0, account.stripe_customer_id or "", card.stripe_payment_method_id,
+                            quote.total, quote.currency,
+                            f"{app.catalog.plans[quote.plan].name}, {quote.seats} seats, "
+                            f"{namespace.path}")
+        path = namespace.path
         try:
             uow.commit()
         except IntegrityError as exc:
+            uow.rollback()
             raise Problem(409, "purchase_in_progress", "A purchase is already in progress",
-                          f"Another purchase for {namespace.path} is being processed; "
+                          f"Another purchase for {path} is being processed; "
                           "wait for it to finish.") from exc
-        return _OpenOrder(order.id, account.stripe_customer_id or "", card.stripe_payment_method_id,
-                          quote.total, quote.currency,
-                          f"{app.catalog.plans[quote.plan].name}, {quote.seats} seats, "
-                          f"{namespace.path}")
+        return replace(opened, order_id=order.id)
 
 
 def _choose_card(uow: ServiceUnitOfWork, account_id: int, default: PaymentMethod | None,
@@ -169,18 +180,19 @@ def _choose_card(uow: ServiceUnitOfWork, account_id: int, default: PaymentMethod
 
 def _abandon(uow: ServiceUnitOfWork, order_id: int, record_id: int, principal: Principal,
              request: PurchaseRequest) -> None:
+    """Undo an order Stripe never charged, and its key claim, in one commit."""
     with uow:
         uow.session.execute(delete(Order).where(Order.id == order_id))
         uow.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
         uow.track(Step.PURCHASE_FAILED, user_id=principal.user_id,
-                  namespace_id=request.namespace_id, reason="payment_provider_unavailable")
+                  namespace_id=request.namespace_id, reason="payment_provider_error")
         uow.commit()
 
 
 def _settle(app: Checkout, uow: ServiceUnitOfWork, order_id: int, charge: ChargeResult,
             record_id: int | None) -> Outcome:
     with uow:
-        order = _lock_order(uow, order_id)
+        order = lock_order(uow, order_id)
         outcome = apply_charge(app, uow, order, charge)
         if record_id is not None:
             idempotency.finish(uow.session, record_id, outcome.status_code, outcome.body, uow.now)
@@ -188,10 +200,16 @@ def _settle(app: Checkout, uow: ServiceUnitOfWork, order_id: int, charge: Charge
         return outcome
 
 
-def _lock_order(uow: ServiceUnitOfWork, order_id: int) -> Order:
-    order = uow.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
-    if order is None:
+def lock_order(uow: ServiceUnitOfWork, order_id: int) -> Order:
+    """Lock an order for a state change. Locks are always taken namespace first,
+    then order (as opening an order does), so concurrent paths can not deadlock."""
+    namespace_id = uow.session.scalar(select(Order.namespace_id).where(Order.id == order_id))
+    if namespace_id is None:
         raise not_found("order", order_id)
+    uow.session.execute(select(Namespace.id).where(Namespace.id == namespace_id).with_for_update())
+    order = uow.session.scalar(select(Order).where(Order.id == order_id).with_for_update()
+                               .execution_options(populate_existing=True))
+    assert order is not None
     return order
 
 
@@ -270,7 +288,7 @@ def _completed(uow: ServiceUnitOfWork, order: Order, sub: Subscription | None = 
 def confirm(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, order_id: int) -> Outcome:
     """Finish an order after the browser authenticated its payment (3-D Secure)."""
     with uow:
-        order = _lock_order(uow, order_id)
+        order = lock_order(uow, order_id)
         access.load_namespace(uow.session, order.namespace_id, principal, owner=True)
         if order.status in ("completed", "failed") or not order.stripe_payment_intent_id:
             outcome = _current(app, uow, order)

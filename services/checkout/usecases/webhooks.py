@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from services.checkout.adapters.models import BillingAccount, Order, StripeEvent
 from services.checkout.adapters.payments import ChargeResult
 from services.checkout.runtime import Checkout
-from services.checkout.usecases.purchases import apply_charge
+from services.checkout.usecases.purchases import apply_charge, lock_order
 from services.common.problems import Problem
 from services.common.service import ServiceUnitOfWork
 
@@ -25,18 +25,17 @@ Handler = Callable[[Checkout, ServiceUnitOfWork, dict[str, Any]], str]
 
 
 def _order_for_intent(uow: ServiceUnitOfWork, intent: dict[str, Any]) -> Order | None:
-    order = uow.session.scalar(
-        select(Order).where(Order.stripe_payment_intent_id == intent["id"]).with_for_update())
-    if order is not None:
-        return order
+    order_id = uow.session.scalar(select(Order.id).where(Order.stripe_payment_intent_id == intent["id"]))
+    if order_id is not None:
+        return lock_order(uow, order_id)
     # The event can beat our own write of the intent id (between charge and
     # settle): fall back to the order id we put in the metadata, but only for an
     # order that has no intent yet and matches the amount and the customer.
-    order_id = str((intent.get("metadata") or {}).get("order_id", ""))
-    if not order_id.isdigit():
+    raw = str((intent.get("metadata") or {}).get("order_id", ""))
+    if not raw.isdigit() or uow.session.get(Order, int(raw)) is None:
         return None
-    order = uow.session.scalar(select(Order).where(Order.id == int(order_id)).with_for_update())
-    if order is None or order.stripe_payment_intent_id is not None or order.total != intent.get("amount"):
+    order = lock_order(uow, int(raw))
+    if order.stripe_payment_intent_id is not None or order.total != intent.get("amount"):
         return None
     account = uow.session.get(BillingAccount, order.billing_account_id)
     if account is None or account.stripe_customer_id != intent.get("customer"):

@@ -1,0 +1,52 @@
+"""The browser's part of the card flow, done the way Stripe.js does it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.checkout.devcard import confirm_card_setup
+from tests.support import auth
+
+ACCOUNT = {"company": "Acme Corp", "email": "billing@acme.test", "country": "US",
+           "address_line1": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "62701"}
+
+
+class Buyer:
+    """A prospect driving checkout's API (Flask test client or HTTP session)."""
+
+    def __init__(self, client: Any, stripe_url: str, user_id: int = 1) -> None:
+        self.client = client
+        self.stripe_url = stripe_url
+        self.user_id = user_id
+        self.headers = auth(user_id)
+
+    def post(self, path: str, json: Any = None, headers: dict[str, str] | None = None) -> Any:
+        return self.client.post(path, json=json, headers={**self.headers, **(headers or {})})
+
+    def get(self, path: str) -> Any:
+        return self.client.get(path, headers=self.headers)
+
+    def save_account(self) -> None:
+        response = self.client.put("/billing-account", json=ACCOUNT, headers=self.headers)
+        assert response.status_code == 200
+
+    def add_card(self, number: str, complete_3ds: bool = True) -> tuple[dict[str, Any], Any]:
+        """Browser confirms the SetupIntent; then the server records the card."""
+        setup = self.post("/billing-account/card-setup")
+        assert setup.status_code == 201, _json(setup)
+        body = _json(setup)
+        browser = confirm_card_setup(self.stripe_url, body["client_secret"], number,
+                                     complete_3ds=complete_3ds)
+        recorded = self.post("/billing-account/cards", {"setup_intent_id": body["setup_intent_id"]})
+        return browser, recorded
+
+    def buy(self, key: str, namespace_id: int = 100, plan: str = "premium", seats: int = 5,
+            **extra: Any) -> Any:
+        return self.post("/purchases", {"namespace_id": namespace_id, "plan": plan, "seats": seats,
+                                        **extra}, headers={"Idempotency-Key": key})
+
+
+def _json(response: Any) -> Any:
+    return response.json() if callable(response.json) else response.json
+
+
