@@ -117,8 +117,8 @@ def create_service_app(
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        JSON_SORT_KEYS=False,
     )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in reading order
     app.extensions["service_context"] = ctx
     api = ProblemApi(app, spec_kwargs={"info": {"description": description}})
     api.spec.components.security_scheme(
