@@ -94,11 +94,15 @@ class LocalStripe:
         requests.post(f"{self.url}/_config/webhooks/{name}", data={"url": url, "secret": secret},
                       timeout=5).raise_for_status()
 
-    def payment_intents(self, customer: str) -> list[Any]:
-        """The customer's PaymentIntents, as Stripe's own SDK sees them."""
-        client = stripe.StripeClient("sk_test_inspector", base_addresses={"api": self.url})
-        return [pi for pi in client.v1.payment_intents.list(params={"limit": 100}).data
-                if pi.customer == customer]
+    @property
+    def sdk(self) -> stripe.StripeClient:
+        """Stripe's own SDK, to look at what the services did."""
+        return stripe.StripeClient("sk_test_inspector", base_addresses={"api": self.url})
+
+    def payment_intents(self, *customers: str) -> list[Any]:
+        """The customers' PaymentIntents."""
+        everything = self.sdk.v1.payment_intents.list(params={"limit": 1000}).data
+        return [pi for pi in everything if pi.customer in customers]
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -7,7 +7,8 @@ from flask import Flask
 
 from services.checkout.adapters.models import FunnelEventRow, OutboxMessage
 from services.checkout.adapters.payments import PaymentGateway, StripeGateway
-from services.checkout.api import billing, catalog, namespaces, purchases, quotes, webhooks
+from services.checkout.adapters.ratelimit import AttemptLimiter
+from services.checkout.api import admin, billing, catalog, namespaces, purchases, quotes, webhooks
 from services.checkout.domain.catalog import Catalog
 from services.checkout.runtime import Checkout
 from services.common.clock import Clock
@@ -22,7 +23,9 @@ def build_checkout(settings: Settings, clock: Clock | None = None,
     gateway = payments or StripeGateway(settings.stripe_api_key, settings.stripe_api_base,
                                         settings.stripe_webhook_secret,
                                         settings.stripe_timeout_seconds)
-    return Checkout(ctx=ctx, catalog=Catalog.load(), payments=gateway)
+    limiter = AttemptLimiter(settings.ratelimit_storage_uri, settings.code_attempts_per_client,
+                             settings.code_attempts_per_account)
+    return Checkout(ctx=ctx, catalog=Catalog.load(), payments=gateway, code_attempts=limiter)
 
 
 def _stripe_reachable(gateway: PaymentGateway) -> ReadinessCheck:
@@ -37,7 +40,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     app = create_service_app(
         checkout.ctx, title="Checkout", description=__doc__ or "",
         blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, namespaces.blp,
-                    webhooks.blp],
+                    webhooks.blp, admin.blp],
         readiness_checks=[_stripe_reachable(checkout.payments)],
         json_exempt_paths=[webhooks.WEBHOOK_PATH])
     app.extensions["checkout"] = checkout

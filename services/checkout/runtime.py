@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.checkout.adapters.payments import PaymentGateway
+from services.checkout.adapters.ratelimit import AttemptLimiter
 from services.checkout.domain.catalog import Catalog
 from services.common.service import ServiceContext, ServiceUnitOfWork
 
@@ -18,3 +19,4 @@ class Checkout:
     ctx: ServiceContext
     catalog: Catalog
     payments: PaymentGateway
+    code_attempts: AttemptLimiter

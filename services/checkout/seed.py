@@ -1,4 +1,4 @@
-"""Seed checkout's demo catalog users, namespaces and a Premium subscription.
+"""Seed checkout's demo users, namespaces, a Premium subscription and discount campaigns.
 
 Idempotent: running it again changes nothing that exists. The catalog itself
 is the versioned data file, not rows.
@@ -7,7 +7,7 @@ is the versioned data file, not rows.
 from __future__ import annotations
 
 import tomllib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,15 @@ from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import (
     BillingAccount,
+    DiscountCampaign,
+    DiscountCode,
     Membership,
     Namespace,
     Subscription,
     User,
 )
 from services.checkout.domain.pricing import add_months
+from services.checkout.usecases.campaigns import unique_codes
 from services.common.clock import Clock
 
 DEMO_FILE = Path(__file__).resolve().parent / "data" / "demo.toml"
@@ -69,4 +72,22 @@ def seed(session: Session, clock: Clock, data: dict[str, Any] | None = None) -> 
             namespace_id=ns["id"], billing_account_id=account.id, plan=sub["plan"],
             seats=sub["seats"], term_start=start, term_end=add_months(start, 12), auto_renew=True,
             status="active", created_at=now, updated_at=now))
+    for campaign in data.get("campaigns", []):
+        _seed_campaign(session, campaign, now)
     session.commit()
+
+
+def _seed_campaign(session: Session, spec: dict[str, Any], now: datetime) -> None:
+    if session.query(DiscountCampaign).filter_by(name=spec["name"]).first() is not None:
+        return
+    fields = {k: v for k, v in spec.items() if k not in ("code", "code_count", "code_prefix")}
+    campaign = DiscountCampaign(status="active", created_by=0, created_at=now, updated_at=now,
+                                redeemed_count=0, **fields)
+    session.add(campaign)
+    session.flush()
+    if spec["kind"] == "shared":
+        session.add(DiscountCode(campaign_id=campaign.id, code=spec["code"], redeemed_count=0))
+        return
+    for code in unique_codes(spec["code_count"], spec.get("code_prefix", "")):
+        session.add(DiscountCode(campaign_id=campaign.id, code=code, max_redemptions=1,
+                                 redeemed_count=0))

@@ -45,6 +45,9 @@ class Settings:
     posthog_api_key: str | None = None
     posthog_host: str = "https://us.i.posthog.com"
     environment: str = "development"
+    ratelimit_storage_uri: str = "memory://"
+    code_attempts_per_client: str = "30/minute;300/day"
+    code_attempts_per_account: str = "10/minute;100/day"
     service_urls: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -76,6 +79,9 @@ class Settings:
             posthog_api_key=env.get("POSTHOG_API_KEY") or None,
             posthog_host=env.get("POSTHOG_HOST", "https://us.i.posthog.com"),
             environment=env.get("APP_ENV", "development"),
+            ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
+            code_attempts_per_client=env.get("CODE_ATTEMPTS_PER_CLIENT", "30/minute;300/day"),
+            code_attempts_per_account=env.get("CODE_ATTEMPTS_PER_ACCOUNT", "10/minute;100/day"),
             service_urls={
                 name: env.get(f"{name.upper()}_URL", f"http://127.0.0.1:{port}")
                 for name, port in DEFAULT_PORTS.items()

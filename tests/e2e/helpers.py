@@ -50,3 +50,44 @@ def _json(response: Any) -> Any:
     return response.json() if callable(response.json) else response.json
 
 
+
+
+def provision_buyers(app: Any, stripe_url: str, count: int, first_id: int = 1000) -> list[int]:
+    """Owners of fresh Free namespaces, each with a billing account and a card at
+    (local)Stripe: the state a prospect reaches before pressing Buy. User id and
+    namespace id are the same number."""
+    import stripe
+    from sqlalchemy.orm import Session
+
+    from services.checkout.adapters.models import (
+        BillingAccount,
+        Membership,
+        Namespace,
+        PaymentMethod,
+        User,
+    )
+
+    client = stripe.StripeClient("sk_test_setup", base_addresses={"api": stripe_url})
+    now = app.extensions["checkout"].ctx.clock.now()
+    ids = list(range(first_id, first_id + count))
+    with Session(app.extensions["checkout"].ctx.engine) as s:
+        for i in ids:
+            customer = client.v1.customers.create(params={"email": f"owner{i}@test"})
+            pm = client.v1.payment_methods.create(params={"type": "card", "card": {
+                "number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+            client.v1.payment_methods.attach(pm.id, params={"customer": customer.id})
+            s.add(User(id=i, email=f"owner{i}@test", name=f"Owner {i}"))
+            s.add(Namespace(id=i, path=f"group-{i}", name=f"Group {i}", kind="group", plan="free",
+                            created_at=now))
+            s.flush()
+            s.add(Membership(namespace_id=i, user_id=i, role="owner", billable=True))
+            account = BillingAccount(user_id=i, company=f"Co {i}", email=f"owner{i}@test",
+                                     country="US", address_line1="1 St", city="X", postal_code="1",
+                                     stripe_customer_id=customer.id, created_at=now, updated_at=now)
+            s.add(account)
+            s.flush()
+            s.add(PaymentMethod(billing_account_id=account.id, stripe_payment_method_id=pm.id,
+                                brand="visa", last4="4242", exp_month=12, exp_year=2034,
+                                is_default=True, created_at=now))
+        s.commit()
+    return ids

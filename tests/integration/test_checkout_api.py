@@ -98,15 +98,6 @@ def test_subgroup_can_not_be_quoted(client: FlaskClient) -> None:
     assert quote(client, namespace_id=ACME_SUB).json["code"] == "not_top_level"
 
 
-def test_discount_code_placeholder_rejects_with_reason(client: FlaskClient, app: Flask) -> None:
-    response = quote(client, discount_code="  smb2026 ")
-    assert response.status_code == 200
-    assert response.json["code_result"] == {"code": "SMB2026", "applied": False, "reason": "code_unknown",
-                                            "message": "This code does not exist. Check the spelling."}
-    assert response.json["discount_total"] == 0
-    assert steps(app) == ["code_rejected", "plan_chosen"]
-
-
 @pytest.mark.parametrize("headers,code", [
     ({}, "unauthenticated"),
     ({"Authorization": "Bearer nonsense"}, "invalid_token"),

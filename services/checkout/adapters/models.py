@@ -219,3 +219,67 @@ class StripeEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str | None] = mapped_column(String(100))
+
+
+class DiscountCampaign(Base):
+    """An offer and its rules. `redeemed_count` is only ever raised by a
+    conditional UPDATE in the transaction that completes the order."""
+
+    __tablename__ = "discount_campaigns"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # shared (one code) or bulk (single-use codes)
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    discount_type: Mapped[str] = mapped_column(String(16))
+    value: Mapped[int] = mapped_column(Integer)
+    applies_to: Mapped[list[str]] = mapped_column(JSON)
+    first_term_only: Mapped[bool] = mapped_column(Boolean, default=True)
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    redeemed_count: Mapped[int] = mapped_column(Integer, default=0)
+    once_per_namespace: Mapped[bool] = mapped_column(Boolean, default=True)
+    once_per_billing_account: Mapped[bool] = mapped_column(Boolean, default=False)
+    new_customers_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    min_seats: Mapped[int | None] = mapped_column(Integer)
+    max_seats: Mapped[int | None] = mapped_column(Integer)
+    min_amount: Mapped[int | None] = mapped_column(BigInteger)
+    card_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DiscountCode(Base):
+    __tablename__ = "discount_codes"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("discount_campaigns.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)  # normalised (upper case)
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)  # 1 for bulk codes
+    redeemed_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DiscountRedemption(Base):
+    """One use of a code by an order. The nullable keys carry the namespace or
+    billing account only when the campaign allows one use per namespace or per
+    account, so the unique constraints enforce exactly those rules."""
+
+    __tablename__ = "discount_redemptions"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "namespace_key"),
+        UniqueConstraint("campaign_id", "account_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("discount_campaigns.id"), index=True)
+    code_id: Mapped[int] = mapped_column(ForeignKey("discount_codes.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    namespace_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    billing_account_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    namespace_key: Mapped[int | None] = mapped_column(BigInteger)
+    account_key: Mapped[int | None] = mapped_column(BigInteger)
+    discount_amount: Mapped[int] = mapped_column(BigInteger)
+    order_total: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

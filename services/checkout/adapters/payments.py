@@ -80,6 +80,7 @@ class PaymentGateway(Protocol):
     def charge(self, *, customer_id: str, payment_method_id: str, amount: int, currency: str,
                idempotency_key: str, description: str, metadata: dict[str, str]) -> ChargeResult: ...
     def get_payment_intent(self, payment_intent_id: str) -> ChargeResult: ...
+    def refund(self, payment_intent_id: str, idempotency_key: str) -> str: ...
     def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]: ...
     def ping(self) -> None: ...
 
@@ -159,6 +160,12 @@ class StripeGateway:
 
     def get_payment_intent(self, payment_intent_id: str) -> ChargeResult:
         return _charge_result(self._call(self._client.v1.payment_intents.retrieve, payment_intent_id))
+
+    def refund(self, payment_intent_id: str, idempotency_key: str) -> str:
+        refund = self._call(self._client.v1.refunds.create,
+                            params={"payment_intent": payment_intent_id},
+                            options={"idempotency_key": idempotency_key})
+        return str(refund.id)
 
     def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         event = stripe.Webhook.construct_event(payload, signature, self._webhook_secret, tolerance=300)

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.checkout.api.context import checkout
-from services.checkout.api.quotes import selection_from
+from services.checkout.api.quotes import count_code_attempt, selection_from
 from services.checkout.api.schemas import OrderSchema, PurchaseRequestSchema, PurchaseResultSchema
 from services.checkout.usecases import idempotency, purchases
 from services.common.problems import PROBLEM_JSON
@@ -40,6 +40,8 @@ class Purchases(MethodView):
     def post(self, body: dict[str, Any]) -> Response:
         """Buy a plan for a namespace with the saved card (Owners only)."""
         principal = current_principal()
+        if body["discount_code"]:
+            count_code_attempt(principal.user_id)
         key = idempotency.validate_key(request.headers.get("Idempotency-Key"))
         fingerprint = idempotency.request_fingerprint(request.path, body)
         purchase_request = purchases.PurchaseRequest(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -13,6 +14,11 @@ from services.checkout.usecases.views import quote_view
 from services.common.web import ProblemSchema, current_principal, request_uow
 
 blp = Blueprint("quotes", __name__, description="Prices for a namespace's selection")
+
+
+def count_code_attempt(user_id: int) -> None:
+    """Per client address and per account: guessing codes gets a 429."""
+    checkout().code_attempts.hit(client=request.remote_addr or "unknown", account=str(user_id))
 
 
 def selection_from(body: dict[str, Any]) -> Selection:
@@ -33,6 +39,8 @@ class Quotes(MethodView):
         `code_result` saying why the code does not apply.
         """
         principal = current_principal()
+        if body["discount_code"]:
+            count_code_attempt(principal.user_id)
         quote, outcome = quotes.create_quote(checkout(), request_uow(), principal,
                                              body["namespace_id"], selection_from(body),
                                              body["discount_code"])

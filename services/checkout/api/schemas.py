@@ -225,3 +225,63 @@ class CardSetupSchema(ma.Schema):
 class RecordCardSchema(StrictSchema):
     setup_intent_id = ma.fields.String(required=True, validate=validate.Regexp(
         r"^seti_[A-Za-z0-9]{1,64}$", error="Not a SetupIntent id."))
+
+
+# --- discount campaigns (admin) ------------------------------------------------
+class CampaignInSchema(StrictSchema):
+    name = _text(200)
+    kind = ma.fields.String(required=True, validate=validate.OneOf(["shared", "bulk"]))
+    code = ma.fields.String(load_default=None, validate=validate.Length(max=64),
+                            metadata={"description": "The shared code (kind=shared)"})
+    code_count = _int(load_default=None, validate=validate.Range(1, 10_000),
+                      metadata={"description": "How many single-use codes (kind=bulk)"})
+    code_prefix = ma.fields.String(load_default="", validate=validate.Regexp(
+        r"^[A-Za-z0-9]{0,8}$", error="Up to 8 letters or digits."))
+    discount_type = ma.fields.String(required=True,
+                                     validate=validate.OneOf(["percent", "amount", "unit_price"]))
+    value = _int(required=True, validate=validate.Range(1, 100_000_000), metadata={
+        "description": "percent: whole percent; amount: cents off; unit_price: cents per seat per month"})
+    applies_to = ma.fields.List(ma.fields.String(validate=validate.Length(1, 32)), required=True,
+                                validate=validate.Length(1, 10))
+    first_term_only = ma.fields.Boolean(load_default=True)
+    valid_from = ma.fields.AwareDateTime(load_default=None, allow_none=True)
+    valid_until = ma.fields.AwareDateTime(load_default=None, allow_none=True)
+    max_redemptions = _int(load_default=None, allow_none=True, validate=validate.Range(1))
+    once_per_namespace = ma.fields.Boolean(load_default=True)
+    once_per_billing_account = ma.fields.Boolean(load_default=False)
+    new_customers_only = ma.fields.Boolean(load_default=False)
+    min_seats = _int(load_default=None, allow_none=True, validate=validate.Range(1))
+    max_seats = _int(load_default=None, allow_none=True, validate=validate.Range(1))
+    min_amount = _int(load_default=None, allow_none=True, validate=validate.Range(0))
+    card_only = ma.fields.Boolean(load_default=False)
+
+
+class RevenueSchema(ma.Schema):
+    list_price = ma.fields.Integer(metadata={"description": "What the discounted orders would have cost"})
+    discount_given = ma.fields.Integer()
+    collected = ma.fields.Integer()
+
+
+class CampaignSchema(CampaignInSchema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    id = ma.fields.Integer()
+    status = ma.fields.String()
+    codes = ma.fields.Integer(metadata={"description": "Number of codes"})
+    description = ma.fields.String()
+    redemptions = ma.fields.Integer()
+    remaining_uses = ma.fields.Integer(allow_none=True)
+    revenue = ma.fields.Nested(RevenueSchema)
+    created_at = ma.fields.AwareDateTime()
+    updated_at = ma.fields.AwareDateTime()
+
+
+class RedemptionSchema(ma.Schema):
+    order_id = ma.fields.Integer()
+    code = ma.fields.String()
+    namespace_id = ma.fields.Integer()
+    billing_account_id = ma.fields.Integer()
+    discount_amount = ma.fields.Integer()
+    order_total = ma.fields.Integer()
+    redeemed_at = ma.fields.AwareDateTime()

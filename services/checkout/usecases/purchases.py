@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -81,24 +82,70 @@ def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: 
     except BaseException:
         idempotency.release(new_uow, claimed.record_id)
         raise
+    stripe_key = "purchase-" + hashlib.sha256(
+        f"{principal.user_id}\n{key}\n{fingerprint}".encode()).hexdigest()
+    abandon = partial(_abandon, new_uow, opened.order_id, claimed.record_id, principal, request)
+    # Until Stripe has charged, any failure undoes the order and the key claim.
+    try:
+        if request.discount_code:
+            result = _redeem_and_charge(app, new_uow, opened, stripe_key, claimed.record_id)
+        else:
+            result = _charge(app, opened, stripe_key)
+    except _ChargedButUnsettled as exc:
+        # The money moved: keep the pending order; the payment_intent.succeeded
+        # webhook completes it (matched by the order id in the intent's metadata).
+        raise exc.__cause__ or exc from None
+    except Problem as rejection:
+        abandon(rejection.code)
+        raise
+    except PaymentProviderUnavailable as exc:
+        abandon("payment_provider_unavailable")
+        raise PROVIDER_DOWN from exc
+    except BaseException:
+        # Stripe refused our request as invalid (our bug): nothing was charged.
+        abandon("payment_provider_error")
+        raise
+    if isinstance(result, Outcome):
+        return result
+    return _settle(app, new_uow(), opened.order_id, result, claimed.record_id)
+
+
+class _ChargedButUnsettled(Exception):
+    """Stripe charged, then recording the order failed."""
+
+
+def _charge(app: Checkout, opened: _OpenOrder, stripe_key: str) -> ChargeResult:
     if opened.amount == 0:
-        charge = ChargeResult("succeeded", None)
-    else:
-        stripe_key = hashlib.sha256(f"{principal.user_id}\n{key}\n{fingerprint}".encode()).hexdigest()
+        return ChargeResult("succeeded", None)
+    return app.payments.charge(
+        customer_id=opened.customer_id, payment_method_id=opened.stripe_payment_method_id,
+        amount=opened.amount, currency=opened.currency, idempotency_key=stripe_key,
+        description=opened.description, metadata={"order_id": str(opened.order_id)})
+
+
+def _redeem_and_charge(app: Checkout, new_uow: UowFactory, opened: _OpenOrder, stripe_key: str,
+                       record_id: int) -> Outcome | ChargeResult:
+    """Take the code's use, charge, and complete in one transaction.
+
+    The conditional UPDATE holds the campaign row until commit, so buyers of
+    one campaign queue here and the cap is exact; a charge that does not
+    succeed rolls the use back (nothing was taken, nothing needs freeing).
+    This holds the lock across the Stripe call by design: exactness without
+    charge-then-refund, at the cost of serialising one campaign's purchases.
+    """
+    with new_uow() as uow:
+        order = lock_order(uow, opened.order_id)
+        discounts.redeem(uow, order)
+        charge = _charge(app, opened, stripe_key)
+        if charge.status != "succeeded":
+            return charge  # declined or 3-D Secure: the use rolls back with the transaction
         try:
-            charge = app.payments.charge(
-                customer_id=opened.customer_id, payment_method_id=opened.stripe_payment_method_id,
-                amount=opened.amount, currency=opened.currency, idempotency_key=f"purchase-{stripe_key}",
-                description=opened.description, metadata={"order_id": str(opened.order_id)})
-        except PaymentProviderUnavailable as exc:
-            _abandon(new_uow(), opened.order_id, claimed.record_id, principal, request)
-            raise PROVIDER_DOWN from exc
-        except BaseException:
-            # Stripe refused our request as invalid (our bug): nothing was charged,
-            # so leave nothing behind and let the error be reported.
-            _abandon(new_uow(), opened.order_id, claimed.record_id, principal, request)
-            raise
-    return _settle(app, new_uow(), opened.order_id, charge, claimed.record_id)
+            outcome = apply_charge(app, uow, order, charge)
+            idempotency.finish(uow.session, record_id, outcome.status_code, outcome.body, uow.now)
+            uow.commit()
+        except Exception as exc:
+            raise _ChargedButUnsettled() from exc
+        return outcome
 
 
 def _record_refusal(uow: ServiceUnitOfWork, principal: Principal, request: PurchaseRequest,
@@ -178,14 +225,14 @@ def _choose_card(uow: ServiceUnitOfWork, account_id: int, default: PaymentMethod
     return default
 
 
-def _abandon(uow: ServiceUnitOfWork, order_id: int, record_id: int, principal: Principal,
-             request: PurchaseRequest) -> None:
+def _abandon(new_uow: UowFactory, order_id: int, record_id: int, principal: Principal,
+             request: PurchaseRequest, reason: str) -> None:
     """Undo an order Stripe never charged, and its key claim, in one commit."""
-    with uow:
+    with new_uow() as uow:
         uow.session.execute(delete(Order).where(Order.id == order_id))
         uow.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
         uow.track(Step.PURCHASE_FAILED, user_id=principal.user_id,
-                  namespace_id=request.namespace_id, reason="payment_provider_error")
+                  namespace_id=request.namespace_id, reason=reason)
         uow.commit()
 
 
@@ -245,6 +292,13 @@ def apply_charge(app: Checkout, uow: ServiceUnitOfWork, order: Order, charge: Ch
 
 
 def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
+    if order.discount_code and not discounts.is_redeemed(uow.session, order.id):
+        # Completed after 3-D Secure: the code's use is taken only now.
+        try:
+            with uow.session.begin_nested():
+                discounts.redeem(uow, order)
+        except Problem as rejection:
+            return _refund(app, uow, order, rejection)
     addons = [line for line in order.lines if line["kind"] == "addon"]
     subscription = Subscription(
         namespace_id=order.namespace_id, billing_account_id=order.billing_account_id,
@@ -276,6 +330,22 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
               order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
               discount_code=order.discount_code)
     return _completed(uow, order, subscription)
+
+
+def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, rejection: Problem) -> Outcome:
+    """The offer ran out while the buyer authenticated: give the money back."""
+    if order.stripe_payment_intent_id:
+        app.payments.refund(order.stripe_payment_intent_id,
+                            idempotency_key=f"refund-order-{order.id}")
+    order.status = "failed"
+    order.failure_code = rejection.code
+    order.failure_message = rejection.detail
+    uow.track(Step.PURCHASE_FAILED, user_id=order.user_id, namespace_id=order.namespace_id,
+              order_id=order.id, reason=rejection.code, refunded=True)
+    problem = Problem(409, rejection.code, "Discount no longer available",
+                      f"{rejection.detail} Your payment was refunded in full; buy again without "
+                      "the code or with another one.", order_id=order.id, refunded=True)
+    return Outcome(409, problem.to_dict())
 
 
 def _completed(uow: ServiceUnitOfWork, order: Order, sub: Subscription | None = None) -> Outcome:

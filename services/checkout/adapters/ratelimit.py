@@ -1,0 +1,38 @@
+"""Rate limits on discount-code attempts, so the code checker is no oracle.
+
+Built on `limits` (the engine behind Flask-Limiter) with a moving window;
+storage is `memory://` for one process and Redis (`redis://...`) when several
+workers must share counts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from services.common.problems import Problem
+
+
+class AttemptLimiter:
+    def __init__(self, storage_uri: str, per_client: str, per_account: str) -> None:
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._limits: dict[str, list[RateLimitItem]] = {
+            "client": parse_many(per_client), "account": parse_many(per_account)}
+
+    def hit(self, *, client: str, account: str) -> None:
+        """Count one attempt; 429 with Retry-After once a limit is reached."""
+        for scope, key in (("client", client), ("account", account)):
+            for item in self._limits[scope]:
+                if not self._limiter.hit(item, "code-attempts", scope, key):
+                    reset = self._limiter.get_window_stats(item, "code-attempts", scope, key).reset_time
+                    wait = max(1, math.ceil(reset - time.time()))
+                    raise Problem(429, "rate_limited", "Too many code attempts",
+                                  f"Too many discount code attempts; try again in {wait} seconds.",
+                                  headers={"Retry-After": str(wait)})
+
+    def ping(self) -> None:
+        self._limiter.storage.check()
