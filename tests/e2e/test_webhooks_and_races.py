@@ -157,3 +157,19 @@ def test_two_owners_racing_with_different_keys_buy_once(
     with Session(stripe_app.extensions["checkout"].ctx.engine) as s:
         customer = s.scalar(select(BillingAccount.stripe_customer_id))
     assert len(localstripe.payment_intents(customer)) == 1
+
+
+def test_off_session_authentication_failure_event_does_not_fail_a_waiting_order(
+        stripe_app: Flask, localstripe: LocalStripe) -> None:
+    """Real Stripe reports an off-session 3-D Secure need as payment_failed with
+    authentication_required while the buyer is still in the dialog."""
+    buyer = Buyer(stripe_app.test_client(), localstripe.url)
+    buyer.save_account()
+    buyer.add_card("4000002500003155")
+    pending = buyer.buy("auth-needed").json
+    intent = {"id": pending["order"]["payment_intent_id"],
+              "last_payment_error": {"code": "authentication_required"}}
+    response = deliver(stripe_app.test_client(), *signed(event("evt_auth", "payment_intent.payment_failed", intent)))
+    assert response.json["outcome"].endswith("awaiting authentication")
+    confirm_card_payment(localstripe.url, pending["client_secret"])
+    assert buyer.post(f"/orders/{pending['order']['id']}/confirm").status_code == 201

@@ -220,8 +220,7 @@ def test_purchase_without_a_card_is_refused_and_key_is_reusable(client: FlaskCli
     assert rows(app, Order) == 0
 
 
-def test_premium_namespace_can_not_buy_again(client: FlaskClient) -> None:
-    # Alice has the seeded billing account but no card; the subscription check comes with the card.
+def test_members_read_the_subscription(client: FlaskClient) -> None:
     response = client.get(f"/namespaces/{GLOBEX}/subscription", headers=auth(BOB))
     assert response.status_code == 200
     assert response.json["plan"] == "premium" and response.json["seats"] == 5
@@ -242,3 +241,49 @@ def test_my_namespaces_lists_roles(client: FlaskClient) -> None:
     mine = client.get("/namespaces", headers=auth(ALICE)).json
     assert [(n["path"], n["role"]) for n in mine] == [("acme", "owner"), ("acme/backend", "owner"),
                                                       ("globex", "owner")]
+
+
+@pytest.mark.parametrize("path", ["/orders/9223372036854775808", "/orders/0", "/orders/-1",
+                                  "/namespaces/99999999999999999999/entitlements"])
+def test_out_of_range_ids_in_paths_are_404(client: FlaskClient, path: str) -> None:
+    response = client.get(path, headers=auth(ALICE))
+    assert response.status_code == 404 and response.mimetype == PROBLEM
+
+
+@pytest.mark.parametrize("field", ["namespace_id", "payment_method_id"])
+def test_out_of_range_ids_in_bodies_are_validation_errors(client: FlaskClient, field: str) -> None:
+    body = {"namespace_id": ACME, "plan": "premium", "seats": 5, field: 2**63}
+    response = client.post("/purchases", json=body, headers={**auth(ALICE), "Idempotency-Key": "k"})
+    assert response.status_code == 422 and field in response.json["errors"]["json"]
+
+
+@pytest.mark.parametrize("change", [{"company": "Acme\u0000Corp"}, {"country": "US\n"},
+                                    {"city": "Spring\nfield"}])
+def test_control_characters_are_refused(client: FlaskClient, app: Flask, change: dict[str, str]) -> None:
+    response = client.put("/billing-account", json={**ACCOUNT, **change}, headers=auth(FRANK))
+    assert response.status_code == 422 and response.mimetype == PROBLEM
+    assert rows(app, BillingAccount) == 1  # only the seeded one
+
+
+def test_huge_orders_go_to_sales(client: FlaskClient) -> None:
+    response = quote(client, plan="ultimate", seats=900)
+    assert response.status_code == 422 and response.json["code"] == "order_too_large"
+
+
+def test_orders_of_other_namespaces_are_not_found(client: FlaskClient, app: Flask) -> None:
+    from datetime import date
+
+    with Session(app.extensions["checkout"].ctx.engine) as s:
+        s.add(Order(billing_account_id=1, namespace_id=GLOBEX, user_id=ALICE, plan="premium", seats=5,
+                    currency="usd", subtotal=1, discount_total=0, total=1, lines=[], catalog_version="x",
+                    term_start=date(2026, 1, 1), term_end=date(2027, 1, 1), status="failed",
+                    created_at=app.extensions["checkout"].ctx.clock.now()))
+        s.commit()
+    outsider = client.get("/orders/1", headers=auth(FRANK))
+    missing = client.get("/orders/2", headers=auth(FRANK))
+    assert outsider.status_code == missing.status_code == 404
+    assert outsider.json["code"] == missing.json["code"] == "order_not_found"
+    assert "namespace" not in outsider.json["detail"]
+    assert client.get("/orders/1", headers=auth(BOB)).json["status"] == "failed"
+    not_owner = client.post("/orders/1/confirm", headers=auth(BOB))
+    assert not_owner.status_code == 403 and not_owner.json["code"] == "not_owner"

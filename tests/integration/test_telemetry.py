@@ -62,11 +62,17 @@ def test_a_failed_step_is_neither_stored_nor_forwarded(app: Flask, recorded: Rec
     assert stored(app) == [] and recorded.events == []
 
 
-@pytest.mark.parametrize("header,traffic,forwarded", [("synthetic", "synthetic", False),
-                                                      ("demo", "demo", True), ("bogus", "real", True)])
-def test_traffic_source_is_marked(app: Flask, recorded: Recording, header: str, traffic: str,
-                                  forwarded: bool) -> None:
-    app.test_client().post("/quotes", json=QUOTE, headers={**auth(1), "X-Traffic-Source": header})
+@pytest.mark.parametrize("header,roles,traffic,forwarded", [
+    ("synthetic", ("synthetic",), "synthetic", False),
+    ("demo", ("demo",), "demo", True),
+    ("synthetic", (), "real", True),      # a real buyer can not hide from the analysis
+    ("demo", ("synthetic",), "real", True),
+    ("bogus", ("synthetic",), "real", True),
+])
+def test_traffic_source_is_marked_only_for_tokens_allowed_to(
+        app: Flask, recorded: Recording, header: str, roles: tuple[str, ...], traffic: str,
+        forwarded: bool) -> None:
+    app.test_client().post("/quotes", json=QUOTE, headers={**auth(1, roles), "X-Traffic-Source": header})
     assert [r.traffic for r in stored(app)] == [traffic]
     assert bool(recorded.events) is forwarded
 

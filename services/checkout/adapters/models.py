@@ -144,12 +144,15 @@ class Order(Base):
     discount_code: Mapped[str | None] = mapped_column(String(64))
     term_start: Mapped[date] = mapped_column(Date)
     term_end: Mapped[date] = mapped_column(Date)
-    # pending -> requires_action -> completed | failed
+    # pending -> requires_action -> completed | failed; an open order that a
+    # newer purchase superseded becomes canceled (requires_action) or
+    # abandoned (pending for longer than STALE_PENDING).
     status: Mapped[str] = mapped_column(String(20), index=True)
     payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(Text)
+    refunded: Mapped[bool] = mapped_column(Boolean, default=False)
     traffic: Mapped[str] = mapped_column(String(16), default="real")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -201,7 +204,10 @@ class IdempotencyRecord(Base):
     user_id: Mapped[int] = mapped_column(BigInteger)
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16))  # in_progress, done
+    # in_progress; retry (the payment's fate is unknown: the same request must
+    # come again and resume `order_id`); done (the response below is final)
+    state: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
     status_code: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

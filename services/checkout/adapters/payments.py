@@ -11,13 +11,25 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import requests
 import stripe
+from urllib3.exceptions import NewConnectionError
 
 log = logging.getLogger(__name__)
 
 
 class PaymentProviderUnavailable(Exception):
-    """Stripe could not be reached or failed on its side; safe to retry later."""
+    """Stripe could not be reached or failed on its side.
+
+    `maybe_applied` is False only when the request provably never reached
+    Stripe (the connection was refused or timed out while connecting). A read
+    timeout or a 5xx may hide a charge that happened: the caller must not
+    forget such a request, but repeat it with the same idempotency key.
+    """
+
+    def __init__(self, reason: str, *, maybe_applied: bool = True) -> None:
+        super().__init__(reason)
+        self.maybe_applied = maybe_applied
 
 
 class PaymentRejected(Exception):
@@ -74,13 +86,14 @@ class CustomerDetails:
 
 class PaymentGateway(Protocol):
     def upsert_customer(self, customer_id: str | None, details: CustomerDetails,
-                        metadata: dict[str, str]) -> str: ...
+                        metadata: dict[str, str], idempotency_key: str) -> str: ...
     def create_setup_intent(self, customer_id: str, metadata: dict[str, str]) -> SetupIntentResult: ...
     def get_setup_intent(self, setup_intent_id: str) -> SetupIntentResult: ...
     def charge(self, *, customer_id: str, payment_method_id: str, amount: int, currency: str,
                idempotency_key: str, description: str, metadata: dict[str, str]) -> ChargeResult: ...
     def get_payment_intent(self, payment_intent_id: str) -> ChargeResult: ...
     def refund(self, payment_intent_id: str, idempotency_key: str) -> str: ...
+    def cancel(self, payment_intent_id: str) -> None: ...
     def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]: ...
     def ping(self) -> None: ...
 
@@ -98,23 +111,33 @@ class StripeGateway:
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
-            raise PaymentProviderUnavailable(type(exc).__name__) from exc
+        except stripe.APIConnectionError as exc:
+            raise PaymentProviderUnavailable(
+                "stripe unreachable", maybe_applied=not _never_sent(exc)) from exc
+        except stripe.RateLimitError as exc:  # refused before doing anything
+            raise PaymentProviderUnavailable("stripe rate limit", maybe_applied=False) from exc
+        except stripe.IdempotencyError as exc:
+            # Same key, other parameters: a bug of ours, never a reason to charge again.
+            log.error("stripe idempotency conflict: %s", exc.user_message)
+            raise PaymentRejected("idempotency conflict at the payment provider") from exc
         except stripe.APIError as exc:  # Stripe's 5xx
             raise PaymentProviderUnavailable(f"stripe api error {exc.http_status}") from exc
         except stripe.AuthenticationError as exc:
             log.error("stripe rejected our API key")
-            raise PaymentProviderUnavailable("stripe authentication failed") from exc
+            raise PaymentProviderUnavailable("stripe authentication failed",
+                                             maybe_applied=False) from exc
         except stripe.InvalidRequestError as exc:
             raise PaymentRejected(exc.user_message or str(exc)) from exc
 
     def upsert_customer(self, customer_id: str | None, details: CustomerDetails,
-                        metadata: dict[str, str]) -> str:
+                        metadata: dict[str, str], idempotency_key: str) -> str:
         params = {**details.as_params(), "metadata": metadata}
         if customer_id:
             self._call(self._client.v1.customers.update, customer_id, params=params)
             return customer_id
-        customer = self._call(self._client.v1.customers.create, params=params)
+        # The key makes two concurrent first setups share one customer at Stripe.
+        customer = self._call(self._client.v1.customers.create, params=params,
+                              options={"idempotency_key": idempotency_key})
         return str(customer.id)
 
     def create_setup_intent(self, customer_id: str, metadata: dict[str, str]) -> SetupIntentResult:
@@ -167,12 +190,28 @@ class StripeGateway:
                             options={"idempotency_key": idempotency_key})
         return str(refund.id)
 
+    def cancel(self, payment_intent_id: str) -> None:
+        self._call(self._client.v1.payment_intents.cancel, payment_intent_id)
+
     def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         event = stripe.Webhook.construct_event(payload, signature, self._webhook_secret, tolerance=300)
         return event.to_dict()
 
     def ping(self) -> None:
         self._call(self._client.v1.customers.list, params={"limit": 1})
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the connection itself failed, so Stripe never saw the request."""
+    cause: BaseException | None = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, (requests.exceptions.ConnectTimeout, NewConnectionError)):
+            return True
+        if isinstance(cause, requests.exceptions.ConnectionError) and cause.args and \
+                isinstance(getattr(cause.args[0], "reason", None), NewConnectionError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _id_of(value: Any) -> str | None:

@@ -37,7 +37,7 @@ class Campaigns(MethodView):
         return campaigns.create(checkout(), request_uow(), current_principal(), new)
 
 
-@blp.route("/campaigns/<int:campaign_id>")
+@blp.route("/campaigns/<id:campaign_id>")
 class Campaign(MethodView):
     @blp.response(200, CampaignSchema)
     @blp.doc(security=ADMIN)
@@ -59,10 +59,10 @@ def _transition(action: str) -> type[MethodView]:
 
 
 for _action in campaigns.TRANSITIONS:
-    blp.route(f"/campaigns/<int:campaign_id>/{_action}")(_transition(_action))
+    blp.route(f"/campaigns/<id:campaign_id>/{_action}")(_transition(_action))
 
 
-@blp.route("/campaigns/<int:campaign_id>/codes.csv")
+@blp.route("/campaigns/<id:campaign_id>/codes.csv")
 class CampaignCodes(MethodView):
     @blp.doc(security=ADMIN, responses={"200": {"description": "CSV of the campaign's codes",
                                                 "content": {"text/csv": {}}}})
@@ -73,7 +73,7 @@ class CampaignCodes(MethodView):
             "Content-Disposition": f'attachment; filename="campaign-{campaign_id}-codes.csv"'})
 
 
-@blp.route("/campaigns/<int:campaign_id>/redemptions")
+@blp.route("/campaigns/<id:campaign_id>/redemptions")
 class CampaignRedemptions(MethodView):
     @blp.response(200, RedemptionSchema(many=True))
     @blp.doc(security=ADMIN)

@@ -57,7 +57,7 @@ class CardSetup(MethodView):
     @blp.doc(security=[{"bearerAuth": []}])
     def post(self) -> dict[str, Any]:
         """Start capturing a card: returns a SetupIntent client secret for Stripe.js."""
-        setup = billing.start_card_setup(checkout(), request_uow(), current_principal())
+        setup = billing.start_card_setup(checkout(), request_uow, current_principal())
         return setup.__dict__
 
 
@@ -69,6 +69,6 @@ class Cards(MethodView):
     @blp.doc(security=[{"bearerAuth": []}])
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Save the card of a SetupIntent that Stripe.js confirmed; it becomes the default."""
-        card = billing.record_card(checkout(), request_uow(), current_principal(),
+        card = billing.record_card(checkout(), request_uow, current_principal(),
                                    body["setup_intent_id"])
         return card_view(card)

@@ -32,7 +32,7 @@ class MyNamespaces(MethodView):
                     for ns, role in rows]
 
 
-@blp.route("/namespaces/<int:namespace_id>/subscription")
+@blp.route("/namespaces/<id:namespace_id>/subscription")
 class NamespaceSubscription(MethodView):
     @blp.response(200, SubscriptionSchema)
     @blp.doc(security=[{"bearerAuth": []}])
@@ -41,7 +41,7 @@ class NamespaceSubscription(MethodView):
         return subscriptions.get_subscription(request_uow(), current_principal(), namespace_id)
 
 
-@blp.route("/namespaces/<int:namespace_id>/entitlements")
+@blp.route("/namespaces/<id:namespace_id>/entitlements")
 class NamespaceEntitlements(MethodView):
     @blp.response(200, EntitlementsSchema)
     @blp.doc(security=[{"bearerAuth": []}])

@@ -10,13 +10,14 @@ from services.checkout.api.context import checkout
 from services.checkout.api.quotes import count_code_attempt, selection_from
 from services.checkout.api.schemas import OrderSchema, PurchaseRequestSchema, PurchaseResultSchema
 from services.checkout.usecases import idempotency, purchases
+from services.checkout.usecases.settlement import Outcome
 from services.common.problems import PROBLEM_JSON
 from services.common.web import ProblemSchema, current_principal, request_uow
 
 blp = Blueprint("purchases", __name__, description="Buying a plan and following its order")
 
 
-def outcome_response(outcome: purchases.Outcome) -> Response:
+def outcome_response(outcome: Outcome) -> Response:
     response = jsonify(outcome.body)
     response.status_code = outcome.status_code
     if outcome.status_code >= 400:
@@ -52,7 +53,7 @@ class Purchases(MethodView):
         return outcome_response(outcome)
 
 
-@blp.route("/orders/<int:order_id>")
+@blp.route("/orders/<id:order_id>")
 class OrderResource(MethodView):
     @blp.response(200, OrderSchema)
     @blp.doc(security=[{"bearerAuth": []}])
@@ -61,7 +62,7 @@ class OrderResource(MethodView):
         return purchases.get_order(request_uow(), current_principal(), order_id)
 
 
-@blp.route("/orders/<int:order_id>/confirm")
+@blp.route("/orders/<id:order_id>/confirm")
 class OrderConfirm(MethodView):
     @blp.response(201, PurchaseResultSchema)
     @blp.alt_response(402, schema=ProblemSchema, description="Authentication failed or declined")
@@ -69,5 +70,5 @@ class OrderConfirm(MethodView):
     @blp.doc(security=[{"bearerAuth": []}])
     def post(self, order_id: int) -> Response:
         """Finish an order once the browser completed 3-D Secure."""
-        outcome = purchases.confirm(checkout(), request_uow(), current_principal(), order_id)
+        outcome = purchases.confirm(checkout(), request_uow, current_principal(), order_id)
         return outcome_response(outcome)

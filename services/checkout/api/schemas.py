@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 MAX_SEATS_ACCEPTED = 1_000_000  # beyond any catalog limit: the domain says how many are sold
+MAX_ID = 2**63 - 1  # ids are 64-bit in the database
 
 
 class StrictSchema(ma.Schema):
@@ -60,7 +61,7 @@ class AddOnSelectionSchema(StrictSchema):
 
 
 class SelectionSchema(StrictSchema):
-    namespace_id = _int(required=True, validate=validate.Range(1))
+    namespace_id = _int(required=True, validate=validate.Range(1, MAX_ID))
     plan = ma.fields.String(required=True, validate=validate.Length(1, 32))
     seats = _int(required=True, validate=validate.Range(1, MAX_SEATS_ACCEPTED))
     addons = ma.fields.List(ma.fields.Nested(AddOnSelectionSchema), load_default=list,
@@ -70,7 +71,7 @@ class SelectionSchema(StrictSchema):
 
 
 class PurchaseRequestSchema(SelectionSchema):
-    payment_method_id = _int(load_default=None, allow_none=True,
+    payment_method_id = _int(load_default=None, allow_none=True, validate=validate.Range(1, MAX_ID),
                              metadata={"description": "A saved card's id; default card if omitted"})
 
 
@@ -179,17 +180,23 @@ class NamespaceSchema(ma.Schema):
 
 
 # --- billing -------------------------------------------------------------------
+def _printable(value: str) -> None:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ma.ValidationError("Control characters (such as newlines) are not allowed.")
+
+
 def _text(max_len: int, required: bool = True) -> ma.fields.String:
     if required:
-        return ma.fields.String(required=True, validate=validate.Length(1, max_len))
-    return ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=max_len))
+        return ma.fields.String(required=True, validate=[validate.Length(1, max_len), _printable])
+    return ma.fields.String(load_default=None, allow_none=True,
+                            validate=[validate.Length(max=max_len), _printable])
 
 
 class BillingAccountInSchema(StrictSchema):
     company = _text(200)
     email = ma.fields.Email(required=True, validate=validate.Length(max=254))
     country = ma.fields.String(required=True, validate=validate.Regexp(
-        r"^[A-Za-z]{2}$", error="Use a two-letter ISO 3166 country code."))
+        r"^[A-Za-z]{2}\Z", error="Use a two-letter ISO 3166 country code."))
     address_line1 = _text(200)
     address_line2 = _text(200, required=False)
     city = _text(100)
@@ -224,7 +231,7 @@ class CardSetupSchema(ma.Schema):
 
 class RecordCardSchema(StrictSchema):
     setup_intent_id = ma.fields.String(required=True, validate=validate.Regexp(
-        r"^seti_[A-Za-z0-9]{1,64}$", error="Not a SetupIntent id."))
+        r"^seti_[A-Za-z0-9]{1,64}\Z", error="Not a SetupIntent id."))
 
 
 # --- discount campaigns (admin) ------------------------------------------------
@@ -236,7 +243,7 @@ class CampaignInSchema(StrictSchema):
     code_count = _int(load_default=None, validate=validate.Range(1, 10_000),
                       metadata={"description": "How many single-use codes (kind=bulk)"})
     code_prefix = ma.fields.String(load_default="", validate=validate.Regexp(
-        r"^[A-Za-z0-9]{0,8}$", error="Up to 8 letters or digits."))
+        r"^[A-Za-z0-9]{0,8}\Z", error="Up to 8 letters or digits."))
     discount_type = ma.fields.String(required=True,
                                      validate=validate.OneOf(["percent", "amount", "unit_price"]))
     value = _int(required=True, validate=validate.Range(1, 100_000_000), metadata={

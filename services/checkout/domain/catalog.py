@@ -44,6 +44,7 @@ class Catalog:
     currency: str
     term_months: int
     max_seats: int
+    max_order_amount: int
     plans: MappingProxyType[str, Plan]
     addons: MappingProxyType[str, AddOn]
     packs: MappingProxyType[str, Pack]
@@ -69,8 +70,8 @@ class Catalog:
             for key, v in data.get("packs", {}).items()
         }
         return cls(str(data["version"]), str(data["currency"]), int(data["term_months"]),
-                   int(data["max_seats"]), MappingProxyType(plans), MappingProxyType(addons),
-                   MappingProxyType(packs))
+                   int(data["max_seats"]), int(data["max_order_amount"]), MappingProxyType(plans),
+                   MappingProxyType(addons), MappingProxyType(packs))
 
     @classmethod
     def load(cls, path: Path = CATALOG_FILE) -> Catalog:

@@ -160,6 +160,11 @@ def assemble_quote(catalog: Catalog, selection: Selection, namespace: NamespaceF
             LineItem(**{**line.__dict__, "discount": min(line.amount, discount.amounts.get(line.sku, 0))})
             for line in lines
         ]
+    total = sum(line.net for line in lines)
+    if total > catalog.max_order_amount:
+        raise Problem(422, "order_too_large", "Order too large for self-service",
+                      f"Online purchases are limited to ${catalog.max_order_amount / 100:,.2f}; "
+                      "contact sales for this order.", maximum_amount=catalog.max_order_amount)
     return Quote(
         namespace_id=namespace.id, plan=selection.plan, seats=selection.seats,
         minimum_seats=minimum_seats(namespace.billable_members),

@@ -19,7 +19,7 @@ from services.checkout.adapters.payments import (
     PaymentProviderUnavailable,
     PaymentRejected,
 )
-from services.checkout.runtime import Checkout
+from services.checkout.runtime import Checkout, UowFactory
 from services.common.auth import Principal
 from services.common.problems import Problem
 from services.common.service import ServiceUnitOfWork
@@ -28,6 +28,14 @@ from services.common.telemetry import Step
 PROVIDER_DOWN = Problem(503, "payment_provider_unavailable", "Payment provider unavailable",
                         "We could not reach our payment provider. Nothing was charged; "
                         "try again in a moment.", headers={"Retry-After": "30"})
+
+PROVIDER_REJECTED = Problem(
+    502, "payment_provider_rejected", "Payment provider refused the request",
+    "Our payment provider refused this request; nothing was charged. Contact support with the "
+    "request id.")
+
+SETUP_NOT_FOUND = Problem(404, "setup_intent_not_found", "Card setup not found",
+                          "No card setup with that id belongs to your billing account.")
 
 ACCOUNT_FIELDS = ("company", "email", "country", "address_line1", "address_line2", "city",
                   "state", "postal_code")
@@ -85,67 +93,78 @@ def _customer_details(account: BillingAccount) -> CustomerDetails:
                            account.address_line2, account.city, account.state, account.postal_code)
 
 
-def start_card_setup(app: Checkout, uow: ServiceUnitOfWork, principal: Principal) -> CardSetup:
-    """Create (or refresh) the Stripe customer with the billing address, then a SetupIntent."""
-    with uow:
+def start_card_setup(app: Checkout, new_uow: UowFactory, principal: Principal) -> CardSetup:
+    """Create (or refresh) the Stripe customer with the billing address, then a SetupIntent.
+
+    Stripe is called between transactions, never inside one."""
+    with new_uow() as uow:
         account = require_account(uow.session, principal)
-        try:
-            customer_id = app.payments.upsert_customer(
-                account.stripe_customer_id, _customer_details(account),
-                {"billing_account_id": str(account.id), "user_id": str(principal.user_id)})
-            intent = app.payments.create_setup_intent(
-                customer_id, {"billing_account_id": str(account.id)})
-        except PaymentProviderUnavailable as exc:
-            raise PROVIDER_DOWN from exc
-        account.stripe_customer_id = customer_id
+        account_id, customer_id, details = account.id, account.stripe_customer_id, _customer_details(account)
+    try:
+        customer_id = app.payments.upsert_customer(
+            customer_id, details, {"billing_account_id": str(account_id),
+                                   "user_id": str(principal.user_id)},
+            idempotency_key=f"customer-for-billing-account-{account_id}")
+        intent = app.payments.create_setup_intent(customer_id, {"billing_account_id": str(account_id)})
+    except PaymentProviderUnavailable as exc:
+        raise PROVIDER_DOWN from exc
+    except PaymentRejected as exc:
+        raise PROVIDER_REJECTED from exc
+    with new_uow() as uow:
+        account = require_account(uow.session, principal)
+        if account.stripe_customer_id is None:
+            account.stripe_customer_id = customer_id
         uow.track(Step.CARD_SETUP_STARTED, user_id=principal.user_id, namespace_id=None)
         uow.commit()
+        stored = account.stripe_customer_id
+    if stored != customer_id:
+        # A concurrent setup created the account's customer first: set up for that one.
+        intent = app.payments.create_setup_intent(stored, {"billing_account_id": str(account_id)})
     return CardSetup(intent.id, intent.client_secret, app.ctx.settings.stripe_publishable_key,
                      app.ctx.settings.stripe_js_url)
 
 
-def record_card(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
+def record_card(app: Checkout, new_uow: UowFactory, principal: Principal,
                 setup_intent_id: str) -> PaymentMethod:
     """Save the card a confirmed SetupIntent attached, as the account's default."""
-    with uow:
-        account = require_account(uow.session, principal)
-        try:
-            intent = app.payments.get_setup_intent(setup_intent_id)
-        except PaymentProviderUnavailable as exc:
-            raise PROVIDER_DOWN from exc
-        except PaymentRejected as exc:
-            raise Problem(404, "setup_intent_not_found", "Card setup not found",
-                          "No card setup with that id.") from exc
-        if not account.stripe_customer_id or intent.customer_id != account.stripe_customer_id:
-            raise Problem(404, "setup_intent_not_found", "Card setup not found",
-                          "No card setup with that id belongs to your billing account.")
-        if intent.status == "requires_action":
-            raise Problem(409, "authentication_required", "Card needs authentication",
-                          "Your bank asks you to authenticate this card (3-D Secure); "
-                          "finish the check in the browser and try again.",
-                          client_secret=intent.client_secret)
+    with new_uow() as uow:
+        customer_id = require_account(uow.session, principal).stripe_customer_id
+    try:
+        intent = app.payments.get_setup_intent(setup_intent_id)
+    except PaymentProviderUnavailable as exc:
+        raise PROVIDER_DOWN from exc
+    except PaymentRejected as exc:
+        raise SETUP_NOT_FOUND from exc
+    if not customer_id or intent.customer_id != customer_id:
+        raise SETUP_NOT_FOUND
+    if intent.status == "requires_action":
+        raise Problem(409, "authentication_required", "Card needs authentication",
+                      "Your bank asks you to authenticate this card (3-D Secure); "
+                      "finish the check in the browser and try again.",
+                      client_secret=intent.client_secret)
+    with new_uow() as uow:
         if intent.status != "succeeded" or intent.card is None:
             uow.track(Step.CARD_DECLINED, user_id=principal.user_id, namespace_id=None,
                       stripe_status=intent.status)
             uow.commit()
             raise Problem(402, "card_declined", "Card declined",
                           "Your card was declined. Try another card or contact your bank.")
+        account = require_account(uow.session, principal)
         card = intent.card
-        existing = uow.session.scalar(select(PaymentMethod).where(
+        saved = uow.session.scalar(select(PaymentMethod).where(
             PaymentMethod.stripe_payment_method_id == card.payment_method_id))
         uow.session.execute(update(PaymentMethod)
                             .where(PaymentMethod.billing_account_id == account.id)
                             .values(is_default=False))
-        if existing is None:
-            existing = PaymentMethod(
+        if saved is None:
+            saved = PaymentMethod(
                 billing_account_id=account.id, stripe_payment_method_id=card.payment_method_id,
                 brand=card.brand, last4=card.last4, exp_month=card.exp_month,
                 exp_year=card.exp_year, created_at=uow.now)
-            uow.session.add(existing)
-        existing.is_default = True
-        uow.track(Step.CARD_CAPTURED, user_id=principal.user_id, namespace_id=None,
-                  brand=card.brand)
+            uow.session.add(saved)
+        saved.is_default = True
+        uow.track(Step.CARD_CAPTURED, user_id=principal.user_id, namespace_id=None, brand=card.brand)
         uow.commit()
-        uow.session.refresh(existing)
-        uow.session.expunge(existing)
-        return existing
+        uow.session.refresh(saved)
+        uow.session.expunge(saved)
+        return saved

@@ -3,7 +3,11 @@
 - the first response to a (user, key) is stored and replayed for 24 hours;
 - the same key with a different body is refused (`idempotency_key_reused`);
 - a request that failed before any side effect (validation, provider down)
-  stores nothing, so it can be retried with the same key.
+  stores nothing, so it can be retried with the same key;
+- a request whose payment's fate is unknown (Stripe timed out) stays linked
+  to its order in state `retry`: the same request resumes that order, and
+  repeats the very same Stripe call, which Stripe answers from its own
+  idempotency store instead of charging again.
 
 The claim is its own committed transaction, so concurrent identical requests
 see it at once: the unique (user_id, key) constraint lets exactly one through
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,6 +48,7 @@ class Replay:
 @dataclass(frozen=True)
 class Claim:
     record_id: int
+    resume_order_id: int | None = None
 
 
 def request_fingerprint(path: str, body: dict[str, Any]) -> str:
@@ -80,7 +85,7 @@ def claim(new_uow: UowFactory, user_id: int, key: str, fingerprint: str) -> Clai
                 uow.session.add(record)
                 try:
                     uow.commit()
-                    return Claim(record.id)
+                    return Claim(record.id, record.order_id)
                 except IntegrityError:
                     uow.rollback()
                     continue  # someone claimed it between our read and write
@@ -90,10 +95,19 @@ def claim(new_uow: UowFactory, user_id: int, key: str, fingerprint: str) -> Clai
                               "Use a new key for a new purchase.")
             if record.state == "done" and record.status_code is not None:
                 return Replay(record.status_code, dict(record.response_body or {}))
+            if record.state == "retry":
+                resumed = uow.session.execute(
+                    update(IdempotencyRecord)
+                    .where(IdempotencyRecord.id == record.id, IdempotencyRecord.state == "retry")
+                    .values(state="in_progress", updated_at=uow.now))
+                uow.commit()
+                if resumed.rowcount == 1:  # type: ignore[attr-defined]
+                    return Claim(record.id, record.order_id)
+                continue  # a concurrent retry resumed it first: wait for its answer
             if record.updated_at < uow.now - STALE_CLAIM:
                 record.updated_at = uow.now
                 uow.commit()
-                return Claim(record.id)
+                return Claim(record.id, record.order_id)
         if time.monotonic() > deadline:
             raise Problem(409, "idempotency_key_in_use", "Request still in progress",
                           "A request with this Idempotency-Key is still being processed; "
@@ -116,6 +130,22 @@ def finish(session: Session, record_id: int, status_code: int, body: dict[str, A
     record.status_code = status_code
     record.response_body = body
     record.updated_at = now
+
+
+def link_order(session: Session, record_id: int, order_id: int) -> None:
+    """Remember which order this key opened (in the transaction that opens it)."""
+    record = session.get(IdempotencyRecord, record_id)
+    if record is not None:
+        record.order_id = order_id
+
+
+def await_retry(new_uow: UowFactory, record_id: int) -> None:
+    """The payment may or may not have happened: keep the key for a retry."""
+    uow = new_uow()
+    with uow:
+        uow.session.execute(update(IdempotencyRecord).where(IdempotencyRecord.id == record_id)
+                            .values(state="retry", updated_at=uow.now))
+        uow.commit()
 
 
 def release(new_uow: UowFactory, record_id: int) -> None:

@@ -1,23 +1,32 @@
 """Buying a plan: price, charge the saved card off-session, provision.
 
-The purchase runs as a few short transactions around the Stripe call, never
-holding a database transaction open across the network:
+The purchase runs as a few short transactions around the Stripe call:
 
 1. claim the Idempotency-Key (committed at once: concurrent twins wait for it);
-2. check the rules, price the order and write it as `pending` (a partial
-   unique index allows one open order per namespace);
-3. charge with a Stripe idempotency key derived from (user, key, body), so a
-   retry after a timeout can not charge twice;
+2. check the rules, price the order and write it as `pending`, linked to the
+   key (a partial unique index allows one open order per namespace);
+3. charge, with a Stripe idempotency key derived from (user, key, body);
 4. settle: provision and store the response with the order in one commit.
 
-Stripe unreachable at step 3 removes the pending order and the claim (nothing
-half-written) and answers 503; the same request can then be retried as is.
+What Stripe's failure at step 3 leaves behind depends on what we know:
+- the request never reached Stripe: the order and the claim are removed in
+  one commit (nothing half-written), 503, and the same request starts afresh;
+- it may have reached Stripe (a timeout, a 5xx): the order stays pending and
+  the key waits in state `retry`, 503 `payment_status_unknown`; the same
+  request resumes the order and repeats the identical Stripe call, which
+  Stripe answers from its idempotency store, and a late webhook completes the
+  order on its own. Either way one charge at most, and never a lost one.
+
+With a discount code, steps 3 and 4 share one transaction (see
+`_redeem_and_charge`), so the code's use is taken only by a successful charge.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -25,24 +34,48 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from services.checkout.adapters.models import (
+    BillingAccount,
     IdempotencyRecord,
+    Membership,
     Namespace,
     Order,
     PaymentMethod,
     Subscription,
-    SubscriptionAddOn,
 )
-from services.checkout.adapters.payments import ChargeResult, PaymentProviderUnavailable
+from services.checkout.adapters.payments import (
+    ChargeResult,
+    PaymentProviderUnavailable,
+    PaymentRejected,
+)
 from services.checkout.domain.pricing import Quote, Selection, assemble_quote
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access, discounts, idempotency
-from services.checkout.usecases.billing import PROVIDER_DOWN, require_account
-from services.checkout.usecases.views import line_view, order_view, subscription_view
+from services.checkout.usecases.billing import PROVIDER_DOWN, PROVIDER_REJECTED, require_account
+from services.checkout.usecases.settlement import (
+    OPEN,
+    Outcome,
+    apply_charge,
+    current_outcome,
+    lock_order,
+)
+from services.checkout.usecases.views import line_view, order_view
 from services.common.auth import Principal
 from services.common.problems import Problem, not_found
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
+log = logging.getLogger(__name__)
+
+# A pending order older than this belongs to a buyer who never came back (or a
+# crash); a new purchase may replace it. Any payment it did take is refunded
+# when Stripe's webhook for it arrives (settlement refunds duplicates).
+STALE_PENDING = timedelta(minutes=15)
+
+PAYMENT_UNCERTAIN = Problem(
+    503, "payment_status_unknown", "Payment status unknown",
+    "Our payment provider did not answer in time, so we can not tell yet whether your card was "
+    "charged. Send the same request with the same Idempotency-Key again: it finishes this "
+    "purchase and never charges twice.", headers={"Retry-After": "10"})
 
 @dataclass(frozen=True)
 class PurchaseRequest:
@@ -53,12 +86,6 @@ class PurchaseRequest:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    status_code: int
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class _OpenOrder:
     order_id: int
     customer_id: str
@@ -66,6 +93,11 @@ class _OpenOrder:
     amount: int
     currency: str
     description: str
+    discount_code: str | None
+
+
+class _ChargedButUnsettled(Exception):
+    """Stripe charged, then recording the order failed."""
 
 
 def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: PurchaseRequest,
@@ -74,7 +106,10 @@ def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: 
     if isinstance(claimed, idempotency.Replay):
         return Outcome(claimed.status_code, claimed.body)
     try:
-        opened = _open_order(app, new_uow(), principal, request)
+        if claimed.resume_order_id is not None:
+            opened = _reopen(app, new_uow(), claimed.resume_order_id, claimed.record_id)
+        else:
+            opened = _open_order(app, new_uow(), principal, request, claimed.record_id)
     except Problem as problem:
         idempotency.release(new_uow, claimed.record_id)
         _record_refusal(new_uow(), principal, request, problem)
@@ -82,12 +117,13 @@ def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: 
     except BaseException:
         idempotency.release(new_uow, claimed.record_id)
         raise
+    if isinstance(opened, Outcome):
+        return opened  # a webhook settled the resumed order meanwhile
     stripe_key = "purchase-" + hashlib.sha256(
         f"{principal.user_id}\n{key}\n{fingerprint}".encode()).hexdigest()
     abandon = partial(_abandon, new_uow, opened.order_id, claimed.record_id, principal, request)
-    # Until Stripe has charged, any failure undoes the order and the key claim.
     try:
-        if request.discount_code:
+        if opened.discount_code:
             result = _redeem_and_charge(app, new_uow, opened, stripe_key, claimed.record_id)
         else:
             result = _charge(app, opened, stripe_key)
@@ -99,19 +135,17 @@ def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: 
         abandon(rejection.code)
         raise
     except PaymentProviderUnavailable as exc:
+        if exc.maybe_applied:
+            idempotency.await_retry(new_uow, claimed.record_id)
+            raise PAYMENT_UNCERTAIN from exc
         abandon("payment_provider_unavailable")
         raise PROVIDER_DOWN from exc
-    except BaseException:
-        # Stripe refused our request as invalid (our bug): nothing was charged.
-        abandon("payment_provider_error")
-        raise
+    except PaymentRejected as exc:
+        abandon("payment_provider_rejected")
+        raise PROVIDER_REJECTED from exc
     if isinstance(result, Outcome):
         return result
     return _settle(app, new_uow(), opened.order_id, result, claimed.record_id)
-
-
-class _ChargedButUnsettled(Exception):
-    """Stripe charged, then recording the order failed."""
 
 
 def _charge(app: Checkout, opened: _OpenOrder, stripe_key: str) -> ChargeResult:
@@ -173,10 +207,10 @@ def _price(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespac
 
 
 def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
-                request: PurchaseRequest) -> _OpenOrder:
+                request: PurchaseRequest, record_id: int) -> _OpenOrder:
     with uow:
         # The namespace row lock makes "no active subscription, no open order"
-        # and the insert of ours one step: settling an order writes this row too.
+        # and the insert of ours one step: settling an order locks this row too.
         namespace = access.load_namespace(uow.session, request.namespace_id, principal,
                                           owner=True, lock=True)
         account = require_account(uow.session, principal)
@@ -187,6 +221,7 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
             raise Problem(409, "already_subscribed", "Namespace already subscribed",
                           f"{namespace.path} already has an active {active.plan} subscription "
                           f"until {active.term_end.isoformat()}.")
+        _supersede_open_order(app, uow, namespace)
         quote = _price(app, uow, principal, namespace, request)
         order = Order(
             billing_account_id=account.id, namespace_id=namespace.id, user_id=principal.user_id,
@@ -197,19 +232,69 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
             term_start=quote.term_start, term_end=quote.term_end, status="pending",
             payment_method_id=card.id, traffic=uow.traffic.value, created_at=uow.now)
         uow.session.add(order)
-        opened = _OpenOrder(0, account.stripe_customer_id or "", card.stripe_payment_method_id,
-                            quote.total, quote.currency,
-                            f"{app.catalog.plans[quote.plan].name}, {quote.seats} seats, "
-                            f"{namespace.path}")
         path = namespace.path
         try:
-            uow.commit()
-        except IntegrityError as exc:
+            uow.session.flush()
+        except IntegrityError as exc:  # the one-open-order index, should the lock be bypassed
             uow.rollback()
             raise Problem(409, "purchase_in_progress", "A purchase is already in progress",
-                          f"Another purchase for {path} is being processed; "
-                          "wait for it to finish.") from exc
-        return replace(opened, order_id=order.id)
+                          f"Another purchase for {path} is being processed.") from exc
+        idempotency.link_order(uow.session, record_id, order.id)
+        opened = _OpenOrder(order.id, account.stripe_customer_id or "", card.stripe_payment_method_id,
+                            quote.total, quote.currency, _describe(app, order, namespace.path),
+                            order.discount_code)
+        uow.commit()
+        return opened
+
+
+def _describe(app: Checkout, order: Order, path: str) -> str:
+    return f"{app.catalog.plans[order.plan].name}, {order.seats} seats, {path}"
+
+
+def _supersede_open_order(app: Checkout, uow: ServiceUnitOfWork, namespace: Namespace) -> None:
+    """One open order per namespace: an abandoned 3-D Secure check or a long
+    stale pending order gives way to the new purchase; a live one does not."""
+    current = uow.session.scalar(select(Order).where(Order.namespace_id == namespace.id,
+                                                     Order.status.in_(OPEN)))
+    if current is None:
+        return
+    if current.status == "pending" and current.created_at > uow.now - STALE_PENDING:
+        raise Problem(409, "purchase_in_progress", "A purchase is already in progress",
+                      f"Another purchase for {namespace.path} is being processed; "
+                      "wait for it to finish.")
+    current.status = "canceled" if current.status == "requires_action" else "abandoned"
+    uow.session.flush()  # frees the one-open-order index before our insert
+    intent = current.stripe_payment_intent_id
+    if intent:
+        uow.after_commit(partial(_cancel_intent, app, intent))
+
+
+def _cancel_intent(app: Checkout, intent_id: str) -> None:
+    """Best effort: if the cancel is lost and the buyer still pays, the webhook refunds."""
+    try:
+        app.payments.cancel(intent_id)
+    except Exception:
+        log.warning("could not cancel superseded payment intent %s", intent_id)
+
+
+def _reopen(app: Checkout, uow: ServiceUnitOfWork, order_id: int,
+            record_id: int) -> _OpenOrder | Outcome:
+    """The order a retried request left pending: charge it again (same Stripe
+    key, same parameters), unless a webhook settled it meanwhile."""
+    with uow:
+        order = lock_order(uow, order_id)
+        if order.status != "pending":
+            outcome = current_outcome(uow, order)
+            idempotency.finish(uow.session, record_id, outcome.status_code, outcome.body, uow.now)
+            uow.commit()
+            return outcome
+        card = uow.session.get(PaymentMethod, order.payment_method_id)
+        account = uow.session.get(BillingAccount, order.billing_account_id)
+        namespace = uow.session.get(Namespace, order.namespace_id)
+        assert card is not None and account is not None and namespace is not None
+        return _OpenOrder(order.id, account.stripe_customer_id or "", card.stripe_payment_method_id,
+                          order.total, order.currency, _describe(app, order, namespace.path),
+                          order.discount_code)
 
 
 def _choose_card(uow: ServiceUnitOfWork, account_id: int, default: PaymentMethod | None,
@@ -229,168 +314,62 @@ def _abandon(new_uow: UowFactory, order_id: int, record_id: int, principal: Prin
              request: PurchaseRequest, reason: str) -> None:
     """Undo an order Stripe never charged, and its key claim, in one commit."""
     with new_uow() as uow:
-        uow.session.execute(delete(Order).where(Order.id == order_id))
         uow.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+        uow.session.execute(delete(Order).where(Order.id == order_id))
         uow.track(Step.PURCHASE_FAILED, user_id=principal.user_id,
                   namespace_id=request.namespace_id, reason=reason)
         uow.commit()
 
 
 def _settle(app: Checkout, uow: ServiceUnitOfWork, order_id: int, charge: ChargeResult,
-            record_id: int | None) -> Outcome:
+            record_id: int) -> Outcome:
     with uow:
         order = lock_order(uow, order_id)
         outcome = apply_charge(app, uow, order, charge)
-        if record_id is not None:
-            idempotency.finish(uow.session, record_id, outcome.status_code, outcome.body, uow.now)
+        idempotency.finish(uow.session, record_id, outcome.status_code, outcome.body, uow.now)
         uow.commit()
         return outcome
 
 
-def lock_order(uow: ServiceUnitOfWork, order_id: int) -> Order:
-    """Lock an order for a state change. Locks are always taken namespace first,
-    then order (as opening an order does), so concurrent paths can not deadlock."""
-    namespace_id = uow.session.scalar(select(Order.namespace_id).where(Order.id == order_id))
-    if namespace_id is None:
+def _visible_order(uow: ServiceUnitOfWork, principal: Principal, order_id: int,
+                   *, owner: bool = False) -> Order:
+    """The order if the caller is a member of its namespace; 404 alike otherwise."""
+    order = uow.session.get(Order, order_id)
+    role = uow.session.scalar(select(Membership.role).where(
+        Membership.namespace_id == order.namespace_id,
+        Membership.user_id == principal.user_id)) if order else None
+    if order is None or (role is None and not principal.is_admin):
         raise not_found("order", order_id)
-    uow.session.execute(select(Namespace.id).where(Namespace.id == namespace_id).with_for_update())
-    order = uow.session.scalar(select(Order).where(Order.id == order_id).with_for_update()
-                               .execution_options(populate_existing=True))
-    assert order is not None
+    if owner and role != "owner":
+        raise Problem(403, "not_owner", "Owner role required", "Only Owners can finish a purchase.")
     return order
 
 
-def apply_charge(app: Checkout, uow: ServiceUnitOfWork, order: Order, charge: ChargeResult) -> Outcome:
-    """Move an order along what Stripe said about its payment. Idempotent:
-    a completed order stays completed whatever arrives late or twice."""
-    if order.status == "completed":
-        return _completed(uow, order)
-    if charge.payment_intent_id:
-        order.stripe_payment_intent_id = charge.payment_intent_id
-    if charge.status == "succeeded":
-        return _complete(app, uow, order)
-    if charge.status in ("requires_action", "processing"):
-        if order.status != "requires_action":
-            order.status = "requires_action"
-            uow.track(Step.THREE_DS_REQUIRED, user_id=order.user_id, namespace_id=order.namespace_id,
-                      order_id=order.id)
-        return Outcome(202, {"status": "requires_action", "order": order_view(order),
-                             "client_secret": charge.client_secret,
-                             "next_step": f"Authenticate the payment with Stripe.js, then POST "
-                                          f"/orders/{order.id}/confirm."})
-    if order.status != "failed":
-        order.status = "failed"
-        order.failure_code = charge.decline_code or "card_declined"
-        order.failure_message = charge.message
-        uow.track(Step.PURCHASE_FAILED, user_id=order.user_id, namespace_id=order.namespace_id,
-                  order_id=order.id, reason=order.failure_code)
-    problem = Problem(402, "card_declined", "Card declined",
-                      f"{order.failure_message or 'Your card was declined.'} Nothing was charged; "
-                      "add another card and try again with a new Idempotency-Key.",
-                      decline_code=order.failure_code, order_id=order.id)
-    return Outcome(402, problem.to_dict())
+def confirm(app: Checkout, new_uow: UowFactory, principal: Principal, order_id: int) -> Outcome:
+    """Finish an order after the browser authenticated its payment (3-D Secure).
 
-
-def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
-    if order.discount_code and not discounts.is_redeemed(uow.session, order.id):
-        # Completed after 3-D Secure: the code's use is taken only now.
+    Stripe is asked outside any transaction; the answer is applied under lock."""
+    with new_uow() as uow:
+        order = _visible_order(uow, principal, order_id, owner=True)
+        intent_id, status = order.stripe_payment_intent_id, order.status
+    charge = None
+    if intent_id and status != "completed":
         try:
-            with uow.session.begin_nested():
-                discounts.redeem(uow, order)
-        except Problem as rejection:
-            return _refund(app, uow, order, rejection)
-    addons = [line for line in order.lines if line["kind"] == "addon"]
-    subscription = Subscription(
-        namespace_id=order.namespace_id, billing_account_id=order.billing_account_id,
-        plan=order.plan, seats=order.seats, term_start=order.term_start, term_end=order.term_end,
-        auto_renew=True, status="active", first_order_id=order.id, created_at=uow.now,
-        updated_at=uow.now,
-        addons=[SubscriptionAddOn(sku=line["sku"], seats=line["quantity"]) for line in addons])
-    uow.session.add(subscription)
-    namespace = uow.session.get(Namespace, order.namespace_id)
-    assert namespace is not None
-    namespace.plan = order.plan
-    order.status = "completed"
-    order.completed_at = uow.now
-    uow.session.flush()
-    card = uow.session.get(PaymentMethod, order.payment_method_id) if order.payment_method_id else None
-    account = order.billing_account_id
-    uow.publish("order.completed", {
-        **order_view(order), "order_id": order.id, "user_id": order.user_id,
-        "billing_account_id": account, "namespace_path": namespace.path,
-        "card": {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
-                 "exp_year": card.exp_year} if card else None,
-    })
-    uow.publish("subscription.created", {
-        **subscription_view(subscription), "subscription_id": subscription.id,
-        "billing_account_id": account, "namespace_path": namespace.path,
-        "features": app.catalog.features_for(order.plan, tuple(a["sku"] for a in addons)),
-    })
-    uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
-              order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
-              discount_code=order.discount_code)
-    return _completed(uow, order, subscription)
-
-
-def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, rejection: Problem) -> Outcome:
-    """The offer ran out while the buyer authenticated: give the money back."""
-    if order.stripe_payment_intent_id:
-        app.payments.refund(order.stripe_payment_intent_id,
-                            idempotency_key=f"refund-order-{order.id}")
-    order.status = "failed"
-    order.failure_code = rejection.code
-    order.failure_message = rejection.detail
-    uow.track(Step.PURCHASE_FAILED, user_id=order.user_id, namespace_id=order.namespace_id,
-              order_id=order.id, reason=rejection.code, refunded=True)
-    problem = Problem(409, rejection.code, "Discount no longer available",
-                      f"{rejection.detail} Your payment was refunded in full; buy again without "
-                      "the code or with another one.", order_id=order.id, refunded=True)
-    return Outcome(409, problem.to_dict())
-
-
-def _completed(uow: ServiceUnitOfWork, order: Order, sub: Subscription | None = None) -> Outcome:
-    if sub is None:
-        sub = uow.session.scalar(select(Subscription).where(Subscription.first_order_id == order.id))
-    return Outcome(201, {"status": "completed", "order": order_view(order),
-                         "subscription": subscription_view(sub) if sub else None})
-
-
-def confirm(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, order_id: int) -> Outcome:
-    """Finish an order after the browser authenticated its payment (3-D Secure)."""
-    with uow:
+            charge = app.payments.get_payment_intent(intent_id)
+        except PaymentProviderUnavailable as exc:
+            raise PROVIDER_DOWN from exc
+    with new_uow() as uow:
         order = lock_order(uow, order_id)
-        access.load_namespace(uow.session, order.namespace_id, principal, owner=True)
-        if order.status in ("completed", "failed") or not order.stripe_payment_intent_id:
-            outcome = _current(app, uow, order)
-        else:
-            try:
-                charge = app.payments.get_payment_intent(order.stripe_payment_intent_id)
-            except PaymentProviderUnavailable as exc:
-                raise PROVIDER_DOWN from exc
-            outcome = apply_charge(app, uow, order, charge)
-            if charge.status == "requires_action":
-                raise Problem(409, "authentication_pending", "Authentication not finished",
-                              "The bank's check (3-D Secure) has not been completed yet.",
-                              client_secret=charge.client_secret, order_id=order.id)
+        outcome = apply_charge(app, uow, order, charge) if charge else current_outcome(uow, order)
         uow.commit()
-        return outcome
-
-
-def _current(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
-    if order.status == "failed":
-        return apply_charge(app, uow, order, ChargeResult("declined", order.stripe_payment_intent_id,
-                                                          None, order.failure_code,
-                                                          order.failure_message))
-    if order.status == "completed":
-        return _completed(uow, order)
-    return Outcome(202, {"status": order.status, "order": order_view(order), "client_secret": None,
-                         "next_step": "Wait for the payment to finish."})
+    if charge is not None and charge.status == "requires_action" and outcome.status_code == 202:
+        raise Problem(409, "authentication_pending", "Authentication not finished",
+                      "The bank's check (3-D Secure) has not been completed yet.",
+                      client_secret=charge.client_secret, order_id=order_id)
+    return outcome
 
 
 def get_order(uow: ServiceUnitOfWork, principal: Principal, order_id: int) -> dict[str, Any]:
     with uow:
-        order = uow.session.get(Order, order_id)
-        if order is None:
-            raise not_found("order", order_id)
-        access.load_namespace(uow.session, order.namespace_id, principal)
-        return order_view(order)
+        return order_view(_visible_order(uow, principal, order_id))
+

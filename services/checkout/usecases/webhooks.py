@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from services.checkout.adapters.models import BillingAccount, Order, StripeEvent
 from services.checkout.adapters.payments import ChargeResult
 from services.checkout.runtime import Checkout
-from services.checkout.usecases.purchases import apply_charge, lock_order
+from services.checkout.usecases.settlement import apply_charge, lock_order
 from services.common.problems import Problem
 from services.common.service import ServiceUnitOfWork
 
@@ -58,6 +58,9 @@ def _intent_failed(app: Checkout, uow: ServiceUnitOfWork, intent: dict[str, Any]
         return "ignored: no order"
     before = order.status
     error = intent.get("last_payment_error") or {}
+    if error.get("code") == "authentication_required" and order.status == "requires_action":
+        # Off-session 3-D Secure: Stripe calls it a failure, the buyer is still authenticating.
+        return f"order {order.id}: awaiting authentication"
     apply_charge(app, uow, order, ChargeResult(
         "declined", intent["id"], None, error.get("decline_code") or error.get("code"),
         error.get("message")))

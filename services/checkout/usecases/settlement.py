@@ -1,0 +1,178 @@
+"""What an order becomes when news of its payment arrives, from the purchase
+request, the confirm call after 3-D Secure, or a Stripe webhook.
+
+`apply_charge` is idempotent and order-independent: a completed order stays
+completed; money that arrives for an order that can no longer be provisioned
+(the namespace was bought meanwhile, or the discount ran out during 3-D
+Secure) is refunded, never kept silently. Every caller locks the order with
+`lock_order` (namespace row first, then order, as opening an order does), so
+two paths can neither both provision nor deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from services.checkout.adapters.models import (
+    Namespace,
+    Order,
+    PaymentMethod,
+    Subscription,
+    SubscriptionAddOn,
+)
+from services.checkout.adapters.payments import ChargeResult
+from services.checkout.runtime import Checkout
+from services.checkout.usecases import discounts
+from services.checkout.usecases.views import order_view, subscription_view
+from services.common.problems import Problem, not_found
+from services.common.service import ServiceUnitOfWork
+from services.common.telemetry import Step
+
+log = logging.getLogger(__name__)
+
+OPEN = ("pending", "requires_action")
+CLOSED = ("failed", "canceled", "abandoned")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int
+    body: dict[str, Any]
+
+
+def lock_order(uow: ServiceUnitOfWork, order_id: int) -> Order:
+    """Lock an order for a state change: its namespace row first, then the order."""
+    namespace_id = uow.session.scalar(select(Order.namespace_id).where(Order.id == order_id))
+    if namespace_id is None:
+        raise not_found("order", order_id)
+    uow.session.execute(select(Namespace.id).where(Namespace.id == namespace_id).with_for_update())
+    order = uow.session.scalar(select(Order).where(Order.id == order_id).with_for_update()
+                               .execution_options(populate_existing=True))
+    assert order is not None
+    return order
+
+
+def apply_charge(app: Checkout, uow: ServiceUnitOfWork, order: Order, charge: ChargeResult) -> Outcome:
+    if order.status == "completed":
+        return completed_outcome(uow, order)
+    if charge.payment_intent_id and not order.stripe_payment_intent_id:
+        order.stripe_payment_intent_id = charge.payment_intent_id
+    if charge.status == "succeeded":
+        return _complete(app, uow, order)
+    if order.status in CLOSED:
+        return current_outcome(uow, order)  # late news of a closed order changes nothing
+    if charge.status in ("requires_action", "processing"):
+        if order.status != "requires_action":
+            order.status = "requires_action"
+            uow.track(Step.THREE_DS_REQUIRED, user_id=order.user_id, namespace_id=order.namespace_id,
+                      order_id=order.id)
+        return Outcome(202, {"status": "requires_action", "order": order_view(order),
+                             "client_secret": charge.client_secret,
+                             "next_step": f"Authenticate the payment with Stripe.js, then POST "
+                                          f"/orders/{order.id}/confirm."})
+    order.status = "failed"
+    order.failure_code = charge.decline_code or "card_declined"
+    order.failure_message = charge.message
+    uow.track(Step.PURCHASE_FAILED, user_id=order.user_id, namespace_id=order.namespace_id,
+              order_id=order.id, reason=order.failure_code)
+    return current_outcome(uow, order)
+
+
+def current_outcome(uow: ServiceUnitOfWork, order: Order) -> Outcome:
+    """The answer that describes the order as it is now."""
+    if order.status == "completed":
+        return completed_outcome(uow, order)
+    if order.status == "failed" and order.refunded:
+        problem = Problem(409, order.failure_code or "purchase_refunded", "Purchase refunded",
+                          order.failure_message, order_id=order.id, refunded=True)
+        return Outcome(409, problem.to_dict())
+    if order.status == "failed":
+        problem = Problem(402, "card_declined", "Card declined",
+                          f"{order.failure_message or 'Your card was declined.'} Nothing was charged; "
+                          "add another card and try again with a new Idempotency-Key.",
+                          decline_code=order.failure_code, order_id=order.id)
+        return Outcome(402, problem.to_dict())
+    if order.status in ("canceled", "abandoned"):
+        problem = Problem(409, "order_superseded", "Order replaced",
+                          "A newer purchase for this namespace replaced this order; nothing was "
+                          "kept from it.", order_id=order.id)
+        return Outcome(409, problem.to_dict())
+    return Outcome(202, {"status": order.status, "order": order_view(order), "client_secret": None,
+                         "next_step": "The payment is being processed; ask again shortly."})
+
+
+def completed_outcome(uow: ServiceUnitOfWork, order: Order, sub: Subscription | None = None) -> Outcome:
+    if sub is None:
+        sub = uow.session.scalar(select(Subscription).where(Subscription.first_order_id == order.id))
+    return Outcome(201, {"status": "completed", "order": order_view(order),
+                         "subscription": subscription_view(sub) if sub else None})
+
+
+def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
+    active = uow.session.scalar(select(Subscription).where(
+        Subscription.namespace_id == order.namespace_id, Subscription.status == "active"))
+    if active is not None:
+        # Paid twice for one namespace (a superseded order authenticated late):
+        # keep the first, return this money.
+        return _refund(app, uow, order, Problem(
+            409, "already_subscribed", "Namespace already subscribed",
+            "This namespace was bought by another order meanwhile."))
+    if order.discount_code and not discounts.is_redeemed(uow.session, order.id):
+        # Completed after 3-D Secure: the code's use is taken only now.
+        try:
+            with uow.session.begin_nested():
+                discounts.redeem(uow, order)
+        except Problem as rejection:
+            return _refund(app, uow, order, rejection)
+    addons = [line for line in order.lines if line["kind"] == "addon"]
+    subscription = Subscription(
+        namespace_id=order.namespace_id, billing_account_id=order.billing_account_id,
+        plan=order.plan, seats=order.seats, term_start=order.term_start, term_end=order.term_end,
+        auto_renew=True, status="active", first_order_id=order.id, created_at=uow.now,
+        updated_at=uow.now,
+        addons=[SubscriptionAddOn(sku=line["sku"], seats=line["quantity"]) for line in addons])
+    uow.session.add(subscription)
+    namespace = uow.session.get(Namespace, order.namespace_id)
+    assert namespace is not None
+    namespace.plan = order.plan
+    order.status = "completed"
+    order.completed_at = uow.now
+    order.failure_code = order.failure_message = None
+    uow.session.flush()
+    card = uow.session.get(PaymentMethod, order.payment_method_id) if order.payment_method_id else None
+    uow.publish("order.completed", {
+        **order_view(order), "order_id": order.id, "user_id": order.user_id,
+        "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
+        "card": {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
+                 "exp_year": card.exp_year} if card else None,
+    })
+    uow.publish("subscription.created", {
+        **subscription_view(subscription), "subscription_id": subscription.id,
+        "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
+        "features": app.catalog.features_for(order.plan, tuple(a["sku"] for a in addons)),
+    })
+    uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
+              order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
+              discount_code=order.discount_code)
+    return completed_outcome(uow, order, subscription)
+
+
+def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, reason: Problem) -> Outcome:
+    """Money arrived for an order that can't be provisioned: give it back.
+
+    Called with the order locked; the refund's idempotency key makes a repeat
+    (a second webhook, a retry after a crash) harmless at Stripe."""
+    if order.stripe_payment_intent_id and order.total > 0:
+        app.payments.refund(order.stripe_payment_intent_id, idempotency_key=f"refund-order-{order.id}")
+    log.warning("order %s refunded: %s", order.id, reason.code)
+    order.status = "failed"
+    order.refunded = True
+    order.failure_code = reason.code
+    order.failure_message = f"{reason.detail} Your payment was refunded in full."
+    uow.track(Step.PURCHASE_FAILED, user_id=order.user_id, namespace_id=order.namespace_id,
+              order_id=order.id, reason=reason.code, refunded=True)
+    return current_outcome(uow, order)
