@@ -3,25 +3,26 @@ PostgreSQL; end-to-end tests add a real localstripe and a live HTTP server."""
 
 from __future__ import annotations
 
+import importlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.orm import Session
 
-from services.checkout.adapters.models import Base as CheckoutBase
 from services.checkout.app import create_app
 from services.checkout.runtime import Checkout
 from services.checkout.seed import seed
 from services.common.clock import FixedClock
 from services.common.config import Settings
 from services.common.db import make_engine
-from services.common.migrate import upgrade
+from services.common.migrate import SERVICES, upgrade
 from tests.support import (
     PG_SKIP_REASON,
     TEST_SECRET,
@@ -37,26 +38,35 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 # --- databases -----------------------------------------------------------------
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Checkout's schema migrated once; each test copies the file."""
-    path = tmp_path_factory.mktemp("db") / "checkout-template.db"
-    upgrade("checkout", sqlite_url(path))
-    return path
+def _metadata(service: str) -> MetaData:
+    return importlib.import_module(f"services.{service}.adapters.models").Base.metadata
 
 
 @pytest.fixture(scope="session")
-def postgres_checkout_url() -> Iterator[str]:
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each service's schema migrated once; each test copies the file."""
+    folder = tmp_path_factory.mktemp("db")
+    templates = {}
+    for service in SERVICES:
+        templates[service] = folder / f"{service}-template.db"
+        upgrade(service, sqlite_url(templates[service]))
+    return templates
+
+
+@pytest.fixture(scope="session")
+def postgres_urls() -> Iterator[dict[str, str]]:
     if not pg_base_url():
         pytest.skip(PG_SKIP_REASON)
-    with postgres_database("checkout") as url:
-        upgrade("checkout", url)
-        yield url
+    with ExitStack() as stack:
+        urls = {service: stack.enter_context(postgres_database(service)) for service in SERVICES}
+        for service, url in urls.items():
+            upgrade(service, url)
+        yield urls
 
 
-def _truncate_all(url: str) -> None:
+def _truncate_all(url: str, metadata: MetaData) -> None:
     engine = make_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in CheckoutBase.metadata.sorted_tables)
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
@@ -68,15 +78,29 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def checkout_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if backend == "sqlite":
-        template = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "checkout.db"
-        shutil.copy(template, path)
-        return sqlite_url(path)
-    url = request.getfixturevalue("postgres_checkout_url")
-    _truncate_all(url)
-    return str(url)
+def fresh_db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """A clean, migrated database for a service, on this test's backend."""
+
+    def make(service: str) -> str:
+        if backend == "sqlite":
+            path = tmp_path / f"{service}.db"
+            shutil.copy(request.getfixturevalue("sqlite_templates")[service], path)
+            return sqlite_url(path)
+        url = request.getfixturevalue("postgres_urls")[service]
+        _truncate_all(url, _metadata(service))
+        return str(url)
+
+    return make
+
+
+@pytest.fixture
+def checkout_db_url(fresh_db: Callable[[str], str]) -> str:
+    return fresh_db("checkout")
+
+
+@pytest.fixture
+def trials_db_url(fresh_db: Callable[[str], str]) -> str:
+    return fresh_db("trials")
 
 
 @pytest.fixture
@@ -140,3 +164,25 @@ def live_checkout(stripe_app: Flask, localstripe: LocalStripe) -> Iterator[LiveS
     localstripe.register_webhook("checkout", f"{server.url}/stripe/webhooks", WEBHOOK_SECRET)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def checkout_server(app: Flask) -> Iterator[LiveServer]:
+    """Checkout on a real socket (no Stripe), as the other services reach it."""
+    server = LiveServer(app)
+    yield server
+    server.stop()
+
+
+def trials_settings(db_url: str, checkout_url: str) -> Settings:
+    settings = make_settings("trials", db_url)
+    return settings.with_overrides(service_urls={**settings.service_urls, "checkout": checkout_url})
+
+
+@pytest.fixture
+def trials_app(trials_db_url: str, clock: FixedClock, checkout_server: LiveServer) -> Iterator[Flask]:
+    from services.trials.app import create_app as create_trials_app
+
+    flask_app = create_trials_app(trials_settings(trials_db_url, checkout_server.url), clock)
+    yield flask_app
+    flask_app.extensions["trials"].ctx.close()

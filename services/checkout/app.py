@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.checkout.adapters.models import FunnelEventRow, OutboxMessage
+from services.checkout.adapters.models import FunnelEventRow, InboxEvent, OutboxMessage
 from services.checkout.adapters.payments import PaymentGateway, StripeGateway
 from services.checkout.adapters.ratelimit import AttemptLimiter
 from services.checkout.api import admin, billing, catalog, namespaces, purchases, quotes, webhooks
 from services.checkout.domain.catalog import Catalog
 from services.checkout.runtime import Checkout
+from services.checkout.usecases import trial_events
 from services.common.clock import Clock
 from services.common.config import Settings
+from services.common.inbox import events_blueprint
 from services.common.service import ServiceContext, build_context
 from services.common.web import ReadinessCheck, create_service_app
 
@@ -40,7 +42,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     app = create_service_app(
         checkout.ctx, title="Checkout", description=__doc__ or "",
         blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, namespaces.blp,
-                    webhooks.blp, admin.blp],
+                    webhooks.blp, admin.blp, events_blueprint(InboxEvent, trial_events.HANDLERS)],
         readiness_checks=[_stripe_reachable(checkout.payments)],
         json_exempt_paths=[webhooks.WEBHOOK_PATH])
     app.extensions["checkout"] = checkout

@@ -48,7 +48,8 @@ class Settings:
     ratelimit_storage_uri: str = "memory://"
     code_attempts_per_client: str = "30/minute;300/day"
     code_attempts_per_account: str = "10/minute;100/day"
-    service_urls: Mapping[str, str] = field(default_factory=dict)
+    service_urls: Mapping[str, str] = field(default_factory=lambda: {
+        name: f"http://127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()})
 
     @property
     def is_production(self) -> bool:

@@ -1,8 +1,5 @@
 """The trials service: Ultimate and Duo trials, their eligibility and lifecycle.
-
-This is the service's foundation (database, health, OpenAPI); the trial
-endpoints arrive with the trials capability.
-"""
+`create_app()` is the WSGI factory."""
 
 from __future__ import annotations
 
@@ -10,12 +7,31 @@ from flask import Flask
 
 from services.common.clock import Clock
 from services.common.config import Settings
+from services.common.inbox import events_blueprint
 from services.common.service import build_context
 from services.common.web import create_service_app
-from services.trials.adapters.models import FunnelEventRow, OutboxMessage
+from services.trials.adapters.directory import CheckoutDirectory, NamespaceDirectory
+from services.trials.adapters.models import FunnelEventRow, InboxEvent, OutboxMessage
+from services.trials.api import trials as trials_api
+from services.trials.domain.rules import TrialRules
+from services.trials.runtime import Trials
+from services.trials.usecases.events import HANDLERS
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Flask:
-    ctx = build_context("trials", settings or Settings.from_env("trials"), clock,
-                        OutboxMessage, FunnelEventRow)
-    return create_service_app(ctx, title="Trials", description=__doc__ or "", blueprints=[])
+def build_trials(settings: Settings, clock: Clock | None = None,
+                 directory: NamespaceDirectory | None = None) -> Trials:
+    ctx = build_context("trials", settings, clock, OutboxMessage, FunnelEventRow)
+    app = Trials(ctx=ctx, rules=TrialRules.load(),
+                 directory=directory or CheckoutDirectory(settings.service_urls["checkout"]))
+    ctx.extras["trials"] = app
+    return app
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None,
+               directory: NamespaceDirectory | None = None) -> Flask:
+    trials = build_trials(settings or Settings.from_env("trials"), clock, directory)
+    flask_app = create_service_app(
+        trials.ctx, title="Trials", description=__doc__ or "",
+        blueprints=[trials_api.blp, events_blueprint(InboxEvent, HANDLERS)])
+    flask_app.extensions["trials"] = trials
+    return flask_app

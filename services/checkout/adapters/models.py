@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.db import BigIntPK, UTCDateTime
+from services.common.inbox import InboxMixin
 from services.common.outbox import OutboxMixin
 from services.common.telemetry import FunnelEventMixin
 
@@ -289,3 +290,27 @@ class DiscountRedemption(Base):
     discount_amount: Mapped[int] = mapped_column(BigInteger)
     order_total: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InboxEvent(InboxMixin, Base):
+    pass
+
+
+class NamespaceTrial(Base):
+    """Checkout's copy of a namespace's trials, kept from the trials service's
+    events (never read from its tables). `last_event_at` makes late or
+    repeated deliveries harmless."""
+
+    __tablename__ = "namespace_trials"
+    __table_args__ = (UniqueConstraint("namespace_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    namespace_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    grants_plan: Mapped[str | None] = mapped_column(String(32))
+    grants_addon: Mapped[str | None] = mapped_column(String(32))
+    seats: Mapped[int | None] = mapped_column(Integer)
+    seat_holder: Mapped[int | None] = mapped_column(BigInteger)
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime())

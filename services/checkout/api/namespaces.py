@@ -32,6 +32,15 @@ class MyNamespaces(MethodView):
                     for ns, role in rows]
 
 
+@blp.route("/namespaces/<id:namespace_id>")
+class NamespaceResource(MethodView):
+    @blp.response(200, NamespaceSchema)
+    @blp.doc(security=[{"bearerAuth": []}])
+    def get(self, namespace_id: int) -> dict[str, Any]:
+        """A namespace as its member sees it: kind, level, paid plan, my role, add-ons bought."""
+        return subscriptions.describe_namespace(request_uow(), current_principal(), namespace_id)
+
+
 @blp.route("/namespaces/<id:namespace_id>/subscription")
 class NamespaceSubscription(MethodView):
     @blp.response(200, SubscriptionSchema)

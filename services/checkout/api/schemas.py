@@ -157,14 +157,25 @@ class PurchaseResultSchema(ma.Schema):
     next_step = ma.fields.String()
 
 
+class EntitlementAddOnSchema(SubscriptionAddOnSchema):
+    trial = ma.fields.Boolean(metadata={"description": "Granted by an active trial"})
+
+
+class ActiveTrialSchema(ma.Schema):
+    kind = ma.fields.String()
+    ends_at = ma.fields.AwareDateTime()
+    seats = ma.fields.Integer(allow_none=True)
+
+
 class EntitlementsSchema(ma.Schema):
     namespace_id = ma.fields.Integer()
     path = ma.fields.String()
-    plan = ma.fields.String(metadata={"description": "Effective plan"})
+    plan = ma.fields.String(metadata={"description": "Effective plan: the paid plan, or a trial's"})
     paid_plan = ma.fields.String(allow_none=True)
     seats = ma.fields.Integer(allow_none=True)
     billable_members = ma.fields.Integer()
-    addons = ma.fields.List(ma.fields.Nested(SubscriptionAddOnSchema))
+    addons = ma.fields.List(ma.fields.Nested(EntitlementAddOnSchema))
+    trials = ma.fields.List(ma.fields.Nested(ActiveTrialSchema))
     features = ma.fields.List(ma.fields.String())
 
 
@@ -174,9 +185,11 @@ class NamespaceSchema(ma.Schema):
     name = ma.fields.String()
     kind = ma.fields.String()
     parent_id = ma.fields.Integer(allow_none=True)
-    plan = ma.fields.String()
-    role = ma.fields.String()
+    plan = ma.fields.String(metadata={"description": "The paid plan"})
+    role = ma.fields.String(allow_none=True, metadata={"description": "The caller's role"})
     billable_members = ma.fields.Integer()
+    addons_purchased = ma.fields.List(ma.fields.String(),
+                                      metadata={"description": "Add-ons ever bought for it"})
 
 
 # --- billing -------------------------------------------------------------------

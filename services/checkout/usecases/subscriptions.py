@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.checkout.adapters.models import Subscription
+from services.checkout.adapters.models import Membership, Subscription, SubscriptionAddOn
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access
+from services.checkout.usecases.trial_events import active_trials
 from services.checkout.usecases.views import subscription_view
 from services.common.auth import Principal
 from services.common.problems import Problem
@@ -32,15 +33,39 @@ def get_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id:
 
 def get_entitlements(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
                      namespace_id: int) -> dict[str, Any]:
+    """The paid plan and add-ons, lifted by any active trial (known from trial events)."""
     with uow:
         namespace = access.load_namespace(uow.session, namespace_id, principal)
         sub = _active(uow, namespace_id)
-        addons = tuple(a.sku for a in sub.addons) if sub else ()
+        trials = active_trials(uow, namespace_id)
+        plan = namespace.plan
+        addons = [{"sku": a.sku, "seats": a.seats, "trial": False} for a in sub.addons] if sub else []
+        ranks = {p.id: p.rank for p in app.catalog.plans.values()}
+        for trial in trials:
+            if trial.grants_plan in ranks and ranks[trial.grants_plan] > ranks.get(plan, 0):
+                plan = trial.grants_plan
+            if trial.grants_addon and all(a["sku"] != trial.grants_addon for a in addons):
+                addons.append({"sku": trial.grants_addon, "seats": trial.seats or 0, "trial": True})
         return {
             "namespace_id": namespace.id, "path": namespace.path,
-            "plan": namespace.plan, "paid_plan": sub.plan if sub else None,
+            "plan": plan, "paid_plan": sub.plan if sub else None,
             "seats": sub.seats if sub else None,
             "billable_members": access.billable_members(uow.session, namespace.id),
-            "addons": [{"sku": a.sku, "seats": a.seats} for a in sub.addons] if sub else [],
-            "features": app.catalog.features_for(namespace.plan, addons),
+            "addons": addons,
+            "trials": [{"kind": t.kind, "ends_at": t.ends_at, "seats": t.seats} for t in trials],
+            "features": app.catalog.features_for(plan, tuple(a["sku"] for a in addons)),
         }
+
+
+def describe_namespace(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> dict[str, Any]:
+    with uow:
+        ns = access.load_namespace(uow.session, namespace_id, principal)
+        role = uow.session.scalar(select(Membership.role).where(
+            Membership.namespace_id == ns.id, Membership.user_id == principal.user_id))
+        bought = uow.session.scalars(
+            select(SubscriptionAddOn.sku).distinct().join(Subscription)
+            .where(Subscription.namespace_id == ns.id)).all()
+        return {"id": ns.id, "path": ns.path, "name": ns.name, "kind": ns.kind,
+                "parent_id": ns.parent_id, "plan": ns.plan, "role": role,
+                "billable_members": access.billable_members(uow.session, ns.id),
+                "addons_purchased": sorted(bought)}

@@ -1,9 +1,15 @@
-"""Trials's tables. Only the trials service writes them."""
+"""Trials' tables. Only the trials service writes them."""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime
+from typing import Any
 
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.common.db import BigIntPK, UTCDateTime
+from services.common.inbox import InboxMixin
 from services.common.outbox import OutboxMixin
 from services.common.telemetry import FunnelEventMixin
 
@@ -17,4 +23,49 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class FunnelEventRow(FunnelEventMixin, Base):
+    pass
+
+
+class Trial(Base):
+    """One trial of one kind per namespace, ever: the unique constraint (not a
+    check-then-insert) is what makes a double click or two Owners racing
+    produce one trial."""
+
+    __tablename__ = "trials"
+    __table_args__ = (UniqueConstraint("namespace_id", "kind", name="uq_trials_namespace_kind"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    namespace_id: Mapped[int] = mapped_column(BigInteger)
+    namespace_path: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # active, expired, converted
+    plan_before: Mapped[str] = mapped_column(String(32))  # the paid plan it returns to
+    seats: Mapped[int | None] = mapped_column(Integer)
+    started_by: Mapped[int] = mapped_column(BigInteger)
+    started_by_email: Mapped[str] = mapped_column(String(254))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    extended: Mapped[bool] = mapped_column(Boolean, default=False)
+    reactivated: Mapped[bool] = mapped_column(Boolean, default=False)
+    experiments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # variants that shaped it
+
+
+class TrialAudit(Base):
+    """Who changed a trial by hand, and why (support's extensions and reactivations)."""
+
+    __tablename__ = "trial_audit"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor_user_id: Mapped[int] = mapped_column(BigInteger)
+    actor_email: Mapped[str] = mapped_column(String(254))
+    reason: Mapped[str] = mapped_column(Text)
+    ends_at_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InboxEvent(InboxMixin, Base):
     pass

@@ -1,0 +1,138 @@
+"""Outbox relay: delivers a service's unpublished outbox rows to the services
+that subscribe to their topics, at least once (consumers de-duplicate on the
+event id with the inbox, services/common/inbox.py).
+
+On PostgreSQL rows are claimed with `FOR UPDATE SKIP LOCKED`, so several relays
+can run side by side without delivering a row twice; on SQLite one relay runs.
+A row that some subscriber did not take stays unpublished and is retried
+after a backoff computed from `attempts` and `occurred_at`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from sqlalchemy import ColumnElement, Select, and_, or_, select
+
+from services.common.db import is_postgres
+from services.common.inbox import EVENTS_PATH, Envelope
+from services.common.outbox import OutboxMixin
+from services.common.service import ServiceContext
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 300
+# From this many attempts on, 2**attempts is past the cap.
+_CAPPED_FROM = next(n for n in range(1, 64) if 2**n >= MAX_BACKOFF_SECONDS)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    name: str
+    url: str  # base URL; events go to {url}/internal/events
+    topics: tuple[str, ...]  # topic prefixes: "subscription." takes "subscription.created", "" all
+
+    def wants(self, topic: str) -> bool:
+        return any(topic.startswith(prefix) for prefix in self.topics)
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long after `occurred_at` a row that failed `attempts` times is due again."""
+    return timedelta(seconds=0 if attempts <= 0 else min(2 ** min(attempts, _CAPPED_FROM),
+                                                          MAX_BACKOFF_SECONDS))
+
+
+def envelope(row: OutboxMixin, source: str) -> Envelope:
+    return Envelope(id=row.id, topic=row.topic, source=source, occurred_at=row.occurred_at.isoformat(),
+                    payload=row.payload)
+
+
+def relay_once(ctx: ServiceContext, subscribers: Sequence[Subscriber], *, token: str, batch: int = 100,
+               http: requests.Session | None = None, timeout: float = 5.0) -> int:
+    """Deliver up to `batch` due rows, oldest first; returns how many were published.
+
+    The rows stay locked until the batch's transaction ends, so another relay
+    skips them rather than sending them again.
+    """
+    client = http or requests.Session()
+    headers = {"Authorization": f"Bearer {token}"}
+    published = 0
+    try:
+        with ctx.session_factory() as session, session.begin():
+            rows = session.scalars(_claim(ctx.outbox_model, ctx.clock.now(), batch,
+                                          locking=is_postgres(session))).all()
+            # A subscriber that cannot be reached is not tried again in this batch:
+            # a dead host would otherwise cost a connection attempt (or a timeout) per row.
+            unreachable: dict[str, str] = {}
+            for row in rows:
+                event = envelope(row, ctx.name)
+                errors = []
+                for subscriber in subscribers:
+                    if not subscriber.wants(row.topic):
+                        continue
+                    error = unreachable.get(subscriber.name) or _deliver(
+                        client, subscriber, event, headers, timeout, unreachable)
+                    if error:
+                        errors.append(error)
+                if errors:
+                    row.attempts = (row.attempts or 0) + 1
+                    row.last_error = "; ".join(errors)[:1000]
+                else:
+                    row.published_at = ctx.clock.now()
+                    published += 1
+    finally:
+        if http is None:
+            client.close()
+    return published
+
+
+def _claim(model: type[OutboxMixin], now: datetime, batch: int, *, locking: bool) -> Select[Any]:
+    query = (select(model).where(model.published_at.is_(None), _due(model, now))
+             .order_by(model.occurred_at, model.id).limit(batch))
+    return query.with_for_update(skip_locked=True) if locking else query
+
+
+def _due(model: type[OutboxMixin], now: datetime) -> ColumnElement[bool]:
+    """`attempts == 0 or occurred_at + backoff(attempts) <= now`, in portable SQL:
+    one clause per attempt count below the cap (bound parameters only)."""
+    clauses: list[ColumnElement[bool]] = [model.attempts == 0]
+    clauses += [and_(model.attempts == n, model.occurred_at <= now - backoff(n))
+                for n in range(1, _CAPPED_FROM)]
+    clauses.append(and_(model.attempts >= _CAPPED_FROM,
+                        model.occurred_at <= now - backoff(_CAPPED_FROM)))
+    return or_(*clauses)
+
+
+def _deliver(http: requests.Session, subscriber: Subscriber, event: Envelope, headers: dict[str, str],
+             timeout: float, unreachable: dict[str, str]) -> str | None:
+    """POST one event; None if taken, else a short reason (no URL, no token)."""
+    try:
+        response = http.post(f"{subscriber.url.rstrip('/')}{EVENTS_PATH}", json=event, headers=headers,
+                             timeout=timeout)
+    except requests.RequestException as exc:
+        reason = f"{subscriber.name}: unreachable ({type(exc).__name__})"
+        unreachable[subscriber.name] = reason
+        log.warning("event %s (%s) not delivered to %s: %s; skipping it for the rest of this batch",
+                    event["id"], event["topic"], subscriber.name, type(exc).__name__)
+        return reason
+    if 200 <= response.status_code < 300:
+        return None
+    code = _problem_code(response)
+    log.warning("event %s (%s) not delivered to %s: HTTP %d%s", event["id"], event["topic"],
+                subscriber.name, response.status_code, f" {code}" if code else "")
+    return f"{subscriber.name}: HTTP {response.status_code}" + (f" {code}" if code else "")
+
+
+def _problem_code(response: requests.Response) -> str | None:
+    """The consumer's problem code (e.g. service_only), which says more than the status."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code[:64] if isinstance(code, str) else None

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+
+class StrictSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class VerdictSchema(ma.Schema):
+    kind = ma.fields.String()
+    name = ma.fields.String()
+    eligible = ma.fields.Boolean()
+    reason = ma.fields.String(allow_none=True, metadata={"description": "Stable code when not eligible"})
+    message = ma.fields.String(allow_none=True)
+    duration_days = ma.fields.Integer(allow_none=True)
+
+
+class TrialSchema(ma.Schema):
+    id = ma.fields.Integer()
+    namespace_id = ma.fields.Integer()
+    namespace_path = ma.fields.String()
+    kind = ma.fields.String()
+    name = ma.fields.String()
+    status = ma.fields.String(metadata={"description": "active, expired or converted"})
+    started_at = ma.fields.AwareDateTime()
+    ends_at = ma.fields.AwareDateTime()
+    days_left = ma.fields.Integer()
+    seats = ma.fields.Integer(allow_none=True)
+    plan_before = ma.fields.String(metadata={"description": "The paid plan it returns to"})
+    extended = ma.fields.Boolean()
+    reactivated = ma.fields.Boolean()
+    recently_expired = ma.fields.Boolean()
+
+
+class StartTrialSchema(StrictSchema):
+    kind = ma.fields.String(required=True, validate=validate.Length(1, 32))
+
+
+def _printable(value: str) -> None:
+    if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
+        raise ma.ValidationError("Control characters are not allowed.")
+
+
+class SupportActionSchema(StrictSchema):
+    reason = ma.fields.String(required=True, validate=[validate.Length(3, 500), _printable],
+                              metadata={"description": "Why (kept in the audit trail)"})

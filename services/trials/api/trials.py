@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.common.web import ProblemSchema, current_principal, request_uow
+from services.trials.api.schemas import (
+    StartTrialSchema,
+    SupportActionSchema,
+    TrialSchema,
+    VerdictSchema,
+)
+from services.trials.runtime import Trials
+from services.trials.usecases import trials
+
+blp = Blueprint("trials", __name__, description="Trials of Ultimate and the Duo add-ons")
+AUTH = [{"bearerAuth": []}]
+
+
+def app() -> Trials:
+    from flask import current_app
+
+    return current_app.extensions["trials"]  # type: ignore[no-any-return]
+
+
+def bearer() -> str:
+    """The caller's own token, forwarded to checkout so it decides what they may see."""
+    current_principal()
+    return request.headers["Authorization"].split(None, 1)[1].strip()
+
+
+@blp.route("/namespaces/<id:namespace_id>/trials/eligibility")
+class Eligibility(MethodView):
+    @blp.response(200, VerdictSchema(many=True))
+    @blp.doc(security=AUTH)
+    def get(self, namespace_id: int) -> list[dict[str, Any]]:
+        """Which trials this namespace can start now, and the reason where not."""
+        verdicts = trials.eligibility(app(), request_uow(), current_principal(), bearer(), namespace_id)
+        return [{**v.__dict__, "name": app().rules.kinds[v.kind].name} for v in verdicts]
+
+
+@blp.route("/namespaces/<id:namespace_id>/trials")
+class NamespaceTrials(MethodView):
+    @blp.response(200, TrialSchema(many=True))
+    @blp.doc(security=AUTH)
+    def get(self, namespace_id: int) -> list[dict[str, Any]]:
+        """The namespace's trials with their days left and end dates (members)."""
+        return trials.list_for(app(), request_uow(), bearer(), namespace_id)
+
+    @blp.arguments(StartTrialSchema)
+    @blp.response(201, TrialSchema, description="Started")
+    @blp.alt_response(200, schema=TrialSchema, description="Already running: the same trial")
+    @blp.alt_response(409, schema=ProblemSchema, description="Trial active or already used")
+    @blp.alt_response(422, schema=ProblemSchema, description="Not eligible (reason in code)")
+    @blp.doc(security=AUTH)
+    def post(self, body: dict[str, Any], namespace_id: int) -> tuple[dict[str, Any], int]:
+        """Start a trial (Owners of top-level groups). Idempotent per namespace and kind."""
+        created, trial = trials.start(app(), request_uow(), current_principal(), bearer(), namespace_id,
+                                      body["kind"])
+        return trial, 201 if created else 200
+
+
+@blp.route("/trials/<id:trial_id>/extend")
+class Extend(MethodView):
+    @blp.arguments(SupportActionSchema)
+    @blp.response(200, TrialSchema)
+    @blp.alt_response(409, schema=ProblemSchema, description="Not active, or extended already")
+    @blp.doc(security=AUTH)
+    def post(self, body: dict[str, Any], trial_id: int) -> dict[str, Any]:
+        """Support: extend an active trial once (audited)."""
+        return trials.extend(app(), request_uow(), current_principal(), trial_id, body["reason"])
+
+
+@blp.route("/trials/<id:trial_id>/reactivate")
+class Reactivate(MethodView):
+    @blp.arguments(SupportActionSchema)
+    @blp.response(200, TrialSchema)
+    @blp.alt_response(409, schema=ProblemSchema, description="Not expired, or not allowed again")
+    @blp.doc(security=AUTH)
+    def post(self, body: dict[str, Any], trial_id: int) -> dict[str, Any]:
+        """Support: reactivate an expired trial once, on a namespace back on Free (audited)."""
+        return trials.reactivate(app(), request_uow(), current_principal(), bearer(), trial_id,
+                                 body["reason"])

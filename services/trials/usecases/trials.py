@@ -1,0 +1,213 @@
+"""Starting, reading and ending trials.
+
+Starting is idempotent per namespace and kind: the unique constraint decides
+between racing requests, and the loser answers with the winner's trial.
+Expiry and conversion are conditional UPDATEs (`WHERE status = 'active'`), so
+each happens exactly once however many sweeps or deliveries overlap.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from services.common.auth import Principal
+from services.common.problems import Problem, not_found
+from services.common.service import ServiceUnitOfWork
+from services.common.telemetry import Step
+from services.trials.adapters.models import Trial, TrialAudit
+from services.trials.domain import rules as R
+from services.trials.runtime import Trials
+
+
+def trial_view(trial: Trial, now: datetime, rules: R.TrialRules) -> dict[str, Any]:
+    left = (trial.ends_at - now).total_seconds() / 86400
+    past = R.PastTrial(trial.kind, R.TrialStatus(trial.status), trial.ends_at)
+    return {
+        "id": trial.id, "namespace_id": trial.namespace_id, "namespace_path": trial.namespace_path,
+        "kind": trial.kind, "name": rules.kinds[trial.kind].name, "status": trial.status,
+        "started_at": trial.started_at, "ends_at": trial.ends_at,
+        "days_left": max(0, int(-(-left // 1))) if trial.status == "active" else 0,
+        "seats": trial.seats, "plan_before": trial.plan_before, "extended": trial.extended,
+        "reactivated": trial.reactivated, "recently_expired": R.recently_expired(rules, past, now),
+    }
+
+
+def _event(app: Trials, trial: Trial, now: datetime, **extra: Any) -> dict[str, Any]:
+    kind = app.rules.kinds[trial.kind]
+    return {"trial_id": trial.id, "namespace_id": trial.namespace_id, "occurred_at": now.isoformat(),
+            "grants_plan": kind.grants_plan, "grants_addon": kind.grants_addon,
+            "namespace_path": trial.namespace_path, "kind": trial.kind, "status": trial.status,
+            "ends_at": trial.ends_at.isoformat(), "plan_before": trial.plan_before, "seats": trial.seats,
+            "user_id": trial.started_by, "email": trial.started_by_email, **extra}
+
+
+def _namespace(app: Trials, namespace_id: int, token: str) -> R.Namespace:
+    ns = app.directory.lookup(namespace_id, token)
+    if ns is None:
+        raise not_found("namespace", namespace_id)
+    return ns
+
+
+def _history(uow: ServiceUnitOfWork, namespace_id: int) -> dict[str, R.PastTrial]:
+    rows = uow.session.scalars(select(Trial).where(Trial.namespace_id == namespace_id))
+    return {t.kind: R.PastTrial(t.kind, R.TrialStatus(t.status), t.ends_at) for t in rows}
+
+
+def eligibility(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
+                namespace_id: int) -> list[R.Verdict]:
+    ns = _namespace(app, namespace_id, token)
+    with uow:
+        history = _history(uow, namespace_id)
+        verdicts = [R.verdict(app.rules, kind, ns, history) for kind in app.rules.kinds]
+        uow.track(Step.TRIAL_ELIGIBILITY_CHECKED, user_id=principal.user_id, namespace_id=namespace_id,
+                  outcomes={v.kind: v.reason or "eligible" for v in verdicts}, plan=ns.plan)
+        uow.commit()
+        return verdicts
+
+
+def start(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str, namespace_id: int,
+          kind: str) -> tuple[bool, dict[str, Any]]:
+    """(created, trial). A repeat of a start that succeeded answers with that trial."""
+    if kind not in app.rules.kinds:
+        raise Problem(422, "unknown_trial_kind", "Unknown trial kind",
+                      f"Choose one of: {', '.join(app.rules.kinds)}.")
+    ns = _namespace(app, namespace_id, token)
+    with uow:
+        history = _history(uow, namespace_id)
+        existing = _active_started_by_anyone(uow, namespace_id, kind)
+        if existing is not None and ns.role == "owner":
+            return False, trial_view(existing, uow.now, app.rules)
+        decision = R.verdict(app.rules, kind, ns, history)
+        if not decision.eligible:
+            raise Problem(409 if decision.reason in ("already_trialed", "trial_active") else 403
+                          if decision.reason == "not_owner" else 422,
+                          decision.reason or "not_eligible", "Trial not available", decision.message)
+        assert decision.duration_days is not None
+        trial = Trial(namespace_id=ns.id, namespace_path=ns.path, kind=kind, status="active",
+                      plan_before=ns.plan, seats=R.trial_seats(app.rules.kinds[kind], ns),
+                      started_by=principal.user_id, started_by_email=principal.email,
+                      started_at=uow.now, ends_at=R.ends_at(uow.now, decision.duration_days),
+                      experiments=dict(uow.experiments))
+        uow.session.add(trial)
+        try:
+            uow.session.flush()
+        except IntegrityError:
+            uow.rollback()
+            winner = _active_started_by_anyone(uow, namespace_id, kind)
+            if winner is None:
+                raise Problem(409, "already_trialed", "Trial not available",
+                              f"{ns.path} has had this trial.") from None
+            return False, trial_view(winner, uow.now, app.rules)
+        uow.publish("trial.started", _event(app, trial, uow.now, duration_days=decision.duration_days,
+                                            seat_holder=principal.user_id))
+        uow.track(Step.TRIAL_STARTED, user_id=principal.user_id, namespace_id=ns.id, kind=kind,
+                  plan=ns.plan, duration_days=decision.duration_days)
+        uow.commit()
+        return True, trial_view(trial, uow.now, app.rules)
+
+
+def _active_started_by_anyone(uow: ServiceUnitOfWork, namespace_id: int, kind: str) -> Trial | None:
+    return uow.session.scalar(select(Trial).where(
+        Trial.namespace_id == namespace_id, Trial.kind == kind, Trial.status == "active"))
+
+
+def list_for(app: Trials, uow: ServiceUnitOfWork, token: str, namespace_id: int) -> list[dict[str, Any]]:
+    _namespace(app, namespace_id, token)  # members only
+    with uow:
+        trials = uow.session.scalars(select(Trial).where(Trial.namespace_id == namespace_id)
+                                     .order_by(Trial.started_at))
+        return [trial_view(t, uow.now, app.rules) for t in trials]
+
+
+def _admin_trial(uow: ServiceUnitOfWork, principal: Principal, trial_id: int) -> Trial:
+    if not principal.is_admin:
+        raise Problem(403, "admin_required", "Admin role required",
+                      "Only support (admin role) can extend or reactivate trials.")
+    trial = uow.session.scalar(select(Trial).where(Trial.id == trial_id).with_for_update())
+    if trial is None:
+        raise not_found("trial", trial_id)
+    return trial
+
+
+def _audit(uow: ServiceUnitOfWork, trial: Trial, principal: Principal, action: str, reason: str,
+           before: datetime) -> None:
+    uow.session.add(TrialAudit(trial_id=trial.id, action=action, actor_user_id=principal.user_id,
+                               actor_email=principal.email, reason=reason, ends_at_before=before,
+                               ends_at_after=trial.ends_at, at=uow.now))
+
+
+def extend(app: Trials, uow: ServiceUnitOfWork, principal: Principal, trial_id: int,
+           reason: str) -> dict[str, Any]:
+    with uow:
+        trial = _admin_trial(uow, principal, trial_id)
+        refusal = R.extension_refusal(R.TrialStatus(trial.status), trial.extended)
+        if refusal:
+            raise Problem(409, refusal[0], "Can not extend", refusal[1])
+        before = trial.ends_at
+        trial.ends_at = R.ends_at(trial.ends_at, app.rules.extension_days)
+        trial.extended = True
+        _audit(uow, trial, principal, "extended", reason, before)
+        uow.publish("trial.extended", _event(app, trial, uow.now, by=principal.user_id, reason=reason))
+        uow.commit()
+        return trial_view(trial, uow.now, app.rules)
+
+
+def reactivate(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str, trial_id: int,
+               reason: str) -> dict[str, Any]:
+    with uow:
+        trial = _admin_trial(uow, principal, trial_id)
+        namespace_id = trial.namespace_id
+    ns = _namespace(app, namespace_id, token)  # the plan now, asked outside the transaction
+    with uow:
+        trial = _admin_trial(uow, principal, trial_id)
+        refusal = R.reactivation_refusal(R.TrialStatus(trial.status), trial.extended,
+                                         trial.reactivated, ns.plan)
+        if refusal:
+            raise Problem(409, refusal[0], "Can not reactivate", refusal[1])
+        before = trial.ends_at
+        trial.status = "active"
+        trial.ends_at = R.ends_at(uow.now, app.rules.reactivation_days)
+        trial.ended_at = None
+        trial.reactivated = True
+        _audit(uow, trial, principal, "reactivated", reason, before)
+        uow.publish("trial.reactivated", _event(app, trial, uow.now, by=principal.user_id, reason=reason))
+        uow.commit()
+        return trial_view(trial, uow.now, app.rules)
+
+
+def expire_due(app: Trials, uow: ServiceUnitOfWork) -> list[int]:
+    """End every active trial whose time is up, once. Safe to run twice or in parallel."""
+    with uow:
+        ended = uow.session.execute(
+            update(Trial).where(Trial.status == "active", Trial.ends_at <= uow.now)
+            .values(status="expired", ended_at=uow.now).returning(Trial.id)).scalars().all()
+        for trial in uow.session.scalars(select(Trial).where(Trial.id.in_(ended))):
+            uow.publish("trial.expired", _event(app, trial, uow.now))
+            uow.track(Step.TRIAL_EXPIRED, user_id=trial.started_by, namespace_id=trial.namespace_id,
+                      kind=trial.kind, plan_before=trial.plan_before, experiments=trial.experiments)
+        uow.commit()
+        return list(ended)
+
+
+def convert_on_purchase(app: Trials, uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
+    """A subscription bought or changed: the trials it pays for end as converted."""
+    namespace_id = payload["namespace_id"]
+    bought = {payload.get("plan")} | {a["sku"] for a in payload.get("addons", [])}
+    kinds = [k.id for k in app.rules.kinds.values()
+             if (k.grants_plan and k.grants_plan in bought) or (k.grants_addon and k.grants_addon in bought)]
+    if not kinds:
+        return "no trial converted"
+    converted = uow.session.execute(
+        update(Trial).where(Trial.namespace_id == namespace_id, Trial.kind.in_(kinds),
+                            Trial.status == "active")
+        .values(status="converted", ended_at=uow.now).returning(Trial.id)).scalars().all()
+    for trial in uow.session.scalars(select(Trial).where(Trial.id.in_(converted))):
+        uow.publish("trial.converted", _event(app, trial, uow.now,
+                                              subscription_id=payload.get("subscription_id")))
+        uow.track(Step.TRIAL_CONVERTED, user_id=trial.started_by, namespace_id=namespace_id,
+                  kind=trial.kind, plan_before=trial.plan_before, experiments=trial.experiments)
+    return f"converted {len(converted)}"

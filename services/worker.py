@@ -1,0 +1,126 @@
+"""`python -m services.worker [service ...]`: the stack's background work.
+
+For each named service (default: all that publish), relay its outbox to the
+services subscribed to its topics; for trials, also end the trials whose time
+is up. `make run` runs one worker for everything; a deployment runs one per
+service (several replicas are safe: relays claim rows with SKIP LOCKED and
+the sweep's UPDATE is conditional). SIGTERM finishes the current pass first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from services.common.auth import issue_token
+from services.common.clock import SystemClock
+from services.common.config import Settings
+from services.common.relay import Subscriber, relay_once
+from services.common.service import ServiceContext, build_context
+
+# Who hears what. Topic prefixes; consumers de-duplicate with their inbox.
+SUBSCRIPTIONS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+    "checkout": [("trials", ("subscription.",))],
+    "trials": [("checkout", ("trial.",))],
+}
+
+log = logging.getLogger("worker")
+
+
+def subscribers(service: str, settings: Settings) -> list[Subscriber]:
+    return [Subscriber(name, settings.service_urls[name], topics)
+            for name, topics in SUBSCRIPTIONS.get(service, [])]
+
+
+def service_token(settings: Settings) -> str:
+    """What a relay shows the consumers: a short-lived token with the 'service' role."""
+    return issue_token(settings.auth_secret, 0, "relay@services.internal", ("service",),
+                       now=SystemClock().now(), ttl=timedelta(minutes=10))
+
+
+def _context(service: str, settings: Settings) -> ServiceContext:
+    models = importlib.import_module(f"services.{service}.adapters.models")
+    return build_context(service, settings, None, models.OutboxMessage, models.FunnelEventRow)
+
+
+def _relay_job(ctx: ServiceContext, subs: list[Subscriber], settings: Settings) -> Callable[[], str]:
+    def relay() -> str:
+        sent = relay_once(ctx, subs, token=service_token(settings))
+        return f"{ctx.name}: relayed {sent}" if sent else ""
+    return relay
+
+
+def _sweep_job(settings: Settings) -> tuple[Callable[[], str], ServiceContext]:
+    from services.trials.app import build_trials
+    from services.trials.usecases.trials import expire_due
+
+    trials = build_trials(settings)
+
+    def sweep() -> str:
+        ended = expire_due(trials, trials.ctx.uow())
+        return f"trials: expired {len(ended)}" if ended else ""
+    return sweep, trials.ctx
+
+
+def build_jobs(services: list[str]) -> tuple[list[Callable[[], str]], list[ServiceContext]]:
+    jobs: list[Callable[[], str]] = []
+    contexts: list[ServiceContext] = []
+    for service in services:
+        settings = Settings.from_env(service)
+        if service == "trials":
+            sweep, ctx = _sweep_job(settings)
+            jobs.append(sweep)
+        else:
+            ctx = _context(service, settings)
+        contexts.append(ctx)
+        if subs := subscribers(service, settings):
+            jobs.append(_relay_job(ctx, subs, settings))
+    return jobs, contexts
+
+
+def run(services: list[str], interval: float, once: bool) -> int:
+    jobs, contexts = build_jobs(services)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.is_set():
+            for job in jobs:
+                try:
+                    if said := job():
+                        log.info(said)
+                except Exception:  # one failing job must not stop the others
+                    log.exception("worker job failed")
+            if once:
+                break
+            stop.wait(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for ctx in contexts:
+            ctx.close()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("services", nargs="*", metavar="service",
+                        help=f"any of {', '.join(sorted(SUBSCRIPTIONS))} (default: all)")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between passes")
+    parser.add_argument("--once", action="store_true", help="one pass, then exit")
+    args = parser.parse_args(argv)
+    unknown = set(args.services) - set(SUBSCRIPTIONS)
+    if unknown:
+        parser.error(f"unknown services: {', '.join(sorted(unknown))}")
+    logging.basicConfig(level=logging.INFO, format="worker %(levelname)s %(message)s")
+    return run(args.services or sorted(SUBSCRIPTIONS), args.interval, args.once)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
