@@ -132,3 +132,23 @@ def test_overlapping_sweeps_expire_each_trial_once(postgres_only: None, stack: S
     with Session(stack.trials.extensions["trials"].ctx.engine) as s:
         assert s.scalar(select(func.count()).select_from(OutboxMessage)
                         .where(OutboxMessage.topic == "trial.expired")) == 30
+
+
+def test_premium_namespace_upgrades_during_its_trial_and_converts(stack: Stack, localstripe: LocalStripe) -> None:
+    assert stack.start_trial(GLOBEX).status_code == 201
+    stack.relay()
+    buyer = Buyer(stack.checkout.test_client(), localstripe.url)
+    buyer.add_card("4242424242424242")  # Alice's seeded billing account
+    quote = buyer.post("/quotes", {"namespace_id": GLOBEX, "plan": "ultimate", "seats": 5}).json
+    assert quote["upgrades_subscription_id"] is not None and quote["term_end"] != "2027-11-21"
+    upgraded = buyer.buy("upgrade", namespace_id=GLOBEX, plan="ultimate", seats=5)
+    assert upgraded.status_code == 201, upgraded.json
+    assert upgraded.json["order"]["total"] == quote["total"] > 0
+    sub = upgraded.json["subscription"]
+    assert (sub["plan"], sub["seats"], sub["term_end"]) == ("ultimate", 5, quote["term_end"])
+    stack.relay()  # subscription.upgraded -> trials converts
+    stack.relay()  # trial.converted -> checkout
+    [trial] = requests.get(f"{stack.trials_url}/namespaces/{GLOBEX}/trials", headers=auth(ALICE), timeout=10).json()
+    assert trial["status"] == "converted"
+    ent = stack.entitlements(GLOBEX)
+    assert (ent["plan"], ent["paid_plan"], ent["trials"]) == ("ultimate", "ultimate", [])

@@ -45,7 +45,6 @@ def test_smb_code_shows_discounted_lines(client: FlaskClient, app: Flask) -> Non
 @pytest.mark.parametrize("body,reason", [
     ({"plan": "ultimate"}, "plan_not_eligible"),
     ({"seats": 51}, "too_many_seats"),
-    ({"namespace_id": 200, "seats": 5}, "not_a_new_customer"),
 ])
 def test_smb_rejections_keep_the_list_price_and_say_why(client: FlaskClient, app: Flask,
                                                         body: dict[str, Any], reason: str) -> None:
@@ -55,6 +54,15 @@ def test_smb_rejections_keep_the_list_price_and_say_why(client: FlaskClient, app
     assert response.json["code_result"]["message"]
     assert response.json["discount_total"] == 0
     assert ("code_rejected", {"code": "SMB2026", "reason": reason}) in steps(app)
+
+
+def test_existing_customers_are_not_new(client: FlaskClient) -> None:
+    client.post("/admin/campaigns", headers=ADMIN, json={**CAMPAIGN, "code": "NEW-ONLY", "name": "New",
+                                                         "new_customers_only": True})
+    # globex already pays for Premium: its upgrade quote is priced, the code refused.
+    response = quote(client, "NEW-ONLY", namespace_id=200, plan="ultimate", seats=5)
+    assert response.status_code == 200 and response.json["upgrades_subscription_id"] is not None
+    assert response.json["code_result"]["reason"] == "not_a_new_customer"
 
 
 @pytest.mark.parametrize("code,reason", [

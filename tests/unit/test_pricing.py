@@ -124,3 +124,52 @@ def test_discount_is_capped_at_the_line_amount() -> None:
 ])
 def test_add_months_clamps_to_month_end(start: date, months: int, end: date) -> None:
     assert add_months(start, months) == end
+
+
+# --- upgrades -------------------------------------------------------------------
+from services.checkout.domain.pricing import CurrentTerm, prorate  # noqa: E402
+
+TERM = CurrentTerm(subscription_id=7, plan="premium", seats=5, term_start=date(2026, 1, 25),
+                   term_end=date(2027, 1, 25))
+PREMIUM_NS = NamespaceFacts(id=200, is_top_level=True, current_plan="premium", billable_members=4,
+                            current=TERM)
+
+
+@pytest.mark.parametrize("amount,left,term,expected", [(36500, 1, 365, 100), (100, 1, 3, 33),
+                                                       (200, 1, 3, 67), (420000, 65, 365, 74795)])
+def test_prorate_rounds_to_the_nearest_cent(amount: int, left: int, term: int, expected: int) -> None:
+    assert prorate(amount, left, term) == expected
+
+
+def test_upgrade_charges_the_difference_for_the_rest_of_the_term() -> None:
+    quote = assemble_quote(CATALOG, Selection("ultimate", 5), PREMIUM_NS, TODAY)
+    [line] = quote.lines
+    days_left = (TERM.term_end - TODAY).days
+    assert days_left == 65
+    assert (line.quantity, line.unit_amount) == (5, 118800 - 34800)
+    assert line.amount == prorate((118800 - 34800) * 5, 65, 365)
+    assert quote.term_end == TERM.term_end and quote.upgrade_of == 7
+    assert "65 of 365 days" in line.description
+
+
+def test_upgrade_with_more_seats_and_an_addon() -> None:
+    selection = Selection("ultimate", 8, (AddOnSelection("duo_enterprise", 2),))
+    quote = assemble_quote(CATALOG, selection, PREMIUM_NS, TODAY)
+    assert [(line.sku, line.quantity) for line in quote.lines] == [
+        ("ultimate", 5), ("ultimate_seats", 3), ("duo_enterprise", 2)]
+    assert quote.lines[1].amount == prorate(118800 * 3, 65, 365)
+    assert quote.lines[2].amount == prorate(46800 * 2, 65, 365)
+
+
+@pytest.mark.parametrize("selection,code", [(Selection("premium", 5), "already_subscribed"),
+                                            (Selection("ultimate", 4), "seats_below_minimum")])
+def test_upgrade_refusals(selection: Selection, code: str) -> None:
+    with pytest.raises(Problem) as excinfo:
+        assemble_quote(CATALOG, selection, PREMIUM_NS, TODAY)
+    assert code_of(excinfo) == code
+
+
+def test_no_upgrade_after_the_term_ended() -> None:
+    with pytest.raises(Problem) as excinfo:
+        assemble_quote(CATALOG, Selection("ultimate", 5), PREMIUM_NS, TERM.term_end)
+    assert code_of(excinfo) == "term_ended"

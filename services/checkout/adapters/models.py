@@ -150,6 +150,9 @@ class Order(Base):
     # abandoned (pending for longer than STALE_PENDING).
     status: Mapped[str] = mapped_column(String(20), index=True)
     payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
+    # Set for an upgrade: the active subscription this order moves to a higher plan.
+    upgrades_subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id", use_alter=True, name="fk_orders_upgrades_subscription_id"))
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(Text)

@@ -108,6 +108,8 @@ class QuoteSchema(ma.Schema):
     discount_total = ma.fields.Integer()
     total = ma.fields.Integer()
     discount_code = ma.fields.String(allow_none=True)
+    upgrades_subscription_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Set when this prices an upgrade of a subscription"})
     code_result = ma.fields.Nested(CodeResultSchema, allow_none=True)
 
 
@@ -125,6 +127,7 @@ class OrderSchema(ma.Schema):
     discount_code = ma.fields.String(allow_none=True)
     term_start = ma.fields.String()
     term_end = ma.fields.String()
+    upgrades_subscription_id = ma.fields.Integer(allow_none=True)
     payment_intent_id = ma.fields.String(allow_none=True)
     created_at = ma.fields.String()
     completed_at = ma.fields.String(allow_none=True)

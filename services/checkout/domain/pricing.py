@@ -9,6 +9,7 @@ adds the totals.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -30,6 +31,17 @@ class Selection:
 
 
 @dataclass(frozen=True)
+class CurrentTerm:
+    """The namespace's active subscription, for pricing an upgrade."""
+
+    subscription_id: int
+    plan: str
+    seats: int
+    term_start: date
+    term_end: date
+
+
+@dataclass(frozen=True)
 class NamespaceFacts:
     """What pricing needs to know about the namespace being bought for."""
 
@@ -37,6 +49,7 @@ class NamespaceFacts:
     is_top_level: bool
     current_plan: str
     billable_members: int
+    current: CurrentTerm | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,7 @@ class Quote:
     term_end: date
     lines: tuple[LineItem, ...]
     discount: AppliedDiscount | None = None
+    upgrade_of: int | None = None  # the subscription an upgrade changes
 
     @property
     def subtotal(self) -> int:
@@ -101,7 +115,8 @@ def add_months(start: date, months: int) -> date:
     return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
 
 
-def price_lines(catalog: Catalog, selection: Selection, namespace: NamespaceFacts) -> list[LineItem]:
+def price_lines(catalog: Catalog, selection: Selection, namespace: NamespaceFacts,
+                today: date | None = None) -> list[LineItem]:
     plan = catalog.plans.get(selection.plan)
     if plan is None:
         raise Problem(422, "unknown_plan", "Unknown plan",
@@ -125,8 +140,16 @@ def price_lines(catalog: Catalog, selection: Selection, namespace: NamespaceFact
         raise Problem(422, "seats_above_maximum", "Too many seats",
                       f"Self-service purchases are limited to {catalog.max_seats} seats; "
                       "contact sales for more.", maximum_seats=catalog.max_seats)
+    if namespace.current is not None:
+        return _upgrade_lines(catalog, selection, namespace.current, today or namespace.current.term_start)
     lines = [LineItem(plan.id, "plan", f"{plan.name} plan, {selection.seats} seats, 12 months",
                       selection.seats, plan.unit_amount, plan.unit_amount * selection.seats)]
+    return lines + _addon_lines(catalog, selection, plan.id, lambda amount: amount, "12 months")
+
+
+def _addon_lines(catalog: Catalog, selection: Selection, plan_id: str,
+                 price: Callable[[int], int], period: str) -> list[LineItem]:
+    lines: list[LineItem] = []
     seen: set[str] = set()
     for chosen in selection.addons:
         addon = catalog.addons.get(chosen.sku)
@@ -138,7 +161,7 @@ def price_lines(catalog: Catalog, selection: Selection, namespace: NamespaceFact
             raise Problem(422, "duplicate_addon", "Add-on listed twice",
                           f"{addon.name} appears more than once.")
         seen.add(chosen.sku)
-        if plan.id not in addon.requires_plans:
+        if plan_id not in addon.requires_plans:
             needs = " or ".join(catalog.plans[p].name for p in addon.requires_plans)
             raise Problem(422, "addon_not_available", "Add-on not available on this plan",
                           f"{addon.name} needs {needs}.")
@@ -147,14 +170,51 @@ def price_lines(catalog: Catalog, selection: Selection, namespace: NamespaceFact
                           f"{addon.name} needs between 1 and {selection.seats} seats "
                           "(no more than the subscription's seats).",
                           maximum_seats=selection.seats)
-        lines.append(LineItem(addon.id, "addon", f"{addon.name}, {chosen.seats} seats, 12 months",
-                              chosen.seats, addon.unit_amount, addon.unit_amount * chosen.seats))
+        lines.append(LineItem(addon.id, "addon", f"{addon.name}, {chosen.seats} seats, {period}",
+                              chosen.seats, addon.unit_amount, price(addon.unit_amount * chosen.seats)))
     return lines
+
+
+def prorate(amount: int, days_left: int, term_days: int) -> int:
+    """`amount` for `days_left` of a `term_days` term, to the nearest cent."""
+    return (amount * days_left * 2 + term_days) // (term_days * 2)
+
+
+def _upgrade_lines(catalog: Catalog, selection: Selection, current: CurrentTerm,
+                   today: date) -> list[LineItem]:
+    """A move to a higher plan for the rest of the term: the difference for the
+    seats already paid, the new plan for any seats added, both pro rata."""
+    old, new = catalog.plans[current.plan], catalog.plans[selection.plan]
+    if new.rank <= old.rank:
+        raise Problem(409, "already_subscribed", "Namespace already subscribed",
+                      f"This namespace already has {old.name} until {current.term_end.isoformat()}; "
+                      "only an upgrade to a higher plan can be bought now.")
+    if selection.seats < current.seats:
+        raise Problem(422, "seats_below_minimum", "Too few seats",
+                      f"An upgrade keeps at least the {current.seats} seats already bought.",
+                      minimum_seats=current.seats)
+    term_days = (current.term_end - current.term_start).days
+    days_left = (current.term_end - today).days
+    if days_left <= 0:
+        raise Problem(409, "term_ended", "Term ended", "The current term has ended; renew instead.")
+
+    def price(amount: int) -> int:
+        return prorate(amount, days_left, term_days)
+
+    period = f"{days_left} of {term_days} days"
+    lines = [LineItem(new.id, "plan", f"Upgrade {old.name} to {new.name}, {current.seats} seats, {period}",
+                      current.seats, new.unit_amount - old.unit_amount,
+                      price((new.unit_amount - old.unit_amount) * current.seats))]
+    extra = selection.seats - current.seats
+    if extra:
+        lines.append(LineItem(f"{new.id}_seats", "seats", f"{new.name}, {extra} more seats, {period}",
+                              extra, new.unit_amount, price(new.unit_amount * extra)))
+    return lines + _addon_lines(catalog, selection, new.id, price, period)
 
 
 def assemble_quote(catalog: Catalog, selection: Selection, namespace: NamespaceFacts,
                    today: date, discount: AppliedDiscount | None = None) -> Quote:
-    lines = price_lines(catalog, selection, namespace)
+    lines = price_lines(catalog, selection, namespace, today)
     if discount is not None:
         lines = [
             LineItem(**{**line.__dict__, "discount": min(line.amount, discount.amounts.get(line.sku, 0))})
@@ -170,5 +230,7 @@ def assemble_quote(catalog: Catalog, selection: Selection, namespace: NamespaceF
         minimum_seats=minimum_seats(namespace.billable_members),
         billable_members=namespace.billable_members, currency=catalog.currency,
         catalog_version=catalog.version, term_start=today,
-        term_end=add_months(today, catalog.term_months), lines=tuple(lines), discount=discount,
+        term_end=namespace.current.term_end if namespace.current else add_months(today, catalog.term_months),
+        lines=tuple(lines), discount=discount,
+        upgrade_of=namespace.current.subscription_id if namespace.current else None,
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.checkout.adapters.models import Membership, Namespace
-from services.checkout.domain.pricing import NamespaceFacts
+from services.checkout.adapters.models import Membership, Namespace, Subscription
+from services.checkout.domain.pricing import CurrentTerm, NamespaceFacts
 from services.common.auth import Principal
 from services.common.problems import Problem, not_found
 
@@ -35,5 +35,8 @@ def billable_members(session: Session, namespace_id: int) -> int:
 
 
 def namespace_facts(session: Session, namespace: Namespace) -> NamespaceFacts:
+    sub = session.scalar(select(Subscription).where(Subscription.namespace_id == namespace.id,
+                                                    Subscription.status == "active"))
+    current = CurrentTerm(sub.id, sub.plan, sub.seats, sub.term_start, sub.term_end) if sub else None
     return NamespaceFacts(namespace.id, namespace.is_top_level, namespace.plan,
-                          billable_members(session, namespace.id))
+                          billable_members(session, namespace.id), current)

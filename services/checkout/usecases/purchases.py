@@ -40,7 +40,6 @@ from services.checkout.adapters.models import (
     Namespace,
     Order,
     PaymentMethod,
-    Subscription,
 )
 from services.checkout.adapters.payments import (
     ChargeResult,
@@ -215,12 +214,6 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
                                           owner=True, lock=True)
         account = require_account(uow.session, principal)
         card = _choose_card(uow, account.id, account.default_payment_method, request.payment_method_id)
-        active = uow.session.scalar(select(Subscription).where(
-            Subscription.namespace_id == namespace.id, Subscription.status == "active"))
-        if active is not None:
-            raise Problem(409, "already_subscribed", "Namespace already subscribed",
-                          f"{namespace.path} already has an active {active.plan} subscription "
-                          f"until {active.term_end.isoformat()}.")
         _supersede_open_order(app, uow, namespace)
         quote = _price(app, uow, principal, namespace, request)
         order = Order(
@@ -230,7 +223,8 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
             lines=[line_view(line) for line in quote.lines], catalog_version=quote.catalog_version,
             discount_code=quote.discount.code if quote.discount else None,
             term_start=quote.term_start, term_end=quote.term_end, status="pending",
-            payment_method_id=card.id, traffic=uow.traffic.value, created_at=uow.now)
+            payment_method_id=card.id, upgrades_subscription_id=quote.upgrade_of,
+            traffic=uow.traffic.value, created_at=uow.now)
         uow.session.add(order)
         path = namespace.path
         try:

@@ -106,6 +106,8 @@ def current_outcome(uow: ServiceUnitOfWork, order: Order) -> Outcome:
 
 
 def completed_outcome(uow: ServiceUnitOfWork, order: Order, sub: Subscription | None = None) -> Outcome:
+    if sub is None and order.upgrades_subscription_id:
+        sub = uow.session.get(Subscription, order.upgrades_subscription_id)
     if sub is None:
         sub = uow.session.scalar(select(Subscription).where(Subscription.first_order_id == order.id))
     return Outcome(201, {"status": "completed", "order": order_view(order),
@@ -115,12 +117,12 @@ def completed_outcome(uow: ServiceUnitOfWork, order: Order, sub: Subscription | 
 def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
     active = uow.session.scalar(select(Subscription).where(
         Subscription.namespace_id == order.namespace_id, Subscription.status == "active"))
-    if active is not None:
-        # Paid twice for one namespace (a superseded order authenticated late):
-        # keep the first, return this money.
+    if (active.id if active else None) != order.upgrades_subscription_id:
+        # The namespace changed under this order (a superseded order authenticated
+        # late, or another order bought or upgraded it): keep that, return this money.
         return _refund(app, uow, order, Problem(
             409, "already_subscribed", "Namespace already subscribed",
-            "This namespace was bought by another order meanwhile."))
+            "This namespace was bought or changed by another order meanwhile."))
     if order.discount_code and not discounts.is_redeemed(uow.session, order.id):
         # Completed after 3-D Secure: the code's use is taken only now.
         try:
@@ -129,6 +131,8 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
         except Problem as rejection:
             return _refund(app, uow, order, rejection)
     addons = [line for line in order.lines if line["kind"] == "addon"]
+    if active is not None:
+        return _complete_upgrade(app, uow, order, active, addons)
     subscription = Subscription(
         namespace_id=order.namespace_id, billing_account_id=order.billing_account_id,
         plan=order.plan, seats=order.seats, term_start=order.term_start, term_end=order.term_end,
@@ -159,6 +163,36 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
               order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
               discount_code=order.discount_code)
     return completed_outcome(uow, order, subscription)
+
+
+def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: Subscription,
+                      addons: list[dict[str, Any]]) -> Outcome:
+    """Same term, higher plan, maybe more seats and add-ons."""
+    before = sub.plan
+    sub.plan, sub.seats, sub.updated_at = order.plan, order.seats, uow.now
+    for line in addons:
+        held = next((a for a in sub.addons if a.sku == line["sku"]), None)
+        if held is None:
+            sub.addons.append(SubscriptionAddOn(sku=line["sku"], seats=line["quantity"]))
+        else:
+            held.seats = max(held.seats, line["quantity"])
+    namespace = uow.session.get(Namespace, order.namespace_id)
+    assert namespace is not None
+    namespace.plan = order.plan
+    order.status, order.completed_at = "completed", uow.now
+    uow.session.flush()
+    uow.publish("order.completed", {**order_view(order), "order_id": order.id, "user_id": order.user_id,
+                                    "billing_account_id": order.billing_account_id,
+                                    "namespace_path": namespace.path, "upgrade_from": before})
+    uow.publish("subscription.upgraded", {
+        **subscription_view(sub), "subscription_id": sub.id, "plan_before": before,
+        "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
+        "features": app.catalog.features_for(sub.plan, tuple(a.sku for a in sub.addons))})
+    uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
+              order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
+              upgrade_from=before, discount_code=order.discount_code)
+    return Outcome(201, {"status": "completed", "order": order_view(order),
+                         "subscription": subscription_view(sub)})
 
 
 def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, reason: Problem) -> Outcome:

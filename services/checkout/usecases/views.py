@@ -24,6 +24,7 @@ def quote_view(quote: Quote) -> dict[str, Any]:
         "lines": [line_view(line) for line in quote.lines],
         "subtotal": quote.subtotal, "discount_total": quote.discount_total, "total": quote.total,
         "discount_code": quote.discount.code if quote.discount else None,
+        "upgrades_subscription_id": quote.upgrade_of,
     }
 
 
@@ -39,6 +40,7 @@ def order_view(order: Order) -> dict[str, Any]:
         "lines": order.lines, "subtotal": order.subtotal, "discount_total": order.discount_total,
         "total": order.total, "discount_code": order.discount_code,
         "term_start": order.term_start.isoformat(), "term_end": order.term_end.isoformat(),
+        "upgrades_subscription_id": order.upgrades_subscription_id,
         "payment_intent_id": order.stripe_payment_intent_id,
         "created_at": order.created_at.isoformat(),
         "completed_at": order.completed_at.isoformat() if order.completed_at else None,
