@@ -10,6 +10,7 @@ from services.checkout.adapters.payments import PaymentGateway, StripeGateway
 from services.checkout.adapters.ratelimit import AttemptLimiter
 from services.checkout.api import admin, billing, catalog, namespaces, purchases, quotes, webhooks
 from services.checkout.domain.catalog import Catalog
+from services.checkout.domain.renewal import RenewalRules
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import trial_events
 from services.common.clock import Clock
@@ -27,7 +28,8 @@ def build_checkout(settings: Settings, clock: Clock | None = None,
                                         settings.stripe_timeout_seconds)
     limiter = AttemptLimiter(settings.ratelimit_storage_uri, settings.code_attempts_per_client,
                              settings.code_attempts_per_account)
-    return Checkout(ctx=ctx, catalog=Catalog.load(), payments=gateway, code_attempts=limiter)
+    return Checkout(ctx=ctx, catalog=Catalog.load(), payments=gateway, code_attempts=limiter,
+                    renewal_rules=RenewalRules.load())
 
 
 def _stripe_reachable(gateway: PaymentGateway) -> ReadinessCheck:

@@ -115,6 +115,8 @@ class PaymentMethod(Base):
     exp_month: Mapped[int] = mapped_column(Integer)
     exp_year: Mapped[int] = mapped_column(Integer)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "2026-12" once the owner was told this card expires that month.
+    expiry_notice_for: Mapped[str | None] = mapped_column(String(7))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     account: Mapped[BillingAccount] = relationship(back_populates="payment_methods")
@@ -317,3 +319,42 @@ class NamespaceTrial(Base):
     seats: Mapped[int | None] = mapped_column(Integer)
     seat_holder: Mapped[int | None] = mapped_column(BigInteger)
     last_event_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RenewalNotice(Base):
+    """A renewal reminder checkout has announced (notifications sends it). The
+    quote it stated is kept, so the renewal can say what changed since."""
+
+    __tablename__ = "renewal_notices"
+    __table_args__ = (UniqueConstraint("subscription_id", "renewal_date", "days_before"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    renewal_date: Mapped[date] = mapped_column(Date)
+    days_before: Mapped[int] = mapped_column(Integer)
+    quote: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Renewal(Base):
+    """One renewal of one subscription's term: charged at most once, retried
+    while dunning lasts. Unique per subscription and renewal date."""
+
+    __tablename__ = "renewals"
+    __table_args__ = (UniqueConstraint("subscription_id", "renewal_date"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    renewal_date: Mapped[date] = mapped_column(Date)
+    # due -> succeeded | retrying -> ... -> failed
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_on: Mapped[date | None] = mapped_column(Date, index=True)
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    quote: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    changes: Mapped[list[str] | None] = mapped_column(JSON)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

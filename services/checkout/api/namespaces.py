@@ -8,9 +8,16 @@ from sqlalchemy import select
 
 from services.checkout.adapters.models import Membership, Namespace
 from services.checkout.api.context import checkout
-from services.checkout.api.schemas import EntitlementsSchema, NamespaceSchema, SubscriptionSchema
-from services.checkout.usecases import access, subscriptions
-from services.common.web import current_principal, request_uow
+from services.checkout.api.schemas import (
+    AutoRenewSchema,
+    EntitlementsSchema,
+    NamespaceSchema,
+    RenewalPreviewSchema,
+    RenewalResultSchema,
+    SubscriptionSchema,
+)
+from services.checkout.usecases import access, renewals, subscriptions
+from services.common.web import ProblemSchema, current_principal, request_uow
 
 blp = Blueprint("namespaces", __name__, description="Namespaces, their subscription and entitlements")
 
@@ -58,3 +65,33 @@ class NamespaceEntitlements(MethodView):
         """What the namespace may use now: plan, seats, add-ons and features."""
         return subscriptions.get_entitlements(checkout(), request_uow(), current_principal(),
                                               namespace_id)
+
+
+@blp.route("/namespaces/<id:namespace_id>/subscription/renewal")
+class Renewal(MethodView):
+    @blp.response(200, RenewalPreviewSchema)
+    @blp.doc(security=[{"bearerAuth": []}])
+    def get(self, namespace_id: int) -> dict[str, Any]:
+        """What the next renewal costs (list prices, seats raised to billable members),
+        when reminders go out, and whether the card on file will still be valid."""
+        app = checkout()
+        return renewals.preview(app, request_uow(), current_principal(), namespace_id, app.renewal_rules)
+
+    @blp.response(201, RenewalResultSchema)
+    @blp.alt_response(402, schema=ProblemSchema, description="The card was declined")
+    @blp.alt_response(409, schema=ProblemSchema, description="Too early: from 30 days before the end")
+    @blp.doc(security=[{"bearerAuth": []}])
+    def post(self, namespace_id: int) -> dict[str, Any]:
+        """Renew now (Owners, from 30 days before the end of the term)."""
+        app = checkout()
+        return renewals.renew_now(app, request_uow, current_principal(), namespace_id, app.renewal_rules)
+
+
+@blp.route("/namespaces/<id:namespace_id>/subscription/auto-renew")
+class AutoRenew(MethodView):
+    @blp.arguments(AutoRenewSchema)
+    @blp.response(200, SubscriptionSchema)
+    @blp.doc(security=[{"bearerAuth": []}])
+    def put(self, body: dict[str, Any], namespace_id: int) -> dict[str, Any]:
+        """Turn automatic renewal on or off (Owners)."""
+        return renewals.set_auto_renew(request_uow(), current_principal(), namespace_id, body["enabled"])

@@ -308,3 +308,41 @@ class RedemptionSchema(ma.Schema):
     discount_amount = ma.fields.Integer()
     order_total = ma.fields.Integer()
     redeemed_at = ma.fields.AwareDateTime()
+
+
+
+# --- renewals ------------------------------------------------------------------
+class AutoRenewSchema(StrictSchema):
+    enabled = ma.fields.Boolean(required=True)
+
+
+class RenewalQuoteSchema(ma.Schema):
+    renewal_date = ma.fields.String()
+    new_term_end = ma.fields.String()
+    plan = ma.fields.String()
+    seats = ma.fields.Integer(metadata={"description": "Raised to the billable members if higher"})
+    seats_owed = ma.fields.Integer()
+    total = ma.fields.Integer(metadata={"description": "Cents, at list price"})
+    currency = ma.fields.String()
+    lines = ma.fields.List(ma.fields.Nested(LineSchema))
+
+
+class CardStatusSchema(CardSchema):
+    expired = ma.fields.Boolean()
+    expires_before_renewal = ma.fields.Boolean()
+
+
+class RenewalPreviewSchema(ma.Schema):
+    subscription = ma.fields.Nested(SubscriptionSchema)
+    quote = ma.fields.Nested(RenewalQuoteSchema)
+    reminders = ma.fields.List(ma.fields.String(), metadata={"description": "Dates reminders go out"})
+    manual_renewal_from = ma.fields.String()
+    grace_ends = ma.fields.String()
+    card = ma.fields.Nested(CardStatusSchema, allow_none=True)
+
+
+class RenewalResultSchema(ma.Schema):
+    renewal_date = ma.fields.String()
+    amount = ma.fields.Integer()
+    changes = ma.fields.List(ma.fields.String())
+    subscription = ma.fields.Nested(SubscriptionSchema)

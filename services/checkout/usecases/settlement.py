@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from services.checkout.adapters.models import (
+    BillingAccount,
     Namespace,
     Order,
     PaymentMethod,
@@ -149,7 +150,7 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
     uow.session.flush()
     card = uow.session.get(PaymentMethod, order.payment_method_id) if order.payment_method_id else None
     uow.publish("order.completed", {
-        **order_view(order), "order_id": order.id, "user_id": order.user_id,
+        **order_view(order), **_recipient(uow, order), "order_id": order.id, "user_id": order.user_id,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
         "card": {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
                  "exp_year": card.exp_year} if card else None,
@@ -181,7 +182,8 @@ def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: 
     namespace.plan = order.plan
     order.status, order.completed_at = "completed", uow.now
     uow.session.flush()
-    uow.publish("order.completed", {**order_view(order), "order_id": order.id, "user_id": order.user_id,
+    uow.publish("order.completed", {**order_view(order), **_recipient(uow, order), "order_id": order.id,
+                                    "user_id": order.user_id,
                                     "billing_account_id": order.billing_account_id,
                                     "namespace_path": namespace.path, "upgrade_from": before})
     uow.publish("subscription.upgraded", {
@@ -193,6 +195,12 @@ def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: 
               upgrade_from=before, discount_code=order.discount_code)
     return Outcome(201, {"status": "completed", "order": order_view(order),
                          "subscription": subscription_view(sub)})
+
+
+def _recipient(uow: ServiceUnitOfWork, order: Order) -> dict[str, str]:
+    """Who gets the receipt: the billing account's contact."""
+    account = uow.session.get(BillingAccount, order.billing_account_id)
+    return {"email": account.email, "company": account.company} if account else {}
 
 
 def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, reason: Problem) -> Outcome:

@@ -1,0 +1,136 @@
+"""Renewal rules: what a renewal costs, when people are told, when cards are
+retried. One function prices a renewal for both the reminder and the charge,
+so the amount an email states is the amount that is charged unless something
+changed in between (and then `changes` names it)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from services.checkout.domain.catalog import Catalog
+from services.checkout.domain.pricing import LineItem, add_months
+
+RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "renewal.toml"
+
+
+@dataclass(frozen=True)
+class RenewalRules:
+    reminder_days: tuple[int, ...]
+    auto_renewal_notice_days: int
+    manual_renewal_window_days: int
+    grace_days: int
+    dunning_retry_days: tuple[int, ...]
+
+    @classmethod
+    def load(cls, path: Path = RULES_FILE) -> RenewalRules:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+        rules = cls(tuple(sorted(data["reminder_days"], reverse=True)), int(data["auto_renewal_notice_days"]),
+                    int(data["manual_renewal_window_days"]), int(data["grace_days"]),
+                    tuple(sorted(data["dunning_retry_days"])))
+        if rules.dunning_retry_days and rules.dunning_retry_days[-1] > rules.grace_days:
+            raise ValueError("card retries must fall within the grace period")
+        return rules
+
+    def notices(self, auto_renew: bool) -> tuple[int, ...]:
+        """Days before the renewal date on which the customer hears of it, latest last."""
+        days = self.reminder_days + ((self.auto_renewal_notice_days,) if auto_renew else ())
+        return tuple(sorted(set(days), reverse=True))
+
+
+@dataclass(frozen=True)
+class Term:
+    plan: str
+    seats: int
+    addons: tuple[tuple[str, int], ...]
+    term_start: date
+    term_end: date
+
+
+@dataclass(frozen=True)
+class RenewalQuote:
+    renewal_date: date
+    new_term_end: date
+    plan: str
+    seats: int
+    seats_owed: int
+    lines: tuple[LineItem, ...]
+    currency: str
+
+    @property
+    def total(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"renewal_date": self.renewal_date.isoformat(), "new_term_end": self.new_term_end.isoformat(),
+                "plan": self.plan, "seats": self.seats, "seats_owed": self.seats_owed,
+                "total": self.total, "currency": self.currency,
+                "lines": [{"sku": line.sku, "description": line.description, "quantity": line.quantity,
+                           "unit_amount": line.unit_amount, "amount": line.amount, "discount": 0,
+                           "net": line.amount} for line in self.lines]}
+
+
+def renewal_quote(catalog: Catalog, term: Term, billable_members: int) -> RenewalQuote:
+    """List prices on the renewal date; seats rise to the billable members if
+    higher; first-term discounts are gone (nothing of the old order is reused)."""
+    plan = catalog.plans[term.plan]
+    seats = max(term.seats, billable_members, 1)
+    lines = [LineItem(plan.id, "plan", f"{plan.name} plan, {seats} seats, 12 months", seats,
+                      plan.unit_amount, plan.unit_amount * seats)]
+    for sku, addon_seats in term.addons:
+        addon = catalog.addons[sku]
+        quantity = min(addon_seats, seats)
+        lines.append(LineItem(sku, "addon", f"{addon.name}, {quantity} seats, 12 months", quantity,
+                              addon.unit_amount, addon.unit_amount * quantity))
+    return RenewalQuote(term.term_end, add_months(term.term_end, catalog.term_months), plan.id, seats,
+                        max(0, billable_members - term.seats), tuple(lines), catalog.currency)
+
+
+def changes_between(stated: dict[str, Any] | None, charged: RenewalQuote) -> list[str]:
+    """What differs between the last reminder's quote and the charge, in words."""
+    if stated is None:
+        return []
+    changes = []
+    if stated["seats"] != charged.seats:
+        changes.append(f"Seats changed from {stated['seats']} to {charged.seats} "
+                       "(billable members grew since the reminder).")
+    if stated["plan"] != charged.plan:
+        changes.append(f"The plan changed from {stated['plan']} to {charged.plan}.")
+    before = {line["sku"]: line["amount"] for line in stated["lines"]}
+    after = {line.sku: line.amount for line in charged.lines}
+    for sku in sorted(set(before) | set(after)):
+        if sku != charged.plan and before.get(sku) != after.get(sku):
+            changes.append(f"{sku.replace('_', ' ').title()} changed.")
+    if not changes and stated["total"] != charged.total:
+        changes.append("List prices changed since the reminder.")
+    return changes
+
+
+def next_retry(renewal_date: date, today: date, rules: RenewalRules) -> date | None:
+    """When to try the card again after a failure today, or None: dunning is over.
+
+    Before the renewal date (a manual renewal that failed) the next try is the
+    renewal date itself; after it, the next dunning day still ahead."""
+    if today < renewal_date:
+        return renewal_date
+    ahead = [renewal_date + timedelta(days=d) for d in rules.dunning_retry_days
+             if renewal_date + timedelta(days=d) > today]
+    return ahead[0] if ahead else None
+
+
+def card_flags(exp_month: int, exp_year: int, today: date, renewal_date: date) -> dict[str, bool]:
+    """A card is valid through the last day of its expiry month."""
+    first_invalid = date(exp_year + (exp_month == 12), exp_month % 12 + 1, 1)
+    return {"expired": first_invalid <= today, "expires_before_renewal": first_invalid <= renewal_date}
+
+
+def manual_renewal_opens(term_end: date, rules: RenewalRules) -> date:
+    return term_end - timedelta(days=rules.manual_renewal_window_days)
+
+
+def grace_ends(term_end: date, rules: RenewalRules) -> date:
+    return term_end + timedelta(days=rules.grace_days)

@@ -1,0 +1,372 @@
+"""The renewal engine: reminders, auto-renewal charges with dunning, manual
+renewal, and expiry after the grace period.
+
+Sweeps are set-based: each first records what is due with one
+`INSERT ... SELECT ... ON CONFLICT DO NOTHING` (a unique constraint makes a
+second or parallel run a no-op), then works through the recorded rows in
+batches with `FOR UPDATE SKIP LOCKED` on PostgreSQL. The work per row is a
+constant number of statements per batch, so a sweep's cost grows linearly.
+
+The reminder and the charge price the renewal with the same domain function
+(`domain.renewal.renewal_quote`); the charge keeps what changed since the last
+reminder, so a receipt can say it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy.orm import Session
+
+from services.checkout.adapters.models import (
+    BillingAccount,
+    Membership,
+    Namespace,
+    PaymentMethod,
+    Renewal,
+    RenewalNotice,
+    Subscription,
+    SubscriptionAddOn,
+)
+from services.checkout.adapters.payments import ChargeResult, PaymentProviderUnavailable
+from services.checkout.domain import renewal as R
+from services.checkout.runtime import Checkout, UowFactory
+from services.checkout.usecases import access
+from services.checkout.usecases.billing import PROVIDER_DOWN
+from services.checkout.usecases.views import subscription_view
+from services.common.auth import Principal
+from services.common.db import insert_ignoring_duplicates, is_postgres
+from services.common.problems import Problem
+from services.common.service import ServiceUnitOfWork
+
+BATCH = 1000
+NO_SUBSCRIPTION = Problem(404, "no_subscription", "No subscription",
+                          "This namespace has no active subscription.")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a renewal needs to know about one subscription, read in bulk."""
+
+    sub: Subscription
+    path: str
+    account: BillingAccount
+    card: PaymentMethod | None
+    billable: int
+    addons: tuple[tuple[str, int], ...]
+
+    def term(self) -> R.Term:
+        return R.Term(self.sub.plan, self.sub.seats, self.addons, self.sub.term_start, self.sub.term_end)
+
+
+def _facts(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:
+    """Everything for a batch of subscriptions in four queries (no N+1)."""
+    if not subscription_ids:
+        return {}
+    billable = (select(Membership.namespace_id, func.count().label("n"))
+                .where(Membership.billable.is_(True)).group_by(Membership.namespace_id).subquery())
+    rows = session.execute(
+        select(Subscription, Namespace.path, BillingAccount, func.coalesce(billable.c.n, 0))
+        .join(Namespace, Namespace.id == Subscription.namespace_id)
+        .join(BillingAccount, BillingAccount.id == Subscription.billing_account_id)
+        .outerjoin(billable, billable.c.namespace_id == Subscription.namespace_id)
+        .where(Subscription.id.in_(subscription_ids))).all()
+    accounts = {account.id for _, _, account, _ in rows}
+    cards = {pm.billing_account_id: pm for pm in session.scalars(select(PaymentMethod).where(
+        PaymentMethod.billing_account_id.in_(accounts), PaymentMethod.is_default.is_(True)))}
+    addons: dict[int, list[tuple[str, int]]] = {}
+    for a in session.scalars(select(SubscriptionAddOn).where(
+            SubscriptionAddOn.subscription_id.in_(subscription_ids))):
+        addons.setdefault(a.subscription_id, []).append((a.sku, a.seats))
+    return {sub.id: Facts(sub, path, account, cards.get(account.id), int(n),
+                          tuple(sorted(addons.get(sub.id, ()))))
+            for sub, path, account, n in rows}
+
+
+def _card(facts: Facts, today: date, renewal_date: date) -> dict[str, Any] | None:
+    card = facts.card
+    if card is None:
+        return None
+    return {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
+            "exp_year": card.exp_year, **R.card_flags(card.exp_month, card.exp_year, today, renewal_date)}
+
+
+def _who(facts: Facts) -> dict[str, Any]:
+    return {"subscription_id": facts.sub.id, "namespace_id": facts.sub.namespace_id,
+            "namespace_path": facts.path, "email": facts.account.email, "company": facts.account.company,
+            "billing_account_id": facts.account.id}
+
+
+# --- reminders -------------------------------------------------------------------
+def announce_renewals(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> int:
+    """Record and announce every reminder due today; returns how many."""
+    with new_uow() as uow:
+        today = uow.now.date()
+        for auto_renew in (True, False):
+            days = rules.notices(auto_renew)
+            for i, d in enumerate(days):
+                lower = days[i + 1] if i + 1 < len(days) else 0
+                due: Select[Any] = select(
+                    Subscription.id, Subscription.term_end, literal(d), literal(uow.now)).where(
+                    Subscription.status == "active", Subscription.auto_renew.is_(auto_renew),
+                    Subscription.term_end > today + timedelta(days=lower),
+                    Subscription.term_end <= today + timedelta(days=d))
+                uow.session.execute(insert_ignoring_duplicates(uow.session, RenewalNotice).from_select(
+                    ["subscription_id", "renewal_date", "days_before", "created_at"], due))
+        uow.commit()
+    announced = 0
+    while batch := _announce_batch(app, new_uow):
+        announced += batch
+    return announced
+
+
+def _announce_batch(app: Checkout, new_uow: UowFactory) -> int:
+    with new_uow() as uow:
+        query = select(RenewalNotice).where(RenewalNotice.quote.is_(None)).order_by(RenewalNotice.id)
+        query = query.limit(BATCH)
+        if is_postgres(uow.session):
+            query = query.with_for_update(skip_locked=True)
+        notices = uow.session.scalars(query).all()
+        facts = _facts(uow.session, [n.subscription_id for n in notices])
+        today = uow.now.date()
+        for notice in notices:
+            f = facts[notice.subscription_id]
+            quote = R.renewal_quote(app.catalog, f.term(), f.billable)
+            notice.quote = quote.snapshot()
+            uow.publish("subscription.renewal_upcoming", {
+                **_who(f), "renewal_date": notice.renewal_date.isoformat(), "days_before": notice.days_before,
+                "auto_renew": f.sub.auto_renew, "plan": f.sub.plan, "quote": notice.quote,
+                "card": _card(f, today, notice.renewal_date)})
+        uow.commit()
+        return len(notices)
+
+
+def announce_expiring_cards(new_uow: UowFactory) -> int:
+    """Tell owners, once, that their default card expires this month."""
+    with new_uow() as uow:
+        today = uow.now.date()
+        month = f"{today.year}-{today.month:02d}"
+        cards = uow.session.execute(
+            select(PaymentMethod, BillingAccount).join(BillingAccount)
+            .where(PaymentMethod.is_default.is_(True), PaymentMethod.exp_year == today.year,
+                   PaymentMethod.exp_month == today.month,
+                   PaymentMethod.expiry_notice_for.is_distinct_from(month))).all()
+        for card, account in cards:
+            card.expiry_notice_for = month
+            uow.publish("card.expiring", {"billing_account_id": account.id, "email": account.email,
+                                          "brand": card.brand, "last4": card.last4,
+                                          "exp_month": card.exp_month, "exp_year": card.exp_year})
+        uow.commit()
+        return len(cards)
+
+
+# --- charges -------------------------------------------------------------------------
+def charge_due(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> tuple[int, int]:
+    """Auto-renew every subscription whose renewal date has come, retrying
+    failed cards on the dunning days. Returns (renewed, failed attempts)."""
+    with new_uow() as uow:
+        today = uow.now.date()
+        due = select(Subscription.id, Subscription.term_end, literal("due"), literal(0),
+                     Subscription.term_end, literal(uow.now), literal(uow.now), literal(False)).where(
+            Subscription.status == "active", Subscription.auto_renew.is_(True),
+            Subscription.term_end <= today)
+        uow.session.execute(insert_ignoring_duplicates(uow.session, Renewal).from_select(
+            ["subscription_id", "renewal_date", "status", "attempts", "next_attempt_on", "created_at",
+             "updated_at", "manual"], due))
+        uow.commit()
+    renewed = failed = 0
+    while True:
+        outcome = _charge_next(app, new_uow, rules)
+        if outcome is None:
+            return renewed, failed
+        renewed += outcome == "renewed"
+        failed += outcome == "failed"
+
+
+def _charge_next(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> str | None:
+    """Charge one due renewal. The row stays locked across the Stripe call so
+    no other worker charges it too; its idempotency key is per attempt."""
+    with new_uow() as uow:
+        query = (select(Renewal).where(Renewal.status.in_(("due", "retrying")),
+                                       Renewal.next_attempt_on <= uow.now.date())
+                 .order_by(Renewal.id).limit(1))
+        if is_postgres(uow.session):
+            query = query.with_for_update(skip_locked=True)
+        renewal = uow.session.scalar(query)
+        if renewal is None:
+            return None
+        try:
+            outcome = _charge(app, uow, renewal, rules)
+        except PaymentProviderUnavailable:
+            return None  # Stripe is down: leave it due, the next pass tries again
+        uow.commit()
+        return outcome
+
+
+def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.RenewalRules) -> str:
+    f = _facts(uow.session, [renewal.subscription_id])[renewal.subscription_id]
+    if f.sub.status != "active" or f.sub.term_end != renewal.renewal_date:
+        renewal.status, renewal.next_attempt_on = "succeeded", None  # renewed by hand meanwhile
+        return "skipped"
+    quote = R.renewal_quote(app.catalog, f.term(), f.billable)
+    renewal.attempts += 1
+    if f.card is None or not f.account.stripe_customer_id:
+        result = ChargeResult("declined", None, None, "no_card", "No card on file.")
+    else:
+        result = app.payments.charge(
+            customer_id=f.account.stripe_customer_id, payment_method_id=f.card.stripe_payment_method_id,
+            amount=quote.total, currency=quote.currency,
+            idempotency_key=f"renewal-{f.sub.id}-{renewal.renewal_date.isoformat()}-{renewal.attempts}",
+            description=f"Renewal of {f.path}", metadata={"renewal_id": str(renewal.id)})
+    renewal.updated_at = uow.now
+    if result.status == "succeeded":
+        _renewed(uow, renewal, f, quote, result.payment_intent_id)
+        return "renewed"
+    _failed(app, uow, renewal, f, quote, result, rules)
+    return "failed"
+
+
+def _stated_quote(session: Session, renewal: Renewal) -> dict[str, Any] | None:
+    """The quote of the last reminder sent for this renewal."""
+    return session.scalar(select(RenewalNotice.quote).where(
+        RenewalNotice.subscription_id == renewal.subscription_id,
+        RenewalNotice.renewal_date == renewal.renewal_date, RenewalNotice.quote.is_not(None))
+        .order_by(RenewalNotice.days_before).limit(1))
+
+
+def _renewed(uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, quote: R.RenewalQuote,
+             intent_id: str | None) -> None:
+    changes = R.changes_between(_stated_quote(uow.session, renewal), quote)
+    sub = f.sub
+    sub.term_start, sub.term_end, sub.seats = quote.renewal_date, quote.new_term_end, quote.seats
+    sub.updated_at = uow.now
+    held = select(SubscriptionAddOn).where(SubscriptionAddOn.subscription_id == sub.id)
+    for addon in uow.session.scalars(held):
+        addon.seats = min(addon.seats, quote.seats)
+    renewal.status, renewal.next_attempt_on = "succeeded", None
+    renewal.amount, renewal.quote, renewal.changes = quote.total, quote.snapshot(), changes
+    renewal.payment_intent_id, renewal.last_error = intent_id, None
+    uow.publish("subscription.renewed", {
+        **_who(f), **subscription_view(sub), "amount": quote.total, "currency": quote.currency,
+        "renewal_date": renewal.renewal_date.isoformat(), "changes": changes, "quote": quote.snapshot(),
+        "manual": renewal.manual})
+
+
+def _failed(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, quote: R.RenewalQuote,
+            result: ChargeResult, rules: R.RenewalRules) -> None:
+    retry = R.next_retry(renewal.renewal_date, uow.now.date(), rules)
+    renewal.status = "failed" if retry is None else "retrying"
+    renewal.next_attempt_on = retry
+    renewal.amount, renewal.payment_intent_id = quote.total, result.payment_intent_id
+    renewal.last_error = f"{result.decline_code or result.status}: {result.message or ''}"[:500]
+    uow.publish("subscription.renewal_failed", {
+        **_who(f), "renewal_date": renewal.renewal_date.isoformat(), "amount": quote.total,
+        "currency": quote.currency, "attempt": renewal.attempts, "final": retry is None,
+        "next_attempt_at": retry.isoformat() if retry else None, "reason": result.decline_code,
+        "grace_ends": R.grace_ends(renewal.renewal_date, rules).isoformat(), "manual": renewal.manual,
+        "update_card_url": f"{app.ctx.settings.service_urls['checkout']}/billing-account"})
+
+
+# --- expiry ----------------------------------------------------------------------------
+def expire_lapsed(new_uow: UowFactory, rules: R.RenewalRules) -> int:
+    """End every subscription whose grace period is over, once; the namespace goes back to Free."""
+    with new_uow() as uow:
+        cutoff = uow.now.date() - timedelta(days=rules.grace_days)
+        ended = uow.session.execute(
+            update(Subscription).where(Subscription.status == "active", Subscription.term_end <= cutoff)
+            .values(status="expired", updated_at=uow.now).returning(Subscription.id)).scalars().all()
+        facts = _facts(uow.session, list(ended))
+        for f in facts.values():
+            namespace = uow.session.get(Namespace, f.sub.namespace_id)
+            assert namespace is not None
+            namespace.plan = "free"
+            uow.publish("subscription.expired", {**_who(f), "plan": f.sub.plan,
+                                                 "term_end": f.sub.term_end.isoformat()})
+        uow.commit()
+        return len(ended)
+
+
+# --- what owners do ---------------------------------------------------------------------
+def _owned_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> Subscription:
+    access.load_namespace(uow.session, namespace_id, principal, owner=True, lock=True)
+    sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
+                                                        Subscription.status == "active"))
+    if sub is None:
+        raise NO_SUBSCRIPTION
+    return sub
+
+
+def set_auto_renew(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int,
+                   enabled: bool) -> dict[str, Any]:
+    with uow:
+        sub = _owned_subscription(uow, principal, namespace_id)
+        if sub.auto_renew != enabled:
+            sub.auto_renew, sub.updated_at = enabled, uow.now
+            uow.publish("subscription.auto_renew_changed", {
+                "subscription_id": sub.id, "namespace_id": namespace_id, "auto_renew": enabled,
+                "by": principal.user_id})
+        uow.commit()
+        return subscription_view(sub)
+
+
+def preview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace_id: int,
+            rules: R.RenewalRules) -> dict[str, Any]:
+    """What the next renewal will cost and when the owner hears of it."""
+    with uow:
+        access.load_namespace(uow.session, namespace_id, principal)
+        sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
+                                                            Subscription.status == "active"))
+        if sub is None:
+            raise NO_SUBSCRIPTION
+        f = _facts(uow.session, [sub.id])[sub.id]
+        quote = R.renewal_quote(app.catalog, f.term(), f.billable)
+        today = uow.now.date()
+        return {"subscription": subscription_view(sub), "quote": quote.snapshot(),
+                "reminders": [(sub.term_end - timedelta(days=d)).isoformat()
+                              for d in rules.notices(sub.auto_renew)],
+                "manual_renewal_from": R.manual_renewal_opens(sub.term_end, rules).isoformat(),
+                "grace_ends": R.grace_ends(sub.term_end, rules).isoformat(),
+                "card": _card(f, today, sub.term_end)}
+
+
+def renew_now(app: Checkout, new_uow: UowFactory, principal: Principal, namespace_id: int,
+              rules: R.RenewalRules) -> dict[str, Any]:
+    """Manual renewal, from 30 days before the end (and through the grace period)."""
+    with new_uow() as uow:
+        sub = _owned_subscription(uow, principal, namespace_id)
+        today = uow.now.date()
+        if today < R.manual_renewal_opens(sub.term_end, rules):
+            raise Problem(409, "renewal_not_open", "Too early to renew",
+                          f"You can renew from {R.manual_renewal_opens(sub.term_end, rules):%B %-d, %Y}.")
+        renewal = uow.session.scalar(select(Renewal).where(
+            Renewal.subscription_id == sub.id, Renewal.renewal_date == sub.term_end).with_for_update())
+        if renewal is None:
+            renewal = Renewal(subscription_id=sub.id, renewal_date=sub.term_end, status="due", attempts=0,
+                              next_attempt_on=sub.term_end, manual=True, created_at=uow.now,
+                              updated_at=uow.now)
+            uow.session.add(renewal)
+            uow.session.flush()
+        renewal.manual = True
+        try:
+            outcome = _charge(app, uow, renewal, rules)
+        except PaymentProviderUnavailable as exc:
+            raise PROVIDER_DOWN from exc
+        uow.commit()
+        if outcome == "failed":
+            raise Problem(402, "card_declined", "Card declined",
+                          f"The renewal charge failed ({renewal.last_error}). "
+                          "Update your card and try again.")
+        return {"renewal_date": renewal.renewal_date.isoformat(), "amount": renewal.amount,
+                "changes": renewal.changes or [], "subscription": subscription_view(sub)}
+
+
+def run_all(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> dict[str, int]:
+    """One pass of every renewal sweep, in the order a day unfolds."""
+    renewed, failed = charge_due(app, new_uow, rules)
+    return {"reminders": announce_renewals(app, new_uow, rules), "renewed": renewed,
+            "failed_charges": failed, "expired": expire_lapsed(new_uow, rules),
+            "expiring_cards": announce_expiring_cards(new_uow)}
+

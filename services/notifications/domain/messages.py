@@ -1,0 +1,205 @@
+"""What each event means for the people it concerns: which messages, to whom,
+keyed how, with what context, and when. Plain Python: the use cases apply the
+plans to the database.
+
+A payload missing a field a message needs is an `InvalidEvent` (422): the
+publisher's relay keeps the event and retries it, so nothing is lost while
+the publisher is fixed. Unknown extra fields are fine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.common.problems import Problem
+from services.notifications.domain import schedule as S
+from services.notifications.domain.schedule import Schedule
+
+
+@dataclass(frozen=True)
+class Planned:
+    dedupe_key: str
+    template: str
+    recipient: str
+    context: dict[str, Any]
+    send_after: datetime
+
+
+class InvalidEvent(Problem):
+    def __init__(self, topic: str, detail: str) -> None:
+        super().__init__(422, "invalid_event", "Invalid event", f"{topic}: {detail}")
+
+
+def _take(topic: str, payload: dict[str, Any], required: Iterable[str],
+          optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    missing = [name for name in required if payload.get(name) is None]
+    if missing:
+        raise InvalidEvent(topic, f"missing {', '.join(missing)}")
+    context = {name: payload[name] for name in required}
+    for name, default in (optional or {}).items():
+        value = payload.get(name)
+        context[name] = default if value is None else value
+    return context
+
+
+def _recipient(topic: str, context: dict[str, Any]) -> str:
+    email = str(context["email"]).strip()
+    if "@" not in email or any(ch in email for ch in "\r\n<>, "):
+        raise InvalidEvent(topic, f"not an email address: {email[:100]!r}")
+    return email
+
+
+def _lines(topic: str, lines: Any) -> list[dict[str, Any]]:
+    """Invoice lines with every column a template shows (discount and net default)."""
+    if not isinstance(lines, list):
+        raise InvalidEvent(topic, "lines must be a list")
+    result = []
+    for line in lines:
+        if not isinstance(line, dict) or line.get("description") is None or line.get("amount") is None:
+            raise InvalidEvent(topic, "each line needs a description and an amount")
+        quantity = _whole(topic, "quantity", line.get("quantity") or 1)
+        amount = _whole(topic, "amount", line["amount"])
+        discount = _whole(topic, "discount", line.get("discount") or 0)
+        result.append({**line, "description": str(line["description"]), "quantity": quantity,
+                       "unit_amount": _whole(topic, "unit_amount",
+                                             line.get("unit_amount", amount // max(quantity, 1))),
+                       "amount": amount, "discount": discount,
+                       "net": _whole(topic, "net", line.get("net", amount - discount))})
+    return result
+
+
+def _whole(topic: str, name: str, value: Any) -> int:
+    """Amounts are integer cents and counts are integers: 174000, never 1740.0 or "1740"."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEvent(topic, f"{name} must be an integer, got {value!r}"[:200])
+    return value
+
+
+def _wholes(topic: str, context: dict[str, Any], *names: str) -> None:
+    for name in names:
+        if context.get(name) is not None:
+            context[name] = _whole(topic, name, context[name])
+
+
+def _card(topic: str, card: Any) -> dict[str, Any] | None:
+    if card is None:
+        return None
+    if not isinstance(card, dict) or any(card.get(k) is None for k in ("brand", "last4", "exp_month",
+                                                                       "exp_year")):
+        raise InvalidEvent(topic, "card needs brand, last4, exp_month and exp_year")
+    card = dict(card)
+    _wholes(topic, card, "exp_month", "exp_year")
+    return {**card, "expired": bool(card.get("expired", False)),
+            "expires_before_renewal": bool(card.get("expires_before_renewal", False))}
+
+
+# --- checkout's events -----------------------------------------------------------------
+def receipt(payload: dict[str, Any], now: datetime) -> Planned:
+    topic = "order.completed"
+    context = _take(topic, payload, ["order_id", "email", "namespace_path", "plan", "seats", "lines",
+                                     "total", "currency", "term_start", "term_end"],
+                    {"namespace_id": None, "user_id": None, "company": None, "subtotal": None,
+                     "discount_total": 0, "card": None, "discount_code": None})
+    _wholes(topic, context, "seats", "total", "subtotal", "discount_total")
+    context["lines"] = _lines(topic, context["lines"])
+    if context["subtotal"] is None:
+        context["subtotal"] = sum(line["amount"] for line in context["lines"])
+    context["card"] = _card(topic, context["card"])
+    return Planned(S.receipt_key(context["order_id"]), "receipt", _recipient(topic, context), context, now)
+
+
+def renewal_upcoming(payload: dict[str, Any], now: datetime, schedule: Schedule) -> Planned:
+    topic = "subscription.renewal_upcoming"
+    context = _take(topic, payload, ["subscription_id", "email", "namespace_path", "renewal_date",
+                                     "days_before", "auto_renew", "plan"],
+                    {"namespace_id": None, "company": None, "quote": None, "card": None})
+    _wholes(topic, context, "days_before")
+    context["auto_renew"] = bool(context["auto_renew"])
+    template = schedule.renewal_template(context["days_before"], context["auto_renew"])
+    quote = context["quote"]
+    if quote is not None:
+        if not isinstance(quote, dict) or any(quote.get(k) is None for k in ("total", "currency", "seats")):
+            raise InvalidEvent(topic, "quote needs lines, seats, total and currency")
+        context["quote"] = {**quote, "lines": _lines(topic, quote.get("lines") or []),
+                            "seats": _whole(topic, "quote.seats", quote["seats"]),
+                            "total": _whole(topic, "quote.total", quote["total"]),
+                            "seats_owed": _whole(topic, "quote.seats_owed", quote.get("seats_owed") or 0)}
+    elif template == "auto_renewal_notice":
+        raise InvalidEvent(topic, "the auto-renewal notice needs the quote (lines, seats, total)")
+    context["card"] = _card(topic, context["card"])
+    key = S.renewal_reminder_key(context["subscription_id"], context["renewal_date"],
+                                 context["days_before"])
+    return Planned(key, template, _recipient(topic, context), context, now)
+
+
+def renewal_receipt(payload: dict[str, Any], now: datetime) -> Planned:
+    topic = "subscription.renewed"
+    context = _take(topic, payload, ["subscription_id", "email", "namespace_path", "amount", "currency",
+                                     "term_start", "term_end", "seats"],
+                    {"namespace_id": None, "plan": None, "changes": []})
+    _wholes(topic, context, "amount", "seats")
+    context["changes"] = [str(change) for change in context["changes"]]
+    key = S.renewal_receipt_key(context["subscription_id"], context["term_start"])
+    return Planned(key, "renewal_receipt", _recipient(topic, context), context, now)
+
+
+def renewal_failed(payload: dict[str, Any], now: datetime) -> Planned:
+    topic = "subscription.renewal_failed"
+    context = _take(topic, payload, ["subscription_id", "email", "namespace_path", "amount", "currency",
+                                     "attempt", "renewal_date", "final", "update_card_url"],
+                    {"namespace_id": None, "next_attempt_at": None})
+    _wholes(topic, context, "amount", "attempt")
+    context["final"] = bool(context["final"])
+    key = S.renewal_failed_key(context["subscription_id"], context["renewal_date"], context["attempt"])
+    return Planned(key, "renewal_failed", _recipient(topic, context), context, now)
+
+
+def subscription_expired(payload: dict[str, Any], now: datetime) -> Planned:
+    topic = "subscription.expired"
+    context = _take(topic, payload, ["subscription_id", "email", "namespace_path", "plan", "term_end"],
+                    {"namespace_id": None})
+    key = S.subscription_expired_key(context["subscription_id"], context["term_end"])
+    return Planned(key, "subscription_expired", _recipient(topic, context), context, now)
+
+
+def card_expiring(payload: dict[str, Any], now: datetime) -> Planned:
+    topic = "card.expiring"
+    context = _take(topic, payload, ["billing_account_id", "email", "brand", "last4", "exp_month",
+                                     "exp_year"],
+                    {"namespace_id": None, "company": None, "update_card_url": None})
+    _wholes(topic, context, "exp_month", "exp_year")
+    context["card"] = _card(topic, {k: context[k] for k in ("brand", "last4", "exp_month", "exp_year")})
+    key = S.card_expiring_key(context["billing_account_id"], context["last4"], context["exp_year"],
+                              context["exp_month"])
+    return Planned(key, "card_expiring", _recipient(topic, context), context, now)
+
+
+# --- trials' events --------------------------------------------------------------------
+def trial_context(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
+    context = _take(topic, payload, ["trial_id", "email", "namespace_path", "kind", "ends_at"],
+                    {"namespace_id": None, "user_id": None, "status": None})
+    try:
+        context["ends_at"] = S.parse_datetime(context["ends_at"]).isoformat()
+    except ValueError as exc:
+        raise InvalidEvent(topic, "ends_at is not an ISO-8601 datetime") from exc
+    return context
+
+
+def trial_once(template: str, topic: str, payload: dict[str, Any], now: datetime) -> Planned:
+    """trial_started, trial_expired, trial_converted: once per trial, now."""
+    context = trial_context(topic, payload)
+    return Planned(S.trial_key(template, context["trial_id"]), template, _recipient(topic, context),
+                   context, now)
+
+
+def trial_endings(topic: str, payload: dict[str, Any], now: datetime, schedule: Schedule) -> list[Planned]:
+    """A reminder per configured day before the trial's end, unless already past."""
+    context = trial_context(topic, payload)
+    ends_at = S.parse_datetime(context["ends_at"])
+    recipient = _recipient(topic, context)
+    return [Planned(S.trial_ending_key(context["trial_id"], ends_at, days), "trial_ending", recipient,
+                    {**context, "days": days}, send_after)
+            for days, send_after in schedule.trial_endings(ends_at, now)]

@@ -1,0 +1,137 @@
+"""When each notification goes out, what it is keyed on, and how delivery
+retries. Plain Python over data from `data/schedule.toml`."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+SCHEDULE_FILE = Path(__file__).resolve().parents[1] / "data" / "schedule.toml"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    ending_reminder_days: tuple[int, ...] = (7, 1)
+    auto_renewal_notice_days: int = 15
+    retry_backoff_seconds: tuple[int, ...] = (60, 300, 1800, 7200)
+    max_attempts: int = 5
+    lease_seconds: int = 300
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schedule:
+        delivery = data.get("delivery", {})
+        schedule = cls(
+            ending_reminder_days=tuple(int(d) for d in data.get("ending_reminder_days", (7, 1))),
+            auto_renewal_notice_days=int(data.get("auto_renewal_notice_days", 15)),
+            retry_backoff_seconds=tuple(int(s) for s in delivery.get("retry_backoff_seconds",
+                                                                    (60, 300, 1800, 7200))),
+            max_attempts=int(delivery.get("max_attempts", 5)),
+            lease_seconds=int(delivery.get("lease_seconds", 300)),
+        )
+        if any(d <= 0 for d in schedule.ending_reminder_days):
+            raise ValueError("ending_reminder_days must be positive")
+        if not schedule.retry_backoff_seconds or any(s < 0 for s in schedule.retry_backoff_seconds):
+            raise ValueError("retry_backoff_seconds needs at least one non-negative value")
+        if schedule.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        return schedule
+
+    @classmethod
+    def load(cls, path: Path = SCHEDULE_FILE) -> Schedule:
+        with path.open("rb") as fh:
+            return cls.from_dict(tomllib.load(fh))
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_seconds)
+
+    def retry_delay(self, attempts: int) -> timedelta:
+        """How long to wait after the `attempts`-th failed try (1 = the first)."""
+        index = min(max(attempts, 1), len(self.retry_backoff_seconds)) - 1
+        return timedelta(seconds=self.retry_backoff_seconds[index])
+
+    def exhausted(self, attempts: int) -> bool:
+        return attempts >= self.max_attempts
+
+    def renewal_template(self, days_before: int, auto_renew: bool) -> str:
+        return "auto_renewal_notice" if auto_renew and days_before == self.auto_renewal_notice_days \
+            else "renewal_reminder"
+
+    def trial_endings(self, ends_at: datetime, now: datetime) -> list[tuple[int, datetime]]:
+        """(days before the end, when to send) for each reminder not already in the past."""
+        return [(days, ends_at - timedelta(days=days)) for days in sorted(set(self.ending_reminder_days),
+                                                                         reverse=True)
+                if ends_at - timedelta(days=days) >= now]
+
+
+# --- dedupe keys: one per message that may ever be sent ------------------------------
+def day(value: str | date | datetime) -> str:
+    """The calendar day (UTC) of an ISO date or datetime, as YYYY-MM-DD."""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    text = str(value)
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        return parse_datetime(text).date().isoformat()
+
+
+def parse_datetime(value: str | datetime) -> datetime:
+    """An aware datetime from ISO-8601; a naive one is taken as UTC."""
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def receipt_key(order_id: object) -> str:
+    return f"receipt/{order_id}"
+
+
+def renewal_reminder_key(subscription_id: object, renewal_date: str, days_before: object) -> str:
+    return f"renewal_reminder/{subscription_id}/{day(renewal_date)}/{days_before}"
+
+
+def renewal_receipt_key(subscription_id: object, term_start: str) -> str:
+    return f"renewal_receipt/{subscription_id}/{day(term_start)}"
+
+
+def renewal_failed_key(subscription_id: object, renewal_date: str, attempt: object) -> str:
+    return f"renewal_failed/{subscription_id}/{day(renewal_date)}/{attempt}"
+
+
+def subscription_expired_key(subscription_id: object, term_end: str) -> str:
+    return f"subscription_expired/{subscription_id}/{day(term_end)}"
+
+
+def card_expiring_key(billing_account_id: object, last4: object, exp_year: object, exp_month: object) -> str:
+    return f"card_expiring/{billing_account_id}/{last4}/{int(exp_year):04d}-{int(exp_month):02d}"
+
+
+def trial_key(template: str, trial_id: object) -> str:
+    """trial_started / trial_expired / trial_converted: once per trial."""
+    return f"{template}/{trial_id}"
+
+
+def trial_ending_prefix(trial_id: object) -> str:
+    return f"trial_ending/{trial_id}/"
+
+
+def trial_ending_key(trial_id: object, ends_at: datetime, days: int) -> str:
+    return f"{trial_ending_prefix(trial_id)}{day(ends_at)}/{days}"
+
+
+def ending_day_of(key: str) -> str:
+    """The end date a trial_ending key was scheduled for."""
+    return key.split("/")[2]
+
+
+def message_id(dedupe_key: str, domain: str) -> str:
+    """The same Message-ID whenever the same notification is sent, so a re-send
+    after a crash is recognisably the same message."""
+    digest = hashlib.sha256(dedupe_key.encode("utf-8")).hexdigest()[:40]
+    return f"<{digest}@{domain}>"

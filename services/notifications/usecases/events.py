@@ -1,0 +1,106 @@
+"""Events the notifications service consumes (delivered by the other services'
+outbox relays to `POST /internal/events`, each handled once by its id).
+
+Each handler plans messages (domain/messages.py) and schedules them with
+INSERTs guarded by their dedupe keys, in the unit of work `receive` opened, so
+a redelivery under a new event id, a replay or a race schedules nothing new.
+Synthetic traffic (load tests) never schedules mail.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from services.common.inbox import Handler
+from services.common.service import ServiceUnitOfWork
+from services.common.telemetry import Traffic
+from services.notifications.domain import messages as M
+from services.notifications.domain import schedule as S
+from services.notifications.domain.messages import Planned
+from services.notifications.runtime import of
+from services.notifications.usecases.scheduling import cancel, exists, keys_with_prefix, schedule_all
+
+SYNTHETIC = "synthetic: no mail"
+
+
+def _people_only(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    def wrapper(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
+        if uow.traffic is Traffic.SYNTHETIC or payload.get("traffic") == Traffic.SYNTHETIC.value:
+            return SYNTHETIC
+        return handler(uow, payload)
+    return wrapper
+
+
+def _outcome(new: list[str], planned: list[Planned], canceled: int = 0) -> str:
+    said = f"scheduled {', '.join(new)}" if new else "nothing new"
+    if len(new) < len(planned):
+        said += f" ({len(planned) - len(new)} already scheduled)"
+    return said + (f"; canceled {canceled}" if canceled else "")
+
+
+def _one(plan: Callable[[ServiceUnitOfWork, dict[str, Any]], Planned]) -> Handler:
+    @_people_only
+    def handler(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
+        planned = [plan(uow, payload)]
+        return _outcome(schedule_all(uow, planned), planned)
+    handler.__name__ = getattr(plan, "__name__", "handler")
+    return handler
+
+
+# --- trials ----------------------------------------------------------------------------
+def _move_endings(uow: ServiceUnitOfWork, topic: str, payload: dict[str, Any]) -> tuple[list[Planned], int]:
+    """Ending reminders for the trial's end in `payload`: an end moved by an
+    extension or a reactivation cancels the unsent reminders for the old end.
+    An event about an older end than one already scheduled (delivered late)
+    changes nothing; nor does one about a trial that has been converted."""
+    context = M.trial_context(topic, payload)
+    trial_id = context["trial_id"]
+    if exists(uow, S.trial_key("trial_converted", trial_id)):
+        return [], 0
+    new_day = S.day(context["ends_at"])
+    known = keys_with_prefix(uow, S.trial_ending_prefix(trial_id))
+    if any(S.ending_day_of(key) > new_day for key in known):
+        return [], 0
+    canceled = cancel(uow, [key for key in known if S.ending_day_of(key) < new_day])
+    return M.trial_endings(topic, payload, uow.now, of(uow.ctx).schedule), canceled
+
+
+def _trial_changed(topic: str, *, started: bool) -> Handler:
+    @_people_only
+    def handler(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
+        planned = [M.trial_once("trial_started", topic, payload, uow.now)] if started else []
+        endings, canceled = _move_endings(uow, topic, payload)
+        planned += endings
+        return _outcome(schedule_all(uow, planned), planned, canceled)
+    handler.__name__ = topic.replace(".", "_")
+    return handler
+
+
+def _trial_ended(topic: str, template: str) -> Handler:
+    @_people_only
+    def handler(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
+        planned = [M.trial_once(template, topic, payload, uow.now)]
+        trial_id = planned[0].context["trial_id"]
+        canceled = cancel(uow, keys_with_prefix(uow, S.trial_ending_prefix(trial_id)))
+        return _outcome(schedule_all(uow, planned), planned, canceled)
+    handler.__name__ = topic.replace(".", "_")
+    return handler
+
+
+HANDLERS: dict[str, Handler] = {
+    "order.completed": _one(lambda uow, p: M.receipt(p, uow.now)),
+    "subscription.renewal_upcoming": _one(lambda uow, p: M.renewal_upcoming(p, uow.now,
+                                                                           of(uow.ctx).schedule)),
+    "subscription.renewed": _one(lambda uow, p: M.renewal_receipt(p, uow.now)),
+    "subscription.renewal_failed": _one(lambda uow, p: M.renewal_failed(p, uow.now)),
+    "subscription.expired": _one(lambda uow, p: M.subscription_expired(p, uow.now)),
+    "card.expiring": _one(lambda uow, p: M.card_expiring(p, uow.now)),
+    "trial.started": _trial_changed("trial.started", started=True),
+    "trial.extended": _trial_changed("trial.extended", started=False),
+    "trial.reactivated": _trial_changed("trial.reactivated", started=False),
+    "trial.expired": _trial_ended("trial.expired", "trial_expired"),
+    "trial.converted": _trial_ended("trial.converted", "trial_converted"),
+}
