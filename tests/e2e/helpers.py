@@ -52,7 +52,8 @@ def _json(response: Any) -> Any:
 
 
 
-def provision_buyers(app: Any, stripe_url: str, count: int, first_id: int = 1000) -> list[int]:
+def provision_buyers(app: Any, stripe_url: str, count: int, first_id: int = 1000,
+                     card: str = "4242424242424242") -> list[int]:
     """Owners of fresh Free namespaces, each with a billing account and a card at
     (local)Stripe: the state a prospect reaches before pressing Buy. User id and
     namespace id are the same number."""
@@ -74,7 +75,7 @@ def provision_buyers(app: Any, stripe_url: str, count: int, first_id: int = 1000
         for i in ids:
             customer = client.v1.customers.create(params={"email": f"owner{i}@test"})
             pm = client.v1.payment_methods.create(params={"type": "card", "card": {
-                "number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+                "number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
             client.v1.payment_methods.attach(pm.id, params={"customer": customer.id})
             s.add(User(id=i, email=f"owner{i}@test", name=f"Owner {i}"))
             s.add(Namespace(id=i, path=f"group-{i}", name=f"Group {i}", kind="group", plan="free",
@@ -87,7 +88,7 @@ def provision_buyers(app: Any, stripe_url: str, count: int, first_id: int = 1000
             s.add(account)
             s.flush()
             s.add(PaymentMethod(billing_account_id=account.id, stripe_payment_method_id=pm.id,
-                                brand="visa", last4="4242", exp_month=12, exp_year=2034,
+                                brand="visa", last4=card[-4:], exp_month=12, exp_year=2034,
                                 is_default=True, created_at=now))
         s.commit()
     return ids

@@ -1,0 +1,212 @@
+"""A year of a subscription in a minute: reminders, auto-renewal against
+localstripe, dunning, grace and expiry, manual renewal."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.checkout.adapters.models import (
+    BillingAccount, Membership, Namespace, OutboxMessage, PaymentMethod, Renewal, Subscription, User,
+)
+from services.checkout.domain.pricing import add_months
+from services.checkout.runtime import Checkout
+from services.checkout.usecases import renewals
+from services.common.clock import FixedClock
+from tests.e2e.helpers import Buyer, provision_buyers
+from tests.support import LocalStripe, auth
+
+pytestmark = pytest.mark.e2e
+
+
+def checkout_of(app: Flask) -> Checkout:
+    return app.extensions["checkout"]
+
+
+def sweep(app: Flask) -> dict[str, int]:
+    c = checkout_of(app)
+    return renewals.run_all(c, c.ctx.uow, c.renewal_rules)
+
+
+def events(app: Flask, topic: str, namespace_id: int | None = None) -> list[dict[str, Any]]:
+    with Session(checkout_of(app).ctx.engine) as s:
+        payloads = [m.payload for m in s.scalars(select(OutboxMessage).where(OutboxMessage.topic == topic)
+                                                 .order_by(OutboxMessage.occurred_at))]
+    return [p for p in payloads if namespace_id is None or p.get("namespace_id") == namespace_id]
+
+
+def at(clock: FixedClock, day: Any) -> None:
+    clock.set(datetime(day.year, day.month, day.day, 0, 5, tzinfo=UTC))
+
+
+def subscribe(app: Flask, user_id: int, seats: int = 3, days_left: int = 100) -> Subscription:
+    """A subscription bought a while ago by a provisioned buyer (namespace id = user id)."""
+    clock = checkout_of(app).ctx.clock
+    end = clock.now().date() + timedelta(days=days_left)
+    with Session(checkout_of(app).ctx.engine, expire_on_commit=False) as s:
+        account = s.scalar(select(BillingAccount).where(BillingAccount.user_id == user_id))
+        s.get(Namespace, user_id).plan = "premium"
+        sub = Subscription(namespace_id=user_id, billing_account_id=account.id, plan="premium", seats=seats,
+                           term_start=add_months(end, -12), term_end=end, auto_renew=True, status="active",
+                           created_at=clock.now(), updated_at=clock.now())
+        s.add(sub)
+        s.commit()
+        return sub
+
+
+def test_reminders_then_renewal_at_list_price_with_seats_raised(stripe_app: Flask, localstripe: LocalStripe,
+                                                                clock: FixedClock) -> None:
+    buyer = Buyer(stripe_app.test_client(), localstripe.url)
+    buyer.save_account()
+    buyer.add_card("4242424242424242")
+    bought = buyer.buy("smb", seats=5, discount_code="SMB2026").json
+    assert bought["order"]["total"] == 5 * 1900 * 12
+    end = datetime.fromisoformat(bought["subscription"]["term_end"]).date()
+    for days in (90, 45, 30, 15):
+        at(clock, end - timedelta(days=days))
+        sweep(stripe_app)
+        assert len(events(stripe_app, "subscription.renewal_upcoming", 100)) == [90, 45, 30, 15].index(days) + 1
+        sweep(stripe_app)  # a second sweep the same day sends nothing more
+    reminders = events(stripe_app, "subscription.renewal_upcoming", 100)
+    assert [r["days_before"] for r in reminders] == [90, 45, 30, 15]
+    # The first-term SMB price is gone: list price, stated in every reminder.
+    assert {r["quote"]["total"] for r in reminders} == {5 * 34800}
+    assert reminders[-1]["card"] == {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2034,
+                                     "expired": False, "expires_before_renewal": False}
+    assert reminders[0]["email"] == "billing@acme.test"
+    with Session(checkout_of(stripe_app).ctx.engine) as s:  # four people join after the reminders: 6 billable
+        for uid in range(77, 81):
+            s.add(User(id=uid, email=f"new{uid}@acme.test", name="New"))
+            s.flush()
+            s.add(Membership(namespace_id=100, user_id=uid, role="developer", billable=True))
+        s.commit()
+    at(clock, end)
+    sweep(stripe_app)
+    [renewed] = events(stripe_app, "subscription.renewed", 100)
+    assert renewed["amount"] == 6 * 34800 and renewed["seats"] == 6
+    assert renewed["term_start"] == end.isoformat() and renewed["term_end"] == add_months(end, 12).isoformat()
+    assert renewed["changes"] and "from 5 to 6" in renewed["changes"][0]
+    with Session(checkout_of(stripe_app).ctx.engine) as s:
+        customer = s.scalar(select(BillingAccount.stripe_customer_id).where(BillingAccount.user_id == 1))
+    mine = [pi for pi in localstripe.payment_intents(customer) if pi.amount != 5 * 34800]  # not globex's
+    assert sorted(pi.amount for pi in mine) == [5 * 1900 * 12, 6 * 34800]
+    before = len(localstripe.payment_intents(customer))
+    sweep(stripe_app)
+    assert len(localstripe.payment_intents(customer)) == before
+
+
+def test_failed_card_is_retried_and_a_new_card_renews(stripe_app: Flask, localstripe: LocalStripe,
+                                                      clock: FixedClock) -> None:
+    [user] = provision_buyers(stripe_app, localstripe.url, 1, card="4000000000000341")
+    sub = subscribe(stripe_app, user, days_left=1)
+    at(clock, sub.term_end)
+    sweep(stripe_app)
+    at(clock, sub.term_end + timedelta(days=1))
+    sweep(stripe_app)
+    failures = events(stripe_app, "subscription.renewal_failed", user)
+    assert [(f["attempt"], f["next_attempt_at"], f["final"]) for f in failures] == [
+        (1, (sub.term_end + timedelta(days=1)).isoformat(), False),
+        (2, (sub.term_end + timedelta(days=3)).isoformat(), False)]
+    assert failures[0]["update_card_url"].endswith("/billing-account")
+    # The owner adds a good card; the next retry renews normally.
+    good = localstripe.sdk.v1.payment_methods.create(params={"type": "card", "card": {
+        "number": "4242424242424242", "exp_month": 1, "exp_year": 2035, "cvc": "123"}})
+    with Session(checkout_of(stripe_app).ctx.engine) as s:
+        account = s.scalar(select(BillingAccount).where(BillingAccount.user_id == user))
+        localstripe.sdk.v1.payment_methods.attach(good.id, params={"customer": account.stripe_customer_id})
+        s.execute(PaymentMethod.__table__.update().values(is_default=False))
+        s.add(PaymentMethod(billing_account_id=account.id, stripe_payment_method_id=good.id, brand="visa",
+                            last4="4242", exp_month=1, exp_year=2035, is_default=True, created_at=clock.now()))
+        s.commit()
+    at(clock, sub.term_end + timedelta(days=2))
+    sweep(stripe_app)
+    assert events(stripe_app, "subscription.renewed", user) == []  # not a dunning day
+    at(clock, sub.term_end + timedelta(days=3))
+    sweep(stripe_app)
+    assert len(events(stripe_app, "subscription.renewed", user)) == 1
+
+
+def test_dunning_runs_out_and_the_namespace_returns_to_free(stripe_app: Flask, localstripe: LocalStripe,
+                                                            clock: FixedClock) -> None:
+    [user] = provision_buyers(stripe_app, localstripe.url, 1, card="4000000000000341")
+    sub = subscribe(stripe_app, user, days_left=1)
+    for day in range(15):
+        at(clock, sub.term_end + timedelta(days=day))
+        sweep(stripe_app)
+    failures = events(stripe_app, "subscription.renewal_failed", user)
+    assert [f["attempt"] for f in failures] == [1, 2, 3, 4, 5, 6, 7]  # the day itself, then 1,3,5,7,10,14
+    assert failures[-1]["final"] is True and failures[-1]["next_attempt_at"] is None
+    [expired] = events(stripe_app, "subscription.expired", user)
+    assert expired["subscription_id"] == sub.id
+    with Session(checkout_of(stripe_app).ctx.engine) as s:
+        assert s.get(Subscription, sub.id).status == "expired"
+        assert s.get(Namespace, user).plan == "free"
+    at(clock, sub.term_end + timedelta(days=20))
+    sweep(stripe_app)
+    assert len(events(stripe_app, "subscription.renewal_failed", user)) == 7
+    assert len(events(stripe_app, "subscription.expired", user)) == 1
+
+
+def test_auto_renew_off_means_no_charge_and_expiry_after_grace(stripe_app: Flask, localstripe: LocalStripe,
+                                                               clock: FixedClock) -> None:
+    [user] = provision_buyers(stripe_app, localstripe.url, 1)
+    sub = subscribe(stripe_app, user, days_left=20)
+    client = stripe_app.test_client()
+    off = client.put(f"/namespaces/{user}/subscription/auto-renew", json={"enabled": False}, headers=auth(user))
+    assert off.status_code == 200 and off.json["auto_renew"] is False and off.json["next_renewal_date"] is None
+    at(clock, sub.term_end - timedelta(days=30))
+    sweep(stripe_app)
+    at(clock, sub.term_end - timedelta(days=15))
+    sweep(stripe_app)  # no "upcoming auto-renewal" notice: it will not auto-renew
+    assert [r["days_before"] for r in events(stripe_app, "subscription.renewal_upcoming", user)] == [30]
+    at(clock, sub.term_end)
+    sweep(stripe_app)
+    assert events(stripe_app, "subscription.renewed", user) == []
+    assert events(stripe_app, "subscription.renewal_failed", user) == []
+    at(clock, sub.term_end + timedelta(days=13))
+    sweep(stripe_app)
+    assert events(stripe_app, "subscription.expired", user) == []  # paid features through the grace period
+    at(clock, sub.term_end + timedelta(days=14))
+    sweep(stripe_app)
+    assert len(events(stripe_app, "subscription.expired", user)) == 1
+
+
+def test_manual_renewal_from_thirty_days_before(stripe_app: Flask, localstripe: LocalStripe,
+                                                clock: FixedClock) -> None:
+    [user] = provision_buyers(stripe_app, localstripe.url, 1)
+    sub = subscribe(stripe_app, user, days_left=45)
+    client = stripe_app.test_client()
+    early = client.post(f"/namespaces/{user}/subscription/renewal", headers=auth(user))
+    assert early.status_code == 409 and early.json["code"] == "renewal_not_open"
+    preview = client.get(f"/namespaces/{user}/subscription/renewal", headers=auth(user)).json
+    assert preview["quote"]["total"] == 3 * 34800 and preview["grace_ends"]
+    at(clock, sub.term_end - timedelta(days=30))
+    done = client.post(f"/namespaces/{user}/subscription/renewal", headers=auth(user))
+    assert done.status_code == 201, done.json
+    assert done.json["amount"] == preview["quote"]["total"]
+    assert done.json["subscription"]["term_end"] == add_months(sub.term_end, 12).isoformat()
+    at(clock, sub.term_end)
+    sweep(stripe_app)
+    assert len(events(stripe_app, "subscription.renewed", user)) == 1
+
+
+def test_parallel_sweeps_charge_each_renewal_once(postgres_only: None, stripe_app: Flask,
+                                                  localstripe: LocalStripe, clock: FixedClock) -> None:
+    users = provision_buyers(stripe_app, localstripe.url, 20)
+    subs = [subscribe(stripe_app, u, days_left=1) for u in users]
+    at(clock, subs[0].term_end)
+    c = checkout_of(stripe_app)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: renewals.charge_due(c, c.ctx.uow, c.renewal_rules), range(3)))
+    assert sum(renewed for renewed, _ in results) == 20
+    with Session(c.ctx.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Renewal).where(Renewal.status == "succeeded")) == 20
+        customers = list(s.scalars(select(BillingAccount.stripe_customer_id)
+                                   .where(BillingAccount.user_id.in_(users))))
+    assert len(localstripe.payment_intents(*customers)) == 20
