@@ -44,7 +44,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     app = create_service_app(
         checkout.ctx, title="Checkout", description=__doc__ or "",
         blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, namespaces.blp,
-                    webhooks.blp, admin.blp, events_blueprint(InboxEvent, trial_events.HANDLERS)],
+                    webhooks.blp, admin.blp,
+                    events_blueprint(InboxEvent, trial_events.HANDLERS, {"trial.": "trials"})],
         readiness_checks=[_stripe_reachable(checkout.payments)],
         json_exempt_paths=[webhooks.WEBHOOK_PATH])
     app.extensions["checkout"] = checkout

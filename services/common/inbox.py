@@ -112,8 +112,12 @@ class EventOutcomeSchema(ma.Schema):
     outcome = ma.fields.String(metadata={"description": "What the handler did, 'duplicate' or 'ignored'"})
 
 
-def events_blueprint(model: type[InboxMixin], handlers: Mapping[str, Handler]) -> Blueprint:
-    """`POST /internal/events` for the relays of other services (token role 'service')."""
+def events_blueprint(model: type[InboxMixin], handlers: Mapping[str, Handler],
+                     owners: Mapping[str, str] | None = None) -> Blueprint:
+    """`POST /internal/events` for the relays of other services (token role 'service').
+
+    `owners` maps a topic prefix to the one service allowed to publish it
+    ("trial." -> "trials"): an event from anyone else is refused."""
     blp = Blueprint("events", __name__, description="Events from other services, handled once each")
 
     @blp.before_request
@@ -132,6 +136,11 @@ def events_blueprint(model: type[InboxMixin], handlers: Mapping[str, Handler]) -
         @blp.doc(security=[{"bearerAuth": []}])
         def post(self, body: dict[str, Any]) -> dict[str, Any]:
             """Receive one event (at least once); a redelivery answers 'duplicate'."""
+            owner = next((o for prefix, o in (owners or {}).items() if body["topic"].startswith(prefix)),
+                         body["source"] if owners is None else None)
+            if owner != body["source"]:
+                raise Problem(403, "source_not_allowed", "Not this service's event",
+                              f"{body['source']} may not publish {body['topic']}.")
             envelope = Envelope(id=body["id"], topic=body["topic"], source=body["source"],
                                 occurred_at=body["occurred_at"].isoformat(), payload=body["payload"])
             uow = request_uow()

@@ -32,6 +32,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     trials = build_trials(settings or Settings.from_env("trials"), clock, directory)
     flask_app = create_service_app(
         trials.ctx, title="Trials", description=__doc__ or "",
-        blueprints=[trials_api.blp, events_blueprint(InboxEvent, HANDLERS)])
+        blueprints=[trials_api.blp, events_blueprint(InboxEvent, HANDLERS, {"subscription.": "checkout"})])
     flask_app.extensions["trials"] = trials
     return flask_app

@@ -226,3 +226,32 @@ def test_stripe_refusing_card_setup_is_a_clear_502(stripe_app: Flask, alice: Buy
     checkout.payments = Refusing()
     response = alice.post("/billing-account/card-setup")
     assert response.status_code == 502 and response.json["code"] == "payment_provider_rejected"
+
+
+def test_a_replaced_upgrade_paid_late_is_refunded(stripe_app: Flask, localstripe: LocalStripe) -> None:
+    buyer = Buyer(stripe_app.test_client(), localstripe.url)  # Alice owns globex (Premium, 5 seats)
+    buyer.add_card("4000002500003155")
+    slow = buyer.buy("upgrade-3ds", namespace_id=200, plan="ultimate", seats=5)
+    assert slow.status_code == 202
+    checkout = stripe_app.extensions["checkout"]
+    real = checkout.payments
+
+    class CancelLost:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def cancel(self, intent_id: str) -> None:
+            raise PaymentProviderUnavailable("timeout")
+
+    checkout.payments = CancelLost()
+    buyer.add_card("4242424242424242")
+    fast = buyer.buy("upgrade-card", namespace_id=200, plan="ultimate", seats=9)
+    assert fast.status_code == 201
+    checkout.payments = real
+    confirm_card_payment(localstripe.url, slow.json["client_secret"])
+    late = buyer.post(f"/orders/{slow.json['order']['id']}/confirm")
+    assert late.status_code == 409 and late.json["refunded"] is True
+    assert slow.json["order"]["payment_intent_id"] in refunded_intents(localstripe)
+    with db(stripe_app) as s:
+        sub = s.scalar(select(Subscription).where(Subscription.namespace_id == 200))
+        assert (sub.plan, sub.seats) == ("ultimate", 9)  # the replaced order did not cut the seats back

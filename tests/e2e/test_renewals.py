@@ -13,7 +13,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import (
-    BillingAccount, Membership, Namespace, OutboxMessage, PaymentMethod, Renewal, Subscription, User,
+    BillingAccount,
+    Membership,
+    Namespace,
+    OutboxMessage,
+    PaymentMethod,
+    Renewal,
+    Subscription,
+    User,
 )
 from services.checkout.domain.pricing import add_months
 from services.checkout.runtime import Checkout

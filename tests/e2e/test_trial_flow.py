@@ -81,7 +81,11 @@ def test_trial_lifts_entitlements_until_it_expires(stack: Stack, clock: FixedClo
     stack.relay()
     after = stack.entitlements(GLOBEX)
     assert (after["plan"], after["trials"]) == ("premium", [])  # Premium stays Premium
-    stack.relay()  # redelivery changes nothing
+    # Deliver every trial event again, oldest last: nothing changes.
+    with Session(stack.trials.extensions["trials"].ctx.engine) as s:
+        s.execute(OutboxMessage.__table__.update().values(published_at=None))
+        s.commit()
+    stack.relay()
     assert stack.entitlements(GLOBEX)["plan"] == "premium"
 
 
@@ -152,3 +156,15 @@ def test_premium_namespace_upgrades_during_its_trial_and_converts(stack: Stack, 
     assert trial["status"] == "converted"
     ent = stack.entitlements(GLOBEX)
     assert (ent["plan"], ent["paid_plan"], ent["trials"]) == ("ultimate", "ultimate", [])
+
+
+def test_events_from_the_wrong_service_are_refused(stack: Stack) -> None:
+    forged = {"id": "00000000-0000-0000-0000-000000000001", "topic": "trial.started", "source": "notifications",
+              "occurred_at": "2026-11-21T12:00:00+00:00",
+              "payload": {"namespace_id": ACME, "kind": "ultimate", "status": "active", "version": 1,
+                          "ends_at": "2030-01-01T00:00:00+00:00", "grants_plan": "ultimate",
+                          "occurred_at": "2026-11-21T12:00:00+00:00"}}
+    response = requests.post(f"{stack.checkout_url}/internal/events", json=forged, timeout=10,
+                             headers={"Authorization": f"Bearer {stack.token}"})
+    assert response.status_code == 403 and response.json()["code"] == "source_not_allowed"
+    assert stack.entitlements(ACME)["plan"] == "free"

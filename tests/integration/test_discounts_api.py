@@ -56,13 +56,26 @@ def test_smb_rejections_keep_the_list_price_and_say_why(client: FlaskClient, app
     assert ("code_rejected", {"code": "SMB2026", "reason": reason}) in steps(app)
 
 
-def test_existing_customers_are_not_new(client: FlaskClient) -> None:
+def test_existing_customers_are_not_new_and_upgrades_take_no_codes(client: FlaskClient, app: Flask) -> None:
+    from datetime import date
+
+    from services.checkout.adapters.models import Order
+
     client.post("/admin/campaigns", headers=ADMIN, json={**CAMPAIGN, "code": "NEW-ONLY", "name": "New",
                                                          "new_customers_only": True})
-    # globex already pays for Premium: its upgrade quote is priced, the code refused.
-    response = quote(client, "NEW-ONLY", namespace_id=200, plan="ultimate", seats=5)
-    assert response.status_code == 200 and response.json["upgrades_subscription_id"] is not None
-    assert response.json["code_result"]["reason"] == "not_a_new_customer"
+    # globex already pays for Premium: its upgrade is priced, the code refused.
+    upgrade = quote(client, "NEW-ONLY", namespace_id=200, plan="ultimate", seats=5)
+    assert upgrade.status_code == 200 and upgrade.json["upgrades_subscription_id"] is not None
+    assert upgrade.json["code_result"]["reason"] == "not_for_upgrades"
+    assert upgrade.json["discount_total"] == 0
+    # An account that paid before is not new, whichever namespace it buys for.
+    with Session(app.extensions["checkout"].ctx.engine) as s:
+        s.add(Order(billing_account_id=1, namespace_id=200, user_id=ALICE, plan="premium", seats=5,
+                    currency="usd", subtotal=100, discount_total=0, total=100, lines=[], catalog_version="x",
+                    term_start=date(2025, 1, 1), term_end=date(2026, 1, 1), status="completed",
+                    created_at=app.extensions["checkout"].ctx.clock.now()))
+        s.commit()
+    assert quote(client, "NEW-ONLY").json["code_result"]["reason"] == "not_a_new_customer"
 
 
 @pytest.mark.parametrize("code,reason", [

@@ -173,3 +173,16 @@ def test_no_upgrade_after_the_term_ended() -> None:
     with pytest.raises(Problem) as excinfo:
         assemble_quote(CATALOG, Selection("ultimate", 5), PREMIUM_NS, TERM.term_end)
     assert code_of(excinfo) == "term_ended"
+
+
+def test_upgrade_does_not_charge_addon_seats_already_paid() -> None:
+    held = NamespaceFacts(id=200, is_top_level=True, current_plan="premium", billable_members=4,
+                          current=CurrentTerm(7, "premium", 5, TERM.term_start, TERM.term_end, (("duo_pro", 3),)))
+    same = assemble_quote(CATALOG, Selection("ultimate", 5, (AddOnSelection("duo_pro", 3),)), held, TODAY)
+    assert [line.sku for line in same.lines] == ["ultimate"]
+    more = assemble_quote(CATALOG, Selection("ultimate", 5, (AddOnSelection("duo_pro", 5),)), held, TODAY)
+    assert [(line.sku, line.quantity) for line in more.lines] == [("ultimate", 5), ("duo_pro", 2)]
+    # 2 seats x $228 x 65/365 days = $81.21
+    assert more.lines[1].amount == 8121
+    # 5 seats x ($1,188 - $348) x 65/365 = $747.95
+    assert more.lines[0].amount == 74795

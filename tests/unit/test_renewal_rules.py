@@ -8,7 +8,13 @@ import pytest
 
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.renewal import (
-    RenewalRules, Term, card_flags, changes_between, grace_ends, manual_renewal_opens, next_retry,
+    RenewalRules,
+    Term,
+    card_flags,
+    changes_between,
+    grace_ends,
+    manual_renewal_opens,
+    next_retry,
     renewal_quote,
 )
 

@@ -101,9 +101,10 @@ def test_recently_expired_window() -> None:
 
 
 def test_support_extends_an_active_trial_once() -> None:
-    assert extension_refusal(TrialStatus.ACTIVE, extended=False) is None
-    assert extension_refusal(TrialStatus.ACTIVE, extended=True)[0] == "already_extended"
-    assert extension_refusal(TrialStatus.EXPIRED, extended=False)[0] == "trial_not_active"
+    assert extension_refusal(TrialStatus.ACTIVE, extended=False, reactivated=False) is None
+    assert extension_refusal(TrialStatus.ACTIVE, extended=True, reactivated=False)[0] == "already_extended"
+    assert extension_refusal(TrialStatus.EXPIRED, extended=False, reactivated=False)[0] == "trial_not_active"
+    assert extension_refusal(TrialStatus.ACTIVE, extended=False, reactivated=True)[0] == "already_reactivated"
 
 
 @pytest.mark.parametrize("status,extended,reactivated,plan,expected", [
@@ -116,7 +117,15 @@ def test_support_extends_an_active_trial_once() -> None:
 ])
 def test_support_reactivates_an_expired_trial_once(status: TrialStatus, extended: bool, reactivated: bool,
                                                    plan: str, expected: str | None) -> None:
-    refusal = reactivation_refusal(status, extended, reactivated, plan)
+    refusal = reactivation_refusal(RULES.kinds["ultimate"], status, extended, reactivated, plan)
+    assert (refusal[0] if refusal else None) == expected
+
+
+@pytest.mark.parametrize("kind,plan,expected", [("duo_pro", "premium", None), ("duo_pro", "free", "plan_not_eligible"),
+                                                ("duo_enterprise", "ultimate", None),
+                                                ("duo_enterprise", "premium", "plan_not_eligible")])
+def test_addon_trials_reactivate_on_their_own_plans(kind: str, plan: str, expected: str | None) -> None:
+    refusal = reactivation_refusal(RULES.kinds[kind], TrialStatus.EXPIRED, False, False, plan)
     assert (refusal[0] if refusal else None) == expected
 
 

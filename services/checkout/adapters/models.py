@@ -155,6 +155,7 @@ class Order(Base):
     # Set for an upgrade: the active subscription this order moves to a higher plan.
     upgrades_subscription_id: Mapped[int | None] = mapped_column(
         ForeignKey("subscriptions.id", use_alter=True, name="fk_orders_upgrades_subscription_id"))
+    upgrade_from_plan: Mapped[str | None] = mapped_column(String(32))
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(Text)
@@ -318,6 +319,7 @@ class NamespaceTrial(Base):
     grants_addon: Mapped[str | None] = mapped_column(String(32))
     seats: Mapped[int | None] = mapped_column(Integer)
     seat_holder: Mapped[int | None] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(Integer, default=0)  # the trial's change counter
     last_event_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

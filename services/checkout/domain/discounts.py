@@ -76,6 +76,7 @@ class Buyer:
     namespace_redeemed: bool
     account_redeemed: bool
     payment_method: str = "card"
+    upgrade: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,9 @@ def check(state: CodeState | None, buyer: Buyer, lines: Sequence[LineItem]) -> R
         return Rejection("code_expired", f"This code expired on {rules.valid_until:%B %-d, %Y} (UTC).")
     if _exhausted(state):
         return Rejection("code_exhausted", "This code has been used as many times as it allows.")
+    if buyer.upgrade:
+        # Upgrade lines are pro-rated plan differences: a code's yearly terms do not apply to them.
+        return Rejection("not_for_upgrades", "Discount codes apply to new subscriptions, not to upgrades.")
     eligible = [line for line in lines if line.sku in rules.applies_to]
     if not eligible:
         return Rejection("plan_not_eligible",

@@ -39,6 +39,7 @@ class CurrentTerm:
     seats: int
     term_start: date
     term_end: date
+    addons: tuple[tuple[str, int], ...] = ()  # (sku, seats) already paid for this term
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,13 @@ def _upgrade_lines(catalog: Catalog, selection: Selection, current: CurrentTerm,
     if extra:
         lines.append(LineItem(f"{new.id}_seats", "seats", f"{new.name}, {extra} more seats, {period}",
                               extra, new.unit_amount, price(new.unit_amount * extra)))
-    return lines + _addon_lines(catalog, selection, new.id, price, period)
+    held = dict(current.addons)
+    for line in _addon_lines(catalog, selection, new.id, lambda amount: amount, period):
+        more = line.quantity - held.get(line.sku, 0)  # seats already paid are not paid again
+        if more > 0:
+            lines.append(LineItem(line.sku, "addon", f"{line.description.split(',')[0]}, {more} more seats, "
+                                  f"{period}", more, line.unit_amount, price(line.unit_amount * more)))
+    return lines
 
 
 def assemble_quote(catalog: Catalog, selection: Selection, namespace: NamespaceFacts,

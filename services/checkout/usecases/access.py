@@ -37,6 +37,7 @@ def billable_members(session: Session, namespace_id: int) -> int:
 def namespace_facts(session: Session, namespace: Namespace) -> NamespaceFacts:
     sub = session.scalar(select(Subscription).where(Subscription.namespace_id == namespace.id,
                                                     Subscription.status == "active"))
-    current = CurrentTerm(sub.id, sub.plan, sub.seats, sub.term_start, sub.term_end) if sub else None
+    current = CurrentTerm(sub.id, sub.plan, sub.seats, sub.term_start, sub.term_end,
+                          tuple((a.sku, a.seats) for a in sub.addons)) if sub else None
     return NamespaceFacts(namespace.id, namespace.is_top_level, namespace.plan,
                           billable_members(session, namespace.id), current)

@@ -94,7 +94,8 @@ def evaluate_code(uow: ServiceUnitOfWork, principal: Principal, quote: Quote, ra
         now=uow.now, plan=quote.plan, seats=quote.seats,
         is_new_customer=is_new_customer(session, account_id, quote.namespace_id),
         namespace_redeemed=any(ns == quote.namespace_id for ns, _ in history),
-        account_redeemed=account_id is not None and any(acc == account_id for _, acc in history))
+        account_redeemed=account_id is not None and any(acc == account_id for _, acc in history),
+        upgrade=quote.upgrade_of is not None)
     if not rules.is_well_formed(code):
         rejection: rules.Rejection | None = rules.Rejection(
             "code_malformed", "Codes have 3 to 64 letters A-Z, digits and dashes.")

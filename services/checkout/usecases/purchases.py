@@ -224,6 +224,7 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
             discount_code=quote.discount.code if quote.discount else None,
             term_start=quote.term_start, term_end=quote.term_end, status="pending",
             payment_method_id=card.id, upgrades_subscription_id=quote.upgrade_of,
+            upgrade_from_plan=namespace.plan if quote.upgrade_of else None,
             traffic=uow.traffic.value, created_at=uow.now)
         uow.session.add(order)
         path = namespace.path

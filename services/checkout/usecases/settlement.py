@@ -118,9 +118,9 @@ def completed_outcome(uow: ServiceUnitOfWork, order: Order, sub: Subscription | 
 def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
     active = uow.session.scalar(select(Subscription).where(
         Subscription.namespace_id == order.namespace_id, Subscription.status == "active"))
-    if (active.id if active else None) != order.upgrades_subscription_id:
-        # The namespace changed under this order (a superseded order authenticated
-        # late, or another order bought or upgraded it): keep that, return this money.
+    if order.status in CLOSED or not _still_priced_right(order, active):
+        # A replaced order paid late, or the namespace changed under this order
+        # (bought, upgraded or renewed by another): keep that, return this money.
         return _refund(app, uow, order, Problem(
             409, "already_subscribed", "Namespace already subscribed",
             "This namespace was bought or changed by another order meanwhile."))
@@ -164,6 +164,14 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
               order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
               discount_code=order.discount_code)
     return completed_outcome(uow, order, subscription)
+
+
+def _still_priced_right(order: Order, active: Subscription | None) -> bool:
+    """Does the namespace still look as it did when the order was priced?"""
+    if order.upgrades_subscription_id is None:
+        return active is None
+    return (active is not None and active.id == order.upgrades_subscription_id
+            and active.plan == order.upgrade_from_plan and active.term_end == order.term_end)
 
 
 def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: Subscription,

@@ -13,24 +13,25 @@ from services.common.service import ServiceUnitOfWork
 
 
 def _apply(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
-    occurred = datetime.fromisoformat(payload["occurred_at"])
+    """Apply a trial's change if it is newer than what we hold (its version says so)."""
     row = uow.session.scalar(select(NamespaceTrial).where(
-        NamespaceTrial.namespace_id == payload["namespace_id"], NamespaceTrial.kind == payload["kind"]))
+        NamespaceTrial.namespace_id == payload["namespace_id"], NamespaceTrial.kind == payload["kind"])
+        .with_for_update())
+    version = int(payload["version"])
     if row is None:
-        row = NamespaceTrial(namespace_id=payload["namespace_id"], kind=payload["kind"],
-                             last_event_at=occurred, status=payload["status"],
-                             ends_at=datetime.fromisoformat(payload["ends_at"]))
+        row = NamespaceTrial(namespace_id=payload["namespace_id"], kind=payload["kind"], version=0)
         uow.session.add(row)
-    elif occurred < row.last_event_at:
-        return "stale: a newer event was applied"
+    elif version <= row.version:
+        return f"stale: version {version} after {row.version}"
+    row.version = version
     row.status = payload["status"]
     row.ends_at = datetime.fromisoformat(payload["ends_at"])
     row.grants_plan = payload.get("grants_plan")
     row.grants_addon = payload.get("grants_addon")
     row.seats = payload.get("seats")
     row.seat_holder = payload.get("seat_holder", row.seat_holder)
-    row.last_event_at = occurred
-    return f"trial {payload['kind']} on {payload['namespace_id']}: {row.status}"
+    row.last_event_at = datetime.fromisoformat(payload["occurred_at"])
+    return f"trial {payload['kind']} on {payload['namespace_id']}: {row.status} (v{version})"
 
 
 HANDLERS: dict[str, Handler] = {

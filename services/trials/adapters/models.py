@@ -48,6 +48,8 @@ class Trial(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     extended: Mapped[bool] = mapped_column(Boolean, default=False)
     reactivated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Raised by every published change: consumers apply an event only if newer.
+    version: Mapped[int] = mapped_column(Integer, default=0)
     experiments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # variants that shaped it
 
 

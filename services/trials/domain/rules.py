@@ -134,15 +134,18 @@ def recently_expired(rules: TrialRules, trial: PastTrial, now: datetime) -> bool
         days=rules.recently_expired_days)
 
 
-def extension_refusal(status: TrialStatus, extended: bool) -> tuple[str, str] | None:
+def extension_refusal(status: TrialStatus, extended: bool, reactivated: bool) -> tuple[str, str] | None:
+    """Support may extend an active trial once, or reactivate an expired one once: not both."""
     if status is not TrialStatus.ACTIVE:
         return "trial_not_active", "Only an active trial can be extended."
     if extended:
         return "already_extended", "This trial has been extended once already."
+    if reactivated:
+        return "already_reactivated", "A reactivated trial can not also be extended."
     return None
 
 
-def reactivation_refusal(status: TrialStatus, extended: bool, reactivated: bool,
+def reactivation_refusal(kind: TrialKind, status: TrialStatus, extended: bool, reactivated: bool,
                          plan: str) -> tuple[str, str] | None:
     if status is not TrialStatus.EXPIRED:
         return "trial_not_expired", "Only an expired trial can be reactivated."
@@ -150,6 +153,12 @@ def reactivation_refusal(status: TrialStatus, extended: bool, reactivated: bool,
         return "already_reactivated", "This trial has been reactivated once already."
     if extended:
         return "already_extended", "An extended trial can not be reactivated."
-    if plan != "free":
-        return "plan_not_eligible", "Only a namespace back on Free can have its trial reactivated."
+    # An Ultimate trial comes back for a namespace back on Free; an add-on trial
+    # for a namespace still on a plan the add-on is offered on.
+    allowed = ("free",) if kind.grants_plan else kind.eligible_plans
+    if plan not in allowed:
+        plans = " or ".join(p.title() for p in allowed)
+        return "plan_not_eligible", (
+            "Only a namespace back on Free can have its Ultimate trial reactivated." if kind.grants_plan
+            else f"The {kind.name} trial can be reactivated on {plans} only.")
     return None

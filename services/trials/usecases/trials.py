@@ -37,8 +37,11 @@ def trial_view(trial: Trial, now: datetime, rules: R.TrialRules) -> dict[str, An
 
 
 def _event(app: Trials, trial: Trial, now: datetime, **extra: Any) -> dict[str, Any]:
+    """A trial change for others; bumps the trial's version so order can't be mistaken."""
     kind = app.rules.kinds[trial.kind]
-    return {"trial_id": trial.id, "namespace_id": trial.namespace_id, "occurred_at": now.isoformat(),
+    trial.version = (trial.version or 0) + 1
+    return {"version": trial.version, "trial_id": trial.id, "namespace_id": trial.namespace_id,
+            "occurred_at": now.isoformat(),
             "grants_plan": kind.grants_plan, "grants_addon": kind.grants_addon,
             "namespace_path": trial.namespace_path, "kind": trial.kind, "status": trial.status,
             "ends_at": trial.ends_at.isoformat(), "plan_before": trial.plan_before, "seats": trial.seats,
@@ -144,7 +147,7 @@ def extend(app: Trials, uow: ServiceUnitOfWork, principal: Principal, trial_id: 
            reason: str) -> dict[str, Any]:
     with uow:
         trial = _admin_trial(uow, principal, trial_id)
-        refusal = R.extension_refusal(R.TrialStatus(trial.status), trial.extended)
+        refusal = R.extension_refusal(R.TrialStatus(trial.status), trial.extended, trial.reactivated)
         if refusal:
             raise Problem(409, refusal[0], "Can not extend", refusal[1])
         before = trial.ends_at
@@ -164,8 +167,8 @@ def reactivate(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token:
     ns = _namespace(app, namespace_id, token)  # the plan now, asked outside the transaction
     with uow:
         trial = _admin_trial(uow, principal, trial_id)
-        refusal = R.reactivation_refusal(R.TrialStatus(trial.status), trial.extended,
-                                         trial.reactivated, ns.plan)
+        refusal = R.reactivation_refusal(app.rules.kinds[trial.kind], R.TrialStatus(trial.status),
+                                         trial.extended, trial.reactivated, ns.plan)
         if refusal:
             raise Problem(409, refusal[0], "Can not reactivate", refusal[1])
         before = trial.ends_at

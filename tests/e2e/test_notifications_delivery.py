@@ -1,0 +1,371 @@
+"""Delivery against a real SMTP server (aiosmtpd keeping mail in a Maildir):
+sent once with text and HTML, not before it is due, retried after a 4xx,
+failed after a 5xx, and, with the worker killed mid-batch, every message sent
+and marked sent exactly once (a re-send carries the same Message-ID)."""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.common.clock import FixedClock
+from services.common.config import ROOT
+from services.common.db import make_engine
+from services.common.mailsink import MaildirHandler, start
+from services.notifications.adapters.mailer import SmtpMailer
+from services.notifications.adapters.models import FunnelEventRow, Notification
+from services.notifications.app import create_app
+from services.notifications.domain.schedule import message_id
+from services.notifications.usecases.delivery import DeliveryReport, deliver_due
+from tests.conftest import NOW, make_settings
+from tests.support import auth, free_port
+
+SERVICE = auth(0, roles=("service",))
+ADMIN = auth(9, roles=("admin",))
+ENDS = NOW + timedelta(days=30)
+TRIAL = {"trial_id": 7, "namespace_id": 100, "namespace_path": "acme", "kind": "ultimate", "status": "active",
+         "ends_at": ENDS.isoformat(), "email": "owner@acme.test", "occurred_at": NOW.isoformat()}
+ORDER = {"order_id": 42, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
+         "company": "Acme Corp", "plan": "premium", "seats": 5, "currency": "USD", "subtotal": 174000,
+         "discount_total": 0, "total": 174000, "term_start": "2026-11-21", "term_end": "2027-11-21",
+         "lines": [{"description": "Premium plan, 5 seats, 12 months", "quantity": 5, "unit_amount": 34800,
+                    "amount": 174000, "discount": 0, "net": 174000}],
+         "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2034}, "discount_code": None}
+
+
+# --- SMTP servers ----------------------------------------------------------------------
+class Moody(MaildirHandler):
+    """The local mail sink, but it can answer 451 to the first N messages, refuse
+    some recipients with 550, and take its time over each message."""
+
+    def __init__(self, directory: Path, *, defer_first: int = 0, refuse: tuple[str, ...] = (),
+                 data_reply: str | None = None, delay: float = 0.0) -> None:
+        super().__init__(directory)
+        self.defer_first, self.refuse, self.data_reply, self.delay = defer_first, refuse, data_reply, delay
+        self.deferred = 0
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.deferred < self.defer_first:
+            self.deferred += 1
+            return "451 4.3.0 try later"
+        if self.data_reply:
+            return self.data_reply
+        return await super().handle_DATA(server, session, envelope)
+
+
+class Smtp:
+    def __init__(self, directory: Path, handler: MaildirHandler | None = None) -> None:
+        self.directory = directory
+        self.port = free_port()
+        if handler is None:
+            self.controller = start(directory, port=self.port)
+        else:
+            self.controller = Controller(handler, hostname="127.0.0.1", port=self.port)
+            self.controller.start()
+
+    def messages(self) -> list[Message]:
+        box = mailbox.Maildir(str(self.directory), create=False)
+        return [box[key] for key in box.keys()]
+
+    def count(self) -> int:
+        return len(os.listdir(self.directory / "new"))
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture
+def maildir(tmp_path: Path) -> Path:
+    return tmp_path / "mail"
+
+
+@pytest.fixture
+def smtp_for(maildir: Path) -> Iterator[Callable[..., Smtp]]:
+    servers: list[Smtp] = []
+
+    def make(**behaviour: Any) -> Smtp:
+        server = Smtp(maildir, Moody(maildir, **behaviour) if behaviour else None)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def db_url(fresh_db: Callable[[str], str]) -> str:
+    return fresh_db("notifications")
+
+
+@pytest.fixture
+def notifications_app(db_url: str, clock: FixedClock) -> Iterator[Flask]:
+    flask_app = create_app(make_settings("notifications", db_url), clock)
+    yield flask_app
+    flask_app.extensions["service_context"].close()
+
+
+@pytest.fixture
+def client(notifications_app: Flask) -> FlaskClient:
+    return notifications_app.test_client()
+
+
+def send_event(client: FlaskClient, topic: str, payload: dict[str, Any]) -> None:
+    response = client.post("/internal/events", headers=SERVICE, json={
+        "id": str(uuid.uuid4()), "topic": topic, "source": "checkout", "occurred_at": NOW.isoformat(),
+        "payload": payload})
+    assert response.status_code == 200, response.json
+
+
+def rows(app: Flask) -> dict[str, Notification]:
+    with Session(app.extensions["service_context"].engine) as s:
+        return {n.dedupe_key: n for n in s.scalars(select(Notification))}
+
+
+def run(app: Flask, smtp: Smtp, **kwargs: Any) -> DeliveryReport:
+    mailer = SmtpMailer("127.0.0.1", smtp.port, timeout=10)
+    try:
+        return deliver_due(app.extensions["service_context"], mailer, **kwargs)
+    finally:
+        mailer.close()
+
+
+def funnel_steps(app: Flask) -> list[tuple[str, dict[str, Any], str]]:
+    with Session(app.extensions["service_context"].engine) as s:
+        return [(r.step, r.properties, r.traffic) for r in s.scalars(select(FunnelEventRow))]
+
+
+# --- in-process delivery ---------------------------------------------------------------
+def test_due_mail_is_sent_once_with_text_html_and_its_message_id(client: FlaskClient, notifications_app: Flask,
+                                                                 smtp_for: Callable[..., Smtp]) -> None:
+    smtp = smtp_for()
+    send_event(client, "order.completed", ORDER)
+    send_event(client, "trial.started", TRIAL)
+    report = run(notifications_app, smtp)
+    assert (report.claimed, report.sent, report.failed) == (2, 2, 0)  # the trial reminders are not due
+    assert run(notifications_app, smtp).claimed == 0
+    received = {str(m["X-Notification-Key"]): m for m in smtp.messages()}
+    assert sorted(received) == ["receipt/42", "trial_started/7"]
+    receipt = received["receipt/42"]
+    assert receipt["Message-ID"] == message_id("receipt/42", "checkout.test")
+    assert receipt["To"] == "billing@acme.test" and receipt["From"] == "Checkout <billing@checkout.test>"
+    assert receipt["Subject"] == "Your receipt for acme: $1,740.00"
+    assert receipt.get_content_type() == "multipart/alternative"
+    parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in receipt.walk()
+             if not part.is_multipart()}
+    assert sorted(parts) == ["text/html", "text/plain"]
+    assert "Total charged: $1,740.00" in parts["text/plain"] and "<strong>$1,740.00</strong>" in parts["text/html"]
+    sent = rows(notifications_app)["receipt/42"]
+    assert (sent.status, sent.sent_at, sent.attempts, sent.message_id) == (
+        "sent", NOW, 1, message_id("receipt/42", "checkout.test"))
+    steps = funnel_steps(notifications_app)
+    assert sorted((step, props["template"], traffic) for step, props, traffic in steps) == [
+        ("notification_sent", "receipt", "real"), ("notification_sent", "trial_started", "real")]
+
+
+def test_mail_waits_until_it_is_due(client: FlaskClient, notifications_app: Flask, clock: FixedClock,
+                                    smtp_for: Callable[..., Smtp]) -> None:
+    smtp = smtp_for()
+    send_event(client, "trial.started", TRIAL)
+    assert run(notifications_app, smtp).sent == 1  # trial_started
+    clock.set(ENDS - timedelta(days=7, seconds=1))
+    assert run(notifications_app, smtp).claimed == 0
+    clock.advance(timedelta(seconds=1))
+    assert run(notifications_app, smtp).sent == 1
+    clock.set(ENDS - timedelta(days=1))
+    assert run(notifications_app, smtp).sent == 1
+    subjects = sorted(str(m["Subject"]) for m in smtp.messages())
+    assert subjects == ["Your Ultimate trial for acme ends in 1 day", "Your Ultimate trial for acme ends in 7 days",
+                        "Your Ultimate trial for acme has started"]
+    assert {n.status for n in rows(notifications_app).values()} == {"sent"}
+
+
+def test_a_temporary_refusal_is_retried_with_backoff_then_sent(client: FlaskClient, notifications_app: Flask,
+                                                               clock: FixedClock,
+                                                               smtp_for: Callable[..., Smtp]) -> None:
+    smtp = smtp_for(defer_first=2)
+    send_event(client, "order.completed", ORDER)
+    assert run(notifications_app, smtp).retried == 1
+    row = rows(notifications_app)["receipt/42"]
+    assert (row.status, row.attempts, row.next_attempt_at) == ("scheduled", 1, NOW + timedelta(seconds=60))
+    assert row.last_error is not None and row.last_error.startswith("451")
+    clock.advance(timedelta(seconds=59))
+    assert run(notifications_app, smtp).claimed == 0  # not before the backoff
+    clock.advance(timedelta(seconds=1))
+    assert run(notifications_app, smtp).retried == 1
+    assert rows(notifications_app)["receipt/42"].next_attempt_at == clock.now() + timedelta(seconds=300)
+    clock.advance(timedelta(seconds=300))
+    assert run(notifications_app, smtp).sent == 1
+    row = rows(notifications_app)["receipt/42"]
+    assert (row.status, row.attempts, row.last_error) == ("sent", 3, None)
+    assert [str(m["X-Notification-Key"]) for m in smtp.messages()] == ["receipt/42"]
+
+
+def test_an_unreachable_server_is_temporary_and_attempts_run_out(client: FlaskClient, notifications_app: Flask,
+                                                                 clock: FixedClock) -> None:
+    send_event(client, "order.completed", ORDER)
+    dead = SmtpMailer("127.0.0.1", free_port(), timeout=2)
+    ctx = notifications_app.extensions["service_context"]
+    outcomes = []
+    for _ in range(5):
+        report = deliver_due(ctx, dead)
+        outcomes.append((report.retried, report.failed))
+        clock.advance(timedelta(hours=3))
+    assert outcomes == [(1, 0), (1, 0), (1, 0), (1, 0), (0, 1)]
+    row = rows(notifications_app)["receipt/42"]
+    assert (row.status, row.attempts) == ("failed", 5)
+    assert row.last_error is not None and "ConnectionRefused" in row.last_error
+    clock.advance(timedelta(days=1))
+    assert deliver_due(ctx, dead).claimed == 0
+
+
+@pytest.mark.parametrize("behaviour,error", [
+    ({"refuse": ("billing@acme.test",)}, "550 recipient refused: 5.1.1 No such user here"),
+    ({"data_reply": "554 5.7.1 Message rejected as spam"}, "554 5.7.1 Message rejected as spam"),
+])
+def test_a_permanent_refusal_fails_and_support_can_see_it(client: FlaskClient, notifications_app: Flask,
+                                                          clock: FixedClock, smtp_for: Callable[..., Smtp],
+                                                          behaviour: dict[str, Any], error: str) -> None:
+    smtp = smtp_for(**behaviour)
+    send_event(client, "order.completed", ORDER)
+    send_event(client, "trial.started", TRIAL)  # another recipient, delivered fine
+    report = run(notifications_app, smtp)
+    expected = (1, 0, 1) if "refuse" in behaviour else (0, 0, 2)
+    assert (report.sent, report.retried, report.failed) == expected
+    clock.advance(timedelta(days=1))
+    assert run(notifications_app, smtp).sent == 0  # never tried again
+    failed = client.get("/notifications?recipient=billing@acme.test&status=failed", headers=ADMIN)
+    assert failed.status_code == 200
+    [shown] = failed.json
+    assert (shown["template"], shown["status"], shown["attempts"], shown["last_error"]) == (
+        "receipt", "failed", 1, error)
+    assert client.get("/notifications?recipient=billing@acme.test", headers=auth(1)).status_code == 403
+
+
+def test_a_stop_request_gives_the_rest_of_the_batch_back(client: FlaskClient, notifications_app: Flask,
+                                                         smtp_for: Callable[..., Smtp]) -> None:
+    import threading
+
+    smtp = smtp_for()
+    send_event(client, "order.completed", ORDER)
+    send_event(client, "trial.started", TRIAL)
+    stop = threading.Event()
+
+    class StopAfterOne(SmtpMailer):
+        def send(self, message: Any) -> None:
+            super().send(message)
+            stop.set()
+
+    mailer = StopAfterOne("127.0.0.1", smtp.port)
+    report = deliver_due(notifications_app.extensions["service_context"], mailer, stop=stop)
+    mailer.close()
+    assert (report.claimed, report.sent, report.released) == (2, 1, 1)
+    assert sorted(n.status for n in rows(notifications_app).values() if n.send_after <= NOW) == [
+        "scheduled", "sent"]
+    assert run(notifications_app, smtp).sent == 1
+
+
+# --- the worker, killed mid-batch ------------------------------------------------------
+TOTAL = 200
+
+
+def _insert_due(url: str, count: int) -> None:
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    with Session(engine) as s, s.begin():
+        s.add_all(Notification(
+            dedupe_key=f"receipt/{i}", template="receipt", recipient=f"owner{i}@crash.test",
+            subject=f"Receipt {i}", context={**ORDER, "order_id": i, "email": f"owner{i}@crash.test"},
+            send_after=now - timedelta(minutes=1), status="scheduled", attempts=0, traffic="real",
+            created_at=now) for i in range(count))
+    engine.dispose()
+
+
+def _statuses(url: str) -> tuple[Counter[str], set[str], int]:
+    engine = make_engine(url)
+    with Session(engine) as s:
+        status = Counter(dict(s.execute(select(Notification.status, func.count()).group_by(Notification.status))
+                              .all()))
+        in_flight = set(s.scalars(select(Notification.dedupe_key).where(Notification.status == "sending")))
+        sent_events = s.scalar(select(func.count()).select_from(FunnelEventRow)) or 0
+    engine.dispose()
+    return status, in_flight, sent_events
+
+
+def _worker(url: str, port: int, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTHOG_", "DATABASE_URL"))}
+    env.update(NOTIFICATIONS_DATABASE_URL=url, SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), APP_ENV="test",
+               MAIL_FROM="Checkout <billing@checkout.test>")
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "services.notifications.deliver", *args], cwd=ROOT,
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_marks_each_sent_once(
+        db_url: str, smtp_for: Callable[..., Smtp], tmp_path: Path) -> None:
+    _insert_due(db_url, TOTAL)
+    smtp = smtp_for(delay=0.02)
+    log = tmp_path / "worker.log"
+    worker = _worker(db_url, smtp.port, "--batch", "25", "--interval", "0.2", log=log)
+    deadline = time.monotonic() + 60
+    while smtp.count() < 60:
+        assert worker.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the worker sent too little in a minute:\n" + log.read_text()
+        time.sleep(0.005)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    time.sleep(0.2)  # let the server finish writing what it was receiving
+
+    status, in_flight, _ = _statuses(db_url)
+    status_before = dict(status)
+    assert 0 < status["sent"] < TOTAL, status
+    assert sum(status.values()) == TOTAL and set(status) <= {"sent", "sending", "scheduled"}
+
+    again = _worker(db_url, smtp.port, "--once", "--lease-seconds", "0", log=log)
+    assert again.wait(timeout=120) == 0, log.read_text()
+
+    status, left_sending, sent_events = _statuses(db_url)
+    assert status == Counter({"sent": TOTAL}) and not left_sending
+    assert sent_events == TOTAL  # one notification_sent each: marked sent exactly once
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        recorded = dict(s.execute(select(Notification.dedupe_key, Notification.message_id)).all())
+    engine.dispose()
+    expected = {f"receipt/{i}": message_id(f"receipt/{i}", "checkout.test") for i in range(TOTAL)}
+    assert recorded == expected
+
+    received = [(str(m["X-Notification-Key"]), str(m["Message-ID"])) for m in smtp.messages()]
+    assert all(expected[key] == mid for key, mid in received)  # a re-send is the same message
+    ids = Counter(mid for _, mid in received)
+    assert len(ids) == TOTAL and set(ids) == set(expected.values())
+    resent = {key for key, mid in received if ids[mid] > 1}
+    print("DBG", status_before, len(in_flight), len(received), len(resent))
+    assert resent <= in_flight  # only what was in the worker's hands when it died went twice
