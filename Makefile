@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate seed tokens lint clean
+.PHONY: run test install migrate seed tokens timetravel lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 migrate: $(STAMP)
 	$(BIN)/python -m services.common.migrate
+
+## timetravel: move make run's clock DAYS forward, running sweeps and sending mail (RESET=1: real time).
+DAYS ?= 30
+timetravel: $(STAMP)
+	$(BIN)/python -m services.timetravel $(if $(RESET),--reset,--days $(DAYS))
 
 tokens: $(STAMP)
 	$(BIN)/python -m services.devstack tokens

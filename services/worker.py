@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -26,9 +27,12 @@ from services.common.service import ServiceContext, build_context
 
 # Who hears what. Topic prefixes; consumers de-duplicate with their inbox.
 SUBSCRIPTIONS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
-    "checkout": [("trials", ("subscription.",))],
-    "trials": [("checkout", ("trial.",))],
+    "checkout": [("trials", ("subscription.",)),
+                 ("notifications", ("order.", "subscription.", "card."))],
+    "trials": [("checkout", ("trial.",)), ("notifications", ("trial.",))],
 }
+# Renewal sweeps are cheap when nothing is due, but need not run every second.
+RENEWAL_SWEEP_SECONDS = 10.0
 
 log = logging.getLogger("worker")
 
@@ -68,6 +72,22 @@ def _sweep_job(settings: Settings) -> tuple[Callable[[], str], ServiceContext]:
     return sweep, trials.ctx
 
 
+def _renewal_job(settings: Settings) -> tuple[Callable[[], str], ServiceContext]:
+    from services.checkout.app import build_checkout
+    from services.checkout.usecases.renewals import run_all
+
+    checkout = build_checkout(settings)
+    last = [0.0]
+
+    def renewals() -> str:
+        if time.monotonic() - last[0] < RENEWAL_SWEEP_SECONDS:
+            return ""
+        last[0] = time.monotonic()
+        done = run_all(checkout, checkout.ctx.uow, checkout.renewal_rules)
+        return f"checkout renewals: {done}" if any(done.values()) else ""
+    return renewals, checkout.ctx
+
+
 def build_jobs(services: list[str]) -> tuple[list[Callable[[], str]], list[ServiceContext]]:
     jobs: list[Callable[[], str]] = []
     contexts: list[ServiceContext] = []
@@ -76,6 +96,9 @@ def build_jobs(services: list[str]) -> tuple[list[Callable[[], str]], list[Servi
         if service == "trials":
             sweep, ctx = _sweep_job(settings)
             jobs.append(sweep)
+        elif service == "checkout":
+            renew, ctx = _renewal_job(settings)
+            jobs.append(renew)
         else:
             ctx = _context(service, settings)
         contexts.append(ctx)

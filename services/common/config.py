@@ -45,6 +45,8 @@ class Settings:
     posthog_api_key: str | None = None
     posthog_host: str = "https://us.i.posthog.com"
     environment: str = "development"
+    # A file holding a time offset (development only): see services/timetravel.py.
+    clock_file: str | None = None
     ratelimit_storage_uri: str = "memory://"
     code_attempts_per_client: str = "30/minute;300/day"
     code_attempts_per_account: str = "10/minute;100/day"
@@ -80,6 +82,7 @@ class Settings:
             posthog_api_key=env.get("POSTHOG_API_KEY") or None,
             posthog_host=env.get("POSTHOG_HOST", "https://us.i.posthog.com"),
             environment=env.get("APP_ENV", "development"),
+            clock_file=env.get("CLOCK_FILE") or None,
             ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
             code_attempts_per_client=env.get("CODE_ATTEMPTS_PER_CLIENT", "30/minute;300/day"),
             code_attempts_per_account=env.get("CODE_ATTEMPTS_PER_ACCOUNT", "10/minute;100/day"),
@@ -99,3 +102,5 @@ class Settings:
             raise RuntimeError("AUTH_SECRET must be set in production (32 bytes or more)")
         if self.stripe_webhook_secret == DEV_WEBHOOK_SECRET:
             raise RuntimeError("STRIPE_WEBHOOK_SECRET must be set in production")
+        if self.clock_file:
+            raise RuntimeError("CLOCK_FILE (time travel) is for development only")

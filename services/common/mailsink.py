@@ -17,6 +17,9 @@ from aiosmtpd.controller import Controller
 
 class MaildirHandler:
     def __init__(self, directory: Path) -> None:
+        # mailbox only lays out tmp/new/cur for a folder it creates itself.
+        for sub in ("tmp", "new", "cur"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
         self.maildir = mailbox.Maildir(str(directory), create=True)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802

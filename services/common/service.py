@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import outbox, telemetry
-from services.common.clock import Clock, SystemClock
+from services.common.clock import Clock, OffsetClock, SystemClock
 from services.common.config import Settings
 from services.common.db import UnitOfWork, make_engine
 from services.common.telemetry import Forwarder, FunnelEvent, Step, Traffic
@@ -73,6 +73,6 @@ def build_context(name: str, settings: Settings, clock: Clock | None,
     return ServiceContext(
         name=name, settings=settings, engine=engine,
         session_factory=sessionmaker(engine, expire_on_commit=False),
-        clock=clock or SystemClock(),
+        clock=clock or (OffsetClock(settings.clock_file) if settings.clock_file else SystemClock()),
         forwarder=telemetry.make_forwarder(settings.posthog_api_key, settings.posthog_host),
         outbox_model=outbox_model, funnel_model=funnel_model)

@@ -1,7 +1,9 @@
 """The notifications service: what is sent to people, when, and whether it arrived.
 
-This is the service's foundation (database, health, OpenAPI); schedules,
-templates and delivery arrive with the notifications capability.
+It consumes the other services' events (`POST /internal/events`), schedules
+each message once under a unique dedupe key, and a delivery worker
+(`python -m services.notifications.deliver`) sends them through SMTP.
+`create_app()` is the WSGI factory.
 """
 
 from __future__ import annotations
@@ -10,13 +12,35 @@ from flask import Flask
 
 from services.common.clock import Clock
 from services.common.config import Settings
+from services.common.inbox import events_blueprint
 from services.common.service import build_context
 from services.common.web import create_service_app
-from services.notifications.adapters.models import FunnelEventRow, OutboxMessage
+from services.notifications.adapters.mailer import Mailer
+from services.notifications.adapters.models import FunnelEventRow, InboxEvent, OutboxMessage
+from services.notifications.api import notifications as notifications_api
+from services.notifications.config import MailSettings, mail_settings
+from services.notifications.domain.schedule import Schedule
+from services.notifications.runtime import Notifications
+from services.notifications.usecases.events import HANDLERS
+
+# Which service may publish which topics (anything else is refused).
+EVENT_OWNERS = {"order.": "checkout", "subscription.": "checkout", "card.": "checkout", "trial.": "trials"}
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Flask:
-    ctx = build_context("notifications", settings or Settings.from_env("notifications"), clock,
-                        OutboxMessage, FunnelEventRow)
-    return create_service_app(ctx, title="Notifications", description=__doc__ or "",
-                              blueprints=[])
+def build_notifications(settings: Settings, clock: Clock | None = None, mailer: Mailer | None = None,
+                        mail: MailSettings | None = None, schedule: Schedule | None = None) -> Notifications:
+    ctx = build_context("notifications", settings, clock, OutboxMessage, FunnelEventRow)
+    app = Notifications(ctx=ctx, schedule=schedule or Schedule.load(), mail=mail or mail_settings(),
+                        mailer=mailer)
+    ctx.extras["notifications"] = app
+    return app
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None,
+               mailer: Mailer | None = None) -> Flask:
+    notifications = build_notifications(settings or Settings.from_env("notifications"), clock, mailer)
+    flask_app = create_service_app(
+        notifications.ctx, title="Notifications", description=__doc__ or "",
+        blueprints=[notifications_api.blp, events_blueprint(InboxEvent, HANDLERS, EVENT_OWNERS)])
+    flask_app.extensions["notifications"] = notifications
+    return flask_app

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -33,7 +34,7 @@ from services.common.db import make_engine
 from services.common.mailsink import MaildirHandler, start
 from services.notifications.adapters.mailer import SmtpMailer
 from services.notifications.adapters.models import FunnelEventRow, Notification
-from services.notifications.app import create_app
+from services.notifications.app import build_notifications, create_app
 from services.notifications.domain.schedule import message_id
 from services.notifications.usecases.delivery import DeliveryReport, deliver_due
 from tests.conftest import NOW, make_settings
@@ -140,7 +141,8 @@ def client(notifications_app: Flask) -> FlaskClient:
 
 def send_event(client: FlaskClient, topic: str, payload: dict[str, Any]) -> None:
     response = client.post("/internal/events", headers=SERVICE, json={
-        "id": str(uuid.uuid4()), "topic": topic, "source": "checkout", "occurred_at": NOW.isoformat(),
+        "id": str(uuid.uuid4()), "topic": topic, "source": "trials" if topic.startswith("trial.") else "checkout",
+        "occurred_at": NOW.isoformat(),
         "payload": payload})
     assert response.status_code == 200, response.json
 
@@ -272,8 +274,6 @@ def test_a_permanent_refusal_fails_and_support_can_see_it(client: FlaskClient, n
 
 def test_a_stop_request_gives_the_rest_of_the_batch_back(client: FlaskClient, notifications_app: Flask,
                                                          smtp_for: Callable[..., Smtp]) -> None:
-    import threading
-
     smtp = smtp_for()
     send_event(client, "order.completed", ORDER)
     send_event(client, "trial.started", TRIAL)
@@ -345,7 +345,6 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_marks_each_sent_once(
     time.sleep(0.2)  # let the server finish writing what it was receiving
 
     status, in_flight, _ = _statuses(db_url)
-    status_before = dict(status)
     assert 0 < status["sent"] < TOTAL, status
     assert sum(status.values()) == TOTAL and set(status) <= {"sent", "sending", "scheduled"}
 
@@ -367,5 +366,49 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_marks_each_sent_once(
     ids = Counter(mid for _, mid in received)
     assert len(ids) == TOTAL and set(ids) == set(expected.values())
     resent = {key for key, mid in received if ids[mid] > 1}
-    print("DBG", status_before, len(in_flight), len(received), len(resent))
     assert resent <= in_flight  # only what was in the worker's hands when it died went twice
+
+
+def test_sigterm_finishes_the_message_in_hand_and_gives_the_rest_back(
+        db_url: str, smtp_for: Callable[..., Smtp], tmp_path: Path) -> None:
+    _insert_due(db_url, 60)
+    smtp = smtp_for(delay=0.02)
+    log = tmp_path / "worker.log"
+    worker = _worker(db_url, smtp.port, "--batch", "30", "--interval", "0.2", log=log)
+    deadline = time.monotonic() + 60
+    while smtp.count() < 10:
+        assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.005)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=10) == 0, log.read_text()
+    status, in_flight, sent_events = _statuses(db_url)
+    assert not in_flight and set(status) == {"sent", "scheduled"}, status
+    assert status["sent"] == sent_events == smtp.count() < 60  # nothing sent that is not marked
+
+
+def test_two_workers_side_by_side_send_each_message_once(postgres_only: None, db_url: str,
+                                                         smtp_for: Callable[..., Smtp]) -> None:
+    _insert_due(db_url, 100)
+    smtp = smtp_for(delay=0.005)
+    apps = [build_notifications(make_settings("notifications", db_url)) for _ in range(3)]
+    reports: list[DeliveryReport] = []
+
+    def work(app: Any) -> None:
+        mailer = SmtpMailer("127.0.0.1", smtp.port)
+        try:
+            while (report := deliver_due(app.ctx, mailer, batch=10)).claimed:
+                reports.append(report)
+        finally:
+            mailer.close()
+
+    threads = [threading.Thread(target=work, args=(app,)) for app in apps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for app in apps:
+        app.ctx.close()
+    assert sum(r.sent for r in reports) == 100 and sum(r.claimed for r in reports) == 100
+    keys = Counter(str(m["X-Notification-Key"]) for m in smtp.messages())
+    assert len(keys) == 100 and set(keys.values()) == {1}
+    assert _statuses(db_url)[0] == Counter({"sent": 100})

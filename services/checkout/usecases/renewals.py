@@ -261,12 +261,14 @@ def _failed(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, q
     renewal.status = "failed" if retry is None else "retrying"
     renewal.next_attempt_on = retry
     renewal.amount, renewal.payment_intent_id = quote.total, result.payment_intent_id
+    renewal.changes = R.changes_between(_stated_quote(uow.session, renewal), quote)
     renewal.last_error = f"{result.decline_code or result.status}: {result.message or ''}"[:500]
     uow.publish("subscription.renewal_failed", {
         **_who(f), "renewal_date": renewal.renewal_date.isoformat(), "amount": quote.total,
         "currency": quote.currency, "attempt": renewal.attempts, "final": retry is None,
         "next_attempt_at": retry.isoformat() if retry else None, "reason": result.decline_code,
         "grace_ends": R.grace_ends(renewal.renewal_date, rules).isoformat(), "manual": renewal.manual,
+        "changes": renewal.changes,
         "update_card_url": f"{app.ctx.settings.service_urls['checkout']}/billing-account"})
 
 

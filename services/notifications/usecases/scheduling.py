@@ -45,7 +45,8 @@ def schedule_all(uow: ServiceUnitOfWork, plans: Iterable[Planned]) -> list[str]:
 
 
 def exists(uow: ServiceUnitOfWork, dedupe_key: str) -> bool:
-    return uow.session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key)) is not None
+    found = uow.session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key))
+    return found is not None
 
 
 def keys_with_prefix(uow: ServiceUnitOfWork, prefix: str) -> list[str]:

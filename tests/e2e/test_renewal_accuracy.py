@@ -1,0 +1,110 @@
+"""A year of 1,000 subscriptions, day by day, against localstripe: every
+reminder's stated amount must equal what the renewal then charges, unless the
+renewal names what changed in between. Prints the figure."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.checkout.adapters.models import (
+    BillingAccount,
+    Membership,
+    Namespace,
+    Order,
+    Renewal,
+    RenewalNotice,
+    Subscription,
+    SubscriptionAddOn,
+    User,
+)
+from services.checkout.domain.pricing import add_months
+from services.checkout.usecases import renewals
+from services.common.clock import FixedClock
+from tests.e2e.helpers import provision_buyers
+from tests.support import LocalStripe
+
+pytestmark = pytest.mark.e2e
+# CI simulates 1,000 (RENEWAL_SIM_COUNT=1000, about 5 minutes: every charge goes
+# through localstripe); a developer's `make test` 400, for speed.
+COUNT = int(os.environ.get("RENEWAL_SIM_COUNT", "400"))
+
+
+def test_a_year_of_renewals_charges_what_the_reminders_said(backend: str, stripe_app: Flask,
+                                                            localstripe: LocalStripe, clock: FixedClock) -> None:
+    if backend != "sqlite":
+        pytest.skip("one simulated year is enough: it runs on SQLite")
+    rng = random.Random(20261121)
+    app = stripe_app.extensions["checkout"]
+    today = clock.now().date()
+    good = provision_buyers(stripe_app, localstripe.url, int(COUNT * 0.9), first_id=10_000)
+    failing = provision_buyers(stripe_app, localstripe.url, COUNT - len(good), first_id=20_000,
+                               card="4000000000000341")
+    growth: dict[date, list[int]] = {}
+    with Session(app.ctx.engine) as s:
+        for user in good + failing:
+            plan = rng.choice(["premium", "premium", "ultimate"])
+            seats = rng.randint(1, 20)
+            end = today + timedelta(days=rng.randint(1, 365))
+            account_id = s.scalar(select(BillingAccount.id).where(BillingAccount.user_id == user))
+            s.get(Namespace, user).plan = plan
+            # Some bought with a first-term discount: the renewal must be at list price regardless.
+            s.add(Order(billing_account_id=account_id, namespace_id=user, user_id=user, plan=plan, seats=seats,
+                        currency="usd", subtotal=1, discount_total=rng.choice([0, 0, 1]), total=1, lines=[],
+                        catalog_version="x", term_start=add_months(end, -12), term_end=end, status="completed",
+                        discount_code=rng.choice([None, None, "SMB2026"]), created_at=clock.now()))
+            sub = Subscription(namespace_id=user, billing_account_id=account_id, plan=plan, seats=seats,
+                               term_start=add_months(end, -12), term_end=end, status="active",
+                               auto_renew=rng.random() < 0.9, created_at=clock.now(), updated_at=clock.now())
+            s.add(sub)
+            s.flush()
+            if rng.random() < 0.3:
+                s.add(SubscriptionAddOn(subscription_id=sub.id, sku="duo_pro", seats=rng.randint(1, seats)))
+            if rng.random() < 0.25:  # the team grows past its seats some time before renewal
+                growth.setdefault(end - timedelta(days=rng.randint(1, 100)), []).append(user)
+        s.commit()
+    next_user = 90_000
+    for day in range(367):
+        now = today + timedelta(days=day)
+        clock.set(datetime(now.year, now.month, now.day, 0, 10, tzinfo=UTC))
+        with Session(app.ctx.engine) as s:
+            for user in growth.get(now, []):
+                for _ in range(rng.randint(21, 25)):  # beyond any seat count
+                    s.add(User(id=next_user, email=f"u{next_user}@t", name="x"))
+                    s.flush()
+                    s.add(Membership(namespace_id=user, user_id=next_user, role="developer", billable=True))
+                    next_user += 1
+            s.commit()
+        renewals.run_all(app, app.ctx.uow, app.renewal_rules)
+
+    tally: Counter[str] = Counter()
+    with Session(app.ctx.engine) as s:
+        stated = {(n.subscription_id, n.renewal_date): n.quote["total"] for n in s.scalars(
+            select(RenewalNotice).order_by(RenewalNotice.days_before.desc()))}  # the last reminder wins
+        for r in s.scalars(select(Renewal).where(Renewal.status.in_(("succeeded", "failed", "retrying")))):
+            said = stated.get((r.subscription_id, r.renewal_date))
+            if said is None:
+                tally["no reminder (renewal date within days of the start)"] += 1
+            elif said == r.amount:
+                tally["charged exactly the stated amount"] += 1
+            elif r.changes:
+                tally["differed, and the receipt names the change"] += 1
+            else:
+                tally["UNEXPLAINED DIFFERENCE"] += 1
+            tally[f"renewal {r.status}"] += 1
+    print("\nrenewal accuracy over a simulated year:")
+    for what, n in sorted(tally.items()):
+        print(f"  {n:5d}  {what}")
+    assert tally["UNEXPLAINED DIFFERENCE"] == 0
+    assert tally["charged exactly the stated amount"] > COUNT * 0.5
+    # Every auto-renewing subscription (about 90%) was renewed or tried.
+    assert sum(n for k, n in tally.items() if not k.startswith("renewal ")) >= COUNT * 0.85
+    assert tally["differed, and the receipt names the change"] > 0
+    assert tally["renewal failed"] > 0 and tally["renewal succeeded"] > COUNT * 0.6
