@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate seed tokens timetravel lint clean
+.PHONY: run test install migrate seed tokens timetravel bench-renewals lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ migrate: $(STAMP)
 DAYS ?= 30
 timetravel: $(STAMP)
 	$(BIN)/python -m services.timetravel $(if $(RESET),--reset,--days $(DAYS))
+
+## bench-renewals: time one reminder sweep over 25k-100k subscriptions on PostgreSQL.
+bench-renewals: $(STAMP)
+	$(BIN)/python -m benchmarks.renewal_sweep
 
 tokens: $(STAMP)
 	$(BIN)/python -m services.devstack tokens

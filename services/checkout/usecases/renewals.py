@@ -66,8 +66,10 @@ def _facts(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:
     """Everything for a batch of subscriptions in four queries (no N+1)."""
     if not subscription_ids:
         return {}
+    in_batch = select(Subscription.namespace_id).where(Subscription.id.in_(subscription_ids))
     billable = (select(Membership.namespace_id, func.count().label("n"))
-                .where(Membership.billable.is_(True)).group_by(Membership.namespace_id).subquery())
+                .where(Membership.billable.is_(True), Membership.namespace_id.in_(in_batch))
+                .group_by(Membership.namespace_id).subquery())
     rows = session.execute(
         select(Subscription, Namespace.path, BillingAccount, func.coalesce(billable.c.n, 0))
         .join(Namespace, Namespace.id == Subscription.namespace_id)
