@@ -22,6 +22,7 @@ from datetime import timedelta
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
 from services.common.config import Settings
+from services.common.logs import configure_logging
 from services.common.relay import Subscriber, relay_once
 from services.common.service import ServiceContext, build_context
 
@@ -141,7 +142,7 @@ def main(argv: list[str]) -> int:
     unknown = set(args.services) - set(SUBSCRIPTIONS)
     if unknown:
         parser.error(f"unknown services: {', '.join(sorted(unknown))}")
-    logging.basicConfig(level=logging.INFO, format="worker %(levelname)s %(message)s")
+    configure_logging("worker")
     return run(args.services or sorted(SUBSCRIPTIONS), args.interval, args.once)
 
 

@@ -4,6 +4,7 @@ PostgreSQL; end-to-end tests add a real localstripe and a live HTTP server."""
 from __future__ import annotations
 
 import importlib
+import logging
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -186,3 +187,45 @@ def trials_app(trials_db_url: str, clock: FixedClock, checkout_server: LiveServe
     flask_app = create_trials_app(trials_settings(trials_db_url, checkout_server.url), clock)
     yield flask_app
     flask_app.extensions["trials"].ctx.close()
+
+
+# --- log hygiene ------------------------------------------------------------------
+RUN_LOG = Path(__file__).resolve().parents[1] / "test-output" / "test-run.log"
+
+
+class _RawLog(logging.Handler):
+    """Every log line of the run, as the code wrote it (before any redaction)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        RUN_LOG.parent.mkdir(exist_ok=True)
+        self.stream = RUN_LOG.open("w", encoding="utf-8")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string is not ours to judge here
+            text = str(record.msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            text += " | " + repr(record.exc_info[1])
+        self.stream.write(f"{record.name} {record.levelname} {text}\n")
+        self.stream.flush()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def raw_run_log() -> Iterator[None]:
+    handler = _RawLog()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(min(previous, logging.INFO))
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous)
+    handler.stream.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The log scan reads what every other test logged: it runs last."""
+    last = [i for i in items if i.name == "test_no_secrets_in_the_logs_of_this_test_run"]
+    items[:] = [i for i in items if i not in last] + last

@@ -47,6 +47,7 @@ class Settings:
     environment: str = "development"
     # A file holding a time offset (development only): see services/timetravel.py.
     clock_file: str | None = None
+    sentry_dsn: str | None = None
     ratelimit_storage_uri: str = "memory://"
     code_attempts_per_client: str = "30/minute;300/day"
     code_attempts_per_account: str = "10/minute;100/day"
@@ -83,6 +84,7 @@ class Settings:
             posthog_host=env.get("POSTHOG_HOST", "https://us.i.posthog.com"),
             environment=env.get("APP_ENV", "development"),
             clock_file=env.get("CLOCK_FILE") or None,
+            sentry_dsn=env.get("SENTRY_DSN") or None,
             ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
             code_attempts_per_client=env.get("CODE_ATTEMPTS_PER_CLIENT", "30/minute;300/day"),
             code_attempts_per_account=env.get("CODE_ATTEMPTS_PER_ACCOUNT", "10/minute;100/day"),

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import UTCDateTime
+from services.common.logs import request_id_var
 from services.common.problems import Problem
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Traffic
@@ -79,10 +80,16 @@ def receive(uow: ServiceUnitOfWork, model: type[InboxMixin], event: Envelope | d
         return DUPLICATE
     payload = dict(event["payload"])
     uow.traffic = _traffic_of(payload, uow.traffic)
-    handler = handlers.get(event["topic"])
-    outcome = handler(uow, payload)[:200] if handler else IGNORED
-    row.outcome = outcome
-    uow.commit()
+    # The handler's log lines carry the request id of the request that caused the event.
+    token = request_id_var.set(payload["request_id"]) if payload.get("request_id") else None
+    try:
+        handler = handlers.get(event["topic"])
+        outcome = handler(uow, payload)[:200] if handler else IGNORED
+        row.outcome = outcome
+        uow.commit()
+    finally:
+        if token is not None:
+            request_id_var.reset(token)
     return outcome
 
 

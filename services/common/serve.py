@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 
@@ -10,6 +9,7 @@ from flask import Flask
 from werkzeug.serving import run_simple
 
 from services.common.config import DEFAULT_PORTS
+from services.common.logs import configure_logging
 
 
 def port_for(service: str) -> int:
@@ -17,7 +17,6 @@ def port_for(service: str) -> int:
 
 
 def serve(service: str, factory: Callable[[], Flask]) -> None:
-    logging.basicConfig(level=logging.INFO, format=f"{service} %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("stripe").setLevel(logging.WARNING)  # it logs every request at INFO
+    configure_logging(service)
     host = os.environ.get("HOST", "127.0.0.1")
     run_simple(host, port_for(service), factory(), threaded=True, use_reloader=False)

@@ -16,6 +16,8 @@ from services.common import outbox, telemetry
 from services.common.clock import Clock, OffsetClock, SystemClock
 from services.common.config import Settings
 from services.common.db import UnitOfWork, make_engine
+from services.common.logs import request_id_var
+from services.common.metrics import FUNNEL_STEPS
 from services.common.telemetry import Forwarder, FunnelEvent, Step, Traffic
 
 
@@ -31,8 +33,11 @@ class ServiceUnitOfWork(UnitOfWork):
         self.now: datetime = ctx.clock.now()
 
     def publish(self, topic: str, payload: dict[str, Any]) -> str:
-        return outbox.publish(self.session, self.ctx.outbox_model, topic,
-                              {**payload, "traffic": self.traffic.value}, self.now)
+        # The traffic source and the request id travel with the event.
+        stamped = {**payload, "traffic": self.traffic.value}
+        if request_id := request_id_var.get():
+            stamped["request_id"] = request_id
+        return outbox.publish(self.session, self.ctx.outbox_model, topic, stamped, self.now)
 
     def track(self, step: Step, *, user_id: int | None, namespace_id: int | None,
               **properties: Any) -> None:
@@ -40,6 +45,7 @@ class ServiceUnitOfWork(UnitOfWork):
                             occurred_at=self.now, properties=properties,
                             experiments=dict(self.experiments), traffic=self.traffic)
         telemetry.record(self.session, self.ctx.funnel_model, self.ctx.name, event)
+        self.after_commit(lambda: FUNNEL_STEPS.labels(self.ctx.name, step.value, self.traffic.value).inc())
         if self.traffic is not Traffic.SYNTHETIC:
             self.after_commit(lambda: self.ctx.forwarder.forward(self.ctx.name, event))
 

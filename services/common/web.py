@@ -19,11 +19,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter, Map
 
 from services.common.auth import Principal, principal_from_header
+from services.common.logs import init_error_monitoring, request_id_var
+from services.common.metrics import metrics_response, observe_request
 from services.common.problems import PROBLEM_JSON, Problem, from_status
 from services.common.service import ServiceContext, ServiceUnitOfWork
 from services.common.telemetry import TRAFFIC_HEADER, Traffic
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("access")
 
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -127,6 +130,7 @@ def create_service_app(
     readiness_checks: Iterable[ReadinessCheck] = (),
     json_exempt_paths: Iterable[str] = (),
 ) -> Flask:
+    init_error_monitoring(ctx.name, ctx.settings.sentry_dsn, ctx.settings.environment)
     app = Flask(ctx.name)
     app.config.update(
         API_TITLE=title,
@@ -155,6 +159,7 @@ def create_service_app(
         g.started = time.perf_counter()
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        g.request_id_token = request_id_var.set(g.request_id)
         if (request.method in ("POST", "PUT", "PATCH") and request.content_length
                 and not request.path.startswith(exempt)):
             if not request.is_json:
@@ -170,7 +175,18 @@ def create_service_app(
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        observe_request(ctx.name, request.method, route, response.status_code, elapsed)
+        access_log.info("%s %s %s", request.method, route, response.status_code, extra={
+            "method": request.method, "path": request.path, "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 1)})
         return response
+
+    @app.teardown_request
+    def _forget(_: BaseException | None) -> None:
+        if token := g.get("request_id_token"):
+            request_id_var.reset(token)
 
     @app.errorhandler(Problem)
     def _problem(problem: Problem) -> Response:
@@ -183,6 +199,10 @@ def create_service_app(
         log.exception("unhandled error (request %s)", g.get("request_id"))
         return problem_response(from_status(500, "Something went wrong on our side; "
                                             "quote the request id when you contact support."))
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return metrics_response(ctx)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -23,6 +23,7 @@ import threading
 from datetime import timedelta
 
 from services.common.config import Settings
+from services.common.logs import configure_logging
 from services.notifications.adapters.mailer import Mailer, SmtpMailer
 from services.notifications.app import build_notifications
 from services.notifications.runtime import Notifications
@@ -61,7 +62,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.batch < 1:
         parser.error("--batch must be at least 1")
-    logging.basicConfig(level=logging.INFO, format="notifications %(levelname)s %(message)s")
+    configure_logging("notifications-deliver")
     app = build_notifications(Settings.from_env("notifications"))
     lease_seconds = args.lease_seconds
     if lease_seconds is None and os.environ.get("NOTIFICATIONS_LEASE_SECONDS"):

@@ -15,6 +15,8 @@ import requests
 import stripe
 from urllib3.exceptions import NewConnectionError
 
+from services.common.metrics import timed_stripe_call
+
 log = logging.getLogger(__name__)
 
 
@@ -109,8 +111,9 @@ class StripeGateway:
         self._webhook_secret = webhook_secret
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        operation = f"{type(getattr(fn, '__self__', fn)).__name__.removesuffix('Service')}.{fn.__name__}"
         try:
-            return fn(*args, **kwargs)
+            return timed_stripe_call(operation, lambda: fn(*args, **kwargs))
         except stripe.APIConnectionError as exc:
             raise PaymentProviderUnavailable(
                 "stripe unreachable", maybe_applied=not _never_sent(exc)) from exc

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 
 from services.common.db import is_postgres
+from services.common.metrics import DELIVERIES
 from services.common.service import ServiceContext
 from services.common.telemetry import Step, Traffic
 from services.notifications.adapters.mailer import Mailer, PermanentMailError, TemporaryMailError
@@ -136,6 +137,13 @@ def build_message(mail: MailSettings, claim_key: str, recipient: str, template: 
 
 def _deliver_one(ctx: ServiceContext, mailer: Mailer, schedule: Schedule, mail: MailSettings,
                  claim: _Claim) -> str:
+    outcome = _attempt(ctx, mailer, schedule, mail, claim)
+    DELIVERIES.labels(outcome).inc()
+    return outcome
+
+
+def _attempt(ctx: ServiceContext, mailer: Mailer, schedule: Schedule, mail: MailSettings,
+             claim: _Claim) -> str:
     try:
         message = build_message(mail, claim.dedupe_key, claim.recipient, claim.template, claim.context,
                                 ctx.clock.now())

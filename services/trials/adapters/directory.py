@@ -7,6 +7,7 @@ from typing import Protocol
 
 import requests
 
+from services.common.logs import request_id_var
 from services.common.problems import Problem
 from services.trials.domain.rules import Namespace
 
@@ -28,8 +29,11 @@ class CheckoutDirectory:
     def lookup(self, namespace_id: int, bearer_token: str) -> Namespace | None:
         """The namespace as the token's owner sees it; None if unknown or not theirs."""
         try:
+            headers = {"Authorization": f"Bearer {bearer_token}"}
+            if request_id := request_id_var.get():
+                headers["X-Request-Id"] = request_id  # one id across both services' logs
             response = self._http.get(f"{self._base}/namespaces/{namespace_id}", timeout=self._timeout,
-                                      headers={"Authorization": f"Bearer {bearer_token}"})
+                                      headers=headers)
         except requests.RequestException as exc:
             raise DIRECTORY_DOWN from exc
         if response.status_code == 404:

@@ -1,0 +1,2 @@
+"""Deployment artefacts: the container entrypoint, gunicorn settings, and a small
+kustomize renderer the tests use to check the Kubernetes manifests offline."""

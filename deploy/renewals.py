@@ -1,0 +1,32 @@
+"""`python -m deploy.renewals`: one pass of every renewal sweep (reminders,
+auto-renewal charges with dunning, expiry, expiring-card notices), then exit.
+
+`entrypoint sweep renewals` runs this from a CronJob. The worker runs the same
+sweeps every few seconds; running both, or two passes at once, is safe: each
+sweep records what is due with INSERT ... ON CONFLICT DO NOTHING and works
+through the rows with FOR UPDATE SKIP LOCKED (services/checkout/usecases/renewals.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from services.checkout.app import build_checkout
+from services.checkout.usecases.renewals import run_all
+from services.common.config import Settings
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="renewals %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("stripe").setLevel(logging.WARNING)  # it logs every request at INFO
+    checkout = build_checkout(Settings.from_env("checkout"))
+    try:
+        done = run_all(checkout, checkout.ctx.uow, checkout.renewal_rules)
+        print(f"checkout renewals: {done}", flush=True)
+    finally:
+        checkout.ctx.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

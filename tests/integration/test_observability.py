@@ -1,0 +1,69 @@
+"""JSON logs with a request id that crosses services, Prometheus metrics, and no secrets in logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.common.logs import JsonFormatter, redact
+from services.trials.adapters.models import OutboxMessage
+from tests.support import auth
+
+
+@pytest.fixture
+def json_logs(caplog: pytest.LogCaptureFixture) -> list[dict]:
+    caplog.set_level(logging.INFO)
+    formatter = JsonFormatter("test")
+    records: list[dict] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(json.loads(formatter.format(record)))
+
+    handler = Collect()
+    logging.getLogger().addHandler(handler)
+    yield records
+    logging.getLogger().removeHandler(handler)
+
+
+def test_every_request_is_logged_as_json_with_its_request_id(client, json_logs) -> None:
+    client.post("/quotes", json={"namespace_id": 100, "plan": "premium", "seats": 1},
+                headers={**auth(1), "X-Request-Id": "req-abc"})
+    [line] = [r for r in json_logs if r["logger"] == "access"]
+    assert line["request_id"] == "req-abc" and line["status"] == 422 and line["path"] == "/quotes"
+    assert line["duration_ms"] >= 0 and line["service"] == "test"
+
+
+def test_request_id_follows_a_trial_start_into_checkout_and_the_event(trials_app: Flask, json_logs) -> None:
+    trials_app.test_client().post("/namespaces/200/trials", json={"kind": "ultimate"},
+                                  headers={**auth(1), "X-Request-Id": "trace-42"})
+    checkout_lines = [r for r in json_logs if r["logger"] == "access" and r["path"] == "/namespaces/200"]
+    assert checkout_lines and all(r["request_id"] == "trace-42" for r in checkout_lines)
+    with Session(trials_app.extensions["trials"].ctx.engine) as s:
+        [payload] = s.scalars(select(OutboxMessage.payload)).all()
+    assert payload["request_id"] == "trace-42"
+
+
+def test_metrics_count_requests_funnel_steps_and_outbox_lag(client) -> None:
+    client.post("/quotes", json={"namespace_id": 100, "plan": "premium", "seats": 3}, headers=auth(1))
+    body = client.get("/metrics").get_data(as_text=True)
+    assert 'http_requests_total{method="POST",route="/quotes",service="checkout",status="200"}' in body
+    assert 'funnel_steps_total{service="checkout",step="plan_chosen",traffic="real"}' in body
+    assert 'outbox_lag_seconds{service="checkout"} 0.0' in body
+    assert 'outbox_pending_events{service="checkout"} 0.0' in body
+
+
+@pytest.mark.parametrize("text", [
+    "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abcdefghijklmnop",
+    "card 4242 4242 4242 4242 declined", "key sk_test_51Habc123", "secret whsec_abcDEF123",
+    "client secret seti_123abc_secret_XYZ789",
+])
+def test_secrets_are_redacted_if_they_ever_reach_a_log_call(text: str) -> None:
+    assert "[redacted]" in redact(text)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s", (text,), None)
+    assert "[redacted]" in JsonFormatter("t").format(record)
