@@ -18,13 +18,20 @@ Shutdown. On SIGTERM gunicorn stops accepting connections and gives in-flight
 requests `graceful_timeout` (30 s) to finish; a Stripe call has a 10 s timeout
 and one retry, so a purchase in progress completes. Kubernetes'
 terminationGracePeriodSeconds must exceed preStop + graceful_timeout.
+
+Logs and metrics. The app's JSON logs (services/common/logs.py) go to stderr,
+gunicorn's access log (one JSON-ish line per request) to stdout. Each worker
+process counts its own requests; PROMETHEUS_MULTIPROC_DIR (default
+/tmp/prometheus-multiproc, emptied at start) lets /metrics add them up.
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
-import sys
+import re
+import tempfile
 from typing import Any
 
 
@@ -53,10 +60,8 @@ max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 100)
 # X-Forwarded-Proto is trusted only from these addresses (comma separated, CIDR
 # allowed; "*" when only the ingress can reach the pods).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-# How many proxies in front append to X-Forwarded-For (0: none). When set, the
-# client address the app sees (request.remote_addr, which keys the per-client
-# discount-code rate limit) is the one the outermost trusted proxy saw.
-proxy_fix_x_for = _int("PROXY_FIX_X_FOR", 0)
+# PROXY_FIX_X_FOR (how many proxies append to X-Forwarded-For) is applied by the
+# app factory itself (services/common/web.py), so it holds under any server.
 
 # The heartbeat file lives in memory, not on a (possibly read-only) disk.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -65,8 +70,10 @@ control_socket_disable = True
 
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 errorlog = "-"
-accesslog = "-"
-# One JSON object per request on stdout (values are escaped for quotes only, hence "JSON-ish").
+# One JSON object per request on stdout (values are escaped for quotes only, hence
+# "JSON-ish"); GUNICORN_ACCESS_LOG=off leaves request logging to the app's own
+# JSON "access" logger instead.
+accesslog = None if os.environ.get("GUNICORN_ACCESS_LOG", "on").lower() == "off" else "-"
 access_log_format = (
     '{"time":"%(t)s","remote_addr":"%(h)s","method":"%(m)s","path":"%(U)s","query":"%(q)s",'
     '"status":%(s)s,"bytes":"%(b)s","duration_ms":%(M)s,"request_id":"%({x-request-id}o)s",'
@@ -74,18 +81,39 @@ access_log_format = (
 )
 
 
+def service_name(server: Any) -> str:
+    """checkout, trials or notifications, from the app URI the entrypoint passes."""
+    uri = getattr(getattr(server, "app", None), "app_uri", None) or ""
+    match = re.match(r"services\.(\w+)\.app:", uri)
+    return match.group(1) if match else "gunicorn"
+
+
+def metrics_dir() -> str:
+    """Where the worker processes keep their Prometheus samples, so that /metrics
+    adds them up (services/common/metrics.py); emptied at every start."""
+    path = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                 os.path.join(tempfile.gettempdir(), "prometheus-multiproc"))
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):
+        os.remove(stale)
+    return path
+
+
 def on_starting(server: Any) -> None:
-    """Application logs (root logger) to stdout, before the workers fork."""
-    logging.basicConfig(level=loglevel.upper(), stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("stripe").setLevel(logging.WARNING)  # it logs every request at INFO
-    # The app's own per-request line would repeat gunicorn's access log above.
-    logging.getLogger("access").setLevel(logging.WARNING)
+    """In the master, before the workers fork (they inherit all of it)."""
+    from services.common.logs import configure_logging
+
+    level = getattr(logging, loglevel.upper(), logging.INFO)
+    configure_logging(service_name(server), level)  # the app's JSON logs, on stderr
+    if accesslog:
+        # The app's own per-request line would repeat gunicorn's access log.
+        logging.getLogger("access").setLevel(logging.WARNING)
+    metrics_dir()
 
 
-def post_worker_init(worker: Any) -> None:
-    """Trust X-Forwarded-For from PROXY_FIX_X_FOR proxies (werkzeug's ProxyFix)."""
-    if proxy_fix_x_for > 0:
-        from werkzeug.middleware.proxy_fix import ProxyFix
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the Prometheus samples."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
 
-        worker.wsgi = ProxyFix(worker.wsgi, x_for=proxy_fix_x_for)
+        multiprocess.mark_process_dead(worker.pid)

@@ -9,16 +9,14 @@ through the rows with FOR UPDATE SKIP LOCKED (services/checkout/usecases/renewal
 
 from __future__ import annotations
 
-import logging
-
 from services.checkout.app import build_checkout
 from services.checkout.usecases.renewals import run_all
 from services.common.config import Settings
+from services.common.logs import configure_logging
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="renewals %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("stripe").setLevel(logging.WARNING)  # it logs every request at INFO
+    configure_logging("checkout-renewals")
     checkout = build_checkout(Settings.from_env("checkout"))
     try:
         done = run_all(checkout, checkout.ctx.uow, checkout.renewal_rules)

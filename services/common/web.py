@@ -6,6 +6,7 @@ handling, request ids, content-type checks, auth helpers, /healthz, /readyz and
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 from services.common.auth import Principal, principal_from_header
@@ -141,6 +143,9 @@ def create_service_app(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in reading order
+    if hops := int(os.environ.get("PROXY_FIX_X_FOR", "0")):
+        # Behind an ingress: the client's address (rate limits) comes from X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["service_context"] = ctx
     app.url_map.converters["id"] = IdConverter
     api = ProblemApi(app, spec_kwargs={"info": {"description": description}})
@@ -210,17 +215,21 @@ def create_service_app(
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
+        """Ready while the database answers. Other dependencies (Stripe) are
+        reported but do not take the pod out of service: a Stripe outage must
+        not take down the price list, and purchases answer it with their own 503."""
         results: dict[str, Any] = {}
-        ok = True
-        for check in [_database_check, *checks]:
+        ready, degraded = True, False
+        for check, essential in [(_database_check, True), *((c, False) for c in checks)]:
             name = check.__name__.removeprefix("_").removesuffix("_check")
             try:
                 check(ctx)
                 results[name] = "ok"
             except Exception as exc:  # report, never raise: this is a probe
-                ok = False
                 results[name] = f"unavailable: {type(exc).__name__}"
-        return jsonify(status="ok" if ok else "unavailable", checks=results), 200 if ok else 503
+                ready, degraded = ready and not essential, True
+        status = "unavailable" if not ready else "degraded" if degraded else "ok"
+        return jsonify(status=status, checks=results), 200 if ready else 503
 
     return app
 

@@ -36,8 +36,8 @@ def steps(app: Flask) -> list[str]:
 def test_health_ready_and_openapi(client: FlaskClient) -> None:
     assert client.get("/healthz").json == {"status": "ok", "service": "checkout"}
     ready = client.get("/readyz")
-    # Stripe is deliberately unreachable in this fixture: readiness says so.
-    assert ready.status_code == 503
+    # Stripe is deliberately unreachable in this fixture: reported, but the pod stays in service.
+    assert ready.status_code == 200 and ready.json["status"] == "degraded"
     assert ready.json["checks"] == {"database": "ok", "stripe": "unavailable: PaymentProviderUnavailable"}
     spec = client.get("/openapi.json").json
     assert spec["openapi"].startswith("3.")

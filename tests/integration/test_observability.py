@@ -67,3 +67,21 @@ def test_secrets_are_redacted_if_they_ever_reach_a_log_call(text: str) -> None:
     assert "[redacted]" in redact(text)
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s", (text,), None)
     assert "[redacted]" in JsonFormatter("t").format(record)
+
+
+def test_client_address_comes_from_the_ingress_only_when_configured(
+        checkout_db_url: str, clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask import request
+
+    from services.checkout.app import create_app
+    from tests.conftest import make_settings
+
+    seen = []
+    for hops in ("0", "1"):
+        monkeypatch.setenv("PROXY_FIX_X_FOR", hops)
+        app = create_app(make_settings("checkout", checkout_db_url), clock)
+        app.before_request(lambda: seen.append(request.remote_addr))
+        app.test_client().get("/healthz", headers={"X-Forwarded-For": "203.0.113.9"},
+                              environ_base={"REMOTE_ADDR": "10.1.2.3"})
+        app.extensions["checkout"].ctx.close()
+    assert seen == ["10.1.2.3", "203.0.113.9"]

@@ -7,6 +7,7 @@ workers must share counts.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -16,6 +17,8 @@ from limits.strategies import MovingWindowRateLimiter
 
 from services.common.problems import Problem
 
+log = logging.getLogger(__name__)
+
 
 class AttemptLimiter:
     def __init__(self, storage_uri: str, per_client: str, per_account: str) -> None:
@@ -24,7 +27,18 @@ class AttemptLimiter:
             "client": parse_many(per_client), "account": parse_many(per_account)}
 
     def hit(self, *, client: str, account: str) -> None:
-        """Count one attempt; 429 with Retry-After once a limit is reached."""
+        """Count one attempt; 429 with Retry-After once a limit is reached.
+
+        If the counter store (Redis) is down the attempt is allowed and logged:
+        a prospect's checkout matters more than a guesser's extra tries."""
+        try:
+            self._count(client, account)
+        except Problem:
+            raise
+        except Exception as exc:
+            log.error("code attempt limits unavailable (%s); allowing the attempt", type(exc).__name__)
+
+    def _count(self, client: str, account: str) -> None:
         for scope, key in (("client", client), ("account", account)):
             for item in self._limits[scope]:
                 if not self._limiter.hit(item, "code-attempts", scope, key):

@@ -1,0 +1,156 @@
+"""deploy/compose.yaml: complete, ordered, healthy, and without secrets."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from deploy.entrypoint import plan
+from services.common.config import DEFAULT_PORTS
+from tests.deploy.helpers import (
+    API_SERVICES,
+    DEPLOY,
+    SECRET_VALUE_PATTERNS,
+    all_documented_variables,
+    documented_variables,
+    load_compose,
+)
+from tests.deploy.helpers import ROOT as REPO
+
+APP_SERVICES = ("localstripe", "stripe-webhook", "migrate", *API_SERVICES, "worker", "deliver")
+ALL_SERVICES = ("postgres", "redis", "mailcatcher", *APP_SERVICES)
+HEALTHCHECKED = ("postgres", "redis", "localstripe", "mailcatcher", *API_SERVICES)
+REQUIRED_SECRETS = ("AUTH_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "POSTGRES_PASSWORD")
+INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[?-])([^}]*))?\}")
+
+
+def compose_text() -> str:
+    """compose.yaml without its comment lines."""
+    lines = (DEPLOY / "compose.yaml").read_text().splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_compose()
+
+
+def test_every_service_is_there_with_an_image(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert sorted(services) == sorted(ALL_SERVICES)
+    app_image = services["checkout"]["image"]
+    for name in APP_SERVICES:
+        service = services[name]
+        assert service["image"] == app_image, name
+        assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}, name
+        assert (DEPLOY / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+    for name in ("postgres", "redis", "mailcatcher"):
+        image = services[name]["image"]
+        assert "build" not in services[name]
+        # A specific version, never `latest` or a bare major.
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+(\.\d+)?[\w.-]*", image), image
+    assert services["postgres"]["image"].split(":")[1].startswith("15.")
+    assert services["redis"]["image"].split(":")[1].startswith("7.")
+
+
+def test_healthchecks_where_others_wait_for_them(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in HEALTHCHECKED:
+        test = services[name]["healthcheck"]["test"]
+        assert test[0] == "CMD" and len(test) > 1, name
+    for service in API_SERVICES:
+        command = " ".join(services[service]["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{DEFAULT_PORTS[service]}/healthz" in command
+        assert command.startswith("CMD python -c ") and "urllib.request" in command
+    for name, service in services.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{name} waits for {dependency}'s health"
+
+
+def test_start_order(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in (*API_SERVICES, "worker", "deliver"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert depends["postgres"] == {"condition": "service_healthy"}, name
+    assert services["checkout"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert services["checkout"]["depends_on"]["localstripe"] == {"condition": "service_healthy"}
+    assert services["deliver"]["depends_on"]["mailcatcher"] == {"condition": "service_healthy"}
+    for one_shot in ("migrate", "stripe-webhook"):
+        assert services[one_shot]["restart"] == "no"
+
+
+def test_roles_and_commands(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for service in API_SERVICES:
+        assert services[service]["command"] == ["serve", service]
+    assert services["migrate"]["command"] == ["migrate"]
+    assert services["worker"]["command"] == ["worker"]
+    assert services["deliver"]["command"] == ["deliver"]
+    for name in APP_SERVICES:
+        if "entrypoint" not in services[name]:
+            plan(services[name]["command"], {})  # a role the image's entrypoint knows
+    assert services["localstripe"]["entrypoint"] == ["localstripe"]
+    assert services["localstripe"]["command"] == ["--port", "8420", "--from-scratch"]
+    assert "'http://checkout:8001'" in services["stripe-webhook"]["command"][0]
+
+
+def test_ports_match_the_documented_defaults(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    config = (REPO / "docs" / "configuration.md").read_text()
+    for service in API_SERVICES:
+        port = DEFAULT_PORTS[service]
+        assert services[service]["ports"] == [f"127.0.0.1:{port}:{port}"]
+        assert str(port) in config
+    assert services["localstripe"]["ports"] == ["127.0.0.1:8420:8420"]
+    assert "8420" in config  # LOCALSTRIPE_PORT's default
+    env = services["checkout"]["environment"]
+    for service in API_SERVICES:
+        assert env[f"{service.upper()}_URL"] == f"http://{service}:{DEFAULT_PORTS[service]}"
+    assert env["STRIPE_API_BASE"] == "http://localstripe:8420"
+    assert env["SMTP_HOST"] == "mailcatcher" and env["SMTP_PORT"] == "1025"  # Mailpit's SMTP port
+    assert env["RATELIMIT_STORAGE_URI"] == "redis://redis:6379/0"
+
+
+def test_app_environment_names_are_the_documented_ones(compose: dict[str, Any]) -> None:
+    documented = documented_variables(REPO / "docs" / "configuration.md")
+    for name in APP_SERVICES:
+        environment = compose["services"][name].get("environment") or {}
+        assert set(environment) - documented == set(), name
+    env = compose["services"]["checkout"]["environment"]
+    assert env["APP_ENV"] == "production"
+    for service in API_SERVICES:
+        url = env[f"{service.upper()}_DATABASE_URL"]
+        assert url.startswith("postgresql://") and url.endswith(f"@postgres:5432/{service}")
+    init = (DEPLOY / "postgres-init" / "01-databases.sql").read_text()
+    assert sorted(re.findall(r"CREATE DATABASE (\w+);", init)) == sorted(API_SERVICES)
+
+
+def test_required_secrets_must_be_set(compose: dict[str, Any]) -> None:
+    text = compose_text()
+    uses = INTERPOLATION.findall(text)
+    for secret in REQUIRED_SECRETS:
+        forms = {(operator, bool(message.strip())) for name, operator, message in uses if name == secret}
+        assert forms == {(":?", True)}, f"{secret} must be ${{{secret}:?message}} everywhere"
+    for pattern in SECRET_VALUE_PATTERNS:
+        assert not pattern.search(text), pattern.pattern
+    env = compose["services"]["checkout"]["environment"]
+    for secret in ("AUTH_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        assert env[secret].startswith(f"${{{secret}:?")
+
+
+def test_env_example_lists_every_variable_and_no_secret(compose: dict[str, Any]) -> None:
+    example = {}
+    for line in (DEPLOY / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            example[name] = value
+    used = {name for name, _, _ in INTERPOLATION.findall(compose_text())}
+    assert used == set(example)
+    for secret in ("AUTH_SECRET", "STRIPE_WEBHOOK_SECRET", "POSTGRES_PASSWORD", "POSTHOG_API_KEY", "SENTRY_DSN"):
+        assert example[secret] == "", f"{secret} must be chosen, not copied"
+    assert used - all_documented_variables() == set()

@@ -1,0 +1,363 @@
+"""The Kubernetes manifests: schema-valid offline, and shaped as the deployment needs."""
+
+from __future__ import annotations
+
+import re
+import runpy
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from deploy.entrypoint import plan
+from services.common.config import DEFAULT_PORTS, Settings
+from tests.deploy.helpers import (
+    API_SERVICES,
+    CONFIGMAP_NAME,
+    DEPLOY,
+    IMAGE_REPOSITORY,
+    K8S,
+    KUSTOMIZATIONS,
+    OPTIONAL_SECRETS,
+    OVERLAYS,
+    SECRET_LOOKING_NAME,
+    SECRET_NAME,
+    SECRET_VALUE_PATTERNS,
+    SECRET_VARIABLES,
+    all_documented_variables,
+    containers,
+    find,
+    pod_labels,
+    pod_spec,
+    rendered,
+    workloads,
+)
+
+# The cluster versions we deploy to: the oldest supported, and a newer one.
+KUBERNETES_VERSIONS = ("1.30", "1.33")
+ALL = sorted(KUSTOMIZATIONS)
+
+
+def _identity(resource: dict[str, Any]) -> str:
+    return f"{resource['kind']}/{resource['metadata']['name']}"
+
+
+# --- schema --------------------------------------------------------------------------------
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("name", ALL)
+def test_every_rendered_manifest_validates_against_the_kubernetes_schema(name: str, version: str) -> None:
+    resources = rendered(name)
+    assert len(resources) >= 19
+    for resource in resources:
+        try:
+            # strict: unknown fields (a misspelt probe, say) are errors too.
+            kubernetes_validate.validate(resource, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(part) for part in error.path)
+            pytest.fail(f"{name}: {_identity(resource)} is invalid for {version} at {path}: {error.message}")
+        except kubernetes_validate.SchemaNotFoundError as error:
+            pytest.fail(f"{name}: {error.message}")
+
+
+def test_validation_catches_a_broken_manifest() -> None:
+    deployment = find(rendered("base"), "Deployment", "checkout")
+    pod_spec(deployment)["containers"][0]["readinesProbe"] = {"httpGet": {"path": "/readyz"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
+
+
+# --- the three services ---------------------------------------------------------------------
+def _probe_path(container: dict[str, Any], probe: str) -> str:
+    return container[probe]["httpGet"]["path"]
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("service", API_SERVICES)
+def test_service_deployment_probes_resources_and_security(name: str, service: str) -> None:
+    resources = rendered(name)
+    deployment = find(resources, "Deployment", service)
+    [container] = pod_spec(deployment)["containers"]
+    assert container["args"] == ["serve", service]
+    assert container["ports"] == [{"name": "http", "containerPort": DEFAULT_PORTS[service]}]
+    assert _probe_path(container, "readinessProbe") == "/readyz"
+    assert _probe_path(container, "livenessProbe") == "/healthz"
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["port"] == "http"
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}, kind
+    # The HPA owns the replica count: a fixed one here would reset it on every apply.
+    assert "replicas" not in deployment["spec"]
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+@pytest.mark.parametrize("service", API_SERVICES)
+def test_termination_grace_covers_prestop_and_gunicorn_graceful_timeout(service: str) -> None:
+    gunicorn = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+    spec = pod_spec(find(rendered("base"), "Deployment", service))
+    [container] = spec["containers"]
+    assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+    pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert spec["terminationGracePeriodSeconds"] > pre_stop + gunicorn["graceful_timeout"]
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("service", API_SERVICES)
+def test_service_pdb_and_hpa_target_the_deployment(name: str, service: str) -> None:
+    resources = rendered(name)
+    labels = pod_labels(find(resources, "Deployment", service))
+    selector = find(resources, "Deployment", service)["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= labels.items()
+
+    svc = find(resources, "Service", service)
+    assert svc["spec"]["selector"].items() <= labels.items()
+    assert svc["spec"]["ports"] == [{"name": "http", "port": DEFAULT_PORTS[service], "targetPort": "http"}]
+
+    pdb = find(resources, "PodDisruptionBudget", service)
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"]["maxUnavailable"] == 1
+
+    hpa = find(resources, "HorizontalPodAutoscaler", service)
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": service}
+    assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    [metric] = hpa["spec"]["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+
+
+def test_production_keeps_at_least_two_pods_of_each_service() -> None:
+    resources = rendered("production")
+    for service in API_SERVICES:
+        assert find(resources, "HorizontalPodAutoscaler", service)["spec"]["minReplicas"] >= 2
+
+
+# --- every workload ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ALL)
+def test_every_workload_runs_as_non_root_with_requests_and_limits(name: str) -> None:
+    for workload in workloads(rendered(name)):
+        spec = pod_spec(workload)
+        assert spec["securityContext"]["runAsNonRoot"] is True, _identity(workload)
+        assert spec["securityContext"]["runAsUser"] != 0
+        assert spec["automountServiceAccountToken"] is False
+        for container in containers(workload):
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+            for kind in ("requests", "limits"):
+                assert set(container["resources"][kind]) == {"cpu", "memory"}, (_identity(workload), kind)
+
+
+def _overlay_tag(name: str) -> str | None:
+    if name == "base":
+        return None
+    kustomization = yaml.safe_load((KUSTOMIZATIONS[name] / "kustomization.yaml").read_text())
+    [image] = kustomization["images"]
+    assert image["name"] == IMAGE_REPOSITORY
+    return str(image["newTag"])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_container_runs_the_app_image_with_an_explicit_tag(name: str) -> None:
+    tag = _overlay_tag(name)
+    for workload in workloads(rendered(name)):
+        for container in containers(workload):
+            repository, _, image_tag = container["image"].rpartition(":")
+            assert repository == IMAGE_REPOSITORY, container["image"]
+            assert re.fullmatch(r"\d+\.\d+\.\d+(-[\w.]+)?", image_tag), container["image"]
+            if tag is not None:
+                assert image_tag == tag
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_workload_runs_an_entrypoint_role(name: str) -> None:
+    for workload in workloads(rendered(name)):
+        for container in containers(workload):
+            assert "command" not in container, "the image's ENTRYPOINT is the role dispatcher"
+            plan(container["args"], {})  # exits 2 on an unknown role
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_worker_deliver_sweeps_and_migration_use_their_roles(name: str) -> None:
+    resources = rendered(name)
+    worker = find(resources, "Deployment", "worker")
+    assert containers(worker)[0]["args"] == ["worker"]
+    if name != "staging":
+        assert worker["spec"]["replicas"] == 2  # safe: rows are claimed with SKIP LOCKED
+    assert containers(find(resources, "Deployment", "deliver"))[0]["args"] == ["deliver"]
+
+    for cron, sweep in (("sweep-trials", "trials"), ("sweep-renewals", "renewals")):
+        job = find(resources, "CronJob", cron)
+        assert containers(job)[0]["args"] == ["sweep", sweep]
+        assert job["spec"]["concurrencyPolicy"] == "Forbid"
+        assert job["spec"]["schedule"] == "*/5 * * * *"
+        assert pod_spec(job)["restartPolicy"] == "Never"
+
+    migrate = find(resources, "Job", "migrate")
+    assert containers(migrate)[0]["args"] == ["migrate"]
+    assert pod_spec(migrate)["restartPolicy"] == "Never"
+    assert migrate["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+    # The pipeline applies `-l app.kubernetes.io/component=migration` first: only the Job matches.
+    migration = [r for r in resources
+                 if r["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "migration"]
+    assert migration == [migrate]
+
+
+# --- configuration and secrets ----------------------------------------------------------------
+def _env_names(container: dict[str, Any]) -> list[str]:
+    return [item["name"] for item in container.get("env", [])]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_secrets_only_by_secret_key_ref(name: str) -> None:
+    resources = rendered(name)
+    assert not [r for r in resources if r["kind"] == "Secret"], "secrets are created outside the manifests"
+    config = find(resources, "ConfigMap", CONFIGMAP_NAME)
+    assert not [key for key in config["data"] if key in SECRET_VARIABLES or SECRET_LOOKING_NAME.search(key)]
+    for workload in workloads(resources):
+        for container in containers(workload):
+            assert [ref["configMapRef"]["name"] for ref in container["envFrom"]] == [CONFIGMAP_NAME]
+            for item in container.get("env", []):
+                if item["name"] in SECRET_VARIABLES or SECRET_LOOKING_NAME.search(item["name"]):
+                    assert "value" not in item, (_identity(workload), item["name"])
+                    ref = item["valueFrom"]["secretKeyRef"]
+                    assert ref["name"] == SECRET_NAME
+                    # One naming rule, so a variable can not pick up another one's key.
+                    assert ref["key"] == item["name"].lower().replace("_", "-"), item["name"]
+                    optional = item["name"] in OPTIONAL_SECRETS
+                    assert ref.get("optional", False) is optional, item["name"]
+
+
+def test_no_literal_secret_in_any_manifest_file() -> None:
+    for path in sorted(K8S.rglob("*.yaml")):
+        text = path.read_text()
+        for pattern in SECRET_VALUE_PATTERNS:
+            assert not pattern.search(text), f"{path}: {pattern.pattern}"
+
+
+# Which services' settings each role loads (Settings.from_env(service)).
+ROLE_SERVICES = {
+    ("serve", "checkout"): ["checkout"], ("serve", "trials"): ["trials"],
+    ("serve", "notifications"): ["notifications"], ("worker",): ["checkout", "trials"],
+    ("deliver",): ["notifications"], ("sweep", "trials"): ["trials"], ("sweep", "renewals"): ["checkout"],
+    ("migrate",): ["checkout", "trials", "notifications"],
+}
+# The roles that call Stripe (without the key they would use localstripe's test key).
+STRIPE_ROLES = {("serve", "checkout"), ("worker",), ("sweep", "renewals")}
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_each_workload_has_the_settings_its_services_need_in_production(name: str) -> None:
+    resources = rendered(name)
+    config = find(resources, "ConfigMap", CONFIGMAP_NAME)["data"]
+    assert config["APP_ENV"] == "production"
+    for workload in workloads(resources):
+        [container] = containers(workload)
+        # What the pod's environment would hold, with a stand-in for every secret.
+        environ = dict(config)
+        environ.update({item["name"]: "postgresql://u:p@db/x" if item["name"].endswith("DATABASE_URL")
+                        else "s" * 48 for item in container["env"]})
+        for service in ROLE_SERVICES[tuple(container["args"])]:
+            settings = Settings.from_env(service, environ)  # raises without the production secrets
+            assert settings.database_url.startswith("postgresql"), (_identity(workload), service)
+            assert settings.stripe_api_base is None  # Stripe itself, not localstripe
+            assert settings.service_urls == {s: f"http://{s}:{DEFAULT_PORTS[s]}" for s in API_SERVICES}
+        assert ("STRIPE_SECRET_KEY" in environ) is (tuple(container["args"]) in STRIPE_ROLES)
+        # Least privilege: no database URL of a service the role does not run.
+        needed = {f"{s.upper()}_DATABASE_URL" for s in ROLE_SERVICES[tuple(container["args"])]}
+        assert {n for n in _env_names(container) if n.endswith("DATABASE_URL")} == needed
+
+
+def test_every_variable_in_the_manifests_is_documented() -> None:
+    documented = all_documented_variables()
+    names: set[str] = set()
+    for name in ALL:
+        resources = rendered(name)
+        names |= set(find(resources, "ConfigMap", CONFIGMAP_NAME)["data"])
+        for workload in workloads(resources):
+            for container in containers(workload):
+                names |= set(_env_names(container))
+    assert names - documented == set()
+
+
+# --- ingress ------------------------------------------------------------------------------------
+def _routes(ingress: dict[str, Any]) -> dict[str, list[tuple[str, str, str]]]:
+    """host -> [(path, pathType, service)]"""
+    return {rule["host"]: [(p["path"], p["pathType"], p["backend"]["service"]["name"])
+                           for p in rule["http"]["paths"]]
+            for rule in ingress["spec"]["rules"]}
+
+
+def _routed(paths: list[tuple[str, str, str]], url: str) -> str | None:
+    """The service the ingress sends `url` to (Exact, then the longest Prefix by path element)."""
+    for path, kind, service in paths:
+        if kind == "Exact" and url == path:
+            return service
+    best: tuple[int, str] | None = None
+    for path, kind, service in paths:
+        if kind == "Prefix" and (url == path or url.startswith(path.rstrip("/") + "/")):
+            if best is None or len(path) > best[0]:
+                best = (len(path), service)
+    return best[1] if best else None
+
+
+@pytest.fixture(scope="module")
+def public_routes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """Each service's routes (path up to the first variable part), from its Flask app."""
+    import importlib
+
+    folder = tmp_path_factory.mktemp("routes")
+    routes = {}
+    for service in API_SERVICES:
+        module = importlib.import_module(f"services.{service}.app")
+        app = module.create_app(Settings(service=service, database_url=f"sqlite:///{folder / service}.db"))
+        routes[service] = sorted({rule.rule.split("<")[0] or "/" for rule in app.url_map.iter_rules()
+                                  if not rule.rule.startswith("/static/")})
+        app.extensions["service_context"].close()
+    return routes
+
+
+INTERNAL = ("/internal/events", "/metrics", "/healthz", "/readyz")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_ingress_routes_every_public_route_and_nothing_internal(
+        name: str, public_routes: dict[str, list[str]]) -> None:
+    resources = rendered(name)
+    ingress = find(resources, "Ingress", "devops-checkout")
+    routes = _routes(ingress)
+    assert len(routes) == 3
+    by_service = {}
+    for host, paths in routes.items():
+        [service] = {target for _, _, target in paths}
+        by_service[service] = paths
+        port = {p["backend"]["service"]["port"]["name"] for p in
+                next(r for r in ingress["spec"]["rules"] if r["host"] == host)["http"]["paths"]}
+        assert port == {"http"}
+    assert sorted(by_service) == sorted(API_SERVICES)
+    for service, paths in by_service.items():
+        for route in public_routes[service]:
+            if route.rstrip("/") in INTERNAL:
+                assert _routed(paths, route) is None, f"{service}{route} must stay inside the cluster"
+            else:
+                assert _routed(paths, route) == service, f"{service}: {route} is not routed"
+    # Stripe reaches the webhook on the checkout host.
+    assert _routed(by_service["checkout"], "/stripe/webhooks") == "checkout"
+    tls_hosts = [host for entry in ingress["spec"]["tls"] for host in entry["hosts"]]
+    assert sorted(tls_hosts) == sorted(routes)
+
+
+def test_overlays_set_their_own_hosts_namespace_and_sizes() -> None:
+    base_hosts = set(_routes(find(rendered("base"), "Ingress", "devops-checkout")))
+    seen_hosts = []
+    for name in OVERLAYS:
+        resources = rendered(name)
+        hosts = set(_routes(find(resources, "Ingress", "devops-checkout")))
+        assert hosts.isdisjoint(base_hosts) and all(".example.com" in h for h in hosts)
+        seen_hosts.append(hosts)
+        namespaces = {r["metadata"].get("namespace") for r in resources}
+        assert len(namespaces) == 1 and None not in namespaces
+    assert seen_hosts[0].isdisjoint(seen_hosts[1])
+    staging, production = (find(rendered(n), "HorizontalPodAutoscaler", "checkout") for n in OVERLAYS)
+    assert staging["spec"]["maxReplicas"] < production["spec"]["maxReplicas"]
+    checkout = [containers(find(rendered(n), "Deployment", "checkout"))[0]["resources"] for n in ALL]
+    assert len({str(r) for r in checkout}) == 3  # base, staging and production differ
