@@ -58,6 +58,19 @@ class ReplaysLikeStripe:
         return self.seen[key]
 
 
+class CancelLost:
+    """Cancelling a superseded intent times out: the buyer can still pay it."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def cancel(self, intent_id: str) -> None:
+        raise PaymentProviderUnavailable("timeout")
+
+
 def db(app: Flask) -> Session:
     return Session(app.extensions["checkout"].ctx.engine)
 
@@ -171,15 +184,7 @@ def test_late_payment_for_a_superseded_order_is_refunded(stripe_app: Flask, alic
     pending = alice.buy("slow-3ds")
     checkout = stripe_app.extensions["checkout"]
     real = checkout.payments
-
-    class CancelLost:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real, name)
-
-        def cancel(self, intent_id: str) -> None:
-            raise PaymentProviderUnavailable("timeout")
-
-    checkout.payments = CancelLost()
+    checkout.payments = CancelLost(real)
     alice.add_card("4242424242424242")
     assert alice.buy("fast-card").status_code == 201
     checkout.payments = real
@@ -235,15 +240,7 @@ def test_a_replaced_upgrade_paid_late_is_refunded(stripe_app: Flask, localstripe
     assert slow.status_code == 202
     checkout = stripe_app.extensions["checkout"]
     real = checkout.payments
-
-    class CancelLost:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real, name)
-
-        def cancel(self, intent_id: str) -> None:
-            raise PaymentProviderUnavailable("timeout")
-
-    checkout.payments = CancelLost()
+    checkout.payments = CancelLost(real)
     buyer.add_card("4242424242424242")
     fast = buyer.buy("upgrade-card", namespace_id=200, plan="ultimate", seats=9)
     assert fast.status_code == 201
