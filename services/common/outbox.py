@@ -26,6 +26,8 @@ class OutboxMixin:
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # After a failed delivery: not before this (backoff counted from the attempt).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
 
 

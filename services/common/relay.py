@@ -5,7 +5,7 @@ event id with the inbox, services/common/inbox.py).
 On PostgreSQL rows are claimed with `FOR UPDATE SKIP LOCKED`, so several relays
 can run side by side without delivering a row twice; on SQLite one relay runs.
 A row that some subscriber did not take stays unpublished and is retried
-after a backoff computed from `attempts` and `occurred_at`.
+after a backoff counted from that attempt (`next_attempt_at`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import Select, or_, select
 
 from services.common.db import is_postgres
 from services.common.inbox import EVENTS_PATH, Envelope
@@ -27,8 +27,6 @@ from services.common.service import ServiceContext
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300
-# From this many attempts on, 2**attempts is past the cap.
-_CAPPED_FROM = next(n for n in range(1, 64) if 2**n >= MAX_BACKOFF_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -42,9 +40,8 @@ class Subscriber:
 
 
 def backoff(attempts: int) -> timedelta:
-    """How long after `occurred_at` a row that failed `attempts` times is due again."""
-    return timedelta(seconds=0 if attempts <= 0 else min(2 ** min(attempts, _CAPPED_FROM),
-                                                          MAX_BACKOFF_SECONDS))
+    """How long after its last failed attempt a row that failed `attempts` times is due again."""
+    return timedelta(seconds=0 if attempts <= 0 else min(2 ** min(attempts, 16), MAX_BACKOFF_SECONDS))
 
 
 def envelope(row: OutboxMixin, source: str) -> Envelope:
@@ -81,6 +78,7 @@ def relay_once(ctx: ServiceContext, subscribers: Sequence[Subscriber], *, token:
                         errors.append(error)
                 if errors:
                     row.attempts = (row.attempts or 0) + 1
+                    row.next_attempt_at = ctx.clock.now() + backoff(row.attempts)
                     row.last_error = "; ".join(errors)[:1000]
                 else:
                     row.published_at = ctx.clock.now()
@@ -92,20 +90,10 @@ def relay_once(ctx: ServiceContext, subscribers: Sequence[Subscriber], *, token:
 
 
 def _claim(model: type[OutboxMixin], now: datetime, batch: int, *, locking: bool) -> Select[Any]:
-    query = (select(model).where(model.published_at.is_(None), _due(model, now))
+    query = (select(model).where(model.published_at.is_(None),
+                                 or_(model.next_attempt_at.is_(None), model.next_attempt_at <= now))
              .order_by(model.occurred_at, model.id).limit(batch))
     return query.with_for_update(skip_locked=True) if locking else query
-
-
-def _due(model: type[OutboxMixin], now: datetime) -> ColumnElement[bool]:
-    """`attempts == 0 or occurred_at + backoff(attempts) <= now`, in portable SQL:
-    one clause per attempt count below the cap (bound parameters only)."""
-    clauses: list[ColumnElement[bool]] = [model.attempts == 0]
-    clauses += [and_(model.attempts == n, model.occurred_at <= now - backoff(n))
-                for n in range(1, _CAPPED_FROM)]
-    clauses.append(and_(model.attempts >= _CAPPED_FROM,
-                        model.occurred_at <= now - backoff(_CAPPED_FROM)))
-    return or_(*clauses)
 
 
 def _deliver(http: requests.Session, subscriber: Subscriber, event: Envelope, headers: dict[str, str],

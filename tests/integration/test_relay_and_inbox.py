@@ -317,6 +317,19 @@ def test_a_down_subscriber_is_retried_after_the_backoff(
     assert len(consumer.handlers.calls) == 1
 
 
+def test_backoff_counts_from_the_last_attempt_not_the_events_age(
+        publisher: ServiceContext, consumer: Consumer, clock: FixedClock) -> None:
+    event_id = publish(publisher, "subscription.created", "old-1")
+    clock.advance(timedelta(hours=1))  # an old event, long past any backoff from its own time
+    down = Subscriber("consumer", DEAD_URL, ("subscription.",))
+    for attempt in (1, 2, 3):
+        assert relay_once(publisher, [down], token=TOKEN, timeout=2) == 0
+        http = RecordingSession()
+        assert relay_once(publisher, [down], token=TOKEN, http=http) == 0
+        assert http.sent == [] and outbox(publisher)[event_id].attempts == attempt  # not hammered
+        clock.advance(backoff(attempt))
+
+
 def test_one_dead_subscriber_is_tried_once_per_batch(publisher: ServiceContext) -> None:
     ids = [publish(publisher, "subscription.created", f"sub-{n}") for n in range(3)]
     http = RecordingSession()
