@@ -100,9 +100,9 @@ class LocalStripe:
         return stripe.StripeClient("sk_test_inspector", base_addresses={"api": self.url})
 
     def payment_intents(self, *customers: str) -> list[Any]:
-        """The customers' PaymentIntents."""
-        everything = self.sdk.v1.payment_intents.list(params={"limit": 1000}).data
-        return [pi for pi in everything if pi.customer in customers]
+        """The customers' PaymentIntents (every page: the store outgrows one)."""
+        pages = self.sdk.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter()
+        return [pi for pi in pages if pi.customer in customers]
 
     def stop(self) -> None:
         self.proc.terminate()

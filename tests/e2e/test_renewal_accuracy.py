@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,9 +25,12 @@ from services.checkout.adapters.models import (
     SubscriptionAddOn,
     User,
 )
+from services.checkout.app import create_app
 from services.checkout.domain.pricing import add_months
+from services.checkout.seed import seed
 from services.checkout.usecases import renewals
 from services.common.clock import FixedClock
+from tests.conftest import make_settings
 from tests.e2e.helpers import provision_buyers
 from tests.support import LocalStripe
 
@@ -37,10 +40,22 @@ pytestmark = pytest.mark.e2e
 COUNT = int(os.environ.get("RENEWAL_SIM_COUNT", "400"))
 
 
-def test_a_year_of_renewals_charges_what_the_reminders_said(backend: str, stripe_app: Flask,
-                                                            localstripe: LocalStripe, clock: FixedClock) -> None:
+@pytest.fixture
+def own_localstripe() -> Iterator[LocalStripe]:
+    """A localstripe of its own: thousands of objects would slow and crowd the shared one."""
+    server = LocalStripe()
+    yield server
+    server.stop()
+
+
+def test_a_year_of_renewals_charges_what_the_reminders_said(backend: str, checkout_db_url: str,
+                                                            own_localstripe: LocalStripe, clock: FixedClock) -> None:
     if backend != "sqlite":
         pytest.skip("one simulated year is enough: it runs on SQLite")
+    localstripe = own_localstripe
+    stripe_app = create_app(make_settings("checkout", checkout_db_url, localstripe.url), clock)
+    with Session(stripe_app.extensions["checkout"].ctx.engine) as s:
+        seed(s, clock)
     rng = random.Random(20261121)
     app = stripe_app.extensions["checkout"]
     today = clock.now().date()
@@ -108,3 +123,4 @@ def test_a_year_of_renewals_charges_what_the_reminders_said(backend: str, stripe
     assert sum(n for k, n in tally.items() if not k.startswith("renewal ")) >= COUNT * 0.85
     assert tally["differed, and the receipt names the change"] > 0
     assert tally["renewal failed"] > 0 and tally["renewal succeeded"] > COUNT * 0.6
+    app.ctx.close()
