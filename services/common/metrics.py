@@ -26,6 +26,8 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
+from services.common import timing
+
 T = TypeVar("T")
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
@@ -52,8 +54,10 @@ def timed_stripe_call(operation: str, call: Callable[[], T]) -> T:
         outcome = type(exc).__name__
         raise
     finally:
+        elapsed = time.perf_counter() - started
         STRIPE_CALLS.labels(operation, outcome).inc()
-        STRIPE_LATENCY.labels(operation).observe(time.perf_counter() - started)
+        STRIPE_LATENCY.labels(operation).observe(elapsed)
+        timing.add("stripe", elapsed)
 
 
 def _outbox(ctx: Any) -> bytes:

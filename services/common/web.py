@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
+from services.common import timing
 from services.common.auth import Principal, principal_from_header
 from services.common.logs import init_error_monitoring, request_id_var
 from services.common.metrics import metrics_response, observe_request
@@ -162,6 +163,7 @@ def create_service_app(
     @app.before_request
     def _begin() -> Response | None:
         g.started = time.perf_counter()
+        g.timing_token = timing.start()
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         g.request_id_token = request_id_var.set(g.request_id)
@@ -181,6 +183,9 @@ def create_service_app(
     def _finish(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        if token := g.pop("timing_token", None):
+            # Where the time went: database, Stripe, our code (for load testers).
+            response.headers["Server-Timing"] = timing.header(elapsed, token)
         route = request.url_rule.rule if request.url_rule else "unmatched"
         observe_request(ctx.name, request.method, route, response.status_code, elapsed)
         access_log.info("%s %s %s", request.method, route, response.status_code, extra={

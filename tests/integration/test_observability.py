@@ -85,3 +85,27 @@ def test_client_address_comes_from_the_ingress_only_when_configured(
                               environ_base={"REMOTE_ADDR": "10.1.2.3"})
         app.extensions["checkout"].ctx.close()
     assert seen == ["10.1.2.3", "203.0.113.9"]
+
+
+def _timing(response) -> dict[str, float]:
+    parts = [p.strip().split(";dur=") for p in response.headers["Server-Timing"].split(",")]
+    return {name: float(value) for name, value in parts}
+
+
+def test_every_response_says_where_its_time_went(client) -> None:
+    quoted = _timing(client.post("/quotes", json={"namespace_id": 100, "plan": "premium", "seats": 3},
+                                 headers=auth(1)))
+    assert set(quoted) == {"db", "stripe", "app", "total"}
+    assert quoted["db"] > 0 and quoted["stripe"] == 0
+    assert abs(quoted["db"] + quoted["stripe"] + quoted["app"] - quoted["total"]) < 0.2
+    health = _timing(client.get("/healthz"))
+    assert health["db"] == 0 and health["total"] >= 0
+
+
+def test_stripe_time_is_counted_apart(client) -> None:
+    # Card setup calls Stripe (unreachable here: the time spent trying still counts).
+    client.put("/billing-account", json={"company": "A", "email": "a@b.co", "country": "US",
+                                         "address_line1": "1 St", "city": "X", "postal_code": "1"},
+               headers=auth(5))
+    response = client.post("/billing-account/card-setup", headers=auth(5))
+    assert response.status_code == 503 and _timing(response)["stripe"] > 0
