@@ -30,7 +30,7 @@ WORKER_SERVICES = ("checkout", "trials")
 MIGRATE_SERVICES = ("checkout", "trials", "notifications")
 SWEEPS = {
     "trials": ["-m", "services.trials.sweep"],
-    "renewals": ["-m", "deploy.renewals"],
+    "renewals": ["-m", "services.checkout.sweep"],
 }
 
 

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 class Step(enum.StrEnum):
     PLANS_VIEWED = "plans_viewed"
     PLAN_CHOSEN = "plan_chosen"
-    SEATS_CHANGED = "seats_changed"
     CODE_APPLIED = "code_applied"
     CODE_REJECTED = "code_rejected"
     CODE_REDEEMED = "code_redeemed"
@@ -43,7 +42,6 @@ class Step(enum.StrEnum):
     TRIAL_CONVERTED = "trial_converted"
     TRIAL_EXPIRED = "trial_expired"
     NOTIFICATION_SENT = "notification_sent"
-    EXPERIMENT_EXPOSURE = "experiment_exposure"
 
 
 class Traffic(enum.StrEnum):

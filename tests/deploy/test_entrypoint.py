@@ -54,7 +54,7 @@ def test_serve_port_comes_from_port() -> None:
     (["deliver", "--once", "--interval", "0.5", "--batch", "10"],
      ["-m", "services.notifications.deliver", "--interval", "0.5", "--batch", "10", "--once"]),
     (["sweep", "trials"], ["-m", "services.trials.sweep"]),
-    (["sweep", "renewals"], ["-m", "deploy.renewals"]),
+    (["sweep", "renewals"], ["-m", "services.checkout.sweep"]),
     (["migrate"], ["-m", "services.common.migrate"]),
     (["migrate", "checkout", "notifications"], ["-m", "services.common.migrate", "checkout", "notifications"]),
 ])

@@ -211,4 +211,7 @@ def test_checkout_down_is_a_clear_503(trials_db_url: str, clock: FixedClock) -> 
     response = app.test_client().post(f"/namespaces/{GLOBEX}/trials", json={"kind": "ultimate"},
                                       headers=auth(ALICE))
     assert response.status_code == 503 and response.json["code"] == "directory_unavailable"
+    with Session(app.extensions["trials"].ctx.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Trial)) == 0
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 0
     app.extensions["trials"].ctx.close()

@@ -5,13 +5,10 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from services.common.schemas import StrictSchema, printable
+
 MAX_SEATS_ACCEPTED = 1_000_000  # beyond any catalog limit: the domain says how many are sold
 MAX_ID = 2**63 - 1  # ids are 64-bit in the database
-
-
-class StrictSchema(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
 
 
 def _int(**kwargs: object) -> ma.fields.Integer:
@@ -196,16 +193,11 @@ class NamespaceSchema(ma.Schema):
 
 
 # --- billing -------------------------------------------------------------------
-def _printable(value: str) -> None:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ma.ValidationError("Control characters (such as newlines) are not allowed.")
-
-
 def _text(max_len: int, required: bool = True) -> ma.fields.String:
     if required:
-        return ma.fields.String(required=True, validate=[validate.Length(1, max_len), _printable])
+        return ma.fields.String(required=True, validate=[validate.Length(1, max_len), printable()])
     return ma.fields.String(load_default=None, allow_none=True,
-                            validate=[validate.Length(max=max_len), _printable])
+                            validate=[validate.Length(max=max_len), printable()])
 
 
 class BillingAccountInSchema(StrictSchema):

@@ -3,10 +3,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-
-class StrictSchema(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
+from services.common.schemas import StrictSchema, printable
 
 
 class VerdictSchema(ma.Schema):
@@ -39,11 +36,6 @@ class StartTrialSchema(StrictSchema):
     kind = ma.fields.String(required=True, validate=validate.Length(1, 32))
 
 
-def _printable(value: str) -> None:
-    if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
-        raise ma.ValidationError("Control characters are not allowed.")
-
-
 class SupportActionSchema(StrictSchema):
-    reason = ma.fields.String(required=True, validate=[validate.Length(3, 500), _printable],
+    reason = ma.fields.String(required=True, validate=[validate.Length(3, 500), printable(allow="\n\t")],
                               metadata={"description": "Why (kept in the audit trail)"})

@@ -1,7 +1,8 @@
-"""`python -m deploy.renewals`: one pass of every renewal sweep (reminders,
+"""`python -m services.checkout.sweep`: one pass of every renewal sweep (reminders,
 auto-renewal charges with dunning, expiry, expiring-card notices), then exit.
 
-`entrypoint sweep renewals` runs this from a CronJob. The worker runs the same
+`entrypoint sweep renewals` runs this from a CronJob (as `sweep trials` runs
+services/trials/sweep.py). The worker runs the same
 sweeps every few seconds; running both, or two passes at once, is safe: each
 sweep records what is due with INSERT ... ON CONFLICT DO NOTHING and works
 through the rows with FOR UPDATE SKIP LOCKED (services/checkout/usecases/renewals.py).
