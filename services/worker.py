@@ -51,7 +51,8 @@ def service_token(settings: Settings) -> str:
 
 def _context(service: str, settings: Settings) -> ServiceContext:
     models = importlib.import_module(f"services.{service}.adapters.models")
-    return build_context(service, settings, None, models.OutboxMessage, models.FunnelEventRow)
+    return build_context(service, settings, None, models.OutboxMessage, models.FunnelEventRow,
+                         models.ExposureRow)
 
 
 def _relay_job(ctx: ServiceContext, subs: list[Subscriber], settings: Settings) -> Callable[[], str]:

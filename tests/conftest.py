@@ -116,10 +116,17 @@ def clock() -> FixedClock:
     return FixedClock(NOW)
 
 
-def make_settings(service: str, database_url: str, stripe_base: str | None = None) -> Settings:
+# Tests of other behaviour run with every flag off (no experiment changes what
+# they assert); tests/experiments and tests/integration/test_flags.py use the real payload.
+FLAGS_OFF = str(Path(__file__).parent / "data" / "flags-off.json")
+
+
+def make_settings(service: str, database_url: str, stripe_base: str | None = None,
+                  payload_file: str = FLAGS_OFF) -> Settings:
     return Settings(service=service, database_url=database_url, auth_secret=TEST_SECRET,
                     stripe_api_base=stripe_base or "http://127.0.0.1:9", stripe_timeout_seconds=5,
-                    stripe_webhook_secret=WEBHOOK_SECRET, environment="test")
+                    stripe_webhook_secret=WEBHOOK_SECRET, environment="test",
+                    growthbook_payload_file=payload_file)
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.checkout.adapters.models import FunnelEventRow, InboxEvent, OutboxMessage
+from services.checkout.adapters.models import ExposureRow, FunnelEventRow, InboxEvent, OutboxMessage
 from services.checkout.adapters.payments import PaymentGateway, StripeGateway
 from services.checkout.adapters.ratelimit import AttemptLimiter
 from services.checkout.api import admin, billing, catalog, namespaces, purchases, quotes, webhooks
 from services.checkout.domain.catalog import Catalog
+from services.checkout.domain.offers import OfferRules
 from services.checkout.domain.renewal import RenewalRules
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import trial_events
@@ -22,14 +23,14 @@ from services.common.web import ReadinessCheck, create_service_app
 
 def build_checkout(settings: Settings, clock: Clock | None = None,
                    payments: PaymentGateway | None = None) -> Checkout:
-    ctx = build_context("checkout", settings, clock, OutboxMessage, FunnelEventRow)
+    ctx = build_context("checkout", settings, clock, OutboxMessage, FunnelEventRow, ExposureRow)
     gateway = payments or StripeGateway(settings.stripe_api_key, settings.stripe_api_base,
                                         settings.stripe_webhook_secret,
                                         settings.stripe_timeout_seconds)
     limiter = AttemptLimiter(settings.ratelimit_storage_uri, settings.code_attempts_per_client,
                              settings.code_attempts_per_account)
     return Checkout(ctx=ctx, catalog=Catalog.load(), payments=gateway, code_attempts=limiter,
-                    renewal_rules=RenewalRules.load())
+                    renewal_rules=RenewalRules.load(), offers=OfferRules.load())
 
 
 def _stripe_reachable(gateway: PaymentGateway) -> ReadinessCheck:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from services.checkout.adapters.payments import PaymentGateway
 from services.checkout.adapters.ratelimit import AttemptLimiter
 from services.checkout.domain.catalog import Catalog
+from services.checkout.domain.offers import OfferRules
 from services.checkout.domain.renewal import RenewalRules
 from services.common.service import ServiceContext, ServiceUnitOfWork
 
@@ -22,3 +23,4 @@ class Checkout:
     payments: PaymentGateway
     code_attempts: AttemptLimiter
     renewal_rules: RenewalRules
+    offers: OfferRules

@@ -44,6 +44,13 @@ class Settings:
     stripe_js_url: str = "http://127.0.0.1:8420/js.stripe.com/v3/"
     posthog_api_key: str | None = None
     posthog_host: str = "https://us.i.posthog.com"
+    # Off only to measure what the funnel events cost (make bench); never in production.
+    funnel_telemetry: bool = True
+    # Feature flags: the payload file, refreshed from a GrowthBook API host when one is set.
+    growthbook_payload_file: str = str(ROOT / "experiments" / "payload.json")
+    growthbook_api_host: str | None = None
+    growthbook_client_key: str | None = None
+    growthbook_refresh_seconds: float = 60.0
     environment: str = "development"
     # A file holding a time offset (development only): see services/timetravel.py.
     clock_file: str | None = None
@@ -82,6 +89,12 @@ class Settings:
             or (f"{stripe_base}/js.stripe.com/v3/" if stripe_base else "https://js.stripe.com/v3/"),
             posthog_api_key=env.get("POSTHOG_API_KEY") or None,
             posthog_host=env.get("POSTHOG_HOST", "https://us.i.posthog.com"),
+            funnel_telemetry=env.get("FUNNEL_TELEMETRY", "on").strip().lower() not in ("off", "0", "false"),
+            growthbook_payload_file=env.get("GROWTHBOOK_PAYLOAD_FILE")
+            or str(ROOT / "experiments" / "payload.json"),
+            growthbook_api_host=env.get("GROWTHBOOK_API_HOST") or None,
+            growthbook_client_key=env.get("GROWTHBOOK_CLIENT_KEY") or None,
+            growthbook_refresh_seconds=float(env.get("GROWTHBOOK_REFRESH_SECONDS", "60")),
             environment=env.get("APP_ENV", "development"),
             clock_file=env.get("CLOCK_FILE") or None,
             sentry_dsn=env.get("SENTRY_DSN") or None,

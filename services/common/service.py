@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.common import outbox, telemetry
+from experiments.flags import NAMESPACE_ID, USER_ID, Exposure, Flags
+from services.common import exposures, outbox, telemetry
 from services.common.clock import Clock, OffsetClock, SystemClock
 from services.common.config import Settings
 from services.common.db import UnitOfWork, make_engine
@@ -25,12 +26,35 @@ class ServiceUnitOfWork(UnitOfWork):
     """A unit of work that also writes outbox events and funnel events in the
     same transaction as the state change."""
 
-    def __init__(self, ctx: ServiceContext, traffic: Traffic, experiments: dict[str, Any]) -> None:
+    def __init__(self, ctx: ServiceContext, traffic: Traffic) -> None:
         super().__init__(ctx.session_factory)
         self.ctx = ctx
         self.traffic = traffic
-        self.experiments = experiments
         self.now: datetime = ctx.clock.now()
+        self._variations: dict[tuple[int | None, int | None], dict[str, int]] = {}
+
+    def flag(self, feature: str, attributes: dict[str, Any]) -> Any:
+        """A flag's value for these attributes; an experiment's first exposure
+        of the unit is stored (with its funnel event) in this transaction."""
+        evaluation = self.ctx.flags.evaluate(feature, attributes)
+        if evaluation.exposure is not None:
+            self._expose(evaluation.exposure, _int(attributes.get(USER_ID)),
+                         _int(attributes.get(NAMESPACE_ID)))
+        return evaluation.value
+
+    def _expose(self, exposure: Exposure, user_id: int | None, namespace_id: int | None) -> None:
+        key = exposures.exposure_key(exposure)
+        if key in self.ctx.seen_exposures:
+            return
+        first = exposures.store_first(self.session, self.ctx.exposure_model, exposure,
+                                      user_id, namespace_id, self.now)
+        self.after_commit(lambda: self.ctx.seen_exposures.add(key))
+        if first:
+            self._variations.clear()
+            self.track(Step.EXPERIMENT_VIEWED, user_id=user_id, namespace_id=namespace_id,
+                       experiment=exposure.experiment, variation=exposure.variation,
+                       variation_name=exposure.variation_name, feature=exposure.feature,
+                       hash_attribute=exposure.hash_attribute, hash_value=exposure.hash_value)
 
     def publish(self, topic: str, payload: dict[str, Any]) -> str:
         # The traffic source and the request id travel with the event.
@@ -41,13 +65,31 @@ class ServiceUnitOfWork(UnitOfWork):
 
     def track(self, step: Step, *, user_id: int | None, namespace_id: int | None,
               **properties: Any) -> None:
+        if not self.ctx.settings.funnel_telemetry:
+            return
         event = FunnelEvent(step=step, user_id=user_id, namespace_id=namespace_id,
                             occurred_at=self.now, properties=properties,
-                            experiments=dict(self.experiments), traffic=self.traffic)
+                            experiments=self.variations(user_id, namespace_id), traffic=self.traffic)
         telemetry.record(self.session, self.ctx.funnel_model, self.ctx.name, event)
         self.after_commit(lambda: FUNNEL_STEPS.labels(self.ctx.name, step.value, self.traffic.value).inc())
         if self.traffic is not Traffic.SYNTHETIC:
             self.after_commit(lambda: self.ctx.forwarder.forward(self.ctx.name, event))
+
+    def variations(self, user_id: int | None, namespace_id: int | None) -> dict[str, int]:
+        """{experiment: variation} this person and namespace were exposed to in
+        this service, this transaction included."""
+        unit = (user_id, namespace_id)
+        if unit not in self._variations:
+            self._variations[unit] = exposures.variations_of(
+                self.session, self.ctx.exposure_model, user_id, namespace_id)
+        return dict(self._variations[unit])
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -60,25 +102,30 @@ class ServiceContext:
     forwarder: Forwarder
     outbox_model: type[outbox.OutboxMixin]
     funnel_model: type[telemetry.FunnelEventMixin]
+    exposure_model: type[exposures.ExposureMixin]
+    flags: Flags
+    seen_exposures: exposures.SeenExposures = field(default_factory=exposures.SeenExposures)
     extras: dict[str, Any] = field(default_factory=dict)
 
-    def uow(self, traffic: Traffic = Traffic.REAL,
-            experiments: dict[str, Any] | None = None) -> ServiceUnitOfWork:
-        return ServiceUnitOfWork(self, traffic, experiments or {})
+    def uow(self, traffic: Traffic = Traffic.REAL) -> ServiceUnitOfWork:
+        return ServiceUnitOfWork(self, traffic)
 
     def close(self) -> None:
+        self.flags.stop()
         self.forwarder.shutdown()
         self.engine.dispose()
 
 
 def build_context(name: str, settings: Settings, clock: Clock | None,
                   outbox_model: type[outbox.OutboxMixin],
-                  funnel_model: type[telemetry.FunnelEventMixin]) -> ServiceContext:
-    """Wire a service's database, clock and telemetry from its settings."""
+                  funnel_model: type[telemetry.FunnelEventMixin],
+                  exposure_model: type[exposures.ExposureMixin]) -> ServiceContext:
+    """Wire a service's database, clock, telemetry and flags from its settings."""
     engine = make_engine(settings.database_url)
     return ServiceContext(
         name=name, settings=settings, engine=engine,
         session_factory=sessionmaker(engine, expire_on_commit=False),
         clock=clock or (OffsetClock(settings.clock_file) if settings.clock_file else SystemClock()),
         forwarder=telemetry.make_forwarder(settings.posthog_api_key, settings.posthog_host),
-        outbox_model=outbox_model, funnel_model=funnel_model)
+        outbox_model=outbox_model, funnel_model=funnel_model, exposure_model=exposure_model,
+        flags=Flags.from_settings(settings).start())

@@ -42,6 +42,7 @@ class Step(enum.StrEnum):
     TRIAL_CONVERTED = "trial_converted"
     TRIAL_EXPIRED = "trial_expired"
     NOTIFICATION_SENT = "notification_sent"
+    EXPERIMENT_VIEWED = "experiment_viewed"
 
 
 class Traffic(enum.StrEnum):
@@ -119,9 +120,16 @@ class PostHogForwarder:
         for key, variation in event.experiments.items():
             properties[f"$feature/{key}"] = variation
         distinct_id = str(event.user_id) if event.user_id is not None else f"ns-{event.namespace_id}"
+        name = event.step.value
+        if event.step is Step.EXPERIMENT_VIEWED:
+            # PostHog's own exposure event, so its experiment views work on our assignments.
+            name = "$feature_flag_called"
+            properties |= {"$feature_flag": event.properties.get("feature"),
+                           "$feature_flag_response": event.properties.get("variation"),
+                           "experiment_key": event.properties.get("experiment")}
         try:
             self._client.capture(
-                event.step.value, distinct_id=distinct_id, properties=properties,
+                name, distinct_id=distinct_id, properties=properties,
                 timestamp=event.occurred_at, uuid=event.event_id,
             )
         except Exception:  # telemetry must never break the step it describes

@@ -121,7 +121,7 @@ def traffic() -> Traffic:
 
 def request_uow() -> ServiceUnitOfWork:
     """A unit of work tagged with this request's traffic source."""
-    return service_context().uow(traffic=traffic(), experiments=getattr(g, "experiments", None))
+    return service_context().uow(traffic=traffic())
 
 
 def create_service_app(

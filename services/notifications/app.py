@@ -16,7 +16,7 @@ from services.common.inbox import events_blueprint
 from services.common.service import build_context
 from services.common.web import create_service_app
 from services.notifications.adapters.mailer import Mailer
-from services.notifications.adapters.models import FunnelEventRow, InboxEvent, OutboxMessage
+from services.notifications.adapters.models import ExposureRow, FunnelEventRow, InboxEvent, OutboxMessage
 from services.notifications.api import notifications as notifications_api
 from services.notifications.config import MailSettings, mail_settings
 from services.notifications.domain.schedule import Schedule
@@ -29,7 +29,7 @@ EVENT_OWNERS = {"order.": "checkout", "subscription.": "checkout", "card.": "che
 
 def build_notifications(settings: Settings, clock: Clock | None = None, mailer: Mailer | None = None,
                         mail: MailSettings | None = None, schedule: Schedule | None = None) -> Notifications:
-    ctx = build_context("notifications", settings, clock, OutboxMessage, FunnelEventRow)
+    ctx = build_context("notifications", settings, clock, OutboxMessage, FunnelEventRow, ExposureRow)
     app = Notifications(ctx=ctx, schedule=schedule or Schedule.load(), mail=mail or mail_settings(),
                         mailer=mailer)
     ctx.extras["notifications"] = app

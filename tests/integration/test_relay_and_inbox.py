@@ -20,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from services.common.auth import issue_token
 from services.common.clock import FixedClock, SystemClock
 from services.common.db import BigIntPK
+from services.common.exposures import ExposureMixin
 from services.common.inbox import InboxMixin, events_blueprint
 from services.common.outbox import OutboxMixin
 from services.common.relay import Subscriber, backoff, relay_once
@@ -37,6 +38,10 @@ class Base(DeclarativeBase):
 
 
 class Outbox(OutboxMixin, Base):
+    pass
+
+
+class Exposure(ExposureMixin, Base):
     pass
 
 
@@ -150,7 +155,7 @@ def db_urls(backend: str, tmp_path: Any) -> Iterator[tuple[str, str]]:
 
 
 def context(name: str, url: str, clock: FixedClock) -> ServiceContext:
-    ctx = build_context(name, make_settings(name, url), clock, Outbox, Funnel)
+    ctx = build_context(name, make_settings(name, url), clock, Outbox, Funnel, Exposure)
     Base.metadata.create_all(ctx.engine)
     return ctx
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.db import BigIntPK, UTCDateTime
+from services.common.exposures import ExposureMixin
 from services.common.inbox import InboxMixin
 from services.common.outbox import OutboxMixin
 from services.common.telemetry import FunnelEventMixin
@@ -37,6 +38,10 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class FunnelEventRow(FunnelEventMixin, Base):
+    pass
+
+
+class ExposureRow(ExposureMixin, Base):
     pass
 
 

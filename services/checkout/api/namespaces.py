@@ -12,11 +12,12 @@ from services.checkout.api.schemas import (
     AutoRenewSchema,
     EntitlementsSchema,
     NamespaceSchema,
+    OfferSchema,
     RenewalPreviewSchema,
     RenewalResultSchema,
     SubscriptionSchema,
 )
-from services.checkout.usecases import access, renewals, subscriptions
+from services.checkout.usecases import access, offers, renewals, subscriptions
 from services.common.web import ProblemSchema, current_principal, request_uow
 
 blp = Blueprint("namespaces", __name__, description="Namespaces, their subscription and entitlements")
@@ -46,6 +47,16 @@ class NamespaceResource(MethodView):
     def get(self, namespace_id: int) -> dict[str, Any]:
         """A namespace as its member sees it: kind, level, paid plan, my role, add-ons bought."""
         return subscriptions.describe_namespace(request_uow(), current_principal(), namespace_id)
+
+
+@blp.route("/namespaces/<id:namespace_id>/checkout-offer")
+class CheckoutOffer(MethodView):
+    @blp.response(200, OfferSchema)
+    @blp.doc(security=[{"bearerAuth": []}])
+    def get(self, namespace_id: int) -> dict[str, Any]:
+        """What checkout opens with for this namespace: minimum seats and why, the
+        seats offered, and the SMB prompt (both set by experiments)."""
+        return offers.checkout_offer(checkout(), request_uow(), current_principal(), namespace_id).view()
 
 
 @blp.route("/namespaces/<id:namespace_id>/subscription")

@@ -41,10 +41,10 @@ class Quotes(MethodView):
         principal = current_principal()
         if body["discount_code"]:
             count_code_attempt(principal.user_id)
-        quote, outcome = quotes.create_quote(checkout(), request_uow(), principal,
-                                             body["namespace_id"], selection_from(body),
-                                             body["discount_code"])
-        view = quote_view(quote)
+        quote, outcome, prompt = quotes.create_quote(checkout(), request_uow(), principal,
+                                                     body["namespace_id"], selection_from(body),
+                                                     body["discount_code"])
+        view = {**quote_view(quote), "smb_prompt": prompt}
         if outcome is not None:
             view["code_result"] = {
                 "code": outcome.code, "applied": outcome.applied is not None,

@@ -90,6 +90,25 @@ class CodeResultSchema(ma.Schema):
     message = ma.fields.String(allow_none=True)
 
 
+class SmbPromptSchema(ma.Schema):
+    code = ma.fields.String()
+    headline = ma.fields.String()
+    body = ma.fields.String()
+
+
+class OfferSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    namespace_path = ma.fields.String()
+    current_plan = ma.fields.String()
+    billable_members = ma.fields.Integer()
+    minimum_seats = ma.fields.Integer()
+    minimum_reason = ma.fields.String(metadata={"description": "Why the minimum is what it is"})
+    default_seats = ma.fields.Integer(
+        metadata={"description": "Seats to start with (the default-seats experiment)"})
+    smb_prompt = ma.fields.Nested(SmbPromptSchema, allow_none=True, metadata={
+        "description": "Set when the smb-discount-prompt experiment shows the buyer its prompt"})
+
+
 class QuoteSchema(ma.Schema):
     namespace_id = ma.fields.Integer()
     plan = ma.fields.String()
@@ -108,6 +127,7 @@ class QuoteSchema(ma.Schema):
     upgrades_subscription_id = ma.fields.Integer(
         allow_none=True, metadata={"description": "Set when this prices an upgrade of a subscription"})
     code_result = ma.fields.Nested(CodeResultSchema, allow_none=True)
+    smb_prompt = ma.fields.Nested(SmbPromptSchema, allow_none=True)
 
 
 class OrderSchema(ma.Schema):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from services.checkout.domain.offers import SmbPrompt
 from services.checkout.domain.pricing import Quote, Selection, assemble_quote
 from services.checkout.runtime import Checkout
-from services.checkout.usecases import access, discounts
+from services.checkout.usecases import access, discounts, offers
 from services.common.auth import Principal
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
@@ -19,10 +20,15 @@ def list_plans(app: Checkout, uow: ServiceUnitOfWork, principal: Principal | Non
 
 
 def create_quote(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace_id: int,
-                 selection: Selection, code: str | None) -> tuple[Quote, discounts.CodeOutcome | None]:
+                 selection: Selection, code: str | None
+                 ) -> tuple[Quote, discounts.CodeOutcome | None, SmbPrompt | None]:
+    """The price, the code's outcome, and the SMB prompt when its experiment shows
+    one (only while no code is entered: the prompt is about using one)."""
     with uow:
         namespace = access.load_namespace(uow.session, namespace_id, principal)
         facts = access.namespace_facts(uow.session, namespace)
+        prompt = None if code else offers.smb_prompt(uow, app.offers,
+                                                      offers.attributes(uow.session, principal, facts))
         today = uow.now.date()
         quote = assemble_quote(app.catalog, selection, facts, today)
         outcome = None
@@ -34,4 +40,4 @@ def create_quote(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, na
                   plan=selection.plan, seats=selection.seats, minimum_seats=quote.minimum_seats,
                   addons=[a.sku for a in selection.addons], total=quote.total)
         uow.commit()
-        return quote, outcome
+        return quote, outcome, prompt

@@ -180,7 +180,7 @@ def card_expiring(payload: dict[str, Any], now: datetime) -> Planned:
 # --- trials' events --------------------------------------------------------------------
 def trial_context(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
     context = _take(topic, payload, ["trial_id", "email", "namespace_path", "kind", "ends_at"],
-                    {"namespace_id": None, "user_id": None, "status": None})
+                    {"namespace_id": None, "user_id": None, "status": None, "duo_pro_upsell": False})
     try:
         context["ends_at"] = S.parse_datetime(context["ends_at"]).isoformat()
     except ValueError as exc:

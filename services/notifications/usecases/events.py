@@ -68,10 +68,23 @@ def _move_endings(uow: ServiceUnitOfWork, topic: str, payload: dict[str, Any]) -
     return M.trial_endings(topic, payload, uow.now, of(uow.ctx).schedule), canceled
 
 
+def _duo_pro_upsell(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> bool:
+    """The duo-pro-upsell experiment, evaluated here as in trials: the same ids
+    hash to the same variation, so the mail agrees with what the page offered."""
+    if payload.get("kind") != "ultimate" or payload.get("duo_pro_eligible") is not True:
+        return False
+    return bool(uow.flag(DUO_UPSELL_FLAG, {"id": str(payload.get("user_id")),
+                                           "namespace_id": str(payload.get("namespace_id")),
+                                           "plan": payload.get("plan_before")}))
+
+
 def _trial_changed(topic: str, *, started: bool) -> Handler:
     @_people_only
     def handler(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
-        planned = [M.trial_once("trial_started", topic, payload, uow.now)] if started else []
+        planned = []
+        if started:
+            planned = [M.trial_once("trial_started", topic, payload, uow.now)]
+            planned[0].context["duo_pro_upsell"] = _duo_pro_upsell(uow, payload)
         endings, canceled = _move_endings(uow, topic, payload)
         planned += endings
         return _outcome(schedule_all(uow, planned), planned, canceled)
@@ -89,6 +102,8 @@ def _trial_ended(topic: str, template: str) -> Handler:
     handler.__name__ = topic.replace(".", "_")
     return handler
 
+
+DUO_UPSELL_FLAG = "duo-pro-upsell"
 
 HANDLERS: dict[str, Handler] = {
     "order.completed": _one(lambda uow, p: M.receipt(p, uow.now)),

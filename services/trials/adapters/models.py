@@ -9,6 +9,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, T
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import BigIntPK, UTCDateTime
+from services.common.exposures import ExposureMixin
 from services.common.inbox import InboxMixin
 from services.common.outbox import OutboxMixin
 from services.common.telemetry import FunnelEventMixin
@@ -23,6 +24,10 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class FunnelEventRow(FunnelEventMixin, Base):
+    pass
+
+
+class ExposureRow(ExposureMixin, Base):
     pass
 
 

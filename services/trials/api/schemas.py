@@ -15,6 +15,13 @@ class VerdictSchema(ma.Schema):
     duration_days = ma.fields.Integer(allow_none=True)
 
 
+class UpsellSchema(ma.Schema):
+    kind = ma.fields.String()
+    name = ma.fields.String()
+    duration_days = ma.fields.Integer()
+    message = ma.fields.String()
+
+
 class TrialSchema(ma.Schema):
     id = ma.fields.Integer()
     namespace_id = ma.fields.Integer()
@@ -30,6 +37,8 @@ class TrialSchema(ma.Schema):
     extended = ma.fields.Boolean()
     reactivated = ma.fields.Boolean()
     recently_expired = ma.fields.Boolean()
+    upsell = ma.fields.Nested(UpsellSchema, allow_none=True, metadata={
+        "description": "Another trial offered now (the duo-pro-upsell experiment); on a new start only"})
 
 
 class StartTrialSchema(StrictSchema):

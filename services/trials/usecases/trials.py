@@ -22,6 +22,12 @@ from services.trials.adapters.models import Trial, TrialAudit
 from services.trials.domain import rules as R
 from services.trials.runtime import Trials
 
+ULTIMATE, DUO_PRO = "ultimate", "duo_pro"
+# Flags (experiments/payload.json) that change what trials does.
+TRIAL_LENGTH_FLAG = "ultimate-trial-days"
+DUO_UPSELL_FLAG = "duo-pro-upsell"
+MAX_TRIAL_DAYS = 90  # a payload typo must not hand out a year of Ultimate
+
 
 def trial_view(trial: Trial, now: datetime, rules: R.TrialRules) -> dict[str, Any]:
     left = (trial.ends_at - now).total_seconds() / 86400
@@ -60,12 +66,44 @@ def _history(uow: ServiceUnitOfWork, namespace_id: int) -> dict[str, R.PastTrial
     return {t.kind: R.PastTrial(t.kind, R.TrialStatus(t.status), t.ends_at) for t in rows}
 
 
+def _attributes(principal: Principal, ns: R.Namespace) -> dict[str, Any]:
+    """What flag targeting may use: the same names in every service."""
+    return {"id": str(principal.user_id), "namespace_id": str(ns.id), "plan": ns.plan,
+            "billable_members": ns.billable_members}
+
+
+def _verdict(app: Trials, uow: ServiceUnitOfWork, principal: Principal, ns: R.Namespace,
+             history: dict[str, R.PastTrial], kind: str) -> R.Verdict:
+    """The rules' verdict, with the Ultimate-on-Premium length from its experiment.
+
+    The flag is evaluated only where the length is shown (an eligible Premium
+    namespace), so only people who see a length are counted as exposed."""
+    decision = R.verdict(app.rules, kind, ns, history)
+    if not decision.eligible or kind != ULTIMATE or ns.plan != "premium":
+        return decision
+    days = uow.flag(TRIAL_LENGTH_FLAG, _attributes(principal, ns))
+    if isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= MAX_TRIAL_DAYS:
+        return R.verdict(app.rules, kind, ns, history, duration_override=days)
+    return decision
+
+
+def upsell(app: Trials, uow: ServiceUnitOfWork, principal: Principal, ns: R.Namespace,
+           history: dict[str, R.PastTrial]) -> dict[str, Any] | None:
+    """After an Ultimate trial starts: offer the Duo Pro trial, if its experiment says so."""
+    duo = R.verdict(app.rules, DUO_PRO, ns, history)
+    if not duo.eligible or not uow.flag(DUO_UPSELL_FLAG, _attributes(principal, ns)):
+        return None
+    name = app.rules.kinds[DUO_PRO].name
+    return {"kind": DUO_PRO, "name": name, "duration_days": duo.duration_days,
+            "message": f"Try {name} free for {duo.duration_days} days alongside your Ultimate trial."}
+
+
 def eligibility(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
                 namespace_id: int) -> list[R.Verdict]:
     ns = _namespace(app, namespace_id, token)
     with uow:
         history = _history(uow, namespace_id)
-        verdicts = [R.verdict(app.rules, kind, ns, history) for kind in app.rules.kinds]
+        verdicts = [_verdict(app, uow, principal, ns, history, kind) for kind in app.rules.kinds]
         uow.track(Step.TRIAL_ELIGIBILITY_CHECKED, user_id=principal.user_id, namespace_id=namespace_id,
                   outcomes={v.kind: v.reason or "eligible" for v in verdicts}, plan=ns.plan)
         uow.commit()
@@ -84,7 +122,7 @@ def start(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
         existing = _active_started_by_anyone(uow, namespace_id, kind)
         if existing is not None and ns.role == "owner":
             return False, trial_view(existing, uow.now, app.rules)
-        decision = R.verdict(app.rules, kind, ns, history)
+        decision = _verdict(app, uow, principal, ns, history, kind)
         if not decision.eligible:
             raise Problem(409 if decision.reason in ("already_trialed", "trial_active") else 403
                           if decision.reason == "not_owner" else 422,
@@ -94,7 +132,7 @@ def start(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
                       plan_before=ns.plan, seats=R.trial_seats(app.rules.kinds[kind], ns),
                       started_by=principal.user_id, started_by_email=principal.email,
                       started_at=uow.now, ends_at=R.ends_at(uow.now, decision.duration_days),
-                      experiments=dict(uow.experiments))
+                      experiments=uow.variations(principal.user_id, ns.id))
         uow.session.add(trial)
         try:
             uow.session.flush()
@@ -105,12 +143,16 @@ def start(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
                 raise Problem(409, "already_trialed", "Trial not available",
                               f"{ns.path} has had this trial.") from None
             return False, trial_view(winner, uow.now, app.rules)
+        offer = upsell(app, uow, principal, ns, history) if kind == ULTIMATE else None
+        # Notifications decides its own mail with the same flag (same hash, same variation).
+        duo_pro_eligible = kind == ULTIMATE and R.verdict(app.rules, DUO_PRO, ns, history).eligible
         uow.publish("trial.started", _event(app, trial, uow.now, duration_days=decision.duration_days,
-                                            seat_holder=principal.user_id))
+                                            seat_holder=principal.user_id,
+                                            duo_pro_eligible=duo_pro_eligible))
         uow.track(Step.TRIAL_STARTED, user_id=principal.user_id, namespace_id=ns.id, kind=kind,
-                  plan=ns.plan, duration_days=decision.duration_days)
+                  plan=ns.plan, duration_days=decision.duration_days, upsell=offer["kind"] if offer else None)
         uow.commit()
-        return True, trial_view(trial, uow.now, app.rules)
+        return True, {**trial_view(trial, uow.now, app.rules), "upsell": offer}
 
 
 def _active_started_by_anyone(uow: ServiceUnitOfWork, namespace_id: int, kind: str) -> Trial | None:

@@ -1,0 +1,1 @@
+"""Feature flags and experiments (a GrowthBook payload), and their analysis."""

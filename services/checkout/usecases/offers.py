@@ -1,0 +1,76 @@
+"""The checkout page's opening offer for a namespace, shaped by experiments.
+
+Flag attributes are the same names in every service (experiments/flags.py):
+`id` (user) and `namespace_id` hash; the rest is for targeting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.checkout.adapters.models import BillingAccount
+from services.checkout.domain.offers import OfferRules, SmbPrompt, default_seats, minimum_reason
+from services.checkout.domain.pricing import NamespaceFacts, minimum_seats
+from services.checkout.runtime import Checkout
+from services.checkout.usecases import access
+from services.checkout.usecases.discounts import is_new_customer
+from services.common.auth import Principal
+from services.common.service import ServiceUnitOfWork
+from services.common.telemetry import Step
+
+DEFAULT_SEATS_FLAG = "checkout-default-seats"
+SMB_PROMPT_FLAG = "smb-discount-prompt"
+
+
+@dataclass(frozen=True)
+class Offer:
+    namespace_id: int
+    namespace_path: str
+    current_plan: str
+    billable_members: int
+    minimum_seats: int
+    minimum_reason: str
+    default_seats: int
+    smb_prompt: SmbPrompt | None
+
+    def view(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def attributes(session: Session, principal: Principal, facts: NamespaceFacts) -> dict[str, Any]:
+    account = session.scalar(select(BillingAccount).where(BillingAccount.user_id == principal.user_id))
+    return {
+        "id": str(principal.user_id), "namespace_id": str(facts.id), "plan": facts.current_plan,
+        "seats": facts.current.seats if facts.current else 0, "billable_members": facts.billable_members,
+        "country": account.country if account else None,
+        "new_customer": is_new_customer(session, account.id if account else None, facts.id),
+    }
+
+
+def smb_prompt(uow: ServiceUnitOfWork, rules: OfferRules, attrs: dict[str, Any]) -> SmbPrompt | None:
+    return rules.smb_prompt if uow.flag(SMB_PROMPT_FLAG, attrs) is True else None
+
+
+def checkout_offer(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> Offer:
+    """What the checkout page opens with; records that the page was seen."""
+    with uow:
+        namespace = access.load_namespace(uow.session, namespace_id, principal)
+        facts = access.namespace_facts(uow.session, namespace)
+        attrs = attributes(uow.session, principal, facts)
+        minimum = minimum_seats(facts.billable_members)
+        offer = Offer(
+            namespace_id=namespace.id, namespace_path=namespace.path, current_plan=facts.current_plan,
+            billable_members=facts.billable_members, minimum_seats=minimum,
+            minimum_reason=minimum_reason(namespace.path, facts.billable_members),
+            default_seats=default_seats(app.offers, facts.billable_members,
+                                        uow.flag(DEFAULT_SEATS_FLAG, attrs)),
+            smb_prompt=smb_prompt(uow, app.offers, attrs))
+        uow.track(Step.PLANS_VIEWED, user_id=principal.user_id, namespace_id=namespace.id,
+                  catalog_version=app.catalog.version, default_seats=offer.default_seats,
+                  smb_prompt=offer.smb_prompt is not None)
+        uow.commit()
+        return offer
