@@ -72,11 +72,12 @@ def exposure_key(exposure: Exposure) -> tuple[str, str, str]:
 def store_first(session: Session, model: type[ExposureMixin], exposure: Exposure,
                 user_id: int | None, namespace_id: int | None, now: datetime) -> bool:
     """Insert the exposure unless the unit already has one; True if this was the first."""
-    result = session.execute(insert_ignoring_duplicates(session, model.__table__).values(
+    # RETURNING, not rowcount: with an implicit RETURNING, psycopg reports rowcount -1.
+    inserted = session.scalar(insert_ignoring_duplicates(session, model.__table__).values(
         experiment_key=exposure.experiment, hash_attribute=exposure.hash_attribute,
         hash_value=exposure.hash_value, variation_id=exposure.variation, feature=exposure.feature,
-        user_id=user_id, namespace_id=namespace_id, first_seen_at=now))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        user_id=user_id, namespace_id=namespace_id, first_seen_at=now).returning(model.__table__.c.id))
+    return inserted is not None
 
 
 def variations_of(session: Session, model: type[ExposureMixin], user_id: int | None,
