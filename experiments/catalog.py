@@ -1,0 +1,80 @@
+"""The experiments one can report on: metrics.toml joined with the payload.
+
+Metrics are read once; the payload on every call, so a status change (a rule
+removed, coverage set to 0) shows at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from experiments.analysis import ExperimentReport, analyse, exposure_counts
+from experiments.definitions import ExperimentDefinition, definition_for, experiment_definitions, load_payload
+from experiments.metrics import METRICS_FILE, ExperimentMetrics, load_metrics
+from services.common.config import Settings
+
+
+class UnknownExperiment(LookupError):
+    def __init__(self, key: str, known: list[str]) -> None:
+        super().__init__(f"unknown experiment {key!r}; known experiments: {', '.join(known)}")
+        self.key = key
+        self.known = known
+
+
+@dataclass(frozen=True)
+class Summary:
+    key: str
+    name: str
+    status: str
+    unit: str
+    exposures: list[tuple[str, int]]  # (variation name, exposed units), payload order
+
+
+@dataclass(frozen=True)
+class Catalog:
+    metrics: dict[str, ExperimentMetrics]
+    payload_file: Path
+
+    @classmethod
+    def load(cls, payload_file: str | Path | None = None, metrics_file: Path = METRICS_FILE) -> Catalog:
+        path = payload_file or Settings.from_env("experiments").growthbook_payload_file
+        return cls(metrics=load_metrics(metrics_file), payload_file=Path(path))
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.metrics)
+
+    def get(self, key: str) -> tuple[ExperimentMetrics, ExperimentDefinition]:
+        if key not in self.metrics:
+            raise UnknownExperiment(key, self.keys)
+        return self.metrics[key], definition_for(key, load_payload(self.payload_file))
+
+    def report(self, engine: Engine, key: str) -> ExperimentReport:
+        return analyse(engine, *self.get(key))
+
+    def summaries(self, engine: Engine) -> list[Summary]:
+        payload = load_payload(self.payload_file)
+        found = []
+        for key, metrics in self.metrics.items():
+            definition = definition_for(key, payload)
+            counts = exposure_counts(engine, metrics)
+            names = {v.index: v.name for v in definition.variations} or {i: str(i) for i in sorted(counts)}
+            exposures = [(name, counts.get(index, 0)) for index, name in names.items()]
+            found.append(Summary(key=key, name=definition.name, status=definition.status, unit=metrics.unit,
+                                 exposures=exposures))
+        return found
+
+    def problems(self) -> list[str]:
+        """Disagreements between metrics.toml and the payload worth a look."""
+        definitions = experiment_definitions(load_payload(self.payload_file))
+        found = [f"{key}: in the payload but has no metrics in metrics.toml"
+                 for key in definitions if key not in self.metrics]
+        for key, metrics in self.metrics.items():
+            definition = definitions.get(key)
+            if definition and definition.hash_attribute != metrics.hash_attribute:
+                found.append(f"{key}: the payload hashes on {definition.hash_attribute!r} but metrics.toml "
+                             f"analyses by {metrics.unit} ({metrics.hash_attribute!r}): "
+                             "no exposure will match")
+        return found

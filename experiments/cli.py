@@ -1,0 +1,121 @@
+"""`python -m experiments migrate | collect | list | report <key> | serve`.
+
+Exit codes: 0 ok, 1 the store, payload or metrics can not be read, 2 usage
+(an unknown experiment included)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from experiments import store
+from experiments.catalog import Catalog, UnknownExperiment
+from experiments.definitions import PayloadUnreadable
+from experiments.metrics import MetricsError
+from experiments.render import FORMATS, render
+from services.common.db import make_engine
+from services.common.logs import configure_logging
+
+DEFAULT_PORT = 8004
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except UnknownExperiment as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (MetricsError, PayloadUnreadable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        url = make_url(store.store_url_from_env()).render_as_string(hide_password=True)
+        print(f"error: can not read the event store at {url} ({type(exc).__name__}); "
+              "run `python -m experiments migrate` (and `collect`) first", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m experiments",
+                                     description="The experiment event store, reports and dashboard.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="create or upgrade the event store (EXPERIMENTS_DATABASE_URL)"
+                        ).set_defaults(run=_migrate)
+    commands.add_parser("collect", help="copy new funnel events from the three services into the store"
+                        ).set_defaults(run=_collect)
+    commands.add_parser("list", help="the experiments, their status and exposures").set_defaults(run=_list)
+    report = commands.add_parser("report", help="one experiment's results")
+    report.add_argument("key", help="the experiment key, e.g. smb-discount-prompt")
+    report.add_argument("--format", choices=FORMATS, default="text")
+    report.add_argument("--output", type=Path, help="write to this file instead of standard output")
+    report.set_defaults(run=_report)
+    serve = commands.add_parser("serve", help="the growth dashboard")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("EXPERIMENTS_PORT", DEFAULT_PORT)))
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    store.upgrade(store.store_url_from_env())
+    print("experiments: migrated")
+    return 0
+
+
+def _collect(_: argparse.Namespace) -> int:
+    configure_logging("experiments")
+    engine = make_engine(store.store_url_from_env())
+    try:
+        copied = store.collect_once(engine, store.source_urls_from_env(), max_batches=None)
+    finally:
+        engine.dispose()
+    print(f"collected {copied} events")
+    return 0
+
+
+def _list(_: argparse.Namespace) -> int:
+    catalog = Catalog.load()
+    engine = make_engine(store.store_url_from_env())
+    try:
+        summaries = catalog.summaries(engine)
+    finally:
+        engine.dispose()
+    width = max(len(s.key) for s in summaries) + 2
+    for summary in summaries:
+        exposed = ", ".join(f"{name} {units:,}" for name, units in summary.exposures)
+        print(f"{summary.key.ljust(width)}{summary.status.ljust(9)}{summary.unit.ljust(11)}{exposed}")
+    for problem in catalog.problems():
+        print(f"note: {problem}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    catalog = Catalog.load()
+    catalog.get(args.key)  # an unknown key fails before the store is touched
+    engine = make_engine(store.store_url_from_env())
+    try:
+        text = render(catalog.report(engine, args.key), args.format)
+    finally:
+        engine.dispose()
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import run_simple
+
+    from experiments.dashboard import create_app
+
+    configure_logging("experiments")
+    run_simple(args.host, args.port, create_app(), threaded=True, use_reloader=False)
+    return 0

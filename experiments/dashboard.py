@@ -1,0 +1,183 @@
+"""The growth dashboard (`python -m experiments serve`, port 8004): the
+experiments with their status and exposures, and each one's report.
+
+For the growth team only: a token with the `growth` or `admin` role, sent as
+`Authorization: Bearer <token>` or held in the `fd_session` cookie (the 401
+page has a form that sets it). Errors are problem+json with a stable `code`
+for JSON clients and a page for browsers; never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, jsonify, redirect, request
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from experiments.catalog import Catalog, UnknownExperiment
+from experiments.definitions import PayloadUnreadable
+from experiments.render import render_html, render_page
+from experiments.store import last_collected_at
+from services.common.auth import CHALLENGE, Principal, principal_from_header, verify_token
+from services.common.config import Settings
+from services.common.db import make_engine
+from services.common.problems import PROBLEM_JSON, Problem, from_status
+
+log = logging.getLogger(__name__)
+
+COOKIE = "fd_session"
+ROLES = frozenset({"growth", "admin"})
+PUBLIC = frozenset({"healthz", "sign_in", "sign_out"})
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    # Not no-referrer: browsers then send `Origin: null` on the sign-in form's own POST.
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
+    settings = settings or Settings.from_env("experiments")
+    catalog = catalog or Catalog.load(settings.growthbook_payload_file)
+    engine = make_engine(settings.database_url)
+    app = Flask("experiments")
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in reading order
+    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
+    app.extensions["experiments_store"] = engine
+
+    @app.before_request
+    def _authenticate() -> None:
+        g.request_id = uuid.uuid4().hex
+        if request.endpoint not in PUBLIC:
+            g.principal = _growth_member(settings.auth_secret, _credentials())
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers.update(SECURITY_HEADERS)
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok", service="experiments")
+
+    @app.get("/")
+    def experiments() -> str:
+        return render_page("list.html", {"dashboard": True, "principal": g.principal,
+                                         "experiments": catalog.summaries(engine),
+                                         "collected_at": last_collected_at(engine)})
+
+    @app.get("/experiments/<key>.json")
+    def report_json(key: str) -> Response:
+        return jsonify(catalog.report(engine, key).to_dict())
+
+    @app.get("/experiments/<key>")
+    def report_page(key: str) -> str:
+        return render_html(catalog.report(engine, key), dashboard=True, principal=g.principal)
+
+    @app.post("/session")
+    def sign_in() -> Response:
+        if not _same_origin():
+            raise Problem(403, "cross_origin", "Not allowed", "Sign in from the dashboard's own page.")
+        token = (request.form.get("token") or "").strip()
+        _growth_member(settings.auth_secret, ("cookie", token))
+        response = redirect(_local_path(request.form.get("next")), code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", secure=request.is_secure)
+        return response
+
+    @app.post("/sign-out")
+    def sign_out() -> Response:
+        response = redirect("/", code=303)
+        response.delete_cookie(COOKIE, httponly=True, samesite="Lax", secure=request.is_secure)
+        return response
+
+    @app.errorhandler(Problem)
+    def _problem(problem: Problem) -> Response:
+        return _problem_response(problem)
+
+    @app.errorhandler(Exception)
+    def _error(error: Exception) -> Response:
+        return _problem_response(_as_problem(error))
+
+    return app
+
+
+def _credentials() -> tuple[str, str | None]:
+    header = request.headers.get("Authorization")
+    return ("header", header) if header else ("cookie", request.cookies.get(COOKIE))
+
+
+def _growth_member(secret: str, credentials: tuple[str, str | None]) -> Principal:
+    kind, value = credentials
+    if not value:
+        raise Problem(401, "unauthenticated", "Sign in required",
+                      "This dashboard is for the growth team: sign in with your token, or send "
+                      "'Authorization: Bearer <token>'.", headers=CHALLENGE)
+    principal = principal_from_header(secret, value) if kind == "header" else verify_token(secret, value)
+    if not principal.roles & ROLES:
+        raise Problem(403, "growth_role_required", "Growth team only",
+                      "Your token does not carry the growth or admin role.")
+    return principal
+
+
+def _as_problem(error: Exception) -> Problem:
+    if isinstance(error, UnknownExperiment):
+        return Problem(404, "experiment_not_found", "Experiment not found",
+                       f"No experiment {error.key!r}; known experiments: {', '.join(error.known)}.")
+    if isinstance(error, PayloadUnreadable):
+        log.error("feature flag payload unreadable: %s", error)
+        return Problem(503, "payload_unavailable", "Experiment definitions unavailable",
+                       "The feature flag payload can not be read; try again shortly.")
+    if isinstance(error, SQLAlchemyError):
+        log.error("event store unavailable: %s", type(error).__name__)
+        return Problem(503, "store_unavailable", "Event store unavailable",
+                       "The experiment event store can not be read; try again shortly.")
+    if isinstance(error, HTTPException):
+        return from_status(error.code or 500, error.description if (error.code or 500) < 500 else None)
+    log.exception("unhandled error (request %s)", g.get("request_id"))
+    return from_status(500, "Something went wrong on our side; quote the request id when you report it.")
+
+
+def _problem_response(problem: Problem) -> Response:
+    if _wants_json():
+        response = jsonify(problem.to_dict(instance=g.get("request_id")))
+        response.mimetype = PROBLEM_JSON
+    else:
+        page = render_page("problem.html", {"dashboard": True, "principal": g.get("principal"),
+                                            "problem": problem.to_dict(), "request_id": g.get("request_id"),
+                                            "next_path": _next_path()})
+        response = Response(page, mimetype="text/html")
+    response.status_code = problem.status
+    response.headers.update(problem.headers)
+    return response
+
+
+def _wants_json() -> bool:
+    if request.path.endswith(".json"):
+        return True
+    return request.accept_mimetypes.best_match(["text/html", PROBLEM_JSON, "application/json"]) != "text/html"
+
+
+def _next_path() -> str:
+    """Where signing in from this error page leads: back to the page asked for."""
+    if request.method == "GET":
+        return _local_path(request.full_path.rstrip("?"))
+    return _local_path(request.form.get("next"))
+
+
+def _same_origin() -> bool:
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+def _local_path(candidate: Any) -> str:
+    """Only a path on this site: never an open redirect."""
+    if isinstance(candidate, str) and candidate.startswith("/") and not candidate.startswith(("//", "/\\")):
+        return candidate
+    return "/"

@@ -1,0 +1,136 @@
+"""`python -m experiments`: report in text, JSON and HTML, list, migrate, collect."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from experiments.cli import main
+from services.checkout.adapters.models import FunnelEventRow as CheckoutEvent
+from services.common.config import ROOT
+from services.common.db import make_engine
+from tests.experiments.helpers import KEY, T0, EventWriter, write_smb_experiment
+from tests.support import sqlite_url
+
+
+@pytest.fixture
+def env(store_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("EXPERIMENTS_DATABASE_URL", store_url)
+    monkeypatch.delenv("GROWTHBOOK_PAYLOAD_FILE", raising=False)
+    return store_url
+
+
+@pytest.fixture
+def smb(env: str, writer: EventWriter) -> None:
+    write_smb_experiment(writer)
+
+
+def test_text_report(smb: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", KEY]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{KEY}: SMB discount prompt on the checkout page\n")
+    _, counts, comparison, warnings = [[" ".join(line.split()) for line in section.splitlines()]
+                                       for section in out.split("\n\n")]
+    assert counts == ["No prompt (control) Prompt", "Exposed units 10 10", "Chose a plan 4 (40.0%) 6 (60.0%)",
+                      "Added a card 2 (20.0%) 3 (30.0%)", "Purchased 1 (10.0%) 2 (20.0%)"]
+    assert comparison[:2] == ["Prompt vs No prompt", "step uplift 95% CI p-value chance to win"]
+    assert [line.split(" [")[0] for line in comparison[2:]] == [
+        "Chose a plan +50.0%", "Added a card +50.0%", "Purchased +100.0%"]
+    assert warnings == ["SRM p-value 1 (expected 50/50, observed 50/50): OK"]
+
+
+def test_json_report(smb: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", KEY, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["key"] == KEY and data["status"] == "running" and data["unit"] == "user"
+    assert [v["name"] for v in data["variations"]] == ["No prompt", "Prompt"]
+    assert [[s["units"] for s in v["steps"]] for v in data["variations"]] == [[4, 2, 1], [6, 3, 2]]
+    assert [c["uplift"] for c in data["comparisons"]] == pytest.approx([0.5, 0.5, 1.0])
+    assert data["srm_warning"] is False and data["multi_variant_units"] == 0
+
+
+def test_html_report_is_one_self_contained_page(smb: None, tmp_path: Path) -> None:
+    output = tmp_path / "report.html"
+    assert main(["report", KEY, "--format", "html", "--output", str(output)]) == 0
+    html = output.read_text(encoding="utf-8")
+    assert html.startswith("<!doctype html>") and "<style>" in html
+    assert html.count("<svg") >= 2 + 3  # a funnel per variation, an interval per comparison
+    assert "4 · 40.0%" in html and "6 · 60.0%" in html  # funnel bars with counts and rates
+    assert "+50.0%" in html and "Chance to win" in html
+    for external in ("<script", "<link", "src=", "http://", "https://", "url("):
+        assert external not in html
+    assert "Sample ratio mismatch" not in html
+
+
+def test_html_report_shouts_about_srm_and_flags_multi_variant_units(env: str, writer: EventWriter,
+                                                                     tmp_path: Path) -> None:
+    for unit in range(1, 301):
+        writer.exposure(unit, 0 if unit <= 200 else 1, experiment=KEY)
+    writer.exposure(1, 1, T0 + timedelta(days=1), experiment=KEY)
+    writer.save()
+    output = tmp_path / "report.html"
+    assert main(["report", KEY, "--format", "html", "--output", str(output)]) == 0
+    html = output.read_text(encoding="utf-8")
+    assert 'class="alert danger" role="alert"' in html and "Sample ratio mismatch" in html
+    assert "67/33" in html
+    assert "1 user saw more than one variation" in html
+
+
+def test_unknown_experiment_exits_2_and_lists_the_known_ones(env: str, capsys: pytest.CaptureFixture[str],
+                                                              ) -> None:
+    assert main(["report", "no-such-experiment"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown experiment 'no-such-experiment'" in err
+    assert "smb-discount-prompt, default-seats, ultimate-trial-length, duo-pro-upsell" in err
+
+
+def test_list(smb: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == [KEY, "default-seats", "ultimate-trial-length", "duo-pro-upsell"]
+    assert " ".join(out[0].split()) == f"{KEY} running user No prompt 10, Prompt 10"
+
+
+def test_a_store_that_is_not_migrated_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("EXPERIMENTS_DATABASE_URL", sqlite_url(tmp_path / "empty.db"))
+    assert main(["report", KEY]) == 1
+    assert "run `python -m experiments migrate`" in capsys.readouterr().err
+
+
+def test_migrate_then_collect_from_the_services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                fresh_db: Callable[[str], str],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    store_url = sqlite_url(tmp_path / "var" / "experiments.db")
+    monkeypatch.setenv("EXPERIMENTS_DATABASE_URL", store_url)
+    urls = {service: fresh_db(service) for service in ("checkout", "trials", "notifications")}
+    for service, url in urls.items():
+        monkeypatch.setenv(f"{service.upper()}_DATABASE_URL", url)
+    checkout = make_engine(urls["checkout"])
+    with Session(checkout) as session:
+        session.add(CheckoutEvent(event_id="2" * 36, service="checkout", step="plan_chosen", user_id=1,
+                                  namespace_id=100, occurred_at=T0, properties={}, experiments={}, traffic="real"))
+        session.commit()
+    checkout.dispose()
+    assert main(["migrate"]) == 0
+    store: Engine = make_engine(store_url)
+    assert {"events", "collector_checkpoints"} <= set(inspect(store).get_table_names())
+    store.dispose()
+    assert main(["collect"]) == 0
+    assert "collected 1 events" in capsys.readouterr().out
+
+
+def test_python_m_experiments_runs_the_cli() -> None:
+    done = subprocess.run([sys.executable, "-m", "experiments", "report", "nope"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "known experiments: smb-discount-prompt" in done.stderr
