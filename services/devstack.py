@@ -16,12 +16,14 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import requests
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 from sqlalchemy.orm import Session
 
+from experiments import store as experiment_store
 from services.checkout.seed import load_demo, seed
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
@@ -29,6 +31,8 @@ from services.common.config import DEFAULT_PORTS, ROOT, VAR, Settings
 from services.common.db import make_engine
 from services.common.migrate import SERVICES, upgrade
 from services.common.serve import port_for
+
+CHECKOUT_PAGE, TRIALS_PAGE = "/checkout", "/trials"
 
 
 def demo_tokens(secret: str) -> list[tuple[str, str, str]]:
@@ -40,11 +44,28 @@ def demo_tokens(secret: str) -> list[tuple[str, str, str]]:
             for u in load_demo()["users"]]
 
 
+def sign_in_link(service_url: str, token: str, next_path: str = CHECKOUT_PAGE) -> str:
+    return f"{service_url}/sign-in?{urlencode({'token': token, 'next': next_path})}"
+
+
+def user_lines(secret: str, checkout_url: str) -> list[str]:
+    """Each demo user's API token and page sign-in link."""
+    lines = ["Demo users: the token is for the API (export it as TOKEN and send",
+             "'Authorization: Bearer $TOKEN'); the link signs a browser in to the pages",
+             "(one sign-in covers every service on the host: cookies are per host, not port).",
+             ""]
+    for name, email, token in demo_tokens(secret):
+        lines += [f"  {name} <{email}>", f"    token    {token}",
+                  f"    sign in  {sign_in_link(checkout_url, token)}"]
+    return lines
+
+
 def prepare() -> None:
     VAR.mkdir(exist_ok=True)
     (VAR / "mail").mkdir(exist_ok=True)
     for service in SERVICES:
         upgrade(service, Settings.from_env(service).database_url)
+    experiment_store.upgrade(experiment_store.store_url_from_env())
     engine = make_engine(Settings.from_env("checkout").database_url)
     with Session(engine) as session:
         seed(session, SystemClock())
@@ -80,10 +101,11 @@ def _announce(settings: Settings) -> None:
     ready = all(_wait_for(f"{url}/healthz") for url in urls.values())
     lines = ["", "=" * 78, "The stack is up." if ready else "Some services did not answer yet.", ""]
     lines += [f"  {name:<14} {url}   (API docs: {url}/openapi.json)" for name, url in urls.items()]
-    lines += [f"  {'localstripe':<14} {stripe_base}", f"  {'mail folder':<14} {VAR / 'mail'}",
-              "", "Demo tokens (export one as TOKEN and send 'Authorization: Bearer $TOKEN'):"]
-    for name, email, token in demo_tokens(settings.auth_secret):
-        lines += [f"  {name} <{email}>", f"    {token}"]
+    lines += [f"  {'localstripe':<14} {stripe_base}", f"  {'mail folder':<14} {VAR / 'mail'}", "",
+              "Pages (docs/pages.md):",
+              f"  {'checkout':<14} {urls['checkout']}{CHECKOUT_PAGE}",
+              f"  {'trials':<14} {urls['trials']}{TRIALS_PAGE}", ""]
+    lines += user_lines(settings.auth_secret, urls["checkout"])
     lines += ["", "README.md walks through buying Premium for the 'acme' namespace (id 100).",
               "Ctrl-C stops everything.", "=" * 78, ""]
     print("\n".join(lines), flush=True)
@@ -93,6 +115,9 @@ def run() -> int:
     os.chdir(ROOT)
     # Every process shares one business clock that `make timetravel` can move.
     os.environ.setdefault("CLOCK_FILE", str(VAR / "clock.json"))
+    # Locally every client is 127.0.0.1, so the per-address limit on code
+    # attempts would throttle the demo traffic generator; per account still holds.
+    os.environ.setdefault("CODE_ATTEMPTS_PER_CLIENT", "600/minute")
     prepare()
     settings = Settings.from_env("checkout")
     env = dict(os.environ)
@@ -109,8 +134,8 @@ def run() -> int:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["tokens"]:
-        for name, email, token in demo_tokens(Settings.from_env("checkout").auth_secret):
-            print(f"{name} <{email}>\n  {token}")
+        print("\n".join(user_lines(Settings.from_env("checkout").auth_secret,
+                                   f"http://127.0.0.1:{port_for('checkout')}")))
         return 0
     if argv:
         print("usage: python -m services.devstack [tokens]", file=sys.stderr)

@@ -22,6 +22,7 @@ from datetime import timedelta
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
 from services.common.config import Settings
+from services.common.db import make_engine
 from services.common.logs import configure_logging
 from services.common.relay import Subscriber, relay_once
 from services.common.service import ServiceContext, build_context
@@ -34,6 +35,11 @@ SUBSCRIPTIONS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
 }
 # Renewal sweeps are cheap when nothing is due, but need not run every second.
 RENEWAL_SWEEP_SECONDS = 10.0
+# Funnel events reach the experiments' event store within this long.
+COLLECT_SECONDS = 5.0
+# Besides the publishing services, the worker can run the experiments collector.
+EXPERIMENTS = "experiments"
+JOBS = (*sorted(SUBSCRIPTIONS), EXPERIMENTS)
 
 log = logging.getLogger("worker")
 
@@ -90,10 +96,30 @@ def _renewal_job(settings: Settings) -> tuple[Callable[[], str], ServiceContext]
     return renewals, checkout.ctx
 
 
+def _collect_job() -> Callable[[], str]:
+    """Copy the services' funnel events into the experiments' event store."""
+    from experiments import store
+
+    engine = make_engine(store.store_url_from_env())
+    sources = {name: make_engine(url) for name, url in store.source_urls_from_env().items()}
+    last = [0.0]
+
+    def collect() -> str:
+        if time.monotonic() - last[0] < COLLECT_SECONDS:
+            return ""
+        last[0] = time.monotonic()
+        copied = store.collect_once(engine, sources)
+        return f"experiments: collected {copied} funnel events" if copied else ""
+    return collect
+
+
 def build_jobs(services: list[str]) -> tuple[list[Callable[[], str]], list[ServiceContext]]:
     jobs: list[Callable[[], str]] = []
     contexts: list[ServiceContext] = []
     for service in services:
+        if service == EXPERIMENTS:
+            jobs.append(_collect_job())
+            continue
         settings = Settings.from_env(service)
         if service == "trials":
             sweep, ctx = _sweep_job(settings)
@@ -136,15 +162,15 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("services", nargs="*", metavar="service",
-                        help=f"any of {', '.join(sorted(SUBSCRIPTIONS))} (default: all)")
+                        help=f"any of {', '.join(JOBS)} (default: all)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between passes")
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
     args = parser.parse_args(argv)
-    unknown = set(args.services) - set(SUBSCRIPTIONS)
+    unknown = set(args.services) - set(JOBS)
     if unknown:
         parser.error(f"unknown services: {', '.join(sorted(unknown))}")
     configure_logging("worker")
-    return run(args.services or sorted(SUBSCRIPTIONS), args.interval, args.once)
+    return run(args.services or list(JOBS), args.interval, args.once)
 
 
 if __name__ == "__main__":
