@@ -21,7 +21,7 @@ import stripe
 from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
@@ -116,8 +116,9 @@ class LocalStripe:
 class LiveServer:
     """A Flask app on a real socket (threaded), for webhooks and concurrency."""
 
-    def __init__(self, app: Flask) -> None:
-        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    def __init__(self, app: Flask, request_handler: type[WSGIRequestHandler] | None = None) -> None:
+        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True,
+                                                  request_handler=request_handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)

@@ -12,11 +12,13 @@ from services.checkout.api import admin, billing, catalog, namespaces, purchases
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.offers import OfferRules
 from services.checkout.domain.renewal import RenewalRules
+from services.checkout.pages import views as pages
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import trial_events
 from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.inbox import events_blueprint
+from services.common.pages import pages_blueprint
 from services.common.service import ServiceContext, build_context
 from services.common.web import ReadinessCheck, create_service_app
 
@@ -49,5 +51,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
                     events_blueprint(InboxEvent, trial_events.HANDLERS, {"trial.": "trials"})],
         readiness_checks=[_stripe_reachable(checkout.payments)],
         json_exempt_paths=[webhooks.WEBHOOK_PATH])
+    app.register_blueprint(pages_blueprint(home="/checkout"))
+    app.register_blueprint(pages.blp)
     app.extensions["checkout"] = checkout
     return app

@@ -26,6 +26,7 @@ from services.common.logs import init_error_monitoring, request_id_var
 from services.common.metrics import metrics_response, observe_request
 from services.common.problems import PROBLEM_JSON, Problem, from_status
 from services.common.service import ServiceContext, ServiceUnitOfWork
+from services.common.sessions import SESSION_COOKIE, session_principal
 from services.common.telemetry import TRAFFIC_HEADER, Traffic
 
 log = logging.getLogger(__name__)
@@ -93,11 +94,17 @@ def service_context() -> ServiceContext:
 
 
 def current_principal() -> Principal:
-    """The authenticated caller, or a 401 problem."""
+    """The authenticated caller, or a 401 problem: the bearer token, else the
+    pages' session cookie (which needs the CSRF token on unsafe methods)."""
     principal = getattr(g, "principal", None)
     if principal is None:
-        principal = principal_from_header(service_context().settings.auth_secret,
-                                          request.headers.get("Authorization"))
+        secret = service_context().settings.auth_secret
+        header = request.headers.get("Authorization")
+        session = request.cookies.get(SESSION_COOKIE)
+        if session and not header:
+            principal = session_principal(secret, session)
+        else:
+            principal = principal_from_header(secret, header)
         g.principal = principal
     return principal
 

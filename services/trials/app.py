@@ -8,12 +8,14 @@ from flask import Flask
 from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.inbox import events_blueprint
+from services.common.pages import pages_blueprint
 from services.common.service import build_context
 from services.common.web import create_service_app
 from services.trials.adapters.directory import CheckoutDirectory, NamespaceDirectory
 from services.trials.adapters.models import ExposureRow, FunnelEventRow, InboxEvent, OutboxMessage
 from services.trials.api import trials as trials_api
 from services.trials.domain.rules import TrialRules
+from services.trials.pages import views as pages
 from services.trials.runtime import Trials
 from services.trials.usecases.events import HANDLERS
 
@@ -33,5 +35,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     flask_app = create_service_app(
         trials.ctx, title="Trials", description=__doc__ or "",
         blueprints=[trials_api.blp, events_blueprint(InboxEvent, HANDLERS, {"subscription.": "checkout"})])
+    flask_app.register_blueprint(pages_blueprint(home="/trials"))
+    flask_app.register_blueprint(pages.blp)
     flask_app.extensions["trials"] = trials
     return flask_app

@@ -69,15 +69,16 @@ def test_gunicorn_accepts_every_setting(monkeypatch: pytest.MonkeyPatch) -> None
         assert callable(cfg.settings[hook].get()) and cfg.settings[hook].get() is conf[hook]
 
 
-def test_access_log_lines_are_json(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_access_log_lines_are_json_without_query_or_referer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sign-in link's token is in its query (and then in referers): never logged."""
     conf = load(monkeypatch)
-    atoms = SafeAtoms({"t": "[21/Nov/2026:12:00:00 +0000]", "h": "10.0.0.7", "m": "POST", "U": "/purchases",
-                       "q": "a=1", "s": "201", "b": "512", "M": 12, "a": 'curl "quoted"', "f": "-",
-                       "{x-request-id}o": "abc123"})
+    atoms = SafeAtoms({"t": "[21/Nov/2026:12:00:00 +0000]", "h": "10.0.0.7", "m": "GET", "U": "/sign-in",
+                       "q": "token=eyJsecret", "s": "302", "b": "0", "M": 12, "a": 'curl "quoted"',
+                       "f": "http://x/sign-in?token=eyJsecret", "{x-request-id}o": "abc123"})
     line = json.loads(conf["access_log_format"] % atoms)
-    assert line == {"time": "[21/Nov/2026:12:00:00 +0000]", "remote_addr": "10.0.0.7", "method": "POST",
-                    "path": "/purchases", "query": "a=1", "status": 201, "bytes": "512", "duration_ms": 12,
-                    "request_id": "abc123", "user_agent": 'curl "quoted"', "referer": "-"}
+    assert line == {"time": "[21/Nov/2026:12:00:00 +0000]", "remote_addr": "10.0.0.7", "method": "GET",
+                    "path": "/sign-in", "status": 302, "bytes": "0", "duration_ms": 12,
+                    "request_id": "abc123", "user_agent": 'curl "quoted"'}
 
 
 def _client_address(wsgi: Any, forwarded_for: str) -> str:

@@ -4,9 +4,7 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
-from services.checkout.adapters.models import Membership, Namespace
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import (
     AutoRenewSchema,
@@ -17,7 +15,7 @@ from services.checkout.api.schemas import (
     RenewalResultSchema,
     SubscriptionSchema,
 )
-from services.checkout.usecases import access, offers, renewals, subscriptions
+from services.checkout.usecases import offers, renewals, subscriptions
 from services.common.web import ProblemSchema, current_principal, request_uow
 
 blp = Blueprint("namespaces", __name__, description="Namespaces, their subscription and entitlements")
@@ -29,15 +27,7 @@ class MyNamespaces(MethodView):
     @blp.doc(security=[{"bearerAuth": []}])
     def get(self) -> list[dict[str, Any]]:
         """The namespaces the caller is a member of, with their role."""
-        principal = current_principal()
-        with request_uow() as uow:
-            rows = uow.session.execute(
-                select(Namespace, Membership.role).join(Membership)
-                .where(Membership.user_id == principal.user_id).order_by(Namespace.path)).all()
-            return [{"id": ns.id, "path": ns.path, "name": ns.name, "kind": ns.kind,
-                     "parent_id": ns.parent_id, "plan": ns.plan, "role": role,
-                     "billable_members": access.billable_members(uow.session, ns.id)}
-                    for ns, role in rows]
+        return subscriptions.my_namespaces(request_uow(), current_principal())
 
 
 @blp.route("/namespaces/<id:namespace_id>")

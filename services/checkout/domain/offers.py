@@ -48,7 +48,12 @@ def default_seats(rules: OfferRules, billable_members: int, variation: object) -
     return minimum
 
 
-def minimum_reason(path: str, billable_members: int) -> str:
+def seat_minimum(path: str, billable_members: int, seats_held: int = 0) -> tuple[int, str]:
+    """The fewest seats a buyer can choose, and why: every billable member needs
+    one, and an upgrade keeps the seats already paid for (pricing._upgrade_lines)."""
+    minimum = minimum_seats(billable_members)
+    if seats_held > minimum:
+        return seats_held, f"{path} has {seats_held} seats already, and an upgrade keeps them."
     if billable_members <= 1:
-        return "Every subscription has at least one seat."
-    return f"{path} has {billable_members} billable members, and each one needs a seat."
+        return minimum, "Every subscription has at least one seat."
+    return minimum, f"{path} has {billable_members} billable members, and each one needs a seat."

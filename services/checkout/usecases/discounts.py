@@ -13,8 +13,9 @@ queue, and the (N+1)th sees the cap and is refused before any charge.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -70,12 +71,21 @@ def _state(session: Session, code: str) -> tuple[rules.CodeState | None, int]:
 
 def is_new_customer(session: Session, account_id: int | None, namespace_id: int) -> bool:
     """No earlier paid order by this account or for this namespace, and no paid plan now."""
+    return not session.scalar(_PAID_OR_SUBSCRIBED, {"account": account_id or -1, "ns": namespace_id})
+
+
+def paid_or_subscribed(account_id: Any, namespace_id: Any) -> ColumnElement[bool]:
+    """The opposite of is_new_customer, as SQL (ids may be columns or bound parameters)."""
     paid_before = select(Order.id).where(
         Order.status == "completed", Order.total > 0,
-        or_(Order.billing_account_id == (account_id or -1), Order.namespace_id == namespace_id))
+        or_(Order.billing_account_id == account_id, Order.namespace_id == namespace_id))
     subscribed = select(Subscription.id).where(Subscription.namespace_id == namespace_id,
                                                Subscription.status == "active")
-    return not session.scalar(select(exists(paid_before) | exists(subscribed)))
+    return exists(paid_before) | exists(subscribed)
+
+
+# Built once: every code check asks it.
+_PAID_OR_SUBSCRIBED = select(paid_or_subscribed(bindparam("account"), bindparam("ns")))
 
 
 def evaluate_code(uow: ServiceUnitOfWork, principal: Principal, quote: Quote, raw: str) -> CodeOutcome:

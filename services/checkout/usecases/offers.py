@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, bindparam, select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import BillingAccount
-from services.checkout.domain.offers import OfferRules, SmbPrompt, default_seats, minimum_reason
-from services.checkout.domain.pricing import NamespaceFacts, minimum_seats
+from services.checkout.domain.offers import OfferRules, SmbPrompt, default_seats, seat_minimum
+from services.checkout.domain.pricing import NamespaceFacts
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access
-from services.checkout.usecases.discounts import is_new_customer
+from services.checkout.usecases.discounts import paid_or_subscribed
 from services.common.auth import Principal
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
@@ -42,13 +42,21 @@ class Offer:
 
 
 def attributes(session: Session, principal: Principal, facts: NamespaceFacts) -> dict[str, Any]:
-    account = session.scalar(select(BillingAccount).where(BillingAccount.user_id == principal.user_id))
+    country, returning = session.execute(_BUYER, {"user": principal.user_id, "ns": facts.id}).one()
     return {
         "id": str(principal.user_id), "namespace_id": str(facts.id), "plan": facts.current_plan,
         "seats": facts.current.seats if facts.current else 0, "billable_members": facts.billable_members,
-        "country": account.country if account else None,
-        "new_customer": is_new_customer(session, account.id if account else None, facts.id),
+        "country": country, "new_customer": not returning,
     }
+
+
+# The buyer's country and discounts.is_new_customer's test in one round trip (every
+# quote asks), built once. Without a billing account the row is (NULL, <the namespace's
+# history alone>), as is_new_customer(session, None, namespace) answers.
+_ME = select(bindparam("user", type_=BigInteger).label("user_id")).subquery("me")
+_BUYER = (
+    select(BillingAccount.country, paid_or_subscribed(BillingAccount.id, bindparam("ns")))
+    .select_from(_ME.outerjoin(BillingAccount, BillingAccount.user_id == _ME.c.user_id)))
 
 
 def smb_prompt(uow: ServiceUnitOfWork, rules: OfferRules, attrs: dict[str, Any]) -> SmbPrompt | None:
@@ -61,13 +69,13 @@ def checkout_offer(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, 
         namespace = access.load_namespace(uow.session, namespace_id, principal)
         facts = access.namespace_facts(uow.session, namespace)
         attrs = attributes(uow.session, principal, facts)
-        minimum = minimum_seats(facts.billable_members)
+        minimum, reason = seat_minimum(namespace.path, facts.billable_members,
+                                       facts.current.seats if facts.current else 0)
         offer = Offer(
             namespace_id=namespace.id, namespace_path=namespace.path, current_plan=facts.current_plan,
-            billable_members=facts.billable_members, minimum_seats=minimum,
-            minimum_reason=minimum_reason(namespace.path, facts.billable_members),
-            default_seats=default_seats(app.offers, facts.billable_members,
-                                        uow.flag(DEFAULT_SEATS_FLAG, attrs)),
+            billable_members=facts.billable_members, minimum_seats=minimum, minimum_reason=reason,
+            default_seats=max(minimum, default_seats(app.offers, facts.billable_members,
+                                                     uow.flag(DEFAULT_SEATS_FLAG, attrs))),
             smb_prompt=smb_prompt(uow, app.offers, attrs))
         uow.track(Step.PLANS_VIEWED, user_id=principal.user_id, namespace_id=namespace.id,
                   catalog_version=app.catalog.version, default_seats=offer.default_seats,

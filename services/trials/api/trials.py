@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.common.sessions import caller_token
 from services.common.web import ProblemSchema, current_principal, request_uow
 from services.trials.api.schemas import (
     StartTrialSchema,
@@ -27,9 +27,10 @@ def app() -> Trials:
 
 
 def bearer() -> str:
-    """The caller's own token, forwarded to checkout so it decides what they may see."""
+    """The caller's own token (bearer or page session), forwarded to checkout so it
+    decides what they may see."""
     current_principal()
-    return request.headers["Authorization"].split(None, 1)[1].strip()
+    return caller_token()
 
 
 @blp.route("/namespaces/<id:namespace_id>/trials/eligibility")

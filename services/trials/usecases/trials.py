@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.auth import Principal
 from services.common.problems import Problem, not_found
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
+from services.trials.adapters.directory import Membership
 from services.trials.adapters.models import Trial, TrialAudit
 from services.trials.domain import rules as R
 from services.trials.runtime import Trials
@@ -61,8 +62,17 @@ def _namespace(app: Trials, namespace_id: int, token: str) -> R.Namespace:
     return ns
 
 
+def owned_namespaces(app: Trials, token: str) -> list[Membership]:
+    """The namespaces whose trials the token's owner can start (as Owner)."""
+    return [m for m in app.directory.memberships(token) if m.role == "owner"]
+
+
+# Built once, not per eligibility check: building a select() costs about what running it does.
+_HISTORY = select(Trial).where(Trial.namespace_id == bindparam("ns"))
+
+
 def _history(uow: ServiceUnitOfWork, namespace_id: int) -> dict[str, R.PastTrial]:
-    rows = uow.session.scalars(select(Trial).where(Trial.namespace_id == namespace_id))
+    rows = uow.session.scalars(_HISTORY, {"ns": namespace_id})
     return {t.kind: R.PastTrial(t.kind, R.TrialStatus(t.status), t.ends_at) for t in rows}
 
 

@@ -1,0 +1,54 @@
+"""What the browser tests do on the pages and look at afterwards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from flask import Flask
+from playwright.sync_api import Locator, Page
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.checkout.adapters.models import BillingAccount, FunnelEventRow
+from tests.support import LocalStripe, token
+
+
+@dataclass
+class Site:
+    """A service on a live socket."""
+
+    app: Flask
+    url: str
+
+    def sign_in(self, page: Page, user_id: int = 1, next_path: str = "/checkout") -> None:
+        page.goto(f"{self.url}/sign-in?token={token(user_id)}&next={quote(next_path)}")
+
+
+def enter_card(page: Page, number: str) -> None:
+    """Type a test card into the card element (localstripe's stand-in for Stripe's)."""
+    card = page.locator("#card-element")
+    for field, value in [("number", number), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123"),
+                         ("postal_code", "94105")]:
+        card.get_by_placeholder(field, exact=True).fill(value)
+
+
+def buy_button(page: Page) -> Locator:
+    return page.get_by_role("button", name="Buy", exact=True)
+
+
+def funnel_steps(app: Flask) -> list[str]:
+    with Session(app.extensions["checkout"].ctx.engine) as s:
+        return list(s.scalars(select(FunnelEventRow.step).order_by(FunnelEventRow.id)))
+
+
+def count(app: Flask, model: Any, *where: Any) -> int:
+    with Session(app.extensions["checkout"].ctx.engine) as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def payment_intents(app: Flask, localstripe: LocalStripe, user_id: int = 1) -> list[Any]:
+    with Session(app.extensions["checkout"].ctx.engine) as s:
+        customer = s.scalar(select(BillingAccount.stripe_customer_id).where(BillingAccount.user_id == user_id))
+    return localstripe.payment_intents(customer) if customer else []
