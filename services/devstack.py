@@ -24,6 +24,7 @@ from honcho.manager import Manager
 from sqlalchemy.orm import Session
 
 from experiments import store as experiment_store
+from experiments.cli import DEFAULT_PORT as DASHBOARD_PORT
 from services.checkout.seed import load_demo, seed
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
@@ -98,13 +99,17 @@ def _announce(settings: Settings) -> None:
         print("devstack: localstripe did not start; see its lines above", flush=True)
         return
     register_webhook(stripe_base, urls["checkout"], settings.stripe_webhook_secret)
-    ready = all(_wait_for(f"{url}/healthz") for url in urls.values())
+    dashboard = f"http://127.0.0.1:{os.environ.get('EXPERIMENTS_PORT', DASHBOARD_PORT)}"
+    ready = all(_wait_for(f"{url}/healthz") for url in [*urls.values(), dashboard])
     lines = ["", "=" * 78, "The stack is up." if ready else "Some services did not answer yet.", ""]
     lines += [f"  {name:<14} {url}   (API docs: {url}/openapi.json)" for name, url in urls.items()]
     lines += [f"  {'localstripe':<14} {stripe_base}", f"  {'mail folder':<14} {VAR / 'mail'}", "",
               "Pages (docs/pages.md):",
               f"  {'checkout':<14} {urls['checkout']}{CHECKOUT_PAGE}",
-              f"  {'trials':<14} {urls['trials']}{TRIALS_PAGE}", ""]
+              f"  {'trials':<14} {urls['trials']}{TRIALS_PAGE}",
+              f"  {'growth':<14} {dashboard}/   (the experiments: sign in as Gina Growth first)", "",
+              "`make demo-traffic` walks a few hundred demo people through the funnel so the",
+              "experiments have data; `make report KEY=smb-discount-prompt` prints one.", ""]
     lines += user_lines(settings.auth_secret, urls["checkout"])
     lines += ["", "README.md walks through buying Premium for the 'acme' namespace (id 100).",
               "Ctrl-C stops everything.", "=" * 78, ""]
