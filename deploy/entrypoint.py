@@ -1,10 +1,15 @@
 """The container's entrypoint: one subcommand per role the image can play.
 
     serve {checkout,trials,notifications}   gunicorn + deploy/gunicorn.conf.py, the service's create_app()
-    worker [service ...]                    outbox relays, trial expiry, renewal sweeps (services.worker)
+    dashboard                               gunicorn + deploy/gunicorn.conf.py, the growth dashboard
+                                            (experiments.dashboard:create_app(), port 8004)
+    worker [job ...]                        outbox relays, trial expiry, renewal sweeps, and the
+                                            experiments collector (services.worker; jobs: checkout,
+                                            trials, experiments; default all)
     deliver                                 send due mail through SMTP (services.notifications.deliver)
     sweep {trials,renewals}                 one pass of a sweep, then exit (for CronJobs)
-    migrate [service ...]                   Alembic upgrade to head (services.common.migrate)
+    migrate [target ...]                    Alembic upgrade to head of the services' databases and
+                                            the experiments' event store (deploy.migrate; default all)
 
 `plan(argv)` turns the arguments into the command line to run and does nothing
 else, so tests can call it; `main()` replaces this process with that command
@@ -24,10 +29,13 @@ from typing import NoReturn
 from services.common.config import DEFAULT_PORTS
 
 GUNICORN_CONFIG = Path(__file__).resolve().with_name("gunicorn.conf.py")
-# The services `python -m services.worker` and `services.common.migrate` accept
-# (tests/deploy checks these against the modules, which are heavier to import).
-WORKER_SERVICES = ("checkout", "trials")
-MIGRATE_SERVICES = ("checkout", "trials", "notifications")
+# The jobs `python -m services.worker` runs and the targets `deploy.migrate`
+# accepts (tests/deploy checks these against the modules, which are heavier to import).
+WORKER_SERVICES = ("checkout", "trials", "experiments")
+MIGRATE_SERVICES = ("checkout", "trials", "notifications", "experiments")
+# The growth dashboard (experiments.cli.DEFAULT_PORT).
+DASHBOARD_PORT = 8004
+DASHBOARD_APP = "experiments.dashboard:create_app()"
 SWEEPS = {
     "trials": ["-m", "services.trials.sweep"],
     "renewals": ["-m", "services.checkout.sweep"],
@@ -57,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = roles.add_parser("serve", help="serve one service's HTTP API with gunicorn")
     serve.add_argument("service", choices=sorted(DEFAULT_PORTS, key=DEFAULT_PORTS.__getitem__))
 
-    worker = roles.add_parser("worker", help="relay outboxes and run the sweeps, in a loop")
-    worker.add_argument("services", nargs="*", metavar="service",
+    roles.add_parser("dashboard", help="serve the growth dashboard with gunicorn")
+
+    worker = roles.add_parser("worker", help="relay outboxes, run the sweeps, collect funnel events")
+    worker.add_argument("services", nargs="*", metavar="job",
                         help=f"any of {', '.join(WORKER_SERVICES)} (default: all)")
     worker.add_argument("--interval", type=_positive_float, help="seconds between passes")
     worker.add_argument("--once", action="store_true", help="one pass, then exit")
@@ -72,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("sweep", choices=sorted(SWEEPS))
 
     migrate = roles.add_parser("migrate", help="upgrade databases to the newest migration")
-    migrate.add_argument("services", nargs="*", metavar="service",
+    migrate.add_argument("services", nargs="*", metavar="target",
                          help=f"any of {', '.join(MIGRATE_SERVICES)} (default: all)")
     return parser
 
@@ -84,8 +94,8 @@ def _check_services(parser: argparse.ArgumentParser, given: list[str], allowed: 
         parser.error(f"unknown service {unknown[0]!r} (choose from {', '.join(allowed)})")
 
 
-def _port(parser: argparse.ArgumentParser, service: str, environ: Mapping[str, str]) -> int:
-    text = environ.get("PORT") or str(DEFAULT_PORTS[service])
+def _port(parser: argparse.ArgumentParser, default: int, environ: Mapping[str, str]) -> int:
+    text = environ.get("PORT") or str(default)
     if not text.isdigit() or not 0 < int(text) < 65536:
         parser.error(f"PORT must be a TCP port number, not {text!r}")
     return int(text)
@@ -98,9 +108,13 @@ def plan(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> list[
     args = parser.parse_args(list(argv))
     python = sys.executable or "python"
     if args.role == "serve":
-        port = _port(parser, args.service, env)
+        port = _port(parser, DEFAULT_PORTS[args.service], env)
         return [python, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG),
                 "--bind", f"0.0.0.0:{port}", f"services.{args.service}.app:create_app()"]
+    if args.role == "dashboard":
+        port = _port(parser, DASHBOARD_PORT, env)
+        return [python, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG),
+                "--bind", f"0.0.0.0:{port}", DASHBOARD_APP]
     if args.role == "worker":
         _check_services(parser, args.services, WORKER_SERVICES)
         command = [python, "-m", "services.worker", *args.services]
@@ -118,7 +132,7 @@ def plan(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> list[
         return [python, *SWEEPS[args.sweep]]
     if args.role == "migrate":
         _check_services(parser, args.services, MIGRATE_SERVICES)
-        return [python, "-m", "services.common.migrate", *args.services]
+        return [python, "-m", "deploy.migrate", *args.services]
     raise AssertionError(f"unhandled role {args.role}")  # pragma: no cover
 
 

@@ -1,5 +1,6 @@
-"""Gunicorn settings for `entrypoint serve <service>`; every value can be changed
-from the environment, so one image fits compose, staging and production.
+"""Gunicorn settings for `entrypoint serve <service>` and `entrypoint dashboard`;
+every value can be changed from the environment, so one image fits compose,
+staging and production.
 
 Sizing. The services spend most of a request waiting on PostgreSQL and Stripe
 (network I/O that releases the GIL), so the `gthread` worker is the right
@@ -83,10 +84,12 @@ access_log_format = (
 
 
 def service_name(server: Any) -> str:
-    """checkout, trials or notifications, from the app URI the entrypoint passes."""
+    """checkout, trials, notifications or experiments (the growth dashboard), from
+    the app URI the entrypoint passes."""
     uri = getattr(getattr(server, "app", None), "app_uri", None) or ""
-    match = re.match(r"services\.(\w+)\.app:", uri)
-    return match.group(1) if match else "gunicorn"
+    if match := re.match(r"services\.(\w+)\.app:", uri):
+        return match.group(1)
+    return "experiments" if uri.startswith("experiments.dashboard:") else "gunicorn"
 
 
 def metrics_dir() -> str:

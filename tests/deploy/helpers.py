@@ -21,11 +21,13 @@ IMAGE_REPOSITORY = "registry.example.com/devops-checkout"
 SECRET_NAME = "devops-checkout-secrets"
 CONFIGMAP_NAME = "devops-checkout-config"
 API_SERVICES = ("checkout", "trials", "notifications")
+# The growth dashboard's Deployment, Service and Ingress (entrypoint role `dashboard`).
+DASHBOARD = "dashboard"
 # Environment variables that hold secrets: never a literal value in a manifest.
 SECRET_VARIABLES = {
     "AUTH_SECRET", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL",
-    "CHECKOUT_DATABASE_URL", "TRIALS_DATABASE_URL", "NOTIFICATIONS_DATABASE_URL", "POSTHOG_API_KEY",
-    "GROWTHBOOK_CLIENT_KEY", "SENTRY_DSN",
+    "CHECKOUT_DATABASE_URL", "TRIALS_DATABASE_URL", "NOTIFICATIONS_DATABASE_URL", "EXPERIMENTS_DATABASE_URL",
+    "POSTHOG_API_KEY", "GROWTHBOOK_CLIENT_KEY", "SENTRY_DSN",
 }
 # Optional secrets: a pod starts without them (the feature is off).
 OPTIONAL_SECRETS = {"POSTHOG_API_KEY", "GROWTHBOOK_CLIENT_KEY", "SENTRY_DSN"}

@@ -7,21 +7,22 @@ from typing import Any
 
 import pytest
 
-from deploy.entrypoint import plan
+from deploy.entrypoint import DASHBOARD_PORT, plan
 from services.common.config import DEFAULT_PORTS
 from tests.deploy.helpers import (
     API_SERVICES,
     DEPLOY,
     SECRET_VALUE_PATTERNS,
     all_documented_variables,
-    documented_variables,
     load_compose,
 )
 from tests.deploy.helpers import ROOT as REPO
 
-APP_SERVICES = ("localstripe", "stripe-webhook", "migrate", *API_SERVICES, "worker", "deliver")
+APP_SERVICES = ("localstripe", "stripe-webhook", "migrate", *API_SERVICES, "worker", "deliver", "dashboard")
 ALL_SERVICES = ("postgres", "redis", "mailcatcher", *APP_SERVICES)
-HEALTHCHECKED = ("postgres", "redis", "localstripe", "mailcatcher", *API_SERVICES)
+HEALTHCHECKED = ("postgres", "redis", "localstripe", "mailcatcher", *API_SERVICES, "dashboard")
+# The roles that migrate, fill (the worker's `experiments` job) or read the experiments' event store.
+STORE_USERS = ("migrate", "worker", "dashboard")
 REQUIRED_SECRETS = ("AUTH_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "POSTGRES_PASSWORD")
 INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[?-])([^}]*))?\}")
 
@@ -60,9 +61,9 @@ def test_healthchecks_where_others_wait_for_them(compose: dict[str, Any]) -> Non
     for name in HEALTHCHECKED:
         test = services[name]["healthcheck"]["test"]
         assert test[0] == "CMD" and len(test) > 1, name
-    for service in API_SERVICES:
+    for service, port in (*DEFAULT_PORTS.items(), ("dashboard", DASHBOARD_PORT)):
         command = " ".join(services[service]["healthcheck"]["test"])
-        assert f"http://127.0.0.1:{DEFAULT_PORTS[service]}/healthz" in command
+        assert f"http://127.0.0.1:{port}/healthz" in command
         assert command.startswith("CMD python -c ") and "urllib.request" in command
     for name, service in services.items():
         for dependency, condition in (service.get("depends_on") or {}).items():
@@ -73,7 +74,7 @@ def test_healthchecks_where_others_wait_for_them(compose: dict[str, Any]) -> Non
 def test_start_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    for name in (*API_SERVICES, "worker", "deliver"):
+    for name in (*API_SERVICES, "worker", "deliver", "dashboard"):
         depends = services[name]["depends_on"]
         assert depends["migrate"] == {"condition": "service_completed_successfully"}, name
         assert depends["postgres"] == {"condition": "service_healthy"}, name
@@ -91,6 +92,9 @@ def test_roles_and_commands(compose: dict[str, Any]) -> None:
     assert services["migrate"]["command"] == ["migrate"]
     assert services["worker"]["command"] == ["worker"]
     assert services["deliver"]["command"] == ["deliver"]
+    assert services["dashboard"]["command"] == ["dashboard"]
+    # One worker runs every job, the experiments collector included.
+    assert plan(services["worker"]["command"], {})[1:] == ["-m", "services.worker"]
     for name in APP_SERVICES:
         if "entrypoint" not in services[name]:
             plan(services[name]["command"], {})  # a role the image's entrypoint knows
@@ -107,6 +111,8 @@ def test_ports_match_the_documented_defaults(compose: dict[str, Any]) -> None:
         assert services[service]["ports"] == [f"127.0.0.1:{port}:{port}"]
         assert str(port) in config
     assert services["localstripe"]["ports"] == ["127.0.0.1:8420:8420"]
+    assert services["dashboard"]["ports"] == [f"127.0.0.1:{DASHBOARD_PORT}:{DASHBOARD_PORT}"]
+    assert str(DASHBOARD_PORT) in (REPO / "docs" / "deployment.md").read_text()
     assert "8420" in config  # LOCALSTRIPE_PORT's default
     env = services["checkout"]["environment"]
     for service in API_SERVICES:
@@ -117,7 +123,7 @@ def test_ports_match_the_documented_defaults(compose: dict[str, Any]) -> None:
 
 
 def test_app_environment_names_are_the_documented_ones(compose: dict[str, Any]) -> None:
-    documented = documented_variables(REPO / "docs" / "configuration.md")
+    documented = all_documented_variables()
     for name in APP_SERVICES:
         environment = compose["services"][name].get("environment") or {}
         assert set(environment) - documented == set(), name
@@ -127,7 +133,23 @@ def test_app_environment_names_are_the_documented_ones(compose: dict[str, Any]) 
         url = env[f"{service.upper()}_DATABASE_URL"]
         assert url.startswith("postgresql://") and url.endswith(f"@postgres:5432/{service}")
     init = (DEPLOY / "postgres-init" / "01-databases.sql").read_text()
-    assert sorted(re.findall(r"CREATE DATABASE (\w+);", init)) == sorted(API_SERVICES)
+    assert sorted(re.findall(r"CREATE DATABASE (\w+);", init)) == sorted((*API_SERVICES, "experiments"))
+
+
+def test_the_experiments_store_is_its_own_database_for_the_roles_that_use_it(compose: dict[str, Any]) -> None:
+    from deploy.migrate import store_problem
+
+    services = compose["services"]
+    for name in STORE_USERS:
+        env = services[name]["environment"]
+        url = env["EXPERIMENTS_DATABASE_URL"]
+        assert url.startswith("postgresql://") and url.endswith("@postgres:5432/experiments"), name
+        # Everything else the services get too (the worker's collector reads all three databases).
+        assert env.items() >= services["checkout"]["environment"].items(), name
+        # What `migrate` checks before migrating the store (no secret is needed to tell).
+        assert store_problem({**env, "APP_ENV": "development"}) is None
+    for name in (*API_SERVICES, "deliver"):
+        assert "EXPERIMENTS_DATABASE_URL" not in services[name]["environment"], name
 
 
 def test_required_secrets_must_be_set(compose: dict[str, Any]) -> None:

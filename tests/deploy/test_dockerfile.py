@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 import re
+import sys
 import tomllib
 from importlib import metadata
+from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from tests.deploy.helpers import DEPLOY, ROOT
 
@@ -122,9 +126,137 @@ def test_everything_copied_exists_and_is_in_the_build_context() -> None:
 
 def test_every_module_the_entrypoint_runs_is_in_the_image() -> None:
     copied = " ".join(args for instruction, args in instructions() if instruction == "COPY")
-    for module in ("entrypoint", "gunicorn.conf", "__init__"):
+    for module in ("entrypoint", "gunicorn.conf", "migrate", "__init__"):
         assert f"deploy/{module}.py" in copied
     assert "services/ services/" in copied  # the sweeps (services/*/sweep.py) come with the code
+    assert "experiments/ experiments/" in copied  # flags, the store, the dashboard
+
+
+def _dockerignore() -> list[str]:
+    return [line for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+            if line and not line.startswith("#")]
+
+
+def image_files() -> set[str]:
+    """The repository files the runtime stage's COPY instructions put under /app."""
+    patterns = _dockerignore()
+    files: set[str] = set()
+    for instruction, args in stages()["runtime"]:
+        if instruction != "COPY" or args.startswith("--from"):
+            continue
+        *sources, _destination = args.split()
+        for source in sources:
+            path = ROOT / source
+            candidates = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+            for candidate in candidates:
+                relative = candidate.relative_to(ROOT).as_posix()
+                if "__pycache__" not in relative and _allowed(relative, patterns):
+                    files.add(relative)
+    return files
+
+
+def test_the_experiments_package_and_its_data_are_in_the_image() -> None:
+    files = image_files()
+    for needed in ("experiments/__init__.py", "experiments/dashboard.py", "experiments/store.py",
+                   "experiments/flags.py", "experiments/cli.py", "experiments/__main__.py",
+                   "experiments/payload.json", "experiments/metrics.toml",
+                   "experiments/migrations/env.py", "experiments/migrations/script.py.mako",
+                   "deploy/migrate.py"):
+        assert needed in files, needed
+    for folder in ("experiments/templates", "experiments/migrations/versions"):
+        expected = {p.relative_to(ROOT).as_posix() for p in (ROOT / folder).iterdir() if p.is_file()}
+        assert expected and expected <= files, folder
+    # What the services find relative to /app (services/common/config.py ROOT).
+    from services.common.config import ROOT as APP_ROOT
+    from services.common.config import Settings
+
+    default_payload = Path(Settings(service="checkout", database_url="sqlite://").growthbook_payload_file)
+    assert default_payload.relative_to(APP_ROOT).as_posix() in files
+    # The demo traffic generator needs loadtests/, which the image leaves out.
+    assert "experiments/traffic.py" not in files
+    assert not any(f.startswith(("loadtests/", "benchmarks/", "tests/")) for f in files)
+    runs = " ".join(args for instruction, args in stages()["runtime"] if instruction == "RUN")
+    assert "compileall" in runs and " experiments" in runs
+
+
+def test_exposes_the_dashboard_port_with_the_services() -> None:
+    from deploy.entrypoint import DASHBOARD_PORT
+    from services.common.config import DEFAULT_PORTS
+
+    [exposed] = [args.split() for instruction, args in instructions() if instruction == "EXPOSE"]
+    assert sorted(int(port) for port in exposed) == sorted((*DEFAULT_PORTS.values(), DASHBOARD_PORT))
+
+
+FIRST_PARTY = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+
+
+def _module_name(relative: str) -> str:
+    parts = relative.removesuffix(".py").split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Every module `path` imports (anywhere in it, lazily imported ones too), as dotted names;
+    `from a import b` gives both a and a.b (b may be a module or a name)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return found
+
+
+def _runtime_distributions() -> set[str]:
+    """The runtime dependencies (pyproject.toml's, not the dev extra, and deploy/requirements.txt)
+    with everything they require, by normalised distribution name."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pending = [Requirement(line) for line in [*project["dependencies"], *REQUIREMENTS]]
+    seen: set[str] = set()
+    while pending:
+        requirement = pending.pop()
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        extras = sorted(requirement.extras)
+        key = f"{name}[{','.join(extras)}]"
+        if key in seen:
+            continue
+        seen.add(key)
+        for line in metadata.distribution(requirement.name).requires or []:
+            needed = Requirement(line)
+            if needed.marker is None or any(needed.marker.evaluate({"extra": extra}) for extra in extras or [""]):
+                pending.append(needed)
+    return {key.partition("[")[0] for key in seen}
+
+
+def test_every_module_in_the_image_imports_only_what_the_image_has() -> None:
+    """A module the image holds must not import first-party code it lacks (loadtests, a file
+    left out) or a package that is only a dev dependency (PyYAML, pytest, locust ...)."""
+    files = image_files()
+    modules = {_module_name(f) for f in files if f.endswith(".py")}
+    runtime = _runtime_distributions()
+    providers = metadata.packages_distributions()
+    problems = []
+    for relative in sorted(f for f in files if f.endswith(".py")):
+        missing: set[str] = set()
+        for name in sorted(_imports(ROOT / relative, _module_name(relative))):
+            top = name.split(".")[0]
+            if top in FIRST_PARTY:
+                parent = name.rpartition(".")[0]
+                if name not in modules and parent not in modules and parent not in missing:
+                    missing.add(name)
+                    problems.append(f"{relative}: {name} is not in the image")
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                distributions = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(top, [])}
+                if not distributions & runtime:
+                    problems.append(f"{relative}: {name} is not a runtime dependency")
+    assert not problems, "\n".join(problems)
+    assert {"services.worker", "experiments.dashboard", "experiments.store", "deploy.entrypoint"} <= modules
 
 
 REQUIREMENTS = [line for line in (DEPLOY / "requirements.txt").read_text().splitlines()

@@ -100,6 +100,9 @@ def test_service_name_from_the_app_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     server = SimpleNamespace(app=SimpleNamespace(app_uri="services.checkout.app:create_app()"))
     assert service_name(server) == "checkout"
     assert service_name(SimpleNamespace(app=SimpleNamespace(app_uri="other:app"))) == "gunicorn"
+    # The growth dashboard logs as "experiments", the service name its /healthz reports.
+    dashboard = SimpleNamespace(app=SimpleNamespace(app_uri="experiments.dashboard:create_app()"))
+    assert service_name(dashboard) == "experiments"
 
 
 def test_metrics_directory_is_created_emptied_and_dead_workers_dropped(

@@ -10,17 +10,20 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from deploy.entrypoint import plan
+from deploy.entrypoint import DASHBOARD_PORT, plan
+from deploy.migrate import store_problem
 from services.common.config import DEFAULT_PORTS, Settings
 from tests.deploy.helpers import (
     API_SERVICES,
     CONFIGMAP_NAME,
+    DASHBOARD,
     DEPLOY,
     IMAGE_REPOSITORY,
     K8S,
     KUSTOMIZATIONS,
     OPTIONAL_SECRETS,
     OVERLAYS,
+    ROOT,
     SECRET_LOOKING_NAME,
     SECRET_NAME,
     SECRET_VALUE_PATTERNS,
@@ -91,7 +94,33 @@ def test_service_deployment_probes_resources_and_security(name: str, service: st
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
-@pytest.mark.parametrize("service", API_SERVICES)
+@pytest.mark.parametrize("name", ALL)
+def test_dashboard_deployment_service_probes_resources_and_security(name: str) -> None:
+    resources = rendered(name)
+    deployment = find(resources, "Deployment", DASHBOARD)
+    [container] = pod_spec(deployment)["containers"]
+    assert container["args"] == ["dashboard"]
+    assert container["ports"] == [{"name": "http", "containerPort": DASHBOARD_PORT}]
+    # The dashboard has no /readyz: every probe is /healthz, which needs no token and no store.
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}, kind
+    assert deployment["spec"]["replicas"] >= 1
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    # No /metrics to scrape.
+    assert "prometheus.io/scrape" not in (deployment["spec"]["template"]["metadata"].get("annotations") or {})
+    gunicorn = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    assert int(gunicorn["WEB_CONCURRENCY"]) >= 1 and int(gunicorn["THREADS"]) >= 1
+
+    labels = pod_labels(deployment)
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    service = find(resources, "Service", DASHBOARD)
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"] == [{"name": "http", "port": DASHBOARD_PORT, "targetPort": "http"}]
+
+
+@pytest.mark.parametrize("service", (*API_SERVICES, DASHBOARD))
 def test_termination_grace_covers_prestop_and_gunicorn_graceful_timeout(service: str) -> None:
     gunicorn = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
     spec = pod_spec(find(rendered("base"), "Deployment", service))
@@ -180,9 +209,12 @@ def test_every_workload_runs_an_entrypoint_role(name: str) -> None:
 def test_worker_deliver_sweeps_and_migration_use_their_roles(name: str) -> None:
     resources = rendered(name)
     worker = find(resources, "Deployment", "worker")
-    assert containers(worker)[0]["args"] == ["worker"]
+    assert containers(worker)[0]["args"] == ["worker", "checkout", "trials"]
     if name != "staging":
         assert worker["spec"]["replicas"] == 2  # safe: rows are claimed with SKIP LOCKED
+    collector = find(resources, "Deployment", "collector")
+    assert containers(collector)[0]["args"] == ["worker", "experiments"]
+    assert collector["spec"]["replicas"] == 1  # enough; more would be safe (duplicates are ignored)
     assert containers(find(resources, "Deployment", "deliver"))[0]["args"] == ["deliver"]
 
     for cron, sweep in (("sweep-trials", "trials"), ("sweep-renewals", "renewals")):
@@ -234,15 +266,18 @@ def test_no_literal_secret_in_any_manifest_file() -> None:
             assert not pattern.search(text), f"{path}: {pattern.pattern}"
 
 
-# Which services' settings each role loads (Settings.from_env(service)).
+# Which services' settings each role loads (Settings.from_env(service)); "experiments"
+# is the event store (the collector also reads the three services' URLs).
 ROLE_SERVICES = {
     ("serve", "checkout"): ["checkout"], ("serve", "trials"): ["trials"],
-    ("serve", "notifications"): ["notifications"], ("worker",): ["checkout", "trials"],
+    ("serve", "notifications"): ["notifications"], ("worker", "checkout", "trials"): ["checkout", "trials"],
+    ("worker", "experiments"): ["experiments", "checkout", "trials", "notifications"],
+    ("dashboard",): ["experiments"],
     ("deliver",): ["notifications"], ("sweep", "trials"): ["trials"], ("sweep", "renewals"): ["checkout"],
-    ("migrate",): ["checkout", "trials", "notifications"],
+    ("migrate",): ["checkout", "trials", "notifications", "experiments"],
 }
 # The roles that call Stripe (without the key they would use localstripe's test key).
-STRIPE_ROLES = {("serve", "checkout"), ("worker",), ("sweep", "renewals")}
+STRIPE_ROLES = {("serve", "checkout"), ("worker", "checkout", "trials"), ("sweep", "renewals")}
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
@@ -252,10 +287,12 @@ def test_each_workload_has_the_settings_its_services_need_in_production(name: st
     assert config["APP_ENV"] == "production"
     for workload in workloads(resources):
         [container] = containers(workload)
-        # What the pod's environment would hold, with a stand-in for every secret.
+        # What the pod's environment would hold, with a stand-in for every secret
+        # (each database URL names its own database, as the Secret's must).
         environ = dict(config)
-        environ.update({item["name"]: "postgresql://u:p@db/x" if item["name"].endswith("DATABASE_URL")
-                        else "s" * 48 for item in container["env"]})
+        environ.update({item["name"]: f"postgresql://u:p@db/{item['name'].lower()}"
+                        if item["name"].endswith("DATABASE_URL") else item.get("value", "s" * 48)
+                        for item in container["env"]})
         for service in ROLE_SERVICES[tuple(container["args"])]:
             settings = Settings.from_env(service, environ)  # raises without the production secrets
             assert settings.database_url.startswith("postgresql"), (_identity(workload), service)
@@ -265,6 +302,57 @@ def test_each_workload_has_the_settings_its_services_need_in_production(name: st
         # Least privilege: no database URL of a service the role does not run.
         needed = {f"{s.upper()}_DATABASE_URL" for s in ROLE_SERVICES[tuple(container["args"])]}
         assert {n for n in _env_names(container) if n.endswith("DATABASE_URL")} == needed
+        if "experiments" in ROLE_SERVICES[tuple(container["args"])]:
+            # Set explicitly (never the DATABASE_URL or SQLite fallback), as `migrate` insists.
+            assert store_problem(environ) is None, _identity(workload)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_experiments_collector_runs_in_exactly_one_deployment(name: str) -> None:
+    """Every worker job runs somewhere; the `experiments` job in one Deployment only."""
+    from services.worker import EXPERIMENTS, JOBS
+
+    runs: dict[str, list[str]] = {job: [] for job in JOBS}
+    for deployment in (r for r in rendered(name) if r["kind"] == "Deployment"):
+        args = containers(deployment)[0]["args"]
+        if args[0] == "worker":
+            for job in [a for a in args[1:] if not a.startswith("-")] or JOBS:  # none named: all
+                runs[job].append(deployment["metadata"]["name"])
+    assert all(runs.values()), runs
+    assert runs[EXPERIMENTS] == ["collector"]
+    assert "collector" not in runs["checkout"] + runs["trials"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_reference_in_a_pod_resolves(name: str) -> None:
+    """Every secret key a pod reads is in the Secret the docs tell you to create; every
+    ConfigMap a pod reads is rendered; no variable is set twice in a container."""
+    docs = (ROOT / "docs" / "deployment.md").read_text()
+    documented_keys = set(re.findall(r"--from-literal=([a-z0-9-]+)=", docs))
+    resources = rendered(name)
+    configmaps = {r["metadata"]["name"] for r in resources if r["kind"] == "ConfigMap"}
+    referenced: set[str] = set()
+    for workload in workloads(resources):
+        for container in containers(workload):
+            names = _env_names(container)
+            assert len(names) == len(set(names)), (_identity(workload), names)
+            for source in container["envFrom"]:
+                assert source["configMapRef"]["name"] in configmaps
+            for item in container.get("env", []):
+                assert ("value" in item) != ("valueFrom" in item), item["name"]
+                if "valueFrom" in item:
+                    referenced.add(item["valueFrom"]["secretKeyRef"]["key"])
+    assert referenced <= documented_keys, referenced - documented_keys
+    assert "experiments-database-url" in referenced
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_the_flag_settings_are_optional_and_default_to_the_payload_in_the_image(name: str) -> None:
+    config = find(rendered(name), "ConfigMap", CONFIGMAP_NAME)["data"]
+    assert config["GROWTHBOOK_PAYLOAD_FILE"] == "" and config["GROWTHBOOK_API_HOST"] == ""
+    settings = Settings.from_env("checkout", {**config, "AUTH_SECRET": "s" * 48, "STRIPE_WEBHOOK_SECRET": "w" * 40})
+    assert settings.growthbook_payload_file == str(ROOT / "experiments" / "payload.json")
+    assert settings.growthbook_api_host is None and settings.growthbook_refresh_seconds > 0
 
 
 def test_every_variable_in_the_manifests_is_documented() -> None:
@@ -313,6 +401,12 @@ def public_routes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[st
         routes[service] = sorted({rule.rule.split("<")[0] or "/" for rule in app.url_map.iter_rules()
                                   if not rule.rule.startswith("/static/")})
         app.extensions["service_context"].close()
+    from experiments.dashboard import create_app
+
+    dashboard = create_app(Settings(service="experiments", database_url=f"sqlite:///{folder / 'store'}.db"))
+    routes[DASHBOARD] = sorted({rule.rule.split("<")[0] or "/" for rule in dashboard.url_map.iter_rules()
+                                if not rule.rule.startswith("/static/")})
+    dashboard.extensions["experiments_store"].dispose()
     return routes
 
 
@@ -346,12 +440,45 @@ def test_ingress_routes_every_public_route_and_nothing_internal(
     assert sorted(tls_hosts) == sorted(routes)
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_dashboard_ingress_routes_its_pages_on_its_own_host(name: str,
+                                                           public_routes: dict[str, list[str]]) -> None:
+    resources = rendered(name)
+    ingress = find(resources, "Ingress", DASHBOARD)
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    routes = _routes(ingress)
+    [(host, paths)] = routes.items()
+    assert host.startswith("growth.")
+    assert {target for _, _, target in paths} == {DASHBOARD}
+    assert {p["backend"]["service"]["port"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]} == {"http"}
+    for route in public_routes[DASHBOARD]:
+        if route in INTERNAL:
+            assert _routed(paths, route) is None, f"dashboard {route} must stay inside the cluster"
+        else:
+            assert _routed(paths, route) == DASHBOARD, f"dashboard: {route} is not routed"
+    for url in ("/experiments/smb-discount-prompt", "/experiments/smb-discount-prompt.json"):
+        assert _routed(paths, url) == DASHBOARD
+    assert _routed(paths, "/healthz") is None
+    [tls] = ingress["spec"]["tls"]
+    assert tls["hosts"] == [host]
+    # Its own certificate, not the public API's.
+    assert tls["secretName"] not in {t["secretName"] for t in find(resources, "Ingress", "devops-checkout")["spec"]["tls"]}
+    public_hosts = set(_routes(find(resources, "Ingress", "devops-checkout")))
+    assert host not in public_hosts
+    # growth.<domain>: the public API's domain.
+    assert {h.split(".", 1)[1] for h in public_hosts} == {host.split(".", 1)[1]}
+    if name != "base":
+        assert ingress["metadata"]["annotations"] == find(resources, "Ingress", "devops-checkout")["metadata"]["annotations"]
+
+
 def test_overlays_set_their_own_hosts_namespace_and_sizes() -> None:
     base_hosts = set(_routes(find(rendered("base"), "Ingress", "devops-checkout")))
+    base_hosts |= set(_routes(find(rendered("base"), "Ingress", DASHBOARD)))
     seen_hosts = []
     for name in OVERLAYS:
         resources = rendered(name)
         hosts = set(_routes(find(resources, "Ingress", "devops-checkout")))
+        hosts |= set(_routes(find(resources, "Ingress", DASHBOARD)))
         assert hosts.isdisjoint(base_hosts) and all(".example.com" in h for h in hosts)
         seen_hosts.append(hosts)
         namespaces = {r["metadata"].get("namespace") for r in resources}
