@@ -34,6 +34,9 @@ REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method",
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["service", "route"],
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 FUNNEL_STEPS = Counter("funnel_steps_total", "Funnel steps recorded", ["service", "step", "traffic"])
+POSTHOG_SKIPPED = Counter("posthog_events_skipped_total",
+                          "Funnel events not forwarded while PostHog was failing (the local store has them)",
+                          ["service"])
 STRIPE_CALLS = Counter("stripe_calls_total", "Calls to Stripe", ["operation", "outcome"])
 STRIPE_LATENCY = Histogram("stripe_call_duration_seconds", "Stripe call latency", ["operation"],
                            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))

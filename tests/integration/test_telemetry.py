@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import FunnelEventRow
+from services.common.metrics import POSTHOG_SKIPPED
 from services.common.telemetry import FunnelEvent, PostHogForwarder, Step, Traffic
 from tests.support import auth
 
@@ -126,4 +127,17 @@ def test_dead_posthog_host_changes_nothing_for_the_buyer(app: Flask) -> None:
     for _ in range(5):
         assert client.post("/quotes", json=QUOTE, headers=auth(1)).status_code == 200
     assert len(stored(app)) == 5
+    forwarder.shutdown()
+
+
+def test_a_failing_posthog_pauses_forwarding_and_counts_what_it_skipped() -> None:
+    forwarder = PostHogForwarder("phc_test", "http://127.0.0.1:9")
+    event = FunnelEvent(Step.PLAN_CHOSEN, 7, 100, datetime(2026, 11, 21, tzinfo=UTC))
+    forwarder.forward("pause-test", event)
+    forwarder._client.flush()  # the batch fails: nothing listens on port 9
+    skipped = POSTHOG_SKIPPED.labels("pause-test")
+    before = skipped._value.get()
+    forwarder.forward("pause-test", event)
+    forwarder.forward("pause-test", event)
+    assert skipped._value.get() - before == 2
     forwarder.shutdown()
