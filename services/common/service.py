@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +33,15 @@ class ServiceUnitOfWork(UnitOfWork):
         self.traffic = traffic
         self.now: datetime = ctx.clock.now()
         self._variations: dict[tuple[int | None, int | None], dict[str, int]] = {}
+
+    def telemetry_only(self) -> None:
+        """Say that this transaction writes only what a person saw (funnel events,
+        exposures), nothing they bought or changed. On PostgreSQL its commit then
+        does not wait for the WAL to reach disk: a crash may lose the last moment
+        of such rows, never a purchase, and a quote no longer pays for a disk flush
+        (about a fifth of its throughput in make bench)."""
+        if self.ctx.engine.dialect.name == "postgresql":
+            self.session.execute(_RELAXED_COMMIT)
 
     def flag(self, feature: str, attributes: dict[str, Any]) -> Any:
         """A flag's value for these attributes; an experiment's first exposure
@@ -83,6 +93,9 @@ class ServiceUnitOfWork(UnitOfWork):
             self._variations[unit] = exposures.variations_of(
                 self.session, self.ctx.exposure_model, user_id, namespace_id)
         return dict(self._variations[unit])
+
+
+_RELAXED_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 
 
 def _int(value: Any) -> int | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import FunnelEventRow
@@ -141,3 +141,15 @@ def test_a_failing_posthog_pauses_forwarding_and_counts_what_it_skipped() -> Non
     forwarder.forward("pause-test", event)
     assert skipped._value.get() - before == 2
     forwarder.shutdown()
+
+
+def test_a_telemetry_only_transaction_does_not_wait_for_the_disk_on_postgres(postgres_only: None,
+                                                                             app: Flask) -> None:
+    ctx = app.extensions["checkout"].ctx
+    show = text("SHOW synchronous_commit")
+    with ctx.uow() as uow:
+        uow.telemetry_only()
+        assert uow.session.scalar(show) == "off"
+        uow.commit()
+    with ctx.uow() as uow:  # SET LOCAL: the next transaction, a purchase say, waits again
+        assert uow.session.scalar(show) == "on"

@@ -66,6 +66,7 @@ def smb_prompt(uow: ServiceUnitOfWork, rules: OfferRules, attrs: dict[str, Any])
 def checkout_offer(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> Offer:
     """What the checkout page opens with; records that the page was seen."""
     with uow:
+        uow.telemetry_only()
         namespace = access.load_namespace(uow.session, namespace_id, principal)
         facts = access.namespace_facts(uow.session, namespace)
         attrs = attributes(uow.session, principal, facts)

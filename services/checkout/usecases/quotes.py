@@ -14,6 +14,7 @@ from services.common.telemetry import Step
 def list_plans(app: Checkout, uow: ServiceUnitOfWork, principal: Principal | None) -> None:
     """Record that the price list was seen (the catalog itself is static data)."""
     with uow:
+        uow.telemetry_only()
         uow.track(Step.PLANS_VIEWED, user_id=principal.user_id if principal else None,
                   namespace_id=None, catalog_version=app.catalog.version)
         uow.commit()
@@ -25,6 +26,7 @@ def create_quote(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, na
     """The price, the code's outcome, and the SMB prompt when its experiment shows
     one (only while no code is entered: the prompt is about using one)."""
     with uow:
+        uow.telemetry_only()
         namespace = access.load_namespace(uow.session, namespace_id, principal)
         facts = access.namespace_facts(uow.session, namespace)
         prompt = None if code else offers.smb_prompt(uow, app.offers,

@@ -112,6 +112,7 @@ def eligibility(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token
                 namespace_id: int) -> list[R.Verdict]:
     ns = _namespace(app, namespace_id, token)
     with uow:
+        uow.telemetry_only()
         history = _history(uow, namespace_id)
         verdicts = [_verdict(app, uow, principal, ns, history, kind) for kind in app.rules.kinds]
         uow.track(Step.TRIAL_ELIGIBILITY_CHECKED, user_id=principal.user_id, namespace_id=namespace_id,
