@@ -42,3 +42,32 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+## report: one experiment's results as text (KEY=smb-discount-prompt; FORMAT=json|html, OUTPUT=file).
+KEY ?= smb-discount-prompt
+report: $(STAMP)
+	$(BIN)/python -m experiments report $(KEY) $(if $(FORMAT),--format $(FORMAT)) $(if $(OUTPUT),--output $(OUTPUT))
+
+## bench-report: time the experiment report over 1,000,000 funnel events on PostgreSQL.
+bench-report: $(STAMP)
+	$(BIN)/python -m benchmarks.experiment_report
+
+## demo-traffic: demo people walking the funnel against `make run` (PROSPECTS, OWNERS).
+PROSPECTS ?= 300
+OWNERS ?= 120
+demo-traffic: $(STAMP)
+	$(BIN)/python -m experiments.traffic --prospects $(PROSPECTS) --owners $(OWNERS)
+
+.PHONY: report bench-report demo-traffic
+
+## loadtest: locust against a running `make run` (USERS, SPAWN_RATE, TIME; CHECKOUT_URL, TRIALS_URL, STRIPE_URL, EXPERIMENTS_URL).
+USERS ?= 50
+SPAWN_RATE ?= 5
+TIME ?= 2m
+.PHONY: loadtest bench
+loadtest: $(STAMP)
+	$(BIN)/python -m loadtests.run --users $(USERS) --spawn-rate $(SPAWN_RATE) --time $(TIME)
+
+## bench: checkout and trials against a bare Flask endpoint on PostgreSQL + gunicorn (benchmarks/results/ceiling.md).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.ceiling
