@@ -54,9 +54,11 @@ graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)  # in-flight requests f
 # reuses a connection gunicorn has just closed (which would be a 502).
 keepalive = _int("GUNICORN_KEEPALIVE", 75)
 # Recycle workers now and then (bounded memory growth); jitter keeps them from
-# all restarting at once.
-max_requests = _int("GUNICORN_MAX_REQUESTS", 1000)
-max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 100)
+# all restarting at once. Not often: a new worker re-imports the app (about
+# 0.85 s of CPU) and starts with cold pools; at 1,000 requests that cost a third
+# of a quote's throughput under load (benchmarks/results/ceiling.md).
+max_requests = _int("GUNICORN_MAX_REQUESTS", 20000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 2000)
 
 # X-Forwarded-Proto is trusted only from these addresses (comma separated, CIDR
 # allowed; "*" when only the ingress can reach the pods).

@@ -33,6 +33,7 @@ class ServiceUnitOfWork(UnitOfWork):
         self.traffic = traffic
         self.now: datetime = ctx.clock.now()
         self._variations: dict[tuple[int | None, int | None], dict[str, int]] = {}
+        self._stored_exposure = False
 
     def telemetry_only(self) -> None:
         """Say that this transaction writes only what a person saw (funnel events,
@@ -61,6 +62,9 @@ class ServiceUnitOfWork(UnitOfWork):
         self.after_commit(lambda: self.ctx.seen_exposures.add(key))
         if first:
             self._variations.clear()
+            self._stored_exposure = True
+            unit = (exposure.hash_attribute, exposure.hash_value)
+            self.after_commit(lambda: self.ctx.known_variations.forget(unit))
             self.track(Step.EXPERIMENT_VIEWED, user_id=user_id, namespace_id=namespace_id,
                        experiment=exposure.experiment, variation=exposure.variation,
                        variation_name=exposure.variation_name, feature=exposure.feature,
@@ -90,8 +94,9 @@ class ServiceUnitOfWork(UnitOfWork):
         this service, this transaction included."""
         unit = (user_id, namespace_id)
         if unit not in self._variations:
+            known = None if self._stored_exposure else self.ctx.known_variations
             self._variations[unit] = exposures.variations_of(
-                self.session, self.ctx.exposure_model, user_id, namespace_id)
+                self.session, self.ctx.exposure_model, known, user_id, namespace_id)
         return dict(self._variations[unit])
 
 
@@ -118,6 +123,7 @@ class ServiceContext:
     exposure_model: type[exposures.ExposureMixin]
     flags: Flags
     seen_exposures: exposures.SeenExposures = field(default_factory=exposures.SeenExposures)
+    known_variations: exposures.KnownVariations = field(default_factory=exposures.KnownVariations)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def uow(self, traffic: Traffic = Traffic.REAL) -> ServiceUnitOfWork:

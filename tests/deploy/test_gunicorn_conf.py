@@ -37,7 +37,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert conf["bind"] == "0.0.0.0:8000"
     assert (conf["worker_class"], conf["workers"], conf["threads"]) == ("gthread", 2, 8)
     assert (conf["timeout"], conf["graceful_timeout"], conf["keepalive"]) == (60, 30, 75)
-    assert (conf["max_requests"], conf["max_requests_jitter"]) == (1000, 100)
+    assert (conf["max_requests"], conf["max_requests_jitter"]) == (20000, 2000)
     assert conf["preload_app"] is False
     assert conf["forwarded_allow_ips"] == "127.0.0.1,::1"
     assert (conf["accesslog"], conf["errorlog"], conf["loglevel"]) == ("-", "-", "info")

@@ -443,3 +443,31 @@ def test_exposures_reach_posthog_as_feature_flag_calls_and_steps_carry_feature_p
     assert exposure_name == "$feature_flag_called"
     assert (exposure["$feature_flag"], exposure["$feature_flag_response"]) == ("smb-discount-prompt", 1)
     assert step_name == "plan_chosen" and step["$feature/smb-discount-prompt"] == 1
+
+
+def test_known_variations_expire_and_are_forgotten_on_a_new_exposure(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.common import exposures
+
+    now = [100.0]
+    monkeypatch.setattr(exposures.time, "monotonic", lambda: now[0])
+    known = exposures.KnownVariations(ttl=30)
+    known.put(("id", "1"), {"smb-discount-prompt": 1})
+    assert known.get(("id", "1")) == {"smb-discount-prompt": 1}
+    now[0] += 31
+    assert known.get(("id", "1")) is None
+    known.put(("id", "1"), {})
+    known.forget(("id", "1"))
+    assert known.get(("id", "1")) is None
+
+
+def test_an_exposure_in_this_process_shows_on_the_next_event_at_once(
+        checkout_app_with: Callable[[Path], Flask], write_payload: Callable[[Any], Path]) -> None:
+    app = checkout_app_with(write_payload(payload_with({"smb-discount-prompt": 1})))
+    client = app.test_client()
+    client.post("/quotes", headers=ALICE, json={"namespace_id": 100, "plan": "premium", "seats": 2,
+                                               "discount_code": "SMB2026"})  # no prompt with a code
+    client.get("/namespaces/100/checkout-offer", headers=ALICE)  # the exposure
+    client.post("/quotes", headers=ALICE, json={"namespace_id": 100, "plan": "premium", "seats": 2,
+                                               "discount_code": "SMB2026"})
+    chosen = [e.experiments for e in funnel(app) if e.step == Step.PLAN_CHOSEN]
+    assert chosen[0] == {} and chosen[1]["smb-discount-prompt"] == 1
