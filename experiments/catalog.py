@@ -5,8 +5,10 @@ removed, coverage set to 0) shows at once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -36,6 +38,12 @@ class Summary:
 class Catalog:
     metrics: dict[str, ExperimentMetrics]
     payload_file: Path
+    # Where the payload comes from when not the file: the services' own Flags,
+    # refreshed from the GrowthBook API, so the status shown is what they serve.
+    live_payload: Callable[[], dict[str, Any]] | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return self.live_payload() if self.live_payload else load_payload(self.payload_file)
 
     @classmethod
     def load(cls, payload_file: str | Path | None = None, metrics_file: Path = METRICS_FILE) -> Catalog:
@@ -49,13 +57,13 @@ class Catalog:
     def get(self, key: str) -> tuple[ExperimentMetrics, ExperimentDefinition]:
         if key not in self.metrics:
             raise UnknownExperiment(key, self.keys)
-        return self.metrics[key], definition_for(key, load_payload(self.payload_file))
+        return self.metrics[key], definition_for(key, self.payload())
 
     def report(self, engine: Engine, key: str) -> ExperimentReport:
         return analyse(engine, *self.get(key))
 
     def summaries(self, engine: Engine) -> list[Summary]:
-        payload = load_payload(self.payload_file)
+        payload = self.payload()
         found = []
         for key, metrics in self.metrics.items():
             definition = definition_for(key, payload)
@@ -68,7 +76,7 @@ class Catalog:
 
     def problems(self) -> list[str]:
         """Disagreements between metrics.toml and the payload worth a look."""
-        definitions = experiment_definitions(load_payload(self.payload_file))
+        definitions = experiment_definitions(self.payload())
         found = [f"{key}: in the payload but has no metrics in metrics.toml"
                  for key in definitions if key not in self.metrics]
         for key, metrics in self.metrics.items():

@@ -9,6 +9,7 @@ for JSON clients and a page for browsers; never a stack trace.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from typing import Any
@@ -20,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from experiments.catalog import Catalog, UnknownExperiment
 from experiments.definitions import PayloadUnreadable
+from experiments.flags import Flags
 from experiments.render import render_html, render_page
 from experiments.store import last_collected_at
 from services.common.auth import CHALLENGE, Principal, principal_from_header, verify_token
@@ -44,7 +46,11 @@ SECURITY_HEADERS = {
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
     settings = settings or Settings.from_env("experiments")
-    catalog = catalog or Catalog.load(settings.growthbook_payload_file)
+    if catalog is None:
+        catalog = Catalog.load(settings.growthbook_payload_file)
+        if settings.growthbook_api_host and settings.growthbook_client_key:
+            flags = Flags.from_settings(settings).start()
+            catalog = dataclasses.replace(catalog, live_payload=lambda: flags.payload.raw)
     engine = make_engine(settings.database_url)
     app = Flask("experiments")
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in reading order

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from flask.testing import FlaskClient
 from experiments.dashboard import COOKIE, create_app
 from services.common.config import ROOT, Settings
 from tests.experiments.helpers import KEY, EventWriter, write_smb_experiment
-from tests.support import TEST_SECRET, auth, sqlite_url, token
+from tests.support import TEST_SECRET, PayloadServer, auth, sqlite_url, token
 
 GROWTH = auth(5, roles=("growth",))
 JSON = {"Accept": "application/json"}
@@ -182,3 +183,24 @@ def test_an_unreadable_store_or_payload_is_a_503_without_details(tmp_path: Path)
     response = app.test_client().get("/", headers={**GROWTH, **HTML})
     app.extensions["experiments_store"].dispose()
     assert response.status_code == 503 and "Experiment definitions unavailable" in response.get_data(as_text=True)
+
+
+def test_with_a_growthbook_api_the_status_is_what_the_services_are_served(store_url: str) -> None:
+    """The file says running; the API (what the services use) has the rule removed: stopped."""
+    payload = json.loads((ROOT / "experiments" / "payload.json").read_text())
+    payload["features"]["smb-discount-prompt"]["rules"] = []
+    server = PayloadServer(payload)
+    settings = Settings(service="experiments", database_url=store_url, auth_secret=TEST_SECRET,
+                        environment="test", growthbook_api_host=server.url, growthbook_client_key="sdk-test")
+    app = create_app(settings)
+    try:
+        deadline = time.monotonic() + 10
+        while server.requests == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client = app.test_client()
+        status = {key: client.get(f"/experiments/{key}.json", headers=GROWTH).json["status"]
+                  for key in ("smb-discount-prompt", "default-seats")}
+        assert status == {"smb-discount-prompt": "stopped", "default-seats": "running"}
+    finally:
+        server.stop()
+        app.extensions["experiments_store"].dispose()

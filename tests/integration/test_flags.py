@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from services.common.clock import FixedClock
 from services.common.config import ROOT
 from services.common.telemetry import FunnelEvent, PostHogForwarder, Step
 from tests.conftest import NOW, _seeded, make_settings, trials_settings
-from tests.support import LiveServer, auth
+from tests.support import LiveServer, PayloadServer, auth
 
 PAYLOAD = ROOT / "experiments" / "payload.json"
 ALICE = auth(1)
@@ -112,37 +111,6 @@ def test_the_kill_switch_is_an_edit_of_the_payload_not_a_deploy(write_payload: C
 def test_a_start_with_a_broken_payload_file_fails_loudly(write_payload: Callable[[Any], Path]) -> None:
     with pytest.raises(RuntimeError, match="feature flag payload .* not JSON"):
         Flags.from_file(write_payload("[oops"))
-
-
-class PayloadServer:
-    """A stand-in for GrowthBook's API: serves /api/features/<key>, or fails."""
-
-    def __init__(self, payload: dict[str, Any]) -> None:
-        self.payload = payload
-        self.requests = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                server.requests += 1
-                body = json.dumps(server.payload).encode()
-                ok = self.path == "/api/features/sdk-test"
-                self.send_response(200 if ok else 404)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body if ok else b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
