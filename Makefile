@@ -70,4 +70,4 @@ loadtest: $(STAMP)
 
 ## bench: checkout and trials against a bare Flask endpoint on PostgreSQL + gunicorn (benchmarks/results/ceiling.md).
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.ceiling
+	$(BIN)/python -m benchmarks.ceiling --json benchmarks/results/ceiling.json
