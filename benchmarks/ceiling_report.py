@@ -140,7 +140,7 @@ def targets(run: Run) -> list[str]:
               "inserts its funnel row and commits a write (no longer waiting for the disk flush, and "
               "the person's variations come from a per-process cache). Writing funnel rows outside "
               "the step's transaction, batched, would meet the target but give up the local store "
-              "agreeing with the data it describes (docs/architecture.md), so it stays. With PostHog "
+              "agreeing with the data it describes (services/common/telemetry.py), so it stays. With PostHog "
               "unreachable, forwarding pauses after a failed batch, so the dead host costs little "
               "beyond the run-to-run noise (±15%)."))
     if isinstance(run.flags, str):
