@@ -3,6 +3,7 @@ each backend, and a writer that puts events into it."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,17 @@ from experiments.store import upgrade
 from services.common.db import make_engine
 from tests.experiments.helpers import EventWriter
 from tests.support import PG_SKIP_REASON, pg_base_url, postgres_database, sqlite_url
+
+
+@pytest.fixture(autouse=True)
+def keep_root_logging() -> Iterator[None]:
+    """The CLI configures logging for its process (root handlers replaced);
+    in-process here, that would cut pytest's capture and the run log off."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -226,6 +226,7 @@ def test_unknown_exhausted_and_valid_codes_do_the_same_database_work(app: Flask,
     with Session(app.extensions["checkout"].ctx.engine) as s:
         s.query(DiscountCampaign).filter_by(name="Gone").update({"redeemed_count": 1})
         s.commit()
+    quote(client, None)  # warm: the person's variations are cached after their first request
     unknown = _statements(app, client, "NOSUCH-CODE")
     exhausted = _statements(app, client, "GONE-26")
     valid = _statements(app, client, "SPRING-XX")  # unknown too, sanity
