@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--output", type=Path, help="write to this file instead of standard output")
     report.set_defaults(run=_report)
     serve = commands.add_parser("serve", help="the growth dashboard")
-    serve.add_argument("--port", type=int, default=int(os.environ.get("EXPERIMENTS_PORT", DEFAULT_PORT)))
+    serve.add_argument("--port", type=int, help=f"default EXPERIMENTS_PORT, else {DEFAULT_PORT}")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.set_defaults(run=_serve)
     return parser
@@ -69,14 +69,21 @@ def _migrate(_: argparse.Namespace) -> int:
 
 
 def _collect(_: argparse.Namespace) -> int:
-    configure_logging("experiments")
+    failed: list[str] = []
+
+    def report_failure(source: str, error: Exception) -> None:
+        failed.append(source)
+        said = (str(error).splitlines() or [""])[0]
+        print(f"error: can not collect from {source}: {type(error).__name__}: {said}", file=sys.stderr)
+
     engine = make_engine(store.store_url_from_env())
     try:
-        copied = store.collect_once(engine, store.source_urls_from_env(), max_batches=None)
+        copied = store.collect_once(engine, store.source_urls_from_env(), max_batches=None,
+                                    on_failure=report_failure)
     finally:
         engine.dispose()
-    print(f"collected {copied} events")
-    return 0
+    print(f"collected {copied} events" + (f"; {', '.join(failed)} failed" if failed else ""))
+    return 1 if failed else 0
 
 
 def _list(_: argparse.Namespace) -> int:
@@ -104,7 +111,11 @@ def _report(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if args.output:
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"error: can not write {args.output} ({exc.strerror})", file=sys.stderr)
+            return 1
         print(f"written to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -116,6 +127,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     from experiments.dashboard import create_app
 
+    port = args.port
+    if port is None:
+        raw = os.environ.get("EXPERIMENTS_PORT", str(DEFAULT_PORT))
+        if not raw.isdigit():
+            print(f"error: EXPERIMENTS_PORT must be a port number, not {raw!r}", file=sys.stderr)
+            return 2
+        port = int(raw)
     configure_logging("experiments")
-    run_simple(args.host, args.port, create_app(), threaded=True, use_reloader=False)
+    run_simple(args.host, port, create_app(), threaded=True, use_reloader=False)
     return 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, jsonify, redirect, request
@@ -27,11 +26,12 @@ from experiments.store import last_collected_at
 from services.common.auth import CHALLENGE, Principal, principal_from_header, verify_token
 from services.common.config import Settings
 from services.common.db import make_engine
+from services.common.pages import local_path
 from services.common.problems import PROBLEM_JSON, Problem, from_status
+from services.common.sessions import SESSION_COOKIE
 
 log = logging.getLogger(__name__)
 
-COOKIE = "fd_session"
 ROLES = frozenset({"growth", "admin"})
 PUBLIC = frozenset({"healthz", "sign_in", "sign_out"})
 SECURITY_HEADERS = {
@@ -87,20 +87,22 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     def report_page(key: str) -> str:
         return render_html(catalog.report(engine, key), dashboard=True, principal=g.principal)
 
+    secure = settings.is_production  # behind the TLS ingress request.is_secure is False
+
     @app.post("/session")
     def sign_in() -> Response:
-        if not _same_origin():
-            raise Problem(403, "cross_origin", "Not allowed", "Sign in from the dashboard's own page.")
+        _same_origin_only()
         token = (request.form.get("token") or "").strip()
         _growth_member(settings.auth_secret, ("cookie", token))
-        response = redirect(_local_path(request.form.get("next")), code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", secure=request.is_secure)
+        response = redirect(local_path(request.form.get("next"), "/"), code=303)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax", secure=secure)
         return response
 
     @app.post("/sign-out")
     def sign_out() -> Response:
+        _same_origin_only()  # another site must not sign the analyst out either
         response = redirect("/", code=303)
-        response.delete_cookie(COOKIE, httponly=True, samesite="Lax", secure=request.is_secure)
+        response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="Lax", secure=secure)
         return response
 
     @app.errorhandler(Problem)
@@ -116,7 +118,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
 
 def _credentials() -> tuple[str, str | None]:
     header = request.headers.get("Authorization")
-    return ("header", header) if header else ("cookie", request.cookies.get(COOKIE))
+    return ("header", header) if header else ("cookie", request.cookies.get(SESSION_COOKIE))
 
 
 def _growth_member(secret: str, credentials: tuple[str, str | None]) -> Principal:
@@ -173,17 +175,12 @@ def _wants_json() -> bool:
 def _next_path() -> str:
     """Where signing in from this error page leads: back to the page asked for."""
     if request.method == "GET":
-        return _local_path(request.full_path.rstrip("?"))
-    return _local_path(request.form.get("next"))
+        return local_path(request.full_path.rstrip("?"), "/")
+    return local_path(request.form.get("next"), "/")
 
 
-def _same_origin() -> bool:
+def _same_origin_only() -> None:
+    """The sign-in and sign-out forms post from this site's own pages (browsers send Origin)."""
     origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
-
-
-def _local_path(candidate: Any) -> str:
-    """Only a path on this site: never an open redirect."""
-    if isinstance(candidate, str) and candidate.startswith("/") and not candidate.startswith(("//", "/\\")):
-        return candidate
-    return "/"
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise Problem(403, "cross_origin", "Not allowed", "Sign in and out from the dashboard's own pages.")

@@ -10,11 +10,12 @@ Status, derived from the payload alone:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from experiments.flags import PayloadError, parse_payload
 
 RUNNING, KILLED, STOPPED = "running", "killed", "stopped"
 
@@ -44,15 +45,15 @@ class ExperimentDefinition:
 
 
 def load_payload(path: str | Path) -> dict[str, Any]:
+    """The payload file, checked as the services check it (experiments/flags.py)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise PayloadUnreadable(f"{path}: can not be read ({exc.strerror})") from None
-    except ValueError as exc:
-        raise PayloadUnreadable(f"{path}: not JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("features"), dict):
-        raise PayloadUnreadable(f"{path}: a payload is an object with a 'features' object")
-    return data
+    try:
+        return parse_payload(raw).raw
+    except PayloadError as exc:
+        raise PayloadUnreadable(f"{path}: {exc}") from None
 
 
 def experiment_definitions(payload: Mapping[str, Any]) -> dict[str, ExperimentDefinition]:

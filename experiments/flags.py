@@ -74,15 +74,6 @@ class Payload:
     global_ctx: GlobalContext
     version: str
 
-    def experiments(self) -> dict[str, dict[str, Any]]:
-        """{experiment key: its rule, with the feature key added}, as in the payload."""
-        found: dict[str, dict[str, Any]] = {}
-        for feature_key, feature in self.raw["features"].items():
-            for rule in feature.get("rules", []):
-                if "variations" in rule:
-                    found[rule.get("key") or feature_key] = {**rule, "feature": feature_key}
-        return found
-
 
 def _check_rule(feature: str, index: int, rule: Any) -> None:
     where = f"features.{feature}.rules[{index}]"

@@ -94,7 +94,7 @@ def _step(where: str, spec: Any) -> FunnelStep:
     if unknown:
         raise MetricsError(f"{where}: unknown key(s) {sorted(unknown)}; expected step, label, where")
     step = spec.get("step")
-    known = sorted(s.value for s in Step)
+    known = sorted(s.value for s in Step if s.value != EXPOSURE_STEP)
     if step == EXPOSURE_STEP:
         raise MetricsError(f"{where}.step: {EXPOSURE_STEP} is the exposure itself, not a funnel step")
     if step not in known:

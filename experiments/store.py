@@ -13,7 +13,7 @@ PostgreSQL.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -129,8 +129,13 @@ def to_micros(moment: datetime) -> int:
 
 
 # --- collector ------------------------------------------------------------------
+def _log_failure(source: str, error: Exception) -> None:
+    log.error("collecting funnel events from %s failed", source, exc_info=error)
+
+
 def collect_once(store: Engine, sources: Mapping[str, Engine | str], *, batch_size: int = 5000,
-                 overlap: int = 10_000, max_batches: int | None = 4) -> int:
+                 overlap: int = 10_000, max_batches: int | None = 4,
+                 on_failure: Callable[[str, Exception], None] = _log_failure) -> int:
     """Copy new funnel events from each service database into the store.
 
     `sources` maps a service name to its engine (the worker passes the ones it
@@ -139,16 +144,16 @@ def collect_once(store: Engine, sources: Mapping[str, Engine | str], *, batch_si
     `max_batches` batches per source per call (None: until caught up), so a
     worker loop calling this every few seconds is never blocked for long.
 
-    A source that fails (down, not migrated) is logged and skipped; the others
-    are still collected.
+    A source that fails (down, not migrated) goes to `on_failure` (default: an
+    error log line) and is skipped; the others are still collected.
     """
     copied = 0
     for name, source in sources.items():
         engine = make_engine(source) if isinstance(source, str) else source
         try:
             copied += _collect_source(store, name, engine, batch_size, overlap, max_batches)
-        except Exception:  # one service down must not stop the others' collection
-            log.exception("collecting funnel events from %s failed", name)
+        except Exception as exc:  # one service down must not stop the others' collection
+            on_failure(name, exc)
         finally:
             if isinstance(source, str):
                 engine.dispose()

@@ -46,31 +46,6 @@ class ExposureMixin:
                                  name="uq_exposures_unit_experiment"),)
 
 
-class SeenExposures:
-    """Exposures this process knows are stored, so a repeat evaluation (most
-    of them) costs no INSERT. Bounded: forgetting only costs an INSERT that
-    the unique constraint turns into nothing."""
-
-    def __init__(self, size: int = 100_000) -> None:
-        self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
-        self._size = size
-        self._lock = Lock()
-
-    def __contains__(self, key: tuple[str, str, str]) -> bool:
-        return key in self._seen
-
-    def add(self, key: tuple[str, str, str]) -> None:
-        with self._lock:
-            self._seen[key] = None
-            self._seen.move_to_end(key)
-            while len(self._seen) > self._size:
-                self._seen.popitem(last=False)
-
-
-def exposure_key(exposure: Exposure) -> tuple[str, str, str]:
-    return exposure.hash_attribute, exposure.hash_value, exposure.experiment
-
-
 def store_first(session: Session, model: type[ExposureMixin], exposure: Exposure,
                 user_id: int | None, namespace_id: int | None, now: datetime) -> bool:
     """Insert the exposure unless the unit already has one; True if this was the first."""
@@ -125,11 +100,11 @@ def variations_of(session: Session, model: type[ExposureMixin], known: KnownVari
         units.append((NAMESPACE_ID, str(namespace_id)))
     found: dict[str, int] = {}
     for unit in units:
-        cached = known.get(unit) if known else None
+        cached = known.get(unit) if known is not None else None
         if cached is None:
             rows = session.execute(_variations(model), {"attribute": unit[0], "value": unit[1]})
             cached = {key: variation for key, variation in rows}
-            if known:
+            if known is not None:
                 known.put(unit, cached)
         found.update(cached)
     return found

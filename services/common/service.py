@@ -54,17 +54,17 @@ class ServiceUnitOfWork(UnitOfWork):
         return evaluation.value
 
     def _expose(self, exposure: Exposure, user_id: int | None, namespace_id: int | None) -> None:
-        key = exposures.exposure_key(exposure)
-        if key in self.ctx.seen_exposures:
-            return
+        unit = (exposure.hash_attribute, exposure.hash_value)
+        known = self.ctx.known_variations.get(unit)
+        if known is not None and exposure.experiment in known:
+            return  # most evaluations: stored already, as this process knows
         first = exposures.store_first(self.session, self.ctx.exposure_model, exposure,
                                       user_id, namespace_id, self.now)
-        self.after_commit(lambda: self.ctx.seen_exposures.add(key))
+        # Either way the table has it now: the next read of this unit caches it.
+        self.after_commit(lambda: self.ctx.known_variations.forget(unit))
         if first:
             self._variations.clear()
             self._stored_exposure = True
-            unit = (exposure.hash_attribute, exposure.hash_value)
-            self.after_commit(lambda: self.ctx.known_variations.forget(unit))
             self.track(Step.EXPERIMENT_VIEWED, user_id=user_id, namespace_id=namespace_id,
                        experiment=exposure.experiment, variation=exposure.variation,
                        variation_name=exposure.variation_name, feature=exposure.feature,
@@ -122,7 +122,6 @@ class ServiceContext:
     funnel_model: type[telemetry.FunnelEventMixin]
     exposure_model: type[exposures.ExposureMixin]
     flags: Flags
-    seen_exposures: exposures.SeenExposures = field(default_factory=exposures.SeenExposures)
     known_variations: exposures.KnownVariations = field(default_factory=exposures.KnownVariations)
     extras: dict[str, Any] = field(default_factory=dict)
 

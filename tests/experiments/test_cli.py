@@ -134,3 +134,29 @@ def test_python_m_experiments_runs_the_cli() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "known experiments: smb-discount-prompt" in done.stderr
+
+
+def test_collect_names_the_sources_it_could_not_read_and_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    store_url = sqlite_url(tmp_path / "experiments.db")
+    monkeypatch.setenv("EXPERIMENTS_DATABASE_URL", store_url)
+    for service in ("checkout", "trials", "notifications"):  # databases that were never migrated
+        monkeypatch.setenv(f"{service.upper()}_DATABASE_URL", sqlite_url(tmp_path / f"{service}.db"))
+    assert main(["migrate"]) == 0
+    assert main(["collect"]) == 1
+    out, err = capsys.readouterr()
+    assert "collected 0 events; checkout, trials, notifications failed" in out
+    assert err.count("error: can not collect from") == 3 and "Traceback" not in err
+
+
+def test_a_report_that_can_not_be_written_is_a_clear_error(smb: None, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", KEY, "--output", str(tmp_path / "missing" / "r.html")]) == 1
+    assert "error: can not write" in capsys.readouterr().err
+
+
+def test_a_bad_dashboard_port_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("EXPERIMENTS_PORT", "abc")
+    assert main(["serve"]) == 2
+    assert "EXPERIMENTS_PORT must be a port number" in capsys.readouterr().err

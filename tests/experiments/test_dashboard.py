@@ -11,8 +11,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from experiments.dashboard import COOKIE, create_app
+from experiments.dashboard import create_app
 from services.common.config import ROOT, Settings
+from services.common.sessions import SESSION_COOKIE
 from tests.experiments.helpers import KEY, EventWriter, write_smb_experiment
 from tests.support import TEST_SECRET, PayloadServer, auth, sqlite_url, token
 
@@ -91,7 +92,7 @@ def test_the_list_shows_status_and_exposures(client: FlaskClient, roles: tuple[s
 
 
 def test_the_cookie_works_like_the_header(client: FlaskClient) -> None:
-    client.set_cookie(COOKIE, token(5, roles=("growth",)))
+    client.set_cookie(SESSION_COOKIE, token(5, roles=("growth",)))
     assert client.get("/").status_code == 200
 
 
@@ -136,14 +137,15 @@ def test_signing_in_sets_the_cookie_and_leads_back(client: FlaskClient) -> None:
                            headers={"Origin": "http://localhost"})
     assert response.status_code == 303 and response.headers["Location"] == f"/experiments/{KEY}"
     cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert cookie.startswith(f"{SESSION_COOKIE}=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert client.get(f"/experiments/{KEY}").status_code == 200
     signed_out = client.post("/sign-out")
-    assert signed_out.status_code == 303 and f"{COOKIE}=;" in signed_out.headers["Set-Cookie"]
+    assert signed_out.status_code == 303 and f"{SESSION_COOKIE}=;" in signed_out.headers["Set-Cookie"]
     assert client.get("/", headers=JSON).status_code == 401
 
 
-@pytest.mark.parametrize("next_path", ["https://evil.test/", "//evil.test/", "javascript:alert(1)"])
+@pytest.mark.parametrize("next_path", ["https://evil.test/", "//evil.test/", "javascript:alert(1)",
+                                       "/\t/evil.test", "/\\evil.test"])
 def test_signing_in_never_leads_off_site(client: FlaskClient, next_path: str) -> None:
     response = client.post("/session", data={"token": token(5, roles=("growth",)), "next": next_path})
     assert response.headers["Location"] == "/"
@@ -157,6 +159,13 @@ def test_signing_in_refuses_bad_tokens_and_other_sites(client: FlaskClient) -> N
     cross = client.post("/session", data={"token": token(5, roles=("growth",))},
                         headers={"Origin": "https://evil.test", **JSON})
     assert cross.status_code == 403 and cross.json is not None and cross.json["code"] == "cross_origin"
+
+
+def test_another_site_can_not_sign_the_analyst_out(client: FlaskClient) -> None:
+    client.set_cookie(SESSION_COOKIE, token(5, roles=("growth",)))
+    forced = client.post("/sign-out", headers={"Origin": "https://evil.test", **JSON})
+    assert forced.status_code == 403 and "Set-Cookie" not in forced.headers
+    assert client.get("/", headers=JSON).status_code != 401
 
 
 def test_status_comes_from_the_payload(store_url: str, tmp_path: Path) -> None:
@@ -194,13 +203,15 @@ def test_with_a_growthbook_api_the_status_is_what_the_services_are_served(store_
                         environment="test", growthbook_api_host=server.url, growthbook_client_key="sdk-test")
     app = create_app(settings)
     try:
-        deadline = time.monotonic() + 10
-        while server.requests == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
         client = app.test_client()
-        status = {key: client.get(f"/experiments/{key}.json", headers=GROWTH).json["status"]
-                  for key in ("smb-discount-prompt", "default-seats")}
-        assert status == {"smb-discount-prompt": "stopped", "default-seats": "running"}
+
+        def status() -> dict[str, str]:
+            return {key: client.get(f"/experiments/{key}.json", headers=GROWTH).json["status"]
+                    for key in ("smb-discount-prompt", "default-seats")}
+        deadline = time.monotonic() + 10  # the background fetch swaps the payload in
+        while status()["smb-discount-prompt"] != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status() == {"smb-discount-prompt": "stopped", "default-seats": "running"}
     finally:
         server.stop()
         app.extensions["experiments_store"].dispose()

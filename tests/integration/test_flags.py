@@ -19,6 +19,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from experiments.definitions import experiment_definitions
 from experiments.flags import Flags, PayloadError, parse_payload
 from services.checkout.adapters.models import ExposureRow, FunnelEventRow
 from services.checkout.app import create_app
@@ -76,10 +77,10 @@ def test_a_bad_payload_is_refused_with_what_is_wrong(raw: str, says: str) -> Non
 
 
 def test_the_shipped_payload_defines_the_four_funnel_experiments() -> None:
-    experiments = parse_payload(PAYLOAD.read_bytes()).experiments()
+    experiments = experiment_definitions(parse_payload(PAYLOAD.read_bytes()).raw)
     assert set(experiments) == {"smb-discount-prompt", "default-seats", "ultimate-trial-length",
                                 "duo-pro-upsell"}
-    assert {key: rule["weights"] for key, rule in experiments.items()} == {
+    assert {key: [v.weight for v in e.variations] for key, e in experiments.items()} == {
         key: [0.5, 0.5] for key in experiments}
 
 

@@ -98,9 +98,9 @@ def _verdict(app: Trials, uow: ServiceUnitOfWork, principal: Principal, ns: R.Na
 
 
 def upsell(app: Trials, uow: ServiceUnitOfWork, principal: Principal, ns: R.Namespace,
-           history: dict[str, R.PastTrial]) -> dict[str, Any] | None:
-    """After an Ultimate trial starts: offer the Duo Pro trial, if its experiment says so."""
-    duo = R.verdict(app.rules, DUO_PRO, ns, history)
+           duo: R.Verdict) -> dict[str, Any] | None:
+    """After an Ultimate trial starts: offer the Duo Pro trial (verdict `duo`), if
+    its experiment says so."""
     if not duo.eligible or not uow.flag(DUO_UPSELL_FLAG, _attributes(principal, ns)):
         return None
     name = app.rules.kinds[DUO_PRO].name
@@ -154,9 +154,10 @@ def start(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
                 raise Problem(409, "already_trialed", "Trial not available",
                               f"{ns.path} has had this trial.") from None
             return False, trial_view(winner, uow.now, app.rules)
-        offer = upsell(app, uow, principal, ns, history) if kind == ULTIMATE else None
+        duo = R.verdict(app.rules, DUO_PRO, ns, history) if kind == ULTIMATE else None
+        offer = upsell(app, uow, principal, ns, duo) if duo else None
         # Notifications decides its own mail with the same flag (same hash, same variation).
-        duo_pro_eligible = kind == ULTIMATE and R.verdict(app.rules, DUO_PRO, ns, history).eligible
+        duo_pro_eligible = bool(duo and duo.eligible)
         uow.publish("trial.started", _event(app, trial, uow.now, duration_days=decision.duration_days,
                                             seat_holder=principal.user_id,
                                             duo_pro_eligible=duo_pro_eligible))
