@@ -56,17 +56,17 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
 from benchmarks.ceiling_report import TOTAL, Result, Run, render
 from deploy.entrypoint import GUNICORN_CONFIG, plan
+from experiments.flags import Flags
 from loadtests import population
-from services.checkout.seed import seed
+from services.checkout.seed import seed_database
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
 from services.common.config import ROOT, Settings, normalise_database_url
-from services.common.db import make_engine
 from services.common.migrate import upgrade
+from services.devstack import register_webhook
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ceiling.md"
 BENCHFILE = ROOT / "loadtests" / "bench.py"
@@ -169,13 +169,6 @@ def databases(server_url: str) -> Iterator[dict[str, str]]:
     yield urls
 
 
-def seed_checkout(url: str) -> None:
-    engine = make_engine(url)
-    with Session(engine) as session:
-        seed(session, SystemClock())
-    engine.dispose()
-
-
 def with_role(people: list[population.SyntheticUser], secret: str, role: str
               ) -> list[population.SyntheticUser]:
     now = SystemClock().now()
@@ -245,12 +238,8 @@ def _ms(value: str) -> float:
 
 
 # --- flags -------------------------------------------------------------------------
-def flag_costs(settings: Settings, loops: int = 20_000) -> dict[str, float] | str:
-    """Microseconds per `flags.evaluate` call per feature, payload cached; or why not measured."""
-    try:
-        from experiments.flags import Flags  # type: ignore[import-not-found]
-    except ImportError as exc:
-        return f"experiments/flags.py is not there yet ({exc})"
+def flag_costs(settings: Settings, loops: int = 20_000) -> dict[str, float]:
+    """Microseconds per `flags.evaluate` call per feature, payload cached."""
     flags = Flags.from_settings(settings)
     features = list(json.loads(Path(settings.growthbook_payload_file).read_text())["features"])
     costs = {}
@@ -306,15 +295,21 @@ def production_env(urls: dict[str, str], stripe_url: str, redis_url: str) -> dic
     }
 
 
+def positive_int(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {raw!r}")
+    return int(raw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ceiling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=16, help="concurrent closed-loop users per run")
-    parser.add_argument("--duration", type=int, default=30, help="seconds measured per run")
+    parser.add_argument("--users", type=positive_int, default=16, help="concurrent closed-loop users per run")
+    parser.add_argument("--duration", type=positive_int, default=30, help="seconds measured per run")
     parser.add_argument("--warmup", type=int, default=5, help="seconds of unmeasured load before each")
-    parser.add_argument("--rounds", type=int, default=2, help="telemetry settings: runs of each")
-    parser.add_argument("--prospect-users", type=int, default=50)
-    parser.add_argument("--prospect-time", type=int, default=120)
+    parser.add_argument("--rounds", type=positive_int, default=2, help="telemetry settings: runs of each")
+    parser.add_argument("--prospect-users", type=positive_int, default=50)
+    parser.add_argument("--prospect-time", type=positive_int, default=120)
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
@@ -339,7 +334,7 @@ class Bench:
         self.workdir: Path = args.workdir
         self.stripe_url = f"http://127.0.0.1:{PORTS['localstripe']}"
         urls = stack.enter_context(databases(args.database_url))
-        seed_checkout(urls["checkout"])
+        seed_database(urls["checkout"])
         self.env = production_env(urls, self.stripe_url, args.redis_url)
         self.servers = Stack(self.workdir, self.env, args.code_root)
         stack.callback(self.servers.close)
@@ -417,8 +412,8 @@ class Bench:
         checkout = self.start_checkout()
         funnel = self.measure("purchase", "Purchase", checkout.url, self.files["buying"],
                               warmup_file=self.files["buying-warmup"])
-        # gunicorn recycles a worker every ~1,000 requests (max_requests); a new worker
-        # imports the app again, which at these rates is a large share of the CPU.
+        # gunicorn recycles a worker every ~20,000 requests (max_requests); a new worker
+        # imports the app again: the never-recycled suite shows what that costs.
         steady = {}
         if self.args.recycle_check:
             steady = self.suite({"GUNICORN_MAX_REQUESTS": "0"}, "-not-recycled")
@@ -427,8 +422,7 @@ class Bench:
     def start_checkout(self, extra_env: dict[str, str] | None = None) -> Server:
         self.servers.stop("checkout")
         checkout = self.servers.gunicorn("checkout", extra_env)
-        hook = {"url": f"{checkout.url}/stripe/webhooks", "secret": self.env["STRIPE_WEBHOOK_SECRET"]}
-        requests.post(f"{self.stripe_url}/_config/webhooks/checkout", data=hook, timeout=5).raise_for_status()
+        register_webhook(self.stripe_url, checkout.url, self.env["STRIPE_WEBHOOK_SECRET"])
         return checkout
 
     def telemetry(self) -> dict[str, list[Result]]:

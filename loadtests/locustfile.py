@@ -90,7 +90,8 @@ class Api(FastHttpUser):
             if status in ok or (accept and code in accept.get(status, frozenset())):
                 response.success()
             else:
-                response.failure(f"{status} {code or ''}: {str(response.text)[:200]}")
+                said = response.text if response.text is not None else getattr(response, "error", "")
+                response.failure(f"{status} {code or ''}: {str(said)[:200]}")
             return status, body
 
 
@@ -266,6 +267,17 @@ if STAGES := parse_stages(os.environ.get("LOADTEST_STAGES", "")):
 
         def tick(self) -> tuple[int, float] | None:
             return target(STAGES, self.get_run_time())
+
+
+@events.test_start.add_listener
+def _population_exists(environment: Any, **_: Any) -> None:
+    """Plain `locust` without a population: one clear line, not a traceback per task."""
+    if not K.POPULATION.exists():
+        log.error("no population at %s: run `python -m loadtests.population` (or `make loadtest`) first",
+                  K.POPULATION)
+        environment.process_exit_code = 2
+        if environment.runner is not None:
+            environment.runner.quit()
 
 
 # --- Server-Timing: where each endpoint's time went, averaged --------------------

@@ -47,7 +47,7 @@ from services.common.db import make_engine
 Kind = Literal["free", "premium"]
 KINDS: tuple[Kind, ...] = ("free", "premium")
 # Far from the demo data (ids < 1000) and from the tests' buyers (1000+).
-FIRST_IDS: dict[str, int] = {"free": 1_000_000, "premium": 2_000_000, "analyst": 3_000_000}
+FIRST_IDS: dict[str, int] = {"free": 1_000_000, "premium": 2_000_000, "analyst": 5_000_000}
 # The growth dashboard (experiments/dashboard.py) admits tokens with this role.
 GROWTH_ROLE = "growth"
 RANGE_SIZE = 1_000_000
@@ -203,7 +203,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--kind", choices=(*KINDS, "analyst"), required=True,
                         help="analyst: growth-dashboard tokens only, no rows")
     parser.add_argument("--first-id", type=int,
-                        help="first id (default: 1,000,000 free, 2,000,000 premium, 3,000,000 analyst)")
+                        help="first id (default: 1,000,000 free, 2,000,000 premium, 5,000,000 analyst)")
     parser.add_argument("--role", default="synthetic", help="role the tokens carry (synthetic, demo)")
     parser.add_argument("--out", type=Path, default=POPULATION_FILE)
     args = parser.parse_args(argv)

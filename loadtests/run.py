@@ -23,8 +23,12 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+import requests
+from sqlalchemy.exc import SQLAlchemyError
 
 from loadtests import population
 from loadtests.thresholds import THRESHOLDS_FILE, check, format_table, load_thresholds, read_stats
@@ -38,21 +42,52 @@ FUNNEL_SECONDS = 12
 
 
 def seconds(spec: str) -> int:
-    """locust's -t syntax: 90, 90s, 2m, 1h30m."""
+    """locust's -t syntax: 90, 90s, 2m, 1h30m; more than zero (locust reads 0 as 'forever')."""
     if spec.isdigit():
-        return int(spec)
-    parts = re.findall(r"(\d+)\s*([hms])", spec)
-    if not parts or "".join(n + u for n, u in parts) != spec.replace(" ", ""):
-        raise argparse.ArgumentTypeError(f"not a duration: {spec!r} (e.g. 90s, 2m, 1h30m)")
-    return sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+        total = int(spec)
+    else:
+        parts = re.findall(r"(\d+)\s*([hms])", spec)
+        if not parts or "".join(n + u for n, u in parts) != spec.replace(" ", ""):
+            raise argparse.ArgumentTypeError(f"not a duration: {spec!r} (e.g. 90s, 2m, 1h30m)")
+        total = sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"the run time must be more than zero, not {spec!r}")
+    return total
+
+
+def positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than zero, not {raw!r}")
+        return value
+    return parse
+
+
+def unreachable(args: argparse.Namespace) -> str | None:
+    """The first part of the stack that does not answer, before anything is provisioned."""
+    checks = [f"{args.checkout_url}/healthz", f"{args.trials_url}/healthz", f"{args.stripe_url}/v1/customers"]
+    if args.experiments_url:
+        checks.append(f"{args.experiments_url}/healthz")
+    for url in checks:
+        try:
+            if requests.get(url, timeout=5).status_code < 500:
+                continue
+        except requests.RequestException:
+            pass
+        return url
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--spawn-rate", type=float, default=5)
+    parser.add_argument("--users", type=positive(int), default=50)
+    parser.add_argument("--spawn-rate", type=positive(float), default=5)
     parser.add_argument("--time", default="2m", help="run time (locust -t syntax: 90s, 2m)")
     parser.add_argument("--checkout-url", default=env("CHECKOUT_URL", "http://127.0.0.1:8001"))
     parser.add_argument("--trials-url", default=env("TRIALS_URL", "http://127.0.0.1:8002"))
@@ -82,12 +117,12 @@ def provision_population(settings: Settings, path: Path, *, prospects: int, owne
           f"{len(readers)} analysts -> {path}")
 
 
-def locust_command(args: argparse.Namespace, csv_prefix: Path, html: Path) -> list[str]:
+def locust_command(args: argparse.Namespace, profiles: list[str], csv_prefix: Path, html: Path) -> list[str]:
     binary = Path(sys.executable).with_name("locust")
     return [str(binary if binary.exists() else "locust"), "-f", str(LOCUSTFILE), "--headless",
             "--users", str(args.users), "--spawn-rate", str(args.spawn_rate), "--run-time", args.time,
             "--stop-timeout", "10", "--csv", str(csv_prefix), "--html", str(html), "--only-summary",
-            *args.locust_arg, *(args.profiles or [])]
+            *args.locust_arg, *profiles]
 
 
 def locust_env(args: argparse.Namespace, population_file: Path, timing_file: Path) -> dict[str, str]:
@@ -121,7 +156,13 @@ def main(argv: list[str]) -> int:
     name = args.name or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
     # GrowthAnalyst runs only with a dashboard to read (the locustfile makes it abstract otherwise).
+    if args.profiles and "GrowthAnalyst" in args.profiles and not args.experiments_url:
+        parser.error("GrowthAnalyst reads the growth dashboard: give --experiments-url (or EXPERIMENTS_URL)")
     profiles = [p for p in (args.profiles or PROFILES) if p != "GrowthAnalyst" or args.experiments_url]
+    if down := unreachable(args):
+        print(f"error: {down} does not answer; start the stack (`make run`) or point the URLs at it",
+              file=sys.stderr)
+        return 2
     prospects = args.prospects
     if prospects is None:  # each funnel uses up one Free group
         wanted = args.users * (math.ceil(run_seconds / FUNNEL_SECONDS) + 2)
@@ -129,12 +170,18 @@ def main(argv: list[str]) -> int:
     owners = args.owners if args.owners is not None else (args.users if "TrialOwner" in profiles else 0)
     analysts = args.users if "GrowthAnalyst" in profiles else 0
     population_file = args.out / "population.json"
-    provision_population(Settings.from_env("checkout"), population_file, prospects=prospects, owners=owners,
-                         analysts=analysts)
+    try:
+        provision_population(Settings.from_env("checkout"), population_file, prospects=prospects,
+                             owners=owners, analysts=analysts)
+    except SQLAlchemyError as exc:
+        print(f"error: can not provision the population in checkout's database ({type(exc).__name__}); "
+              "is CHECKOUT_DATABASE_URL the stack's database, and migrated (`make run` does both)?",
+              file=sys.stderr)
+        return 2
 
     csv_prefix, html = args.out / name, args.out / f"{name}.html"
     timing_file = args.out / f"{name}_server_timing.json"
-    command = locust_command(args, csv_prefix, html)
+    command = locust_command(args, profiles if args.profiles else [], csv_prefix, html)
     print("running:", " ".join(command), flush=True)
     completed = subprocess.run(command, env=locust_env(args, population_file, timing_file), cwd=ROOT,
                                check=False)

@@ -21,15 +21,13 @@ from urllib.parse import urlencode
 import requests
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
-from sqlalchemy.orm import Session
 
 from experiments import store as experiment_store
 from experiments.cli import DEFAULT_PORT as DASHBOARD_PORT
-from services.checkout.seed import load_demo, seed
+from services.checkout.seed import load_demo, seed_database
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
 from services.common.config import DEFAULT_PORTS, ROOT, VAR, Settings
-from services.common.db import make_engine
 from services.common.migrate import SERVICES, upgrade
 from services.common.serve import port_for
 
@@ -67,10 +65,7 @@ def prepare() -> None:
     for service in SERVICES:
         upgrade(service, Settings.from_env(service).database_url)
     experiment_store.upgrade(experiment_store.store_url_from_env())
-    engine = make_engine(Settings.from_env("checkout").database_url)
-    with Session(engine) as session:
-        seed(session, SystemClock())
-    engine.dispose()
+    seed_database(Settings.from_env("checkout").database_url)
 
 
 def _wait_for(url: str, timeout: float = 60.0) -> bool:

@@ -1,16 +1,17 @@
 """`python -m services.worker [service ...]`: the stack's background work.
 
-For each named service (default: all that publish), relay its outbox to the
-services subscribed to its topics; for trials, also end the trials whose time
-is up. `make run` runs one worker for everything; a deployment runs one per
-service (several replicas are safe: relays claim rows with SKIP LOCKED and
-the sweep's UPDATE is conditional). SIGTERM finishes the current pass first.
+For each named job (default: all), relay the service's outbox to the services
+subscribed to its topics, and run its sweep: trials ends the trials whose time
+is up, checkout sends renewal reminders and charges renewals; `experiments`
+copies every service's funnel events into the experiments' store. `make run`
+runs one worker for everything; a deployment splits them (several replicas are
+safe: relays claim rows with SKIP LOCKED, the sweeps' UPDATEs are conditional,
+the collector ignores duplicate event ids). SIGTERM finishes the current pass first.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import signal
 import sys
@@ -25,7 +26,7 @@ from services.common.config import Settings
 from services.common.db import make_engine
 from services.common.logs import configure_logging
 from services.common.relay import Subscriber, relay_once
-from services.common.service import ServiceContext, build_context
+from services.common.service import ServiceContext
 
 # Who hears what. Topic prefixes; consumers de-duplicate with their inbox.
 SUBSCRIPTIONS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
@@ -53,12 +54,6 @@ def service_token(settings: Settings) -> str:
     """What a relay shows the consumers: a short-lived token with the 'service' role."""
     return issue_token(settings.auth_secret, 0, "relay@services.internal", ("service",),
                        now=SystemClock().now(), ttl=timedelta(minutes=10))
-
-
-def _context(service: str, settings: Settings) -> ServiceContext:
-    models = importlib.import_module(f"services.{service}.adapters.models")
-    return build_context(service, settings, None, models.OutboxMessage, models.FunnelEventRow,
-                         models.ExposureRow)
 
 
 def _relay_job(ctx: ServiceContext, subs: list[Subscriber], settings: Settings) -> Callable[[], str]:
@@ -121,14 +116,9 @@ def build_jobs(services: list[str]) -> tuple[list[Callable[[], str]], list[Servi
             jobs.append(_collect_job())
             continue
         settings = Settings.from_env(service)
-        if service == "trials":
-            sweep, ctx = _sweep_job(settings)
-            jobs.append(sweep)
-        elif service == "checkout":
-            renew, ctx = _renewal_job(settings)
-            jobs.append(renew)
-        else:
-            ctx = _context(service, settings)
+        # Each publishing service has its own periodic job besides its relay.
+        job, ctx = _sweep_job(settings) if service == "trials" else _renewal_job(settings)
+        jobs.append(job)
         contexts.append(ctx)
         if subs := subscribers(service, settings):
             jobs.append(_relay_job(ctx, subs, settings))

@@ -24,7 +24,8 @@ from services.checkout.adapters.models import (
 )
 from services.checkout.domain.pricing import add_months
 from services.checkout.usecases.campaigns import unique_codes
-from services.common.clock import Clock
+from services.common.clock import Clock, SystemClock
+from services.common.db import make_engine
 
 DEMO_FILE = Path(__file__).resolve().parent / "data" / "demo.toml"
 
@@ -75,6 +76,16 @@ def seed(session: Session, clock: Clock, data: dict[str, Any] | None = None) -> 
     for campaign in data.get("campaigns", []):
         _seed_campaign(session, campaign, now)
     session.commit()
+
+
+def seed_database(url: str) -> None:
+    """Seed the demo data into checkout's database at `url` (idempotent)."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            seed(session, SystemClock())
+    finally:
+        engine.dispose()
 
 
 def _seed_campaign(session: Session, spec: dict[str, Any], now: datetime) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
 
-from loadtests.run import seconds
+from loadtests.run import build_parser, seconds
+from loadtests.run import main as run_main
 from loadtests.stages import parse_stages, target
 from loadtests.thresholds import THRESHOLDS_FILE, check, format_table, load_thresholds, read_stats
+from services.common.config import ROOT
 
 HEADER = ("Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
           "Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,"
@@ -86,8 +89,18 @@ def test_the_versioned_thresholds_cover_the_funnel() -> None:
     limits = load_thresholds(THRESHOLDS_FILE)
     assert limits.total.max_failure_ratio == 0.0
     for key in ("GET /plans", "POST /quotes", "POST /purchases", "GET /namespaces/[id]/trials/eligibility"):
-        assert limits.for_endpoint(key).p95_ms, key
+        assert key in limits.endpoints and limits.endpoints[key].p95_ms, key  # its own limit, not [default]
+        assert limits.endpoints[key].required or limits.endpoints[key].required_by, key
     assert limits.for_endpoint("GET /something/else") == limits.default
+
+
+def test_every_threshold_names_a_request_the_locustfile_makes() -> None:
+    """A misspelt key would be a limit nothing is ever checked against."""
+    source = (ROOT / "loadtests" / "locustfile.py").read_text()
+    made = {f"{method} {name}" for method, name in
+            re.findall(r'self\.call\(\s*"(\w+)",\s*[^,]+?,\s*"([^"]+)"', source)}
+    assert "POST /purchases" in made  # the pattern still reads the locustfile
+    assert set(load_thresholds(THRESHOLDS_FILE).endpoints) <= made
 
 
 def test_durations_and_stages_parse() -> None:
@@ -103,3 +116,16 @@ def test_durations_and_stages_parse() -> None:
     assert parse_stages("") == []
     with pytest.raises(ValueError):
         parse_stages("1m")
+
+
+def test_a_zero_run_time_or_user_count_is_refused() -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="more than zero"):
+        seconds("0")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--users", "0"])
+
+
+def test_a_stack_that_is_not_running_is_said_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    dead = "http://127.0.0.1:9"
+    assert run_main(["--checkout-url", dead, "--trials-url", dead, "--stripe-url", dead, "--time", "5s"]) == 2
+    assert f"error: {dead}/healthz does not answer" in capsys.readouterr().err
