@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from experiments.flags import NAMESPACE_ID, USER_ID
 from experiments.store import EXPOSURE_STEP
 from services.common.telemetry import Step
 
 METRICS_FILE = Path(__file__).resolve().parent / "metrics.toml"
 # unit of analysis -> the hash attribute its exposures carry, and the event column holding its id.
-HASH_ATTRIBUTE = {"user": "id", "namespace": "namespace_id"}
+HASH_ATTRIBUTE = {"user": USER_ID, "namespace": NAMESPACE_ID}
 UNIT_COLUMN = {"user": "user_id", "namespace": "namespace_id"}
 MAX_WINDOW_DAYS = 366
 PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -18,8 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -38,15 +36,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, Row
 
+from experiments.flags import NAMESPACE_ID, USER_ID
 from services.common.config import Settings
 from services.common.db import BigIntPK, UTCDateTime, make_engine
-from services.common.migrate import SERVICES
+from services.common.migrate import SERVICES, upgrade_folder
 
 log = logging.getLogger(__name__)
 
 EXPOSURE_STEP = "experiment_viewed"
-# The unit an exposure's hash attribute stands for, and the event column holding its id.
-UNIT_COLUMN_BY_HASH_ATTRIBUTE = {"id": "user_id", "namespace_id": "namespace_id"}
+# The hash attributes assignment uses (experiments/flags.py): a user or a namespace.
+HASH_ATTRIBUTES = (USER_ID, NAMESPACE_ID)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -111,12 +110,7 @@ def store_url_from_env() -> str:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the store to `revision` (Alembic, experiments/migrations)."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(cfg, revision)
+    upgrade_folder(MIGRATIONS, url, revision)
 
 
 def source_urls_from_env() -> dict[str, str]:
@@ -271,14 +265,14 @@ def exposure_columns(step: str, properties: Mapping[str, Any], user_id: int | No
         return empty
     key, variation = properties.get("experiment"), properties.get("variation")
     attribute = properties.get("hash_attribute")
-    unit_id = {"id": user_id, "namespace_id": namespace_id}.get(attribute)
+    unit_id = {USER_ID: user_id, NAMESPACE_ID: namespace_id}.get(attribute)
     if unit_id is None:
         try:
             unit_id = int(properties.get("hash_value"))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             unit_id = None
     if (not isinstance(key, str) or not key or isinstance(variation, bool) or not isinstance(variation, int)
-            or attribute not in UNIT_COLUMN_BY_HASH_ATTRIBUTE or unit_id is None):
+            or attribute not in HASH_ATTRIBUTES or unit_id is None):
         log.warning("exposure %s does not follow the contract; stored, not analysed", event_id)
         return empty
     name = properties.get("variation_name")

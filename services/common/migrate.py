@@ -20,16 +20,25 @@ SERVICES = ("checkout", "trials", "notifications")
 
 
 def alembic_config(service: str, url: str) -> Config:
+    return _config(ROOT / "services" / service / "migrations", url)
+
+
+def _config(folder: Path, url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(ROOT / "services" / service / "migrations"))
+    cfg.set_main_option("script_location", str(folder))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
 def upgrade(service: str, url: str, revision: str = "head") -> None:
+    upgrade_folder(ROOT / "services" / service / "migrations", url, revision)
+
+
+def upgrade_folder(folder: Path, url: str, revision: str = "head") -> None:
+    """Migrate the database at `url` with the Alembic migrations in `folder`."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(service, url), revision)
+    command.upgrade(_config(folder, url), revision)
 
 
 def run_env(metadata: MetaData) -> None:
