@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
                     events_blueprint(InboxEvent, trial_events.HANDLERS, {"trial.": "trials"})],
         readiness_checks=[_stripe_reachable(checkout.payments)],
         json_exempt_paths=[webhooks.WEBHOOK_PATH])
-    app.register_blueprint(pages_blueprint(home="/checkout"))
+    app.register_blueprint(pages_blueprint("/checkout", checkout.ctx.settings))
     app.register_blueprint(pages.blp)
     app.extensions["checkout"] = checkout
     return app

@@ -60,7 +60,8 @@ def verify_token(secret: str, token: str) -> Principal:
                      roles=frozenset(r for r in roles if isinstance(r, str)))
 
 
-def principal_from_header(secret: str, header: str | None) -> Principal:
+def bearer_token(header: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header (not yet verified)."""
     if not header:
         raise Problem(401, "unauthenticated", "Authentication required",
                       "Send 'Authorization: Bearer <token>'.",
@@ -70,4 +71,8 @@ def principal_from_header(secret: str, header: str | None) -> Principal:
         raise Problem(401, "invalid_token", "Invalid token",
                       "The Authorization header must be 'Bearer <token>'.",
                       headers=CHALLENGE)
-    return verify_token(secret, token.strip())
+    return token.strip()
+
+
+def principal_from_header(secret: str, header: str | None) -> Principal:
+    return verify_token(secret, bearer_token(header))

@@ -1,29 +1,35 @@
-"""What every page-serving service shares: `GET /sign-in?token=...&next=/path`
-(sets the session cookie, see sessions.py), the page layout and stylesheet,
+"""What every page-serving service shares: the page layout and stylesheet,
 friendly HTML for problems (a sign-in-needed page rather than a 401 body), the
-money and date filters, and the security headers pages carry.
+money and date filters, the security headers pages carry, and outside
+production a development sign-in, `GET /sign-in?token=...&next=/path` (sets the
+session cookie, see sessions.py).
 
-The platform's login is out of scope: it would set the same cookie.
+In production the platform's login sets that cookie: the development sign-in
+is not registered there (its token travels in a URL, and a link could sign a
+browser in to someone else's session).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from datetime import date, datetime
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, make_response, redirect, render_template, request
+from werkzeug.exceptions import HTTPException
 
+from services.common import formatting
 from services.common.auth import Principal, verify_token
 from services.common.config import Settings
-from services.common.problems import Problem
+from services.common.problems import Problem, from_status
 from services.common.sessions import SESSION_COOKIE, csrf_token
 from services.common.web import current_principal
 
 PageView = Callable[..., Any]
-CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+log = logging.getLogger(__name__)
+SESSION_ENDED = "Your session has ended; sign in again."
 
 
 def _settings() -> Settings:
@@ -38,22 +44,6 @@ def local_path(target: str | None, default: str) -> str:
     if parts.scheme or parts.netloc or not target.isprintable():
         return default
     return target
-
-
-def money(cents: int, currency: str = "usd") -> str:
-    """174000 -> "$1,740.00" (the pages' JavaScript formats the same way)."""
-    code = currency.upper()
-    sign = "-" if cents < 0 else ""
-    units, rest = divmod(abs(cents), 100)
-    symbol = CURRENCY_SYMBOLS.get(code)
-    return f"{sign}{symbol}{units:,}.{rest:02d}" if symbol else f"{sign}{units:,}.{rest:02d} {code}"
-
-
-def long_date(value: str | date | datetime) -> str:
-    """"2027-11-21" or a datetime -> "November 21, 2027" (UTC)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value) if len(value) > 10 else date.fromisoformat(value)
-    return f"{value:%B} {value.day}, {value.year}"
 
 
 def security_headers(response: Response) -> Response:
@@ -73,20 +63,35 @@ def security_headers(response: Response) -> Response:
 def problem_page(problem: Problem) -> Response:
     """A problem as a page: signing in for 401s, the problem's own words otherwise."""
     template = "pages/sign_in_needed.html" if problem.status == 401 else "pages/problem.html"
-    response = make_response(render_template(template, problem=problem), problem.status)
+    response = make_response(render_template(template, problem=problem, request_id=g.get("request_id")),
+                             problem.status)
     return security_headers(response)
+
+
+def _in_browser_words(problem: Problem) -> Problem:
+    """A session cookie that expired or is not ours reads as what it is to a person."""
+    if problem.status == 401 and problem.code in ("token_expired", "invalid_token"):
+        return Problem(401, problem.code, "Sign in needed", SESSION_ENDED)
+    return problem
 
 
 def page(view: PageView) -> Callable[..., Response]:
     """A page for a signed-in person: the view gets the principal first; a
-    problem (not signed in, not found, not allowed) becomes an HTML page."""
+    problem (not signed in, not found, not allowed), and any other error,
+    becomes an HTML page."""
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         try:
             principal = current_principal()
             response = make_response(view(principal, *args, **kwargs))
         except Problem as problem:
-            return problem_page(problem)
+            return problem_page(_in_browser_words(problem))
+        except HTTPException as error:
+            return problem_page(from_status(error.code or 500, error.description))
+        except Exception:
+            log.exception("unhandled error in a page (request %s)", g.get("request_id"))
+            return problem_page(from_status(500, "Something went wrong on our side; quote the request "
+                                                 "id when you contact support."))
         return security_headers(response)
     return wrapper
 
@@ -102,13 +107,16 @@ def _template_globals(home: str) -> dict[str, Any]:
     }
 
 
-def pages_blueprint(home: str) -> Blueprint:
-    """Sign-in, layout, stylesheet and filters for a service whose main page is `home`."""
+def pages_blueprint(home: str, settings: Settings) -> Blueprint:
+    """Layout, stylesheet and filters for a service whose main page is `home`;
+    outside production also the development sign-in."""
     blp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                     static_url_path="/static/pages")
     blp.app_context_processor(lambda: _template_globals(home))
-    blp.add_app_template_filter(money, "money")
-    blp.add_app_template_filter(long_date, "long_date")
+    blp.add_app_template_filter(formatting.money, "money")
+    blp.add_app_template_filter(formatting.long_date, "long_date")
+    if settings.is_production:
+        return blp  # the platform's login sets the session cookie
 
     @blp.get("/sign-in")
     def sign_in() -> Response:

@@ -21,7 +21,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 from services.common import timing
-from services.common.auth import Principal, principal_from_header
+from services.common.auth import Principal, bearer_token, verify_token
 from services.common.logs import init_error_monitoring, request_id_var
 from services.common.metrics import metrics_response, observe_request
 from services.common.problems import PROBLEM_JSON, Problem, from_status
@@ -95,17 +95,19 @@ def service_context() -> ServiceContext:
 
 def current_principal() -> Principal:
     """The authenticated caller, or a 401 problem: the bearer token, else the
-    pages' session cookie (which needs the CSRF token on unsafe methods)."""
+    pages' session cookie (which needs the CSRF token on unsafe methods). The
+    accepted token is kept as `g.caller_token` (see sessions.caller_token)."""
     principal = getattr(g, "principal", None)
     if principal is None:
         secret = service_context().settings.auth_secret
         header = request.headers.get("Authorization")
         session = request.cookies.get(SESSION_COOKIE)
         if session and not header:
-            principal = session_principal(secret, session)
+            token, principal = session, session_principal(secret, session)
         else:
-            principal = principal_from_header(secret, header)
-        g.principal = principal
+            token = bearer_token(header)
+            principal = verify_token(secret, token)
+        g.principal, g.caller_token = principal, token
     return principal
 
 

@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     flask_app = create_service_app(
         trials.ctx, title="Trials", description=__doc__ or "",
         blueprints=[trials_api.blp, events_blueprint(InboxEvent, HANDLERS, {"subscription.": "checkout"})])
-    flask_app.register_blueprint(pages_blueprint(home="/trials"))
+    flask_app.register_blueprint(pages_blueprint("/trials", trials.ctx.settings))
     flask_app.register_blueprint(pages.blp)
     flask_app.extensions["trials"] = trials
     return flask_app

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Page, Route, expect
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from services.checkout.adapters.models import Order
+from services.checkout.adapters.models import DiscountCampaign, DiscountCode, Order
 from tests.browser.helpers import Site, buy_button, count, enter_card, funnel_steps, payment_intents
 from tests.support import LocalStripe
 
@@ -110,6 +112,27 @@ def test_a_discount_code_rejected_then_accepted(page: Page, checkout_site: Site,
     expect_order_page(page, "Thank you! acme is on Premium.", "$456.00")
     assert [pi.amount for pi in payment_intents(checkout_site.app, localstripe)] == [45600]
     assert {"code_rejected", "code_applied", "code_redeemed"} <= set(funnel_steps(checkout_site.app))
+
+
+def test_a_code_that_ends_before_buy_says_why_and_shows_the_full_price(page: Page,
+                                                                       checkout_site: Site) -> None:
+    open_checkout(page, checkout_site)
+    page.get_by_label("Discount code").fill("SMB2026")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#quote-total")).to_have_text("Total today: $456.00")
+    with Session(checkout_site.app.extensions["checkout"].ctx.engine) as s:  # the offer ends meanwhile
+        campaign = select(DiscountCode.campaign_id).where(DiscountCode.code == "SMB2026").scalar_subquery()
+        s.execute(update(DiscountCampaign).where(DiscountCampaign.id == campaign).values(status="ended"))
+        s.commit()
+    enter_card(page, "4242424242424242")
+    buy_button(page).click()
+
+    expect(page.locator("#form-error")).to_have_text("This offer has ended.")
+    # The server's own words next to the code (code_result.message), and the price Buy now charges.
+    expect(page.locator("#discount_code-error")).to_have_text("This offer has ended.")
+    expect(page.locator("#quote-total")).to_have_text("Total today: $696.00")
+    buy_button(page).click()
+    expect_order_page(page, "Thank you! acme is on Premium.", "$696.00")
 
 
 def test_double_click_on_buy_buys_once(page: Page, checkout_site: Site, localstripe: LocalStripe) -> None:

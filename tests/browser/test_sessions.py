@@ -26,7 +26,7 @@ def test_pages_need_a_session(page: Page, checkout_site: Site) -> None:
     expect(page.get_by_text("This sign-in link is not valid or has expired.")).to_be_visible()
 
 
-def test_sign_in_sets_a_strict_cookie_and_only_redirects_locally(page: Page, checkout_site: Site) -> None:
+def test_sign_in_sets_an_httponly_lax_cookie_and_only_redirects_locally(page: Page, checkout_site: Site) -> None:
     checkout_site.sign_in(page, next_path="https://evil.example/steal")
     assert page.url == f"{checkout_site.url}/checkout"
     expect(page.get_by_text("Signed in as user1@test")).to_be_visible()

@@ -1,12 +1,14 @@
-"""The pages' small rules: where sign-in may redirect, the CSRF token, formatting."""
+"""The pages' small rules: where sign-in may redirect, the CSRF token, formatting
+(services/common/formatting.py, shared with the notifications' mails)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from services.common.pages import local_path, long_date, money
+from services.common.formatting import long_date, money
+from services.common.pages import local_path
 from services.common.sessions import csrf_token
 
 S = "a-test-secret-of-at-least-32-bytes-long"
@@ -35,3 +37,30 @@ def test_money_and_dates_read_like_the_pages_javascript_writes_them() -> None:
     assert long_date("2027-11-21") == "November 21, 2027"
     assert long_date(datetime(2027, 1, 20, 12, tzinfo=UTC)) == "January 20, 2027"
     assert long_date("2027-01-20T12:00:00+00:00") == "January 20, 2027"
+    assert long_date(date(2027, 1, 20)) == "January 20, 2027"
+
+
+def test_dates_are_the_utc_day() -> None:
+    new_york = timezone(timedelta(hours=-5))
+    assert long_date(datetime(2027, 1, 20, 21, 30, tzinfo=new_york)) == "January 21, 2027"
+    assert long_date("2027-01-20T21:30:00-05:00") == "January 21, 2027"
+    assert long_date("2027-01-21T01:30:00+05:00") == "January 20, 2027"
+    assert long_date("2027-01-20T23:30:00") == "January 20, 2027"  # naive: taken as UTC
+
+
+def test_money_is_integer_cents_and_the_symbols_are_data() -> None:
+    assert (money(1), money(100_000_000, "EUR"), money(99, "gbp"), money(0)) == (
+        "$0.01", "€1,000,000.00", "£0.99", "$0.00")
+    with pytest.raises(TypeError):
+        money(1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        money(True)
+
+
+def test_pages_and_mails_share_one_formatting() -> None:
+    from services.common import formatting
+    from services.notifications.domain import rendering
+
+    assert rendering.FILTERS["money"] is formatting.money
+    assert rendering.FILTERS["long_date"] is formatting.long_date
+    assert "currency_symbols" not in rendering._messages()

@@ -84,3 +84,13 @@ class Catalog:
             if addon in self.addons:
                 features.update(self.addons[addon].features)
         return sorted(features)
+
+    def plans_above(self, current: str) -> list[Plan]:
+        """What a namespace on `current` can buy: the purchasable plans ranked higher."""
+        rank = self.plans[current].rank if current in self.plans else 0
+        return sorted((p for p in self.plans.values() if p.purchasable and p.rank > rank),
+                      key=lambda p: p.rank)
+
+    def plan_name(self, plan: str) -> str:
+        """The plan's name; its id if it has left the catalog."""
+        return self.plans[plan].name if plan in self.plans else plan

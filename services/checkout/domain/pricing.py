@@ -116,6 +116,12 @@ def add_months(start: date, months: int) -> date:
     return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
 
 
+def require_top_level(namespace: NamespaceFacts) -> None:
+    if not namespace.is_top_level:
+        raise Problem(422, "not_top_level", "Not a top-level namespace",
+                      "Subscriptions are bought for top-level groups only; choose the parent group.")
+
+
 def price_lines(catalog: Catalog, selection: Selection, namespace: NamespaceFacts,
                 today: date | None = None) -> list[LineItem]:
     plan = catalog.plans.get(selection.plan)
@@ -126,9 +132,7 @@ def price_lines(catalog: Catalog, selection: Selection, namespace: NamespaceFact
     if not plan.purchasable:
         raise Problem(422, "plan_not_purchasable", "Plan not for sale",
                       f"The {plan.name} plan can not be bought.")
-    if not namespace.is_top_level:
-        raise Problem(422, "not_top_level", "Not a top-level namespace",
-                      "Subscriptions are bought for top-level groups only; choose the parent group.")
+    require_top_level(namespace)
     minimum = minimum_seats(namespace.billable_members)
     if selection.seats < minimum:
         raise Problem(

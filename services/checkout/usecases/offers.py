@@ -1,4 +1,5 @@
-"""The checkout page's opening offer for a namespace, shaped by experiments.
+"""The checkout page's opening offer for a namespace, shaped by experiments, and
+everything else the page opens with.
 
 Flag attributes are the same names in every service (experiments/flags.py):
 `id` (user) and `namespace_id` hash; the rest is for targeting.
@@ -12,11 +13,19 @@ from typing import Any
 from sqlalchemy import BigInteger, bindparam, select
 from sqlalchemy.orm import Session
 
-from services.checkout.adapters.models import BillingAccount
+from services.checkout.adapters.models import BillingAccount, Namespace
+from services.checkout.domain.catalog import Plan
 from services.checkout.domain.offers import OfferRules, SmbPrompt, default_seats, seat_minimum
-from services.checkout.domain.pricing import NamespaceFacts
+from services.checkout.domain.pricing import (
+    NamespaceFacts,
+    Quote,
+    Selection,
+    assemble_quote,
+    require_top_level,
+)
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access
+from services.checkout.usecases.billing import ACCOUNT_FIELDS, find_account
 from services.checkout.usecases.discounts import paid_or_subscribed
 from services.common.auth import Principal
 from services.common.service import ServiceUnitOfWork
@@ -63,23 +72,60 @@ def smb_prompt(uow: ServiceUnitOfWork, rules: OfferRules, attrs: dict[str, Any])
     return rules.smb_prompt if uow.flag(SMB_PROMPT_FLAG, attrs) is True else None
 
 
+def _offer(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace: Namespace,
+           facts: NamespaceFacts) -> Offer:
+    attrs = attributes(uow.session, principal, facts)
+    minimum, reason = seat_minimum(namespace.path, facts.billable_members,
+                                   facts.current.seats if facts.current else 0)
+    return Offer(
+        namespace_id=namespace.id, namespace_path=namespace.path, current_plan=facts.current_plan,
+        billable_members=facts.billable_members, minimum_seats=minimum, minimum_reason=reason,
+        default_seats=max(minimum, default_seats(app.offers, facts.billable_members,
+                                                 uow.flag(DEFAULT_SEATS_FLAG, attrs))),
+        smb_prompt=smb_prompt(uow, app.offers, attrs))
+
+
+def _track_viewed(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, offer: Offer) -> None:
+    uow.track(Step.PLANS_VIEWED, user_id=principal.user_id, namespace_id=offer.namespace_id,
+              catalog_version=app.catalog.version, default_seats=offer.default_seats,
+              smb_prompt=offer.smb_prompt is not None)
+
+
 def checkout_offer(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> Offer:
     """What the checkout page opens with; records that the page was seen."""
     with uow:
         uow.telemetry_only()
         namespace = access.load_namespace(uow.session, namespace_id, principal)
-        facts = access.namespace_facts(uow.session, namespace)
-        attrs = attributes(uow.session, principal, facts)
-        minimum, reason = seat_minimum(namespace.path, facts.billable_members,
-                                       facts.current.seats if facts.current else 0)
-        offer = Offer(
-            namespace_id=namespace.id, namespace_path=namespace.path, current_plan=facts.current_plan,
-            billable_members=facts.billable_members, minimum_seats=minimum, minimum_reason=reason,
-            default_seats=max(minimum, default_seats(app.offers, facts.billable_members,
-                                                     uow.flag(DEFAULT_SEATS_FLAG, attrs))),
-            smb_prompt=smb_prompt(uow, app.offers, attrs))
-        uow.track(Step.PLANS_VIEWED, user_id=principal.user_id, namespace_id=namespace.id,
-                  catalog_version=app.catalog.version, default_seats=offer.default_seats,
-                  smb_prompt=offer.smb_prompt is not None)
+        offer = _offer(app, uow, principal, namespace, access.namespace_facts(uow.session, namespace))
+        _track_viewed(app, uow, principal, offer)
         uow.commit()
         return offer
+
+
+@dataclass(frozen=True)
+class CheckoutPage:
+    offer: Offer
+    plans: list[Plan]  # what can be bought: the plans above the current one
+    quote: Quote | None  # the first plan's price for the offered seats; None if nothing to buy
+    account: dict[str, str]  # the billing account to prefill (empty before the first purchase)
+
+
+def open_checkout(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
+                  namespace_id: int) -> CheckoutPage:
+    """Everything the checkout page opens with, in one transaction. What can
+    refuse (not an Owner, a subgroup, the price) is checked before anything is
+    recorded: `plans_viewed` (and an experiment's exposure) only for a page shown."""
+    with uow:
+        uow.telemetry_only()
+        namespace = access.load_namespace(uow.session, namespace_id, principal, owner=True)
+        facts = access.namespace_facts(uow.session, namespace)
+        require_top_level(facts)
+        offer = _offer(app, uow, principal, namespace, facts)
+        plans = app.catalog.plans_above(offer.current_plan)
+        quote = assemble_quote(app.catalog, Selection(plans[0].id, offer.default_seats), facts,
+                               uow.now.date()) if plans else None
+        account = find_account(uow.session, principal.user_id)
+        fields = {name: getattr(account, name) or "" for name in ACCOUNT_FIELDS} if account else {}
+        _track_viewed(app, uow, principal, offer)
+        uow.commit()
+        return CheckoutPage(offer, plans, quote, fields)

@@ -57,7 +57,8 @@ from services.checkout.usecases.settlement import (
     current_outcome,
     lock_order,
 )
-from services.checkout.usecases.views import line_view, order_view
+from services.checkout.usecases.subscriptions import active_subscription
+from services.checkout.usecases.views import line_view, order_view, subscription_view
 from services.common.auth import Principal
 from services.common.problems import Problem, not_found
 from services.common.service import ServiceUnitOfWork
@@ -368,3 +369,14 @@ def get_order(uow: ServiceUnitOfWork, principal: Principal, order_id: int) -> di
     with uow:
         return order_view(_visible_order(uow, principal, order_id))
 
+
+def confirmation(uow: ServiceUnitOfWork, principal: Principal,
+                 order_id: int) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+    """What an order's confirmation page shows, in one transaction: the order, its
+    namespace's path and, once it completed, the namespace's active subscription
+    (None if that has ended since, or was refunded)."""
+    with uow:
+        order = _visible_order(uow, principal, order_id)
+        path = uow.session.scalar(select(Namespace.path).where(Namespace.id == order.namespace_id))
+        sub = active_subscription(uow, order.namespace_id) if order.status == "completed" else None
+        return order_view(order), path or "", subscription_view(sub) if sub else None

@@ -43,13 +43,3 @@ def create_quote(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, na
                   addons=[a.sku for a in selection.addons], total=quote.total)
         uow.commit()
         return quote, outcome, prompt
-
-
-def opening_quote(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace_id: int,
-                  selection: Selection) -> Quote:
-    """The price the checkout page opens with. Not a funnel step: the person has
-    chosen nothing yet (the offer records that the page was seen)."""
-    with uow:
-        namespace = access.load_namespace(uow.session, namespace_id, principal)
-        return assemble_quote(app.catalog, selection, access.namespace_facts(uow.session, namespace),
-                              uow.now.date())

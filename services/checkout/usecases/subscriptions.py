@@ -16,7 +16,7 @@ from services.common.problems import Problem
 from services.common.service import ServiceUnitOfWork
 
 
-def _active(uow: ServiceUnitOfWork, namespace_id: int) -> Subscription | None:
+def active_subscription(uow: ServiceUnitOfWork, namespace_id: int) -> Subscription | None:
     return uow.session.scalar(select(Subscription).where(
         Subscription.namespace_id == namespace_id, Subscription.status == "active"))
 
@@ -24,7 +24,7 @@ def _active(uow: ServiceUnitOfWork, namespace_id: int) -> Subscription | None:
 def get_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> dict[str, Any]:
     with uow:
         namespace = access.load_namespace(uow.session, namespace_id, principal)
-        sub = _active(uow, namespace_id)
+        sub = active_subscription(uow, namespace_id)
         if sub is None:
             raise Problem(404, "no_subscription", "No subscription",
                           f"{namespace.path} has no active paid subscription (plan: {namespace.plan}).")
@@ -36,7 +36,7 @@ def get_entitlements(app: Checkout, uow: ServiceUnitOfWork, principal: Principal
     """The paid plan and add-ons, lifted by any active trial (known from trial events)."""
     with uow:
         namespace = access.load_namespace(uow.session, namespace_id, principal)
-        sub = _active(uow, namespace_id)
+        sub = active_subscription(uow, namespace_id)
         trials = active_trials(uow, namespace_id)
         plan = namespace.plan
         addons = [{"sku": a.sku, "seats": a.seats, "trial": False} for a in sub.addons] if sub else []

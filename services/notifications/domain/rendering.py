@@ -2,7 +2,8 @@
 plain-text body and an HTML body out. Pure: no database, no clock, no network
 (the templates and the words in data/messages.toml are read once).
 
-Amounts are integer cents and are shown as "$1,740.00"; dates are shown in UTC
+Amounts are integer cents and are shown as "$1,740.00" (the currency symbols are
+services/common/data/formatting.toml's); dates are shown in UTC
 both as words ("November 21, 2026") and as ISO-8601; a card is "Visa ending
 4242, expires 12/2034". HTML is autoescaped; subjects are one plain line.
 """
@@ -18,8 +19,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from services.common.formatting import date_or_moment, long_date, money
 from services.common.problems import Problem
-from services.notifications.domain.schedule import parse_datetime
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES_DIR = ROOT / "templates"
@@ -52,41 +53,10 @@ def _messages() -> dict[str, Any]:
         return tomllib.load(fh)
 
 
-# --- filters -------------------------------------------------------------------------
-def money(cents: int, currency: str = "USD") -> str:
-    """174000 -> "$1,740.00"; -1000 -> "-$10.00"; other currencies without a
-    symbol as "1,740.00 CHF"."""
-    if isinstance(cents, bool) or not isinstance(cents, int):
-        raise TypeError(f"amounts are integer cents, got {cents!r}")
-    sign = "-" if cents < 0 else ""
-    units, rest = divmod(abs(cents), 100)
-    number = f"{units:,}.{rest:02d}"
-    code = (currency or "USD").upper()
-    symbol = _messages()["currency_symbols"].get(code)
-    return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {code}"
-
-
-def _as_datetime_or_date(value: str | date | datetime) -> date | datetime:
-    if isinstance(value, datetime):
-        return parse_datetime(value)
-    if isinstance(value, date):
-        return value
-    text = str(value)
-    if len(text) == 10:
-        return date.fromisoformat(text)
-    return parse_datetime(text)
-
-
-def long_date(value: str | date | datetime) -> str:
-    """"November 21, 2026" (the UTC day)."""
-    when = _as_datetime_or_date(value)
-    day = when.date() if isinstance(when, datetime) else when
-    return f"{day.strftime('%B')} {day.day}, {day.year}"
-
-
+# --- filters (money and long_date are services/common/formatting.py's, as the pages') ---
 def iso(value: str | date | datetime) -> str:
     """"2026-11-21" for a date, "2026-11-21T12:00:00Z" for a moment (UTC)."""
-    when = _as_datetime_or_date(value)
+    when = date_or_moment(value)
     if isinstance(when, datetime):
         return when.strftime("%Y-%m-%dT%H:%M:%SZ")
     return when.isoformat()
@@ -95,7 +65,7 @@ def iso(value: str | date | datetime) -> str:
 def when(value: str | date | datetime) -> str:
     """Both forms: "November 21, 2026 (2026-11-21)", or for a moment
     "December 21, 2026 at 12:00 UTC (2026-12-21T12:00:00Z)"."""
-    moment = _as_datetime_or_date(value)
+    moment = date_or_moment(value)
     if isinstance(moment, datetime):
         return f"{long_date(moment)} at {moment.strftime('%H:%M')} UTC ({iso(moment)})"
     return f"{long_date(moment)} ({iso(moment)})"

@@ -26,9 +26,8 @@ def trials_page(principal: Principal) -> str:
     token = caller_token()
     groups: list[dict[str, Any]] = []
     for ns in trials.owned_namespaces(app, token):
-        verdicts = trials.eligibility(app, request_uow(), principal, token, ns.namespace_id)
-        running = {t["kind"]: t for t in trials.list_for(app, request_uow(), token, ns.namespace_id)
-                   if t["status"] == "active"}
+        verdicts, listed = trials.overview(app, request_uow(), principal, token, ns.namespace_id)
+        running = {t["kind"]: t for t in listed if t["status"] == "active"}
         groups.append({"namespace": ns, "trials": [
             {**v.__dict__, "name": app.rules.kinds[v.kind].name, "active": running.get(v.kind)}
             for v in verdicts]})

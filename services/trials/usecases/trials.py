@@ -8,6 +8,7 @@ each happens exactly once however many sweeps or deliveries overlap.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -69,11 +70,15 @@ def owned_namespaces(app: Trials, token: str) -> list[Membership]:
 
 # Built once, not per eligibility check: building a select() costs about what running it does.
 _HISTORY = select(Trial).where(Trial.namespace_id == bindparam("ns"))
+_LISTED = _HISTORY.order_by(Trial.started_at)
+
+
+def _past(rows: Iterable[Trial]) -> dict[str, R.PastTrial]:
+    return {t.kind: R.PastTrial(t.kind, R.TrialStatus(t.status), t.ends_at) for t in rows}
 
 
 def _history(uow: ServiceUnitOfWork, namespace_id: int) -> dict[str, R.PastTrial]:
-    rows = uow.session.scalars(_HISTORY, {"ns": namespace_id})
-    return {t.kind: R.PastTrial(t.kind, R.TrialStatus(t.status), t.ends_at) for t in rows}
+    return _past(uow.session.scalars(_HISTORY, {"ns": namespace_id}))
 
 
 def _attributes(principal: Principal, ns: R.Namespace) -> dict[str, Any]:
@@ -108,17 +113,38 @@ def upsell(app: Trials, uow: ServiceUnitOfWork, principal: Principal, ns: R.Name
             "message": f"Try {name} free for {duo.duration_days} days alongside your Ultimate trial."}
 
 
+def _checked(app: Trials, uow: ServiceUnitOfWork, principal: Principal, ns: R.Namespace,
+             history: dict[str, R.PastTrial]) -> list[R.Verdict]:
+    """Every kind's verdict, recorded as one eligibility check (a funnel step)."""
+    verdicts = [_verdict(app, uow, principal, ns, history, kind) for kind in app.rules.kinds]
+    uow.track(Step.TRIAL_ELIGIBILITY_CHECKED, user_id=principal.user_id, namespace_id=ns.id,
+              outcomes={v.kind: v.reason or "eligible" for v in verdicts}, plan=ns.plan)
+    return verdicts
+
+
 def eligibility(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
                 namespace_id: int) -> list[R.Verdict]:
     ns = _namespace(app, namespace_id, token)
     with uow:
         uow.telemetry_only()
-        history = _history(uow, namespace_id)
-        verdicts = [_verdict(app, uow, principal, ns, history, kind) for kind in app.rules.kinds]
-        uow.track(Step.TRIAL_ELIGIBILITY_CHECKED, user_id=principal.user_id, namespace_id=namespace_id,
-                  outcomes={v.kind: v.reason or "eligible" for v in verdicts}, plan=ns.plan)
+        verdicts = _checked(app, uow, principal, ns, _history(uow, namespace_id))
         uow.commit()
         return verdicts
+
+
+def overview(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
+             namespace_id: int) -> tuple[list[R.Verdict], list[dict[str, Any]]]:
+    """What the trials page shows of a namespace: `eligibility`'s verdicts (recorded
+    the same way) and `list_for`'s trials, from one look-up at checkout and one
+    read of the namespace's trials, in one transaction."""
+    ns = _namespace(app, namespace_id, token)
+    with uow:
+        uow.telemetry_only()
+        rows = list(uow.session.scalars(_LISTED, {"ns": namespace_id}))
+        verdicts = _checked(app, uow, principal, ns, _past(rows))
+        listed = [trial_view(t, uow.now, app.rules) for t in rows]
+        uow.commit()
+        return verdicts, listed
 
 
 def start(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str, namespace_id: int,
@@ -175,9 +201,7 @@ def _active_started_by_anyone(uow: ServiceUnitOfWork, namespace_id: int, kind: s
 def list_for(app: Trials, uow: ServiceUnitOfWork, token: str, namespace_id: int) -> list[dict[str, Any]]:
     _namespace(app, namespace_id, token)  # members only
     with uow:
-        trials = uow.session.scalars(select(Trial).where(Trial.namespace_id == namespace_id)
-                                     .order_by(Trial.started_at))
-        return [trial_view(t, uow.now, app.rules) for t in trials]
+        return [trial_view(t, uow.now, app.rules) for t in uow.session.scalars(_LISTED, {"ns": namespace_id})]
 
 
 def _admin_trial(uow: ServiceUnitOfWork, principal: Principal, trial_id: int) -> Trial:

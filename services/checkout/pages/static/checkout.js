@@ -23,11 +23,6 @@
     authentication_required: "card", authentication_pending: "card", setup_intent_not_found: "card",
     billing_account_missing: "company", rate_limited: "discount_code",
   };
-  const CODE_REASONS = new Set([
-    "code_unknown", "code_malformed", "campaign_paused", "campaign_ended", "code_not_started",
-    "code_expired", "code_exhausted", "plan_not_eligible", "too_many_seats", "too_few_seats",
-    "not_a_new_customer", "already_redeemed", "below_minimum_amount", "card_payment_only",
-  ]);
 
   // --- the API ---------------------------------------------------------------------
   async function api(method, path, body, headers) {
@@ -63,7 +58,7 @@
       }
       return;
     }
-    const field = FIELD_OF[problem.code] || (CODE_REASONS.has(problem.code) ? "discount_code" : fallback);
+    const field = FIELD_OF[problem.code] || fallback;
     showError(field, problem.detail || problem.title || "Something went wrong; try again.");
   }
 
@@ -299,6 +294,10 @@
     if (result.status === 202) return authenticate(result.body);
     if (result.status < 500 && result.body.code !== "idempotency_key_in_use") attempt = null;
     showProblem(result.body, "form");
+    // A code that applied when priced may not any more (used up, ended): the new quote
+    // says why next to the code, in the server's words (code_result.message), and shows
+    // the price Buy now charges.
+    if (result.status === 422 && body.discount_code) scheduleQuote(0);
     return false;
   }
 

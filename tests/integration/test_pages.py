@@ -1,0 +1,284 @@
+"""The pages through Flask's test client: what is served where, what a page
+view costs (transactions, directory calls) and records, and bad input."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask, g
+from flask.testing import FlaskClient
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import Gone
+
+from services.checkout.adapters.models import BillingAccount, FunnelEventRow, Order
+from services.checkout.app import create_app
+from services.common.auth import issue_token
+from services.common.clock import FixedClock, SystemClock
+from services.common.problems import Problem
+from services.common.sessions import SESSION_COOKIE, caller_token, csrf_token, session_principal
+from services.common.web import current_principal
+from services.trials.adapters.directory import Membership, NamespaceDirectory
+from services.trials.adapters.models import FunnelEventRow as TrialsFunnelEventRow
+from services.trials.domain.rules import Namespace
+from tests.conftest import _seeded, make_settings
+from tests.support import TEST_SECRET, auth, token
+
+ALICE, BOB = 1, 2
+ACME, ACME_BACKEND, GLOBEX = 100, 101, 200
+HTML = "text/html; charset=utf-8"
+
+
+def signed_in(client: FlaskClient, user_id: int = ALICE) -> FlaskClient:
+    client.set_cookie(SESSION_COOKIE, token(user_id))
+    return client
+
+
+def funnel_steps(app: Flask, model: Any = FunnelEventRow) -> list[tuple[str, int | None]]:
+    engine = (app.extensions.get("checkout") or app.extensions["trials"]).ctx.engine
+    with Session(engine) as s:
+        return [(step, ns) for step, ns in s.execute(select(model.step, model.namespace_id).order_by(model.id))]
+
+
+def assert_page(response: Any, status: int, *texts: str) -> None:
+    """An HTML page (not problem+json) with the pages' security headers."""
+    assert response.status_code == status
+    assert response.content_type == HTML
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"
+    body = " ".join(html.unescape(response.get_data(as_text=True)).split())
+    for text in texts:
+        assert text in body
+
+
+# --- the development sign-in -----------------------------------------------------------
+@pytest.fixture
+def production_app(checkout_db_url: str, clock: FixedClock) -> Iterator[Flask]:
+    settings = make_settings("checkout", checkout_db_url).with_overrides(environment="production")
+    flask_app = _seeded(create_app(settings, clock), clock)
+    yield flask_app
+    flask_app.extensions["checkout"].ctx.close()
+
+
+def test_production_has_no_development_sign_in(production_app: Flask, client: FlaskClient) -> None:
+    """The development sign-in's token travels in a URL (history, logs) and a link can
+    sign someone in to another's session: production has none."""
+    sign_in = f"/sign-in?token={token(ALICE)}&next=/checkout"
+    assert production_app.test_client().get(sign_in).status_code == 404
+    assert not any(rule.rule == "/sign-in" for rule in production_app.url_map.iter_rules())
+    # Development and tests keep it.
+    assert client.get(sign_in).status_code == 303
+
+
+def test_production_pages_still_take_the_session_cookie(production_app: Flask) -> None:
+    """In production the platform's login sets the cookie; the pages read it."""
+    response = signed_in(production_app.test_client()).get("/checkout")
+    assert_page(response, 200, "Which group are you buying for?", "Signed in as user1@test", "Buy for acme")
+    assert "make run" not in response.get_data(as_text=True)  # no development hints
+
+
+# --- sessions ---------------------------------------------------------------------------------
+def test_the_csrf_token_is_taken_from_the_header_only(app: Flask) -> None:
+    """A form field is never read: a form body is refused (415) before authentication."""
+    session = token(ALICE)
+    valid = csrf_token(TEST_SECRET, session)
+    with app.test_request_context("/quotes", method="POST", data={"csrf_token": valid}):
+        with pytest.raises(Problem) as refused:
+            session_principal(TEST_SECRET, session)
+        assert refused.value.code == "csrf_failed"
+    with app.test_request_context("/quotes", method="POST", headers={"X-CSRF-Token": valid}):
+        assert session_principal(TEST_SECRET, session).user_id == ALICE
+    form = signed_in(app.test_client()).post("/quotes", data={"csrf_token": valid})
+    assert form.status_code == 415
+
+
+def test_caller_token_is_the_token_current_principal_accepted(app: Flask) -> None:
+    bearer, cookie = token(ALICE), token(BOB)
+    with app.test_request_context("/namespaces", headers={"Authorization": f"Bearer  {bearer} ",
+                                                          "Cookie": f"{SESSION_COOKIE}={cookie}"}):
+        assert current_principal().user_id == ALICE
+        assert caller_token() == g.caller_token == bearer
+    with app.test_request_context("/namespaces", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}):
+        assert current_principal().user_id == BOB
+        assert caller_token() == cookie
+
+
+# --- the checkout page ----------------------------------------------------------------------
+def _transactions(app: Flask, client: FlaskClient, url: str) -> tuple[Any, int, int]:
+    engine = app.extensions["checkout"].ctx.engine
+    begun: list[int] = []
+    statements: list[str] = []
+
+    def begin(conn: Any) -> None:
+        begun.append(1)
+
+    def statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        statements.append(sql)
+
+    event.listen(engine, "begin", begin)
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        response = client.get(url)
+    finally:
+        event.remove(engine, "begin", begin)
+        event.remove(engine, "before_cursor_execute", statement)
+    return response, len(begun), len([s for s in statements if not s.startswith(("BEGIN", "PRAGMA"))])
+
+
+def test_the_checkout_page_is_one_transaction_and_records_plans_viewed_once(app: Flask,
+                                                                            client: FlaskClient) -> None:
+    signed_in(client).get("/checkout")  # warm: the person's variations are cached after a first request
+    response, transactions, statements = _transactions(app, client, f"/checkout?namespace_id={ACME}")
+    assert_page(response, 200, "Buy a subscription for acme", "acme is on Free today.",
+                "Total today:", "$696.00")
+    assert transactions == 1
+    assert statements <= 8, statements  # was 4 transactions, 12 statements on SQLite (now 7)
+    assert funnel_steps(app) == [("plans_viewed", ACME)]
+
+
+def test_a_subgroup_page_view_records_nothing(app: Flask, client: FlaskClient) -> None:
+    response = signed_in(client).get(f"/checkout?namespace_id={ACME_BACKEND}")
+    assert_page(response, 422, "Not a top-level namespace",
+                "Subscriptions are bought for top-level groups only; choose the parent group.")
+    assert funnel_steps(app) == []
+
+
+def test_only_owners_get_the_checkout_page(app: Flask, client: FlaskClient) -> None:
+    response = signed_in(client, BOB).get(f"/checkout?namespace_id={GLOBEX}")
+    assert_page(response, 403, "Owner role required", "Only Owners of globex can buy for it.")
+    assert_page(client.get(f"/checkout?namespace_id={ACME}"), 404, "No namespace with id 100.")
+    assert funnel_steps(app) == []
+
+
+@pytest.mark.parametrize("raw,shown", [("abc", "abc"), ("", '""'), ("0", "0"), ("-5", "-5"),
+                                       (str(2**63), str(2**63))])
+def test_a_namespace_id_that_is_not_an_id_is_a_404_page(client: FlaskClient, raw: str, shown: str) -> None:
+    response = signed_in(client).get("/checkout", query_string={"namespace_id": raw})
+    assert_page(response, 404, "Namespace not found", f"No namespace with id {shown}.")
+
+
+# --- the order page -----------------------------------------------------------------------------
+@pytest.mark.parametrize("order_id", ["abc", "0", "-1", str(2**63), "999"])
+def test_an_order_page_for_a_bad_or_unknown_id_is_a_404_page(client: FlaskClient, order_id: str) -> None:
+    assert_page(signed_in(client).get(f"/checkout/orders/{order_id}"), 404, "Order not found")
+
+
+def _completed_order(app: Flask, plan: str) -> int:
+    with Session(app.extensions["checkout"].ctx.engine) as s:
+        account = s.scalars(select(BillingAccount)).first()
+        assert account is not None
+        order = Order(billing_account_id=account.id, namespace_id=GLOBEX, user_id=ALICE, plan=plan, seats=5,
+                      currency="usd", subtotal=100000, total=100000,
+                      lines=[{"description": "Gold plan, 5 seats, 12 months", "amount": 100000}],
+                      catalog_version="2020-01", term_start=date(2026, 11, 21), term_end=date(2027, 11, 21),
+                      status="completed", created_at=SystemClock().now(), completed_at=SystemClock().now())
+        s.add(order)
+        s.commit()
+        return order.id
+
+
+def test_the_order_page_shows_a_plan_that_left_the_catalog_by_its_id(app: Flask, client: FlaskClient) -> None:
+    order_id = _completed_order(app, "legacy_gold")
+    response, transactions, _ = _transactions(app, signed_in(client), f"/checkout/orders/{order_id}")
+    assert_page(response, 200, "Thank you! globex is on legacy_gold.", "$1,000.00",
+                "November 21, 2026 to November 21, 2027", "Next renewal")
+    assert transactions == 1
+    assert_page(signed_in(client, 5).get(f"/checkout/orders/{order_id}"), 404, "Order not found")
+
+
+def test_the_order_page_names_a_plan_in_the_catalog(app: Flask, client: FlaskClient) -> None:
+    order_id = _completed_order(app, "premium")
+    assert_page(signed_in(client).get(f"/checkout/orders/{order_id}"), 200,
+                "Thank you! globex is on Premium.")
+
+
+# --- sessions that ended, and errors --------------------------------------------------------------
+def test_an_expired_or_foreign_cookie_asks_to_sign_in_again(client: FlaskClient) -> None:
+    expired = issue_token(TEST_SECRET, ALICE, "user1@test", now=SystemClock().now() - timedelta(days=31),
+                          ttl=timedelta(days=30))
+    foreign = issue_token("another-secret-" * 3, ALICE, "user1@test", now=SystemClock().now())
+    for cookie in (expired, "not-a-token", foreign):
+        client.set_cookie(SESSION_COOKIE, cookie)
+        response = client.get("/checkout")
+        assert_page(response, 401, "Sign in needed", "Your session has ended; sign in again.")
+        assert "bearer token" not in response.get_data(as_text=True)
+    client.delete_cookie(SESSION_COOKIE)
+    assert_page(client.get("/checkout"), 401, "Please sign in to continue.")
+    # The API keeps its own words.
+    assert client.get("/namespaces", headers={"Authorization": f"Bearer {expired}"}).json["code"] == "token_expired"
+
+
+def test_an_unexpected_error_in_a_page_is_an_html_page(app: Flask, client: FlaskClient,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.checkout.usecases import subscriptions
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(subscriptions, "my_namespaces", broken)
+    response = signed_in(client).get("/checkout")
+    assert_page(response, 500, "Something went wrong on our side", response.headers["X-Request-Id"])
+    assert "boom" not in response.get_data(as_text=True)
+
+    def gone(*args: Any) -> None:
+        raise Gone()
+
+    monkeypatch.setattr(subscriptions, "my_namespaces", gone)
+    assert_page(client.get("/checkout"), 410, "no longer available")
+
+
+# --- the trials page --------------------------------------------------------------------------
+class CountingDirectory:
+    """The trials app's directory, counting the calls to checkout."""
+
+    def __init__(self, inner: NamespaceDirectory) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, int | None]] = []
+
+    def lookup(self, namespace_id: int, bearer_token: str) -> Namespace | None:
+        self.calls.append(("lookup", namespace_id))
+        return self.inner.lookup(namespace_id, bearer_token)
+
+    def memberships(self, bearer_token: str) -> list[Membership]:
+        self.calls.append(("memberships", None))
+        return self.inner.memberships(bearer_token)
+
+
+def test_the_trials_page_asks_checkout_once_per_namespace(trials_app: Flask) -> None:
+    client = trials_app.test_client()
+    started = client.post(f"/namespaces/{GLOBEX}/trials", json={"kind": "ultimate"}, headers=auth(ALICE))
+    assert started.status_code == 201
+    directory = CountingDirectory(trials_app.extensions["trials"].directory)
+    trials_app.extensions["trials"].directory = directory
+    before = len(funnel_steps(trials_app, TrialsFunnelEventRow))
+
+    response = signed_in(client).get("/trials")
+    assert_page(response, 200, "Active: 60 days left, ends January 20, 2027.",
+                "Trials are for top-level groups; start it on the parent group.")
+    owned = [ACME, ACME_BACKEND, GLOBEX]
+    assert directory.calls == [("memberships", None)] + [("lookup", ns) for ns in owned]  # 1 + N
+    checked = funnel_steps(trials_app, TrialsFunnelEventRow)[before:]
+    assert checked == [("trial_eligibility_checked", ns) for ns in owned]
+
+
+def test_the_trials_page_reads_the_trials_table_once_per_namespace(trials_app: Flask) -> None:
+    engine = trials_app.extensions["trials"].ctx.engine
+    reads: list[str] = []
+
+    def statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if sql.lstrip().upper().startswith("SELECT") and "FROM trials" in sql:
+            reads.append(sql)
+
+    client = signed_in(trials_app.test_client())
+    client.get("/trials")  # warm the variations cache
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        assert client.get("/trials").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    assert len(reads) == 3
+
