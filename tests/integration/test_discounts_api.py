@@ -53,7 +53,7 @@ def test_smb_rejections_keep_the_list_price_and_say_why(client: FlaskClient, app
     assert response.json["code_result"]["reason"] == reason
     assert response.json["code_result"]["message"]
     assert response.json["discount_total"] == 0
-    assert ("code_rejected", {"code": "SMB2026", "reason": reason}) in steps(app)
+    assert ("code_rejected", {"code": "SMB2026", "reason": reason, "campaign_id": 1}) in steps(app)
 
 
 def test_existing_customers_are_not_new_and_upgrades_take_no_codes(client: FlaskClient, app: Flask) -> None:
@@ -111,14 +111,29 @@ def test_admin_creates_a_shared_campaign_and_prospects_use_it(client: FlaskClien
 def test_admin_lifecycle_pause_resume_end(client: FlaskClient) -> None:
     cid = client.post("/admin/campaigns", json=CAMPAIGN, headers=ADMIN).json["id"]
     assert client.post(f"/admin/campaigns/{cid}/pause", headers=ADMIN).json["status"] == "paused"
-    assert quote(client, "SPRING-26").json["code_result"]["reason"] == "campaign_paused"
+    assert quote(client, "SPRING-26").json["code_result"]["reason"] == "code_unknown"
     again = client.post(f"/admin/campaigns/{cid}/pause", headers=ADMIN)
     assert again.status_code == 409 and again.json["code"] == "invalid_transition"
     assert client.post(f"/admin/campaigns/{cid}/resume", headers=ADMIN).json["status"] == "active"
     assert quote(client, "SPRING-26").json["code_result"]["applied"]
     assert client.post(f"/admin/campaigns/{cid}/end", headers=ADMIN).json["status"] == "ended"
-    assert quote(client, "SPRING-26").json["code_result"]["reason"] == "campaign_ended"
+    assert quote(client, "SPRING-26").json["code_result"]["reason"] == "code_unknown"
     assert client.post(f"/admin/campaigns/{cid}/resume", headers=ADMIN).status_code == 409
+    # The admin report keeps the exact reasons the buyers were not told.
+    report = client.get(f"/admin/campaigns/{cid}", headers=ADMIN).json
+    assert report["rejections"] == {"campaign_ended": 1, "campaign_paused": 1}
+
+
+def test_unknown_paused_and_ended_codes_read_alike_to_a_buyer(client: FlaskClient) -> None:
+    """An outsider can not tell which codes exist: same reason, same words."""
+    cid = client.post("/admin/campaigns", json=CAMPAIGN, headers=ADMIN).json["id"]
+    unknown = quote(client, "NOPE-2026").json["code_result"]
+    client.post(f"/admin/campaigns/{cid}/pause", headers=ADMIN)
+    paused = quote(client, "SPRING-26").json["code_result"]
+    client.post(f"/admin/campaigns/{cid}/end", headers=ADMIN)
+    ended = quote(client, "SPRING-26").json["code_result"]
+    answers = {(r["reason"], r["message"], r["applied"]) for r in (unknown, paused, ended)}
+    assert answers == {("code_unknown", "We don't recognise this code. Check the spelling.", False)}
 
 
 def test_bulk_campaign_exports_unique_single_use_codes_as_csv(client: FlaskClient) -> None:

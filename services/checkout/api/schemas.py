@@ -306,6 +306,9 @@ class CampaignSchema(CampaignInSchema):
     codes = ma.fields.Integer(metadata={"description": "Number of codes"})
     description = ma.fields.String()
     redemptions = ma.fields.Integer()
+    rejections = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), metadata={
+        "description": "Refused attempts at the campaign's codes, by exact reason (buyers see "
+                       "unknown, paused and ended codes as one reason: code_unknown)"})
     remaining_uses = ma.fields.Integer(allow_none=True)
     revenue = ma.fields.Nested(RevenueSchema)
     created_at = ma.fields.AwareDateTime()

@@ -85,6 +85,18 @@ class Rejection:
     message: str
 
 
+# A code checker must not be an oracle: whether a code exists, or belongs to a
+# paused or ended campaign, is an admin's business. These reasons answer the
+# public as one; the exact reason stays in the funnel event and the admin report.
+HIDDEN_REASONS = frozenset({"code_unknown", "campaign_paused", "campaign_ended"})
+NOT_RECOGNISED = Rejection("code_unknown", "We don't recognise this code. Check the spelling.")
+
+
+def public(rejection: Rejection) -> Rejection:
+    """What a buyer is told of a rejection."""
+    return NOT_RECOGNISED if rejection.reason in HIDDEN_REASONS else rejection
+
+
 def normalise_code(raw: str) -> str:
     """Case-insensitive and trimmed; nothing else is forgiven."""
     return raw.strip().upper()

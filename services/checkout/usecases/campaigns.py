@@ -11,13 +11,19 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from services.checkout.adapters.models import DiscountCampaign, DiscountCode, DiscountRedemption
+from services.checkout.adapters.models import (
+    DiscountCampaign,
+    DiscountCode,
+    DiscountRedemption,
+    FunnelEventRow,
+)
 from services.checkout.domain import discounts as rules
 from services.checkout.runtime import Checkout
 from services.checkout.usecases.discounts import campaign_rules
 from services.common.auth import Principal
 from services.common.problems import Problem, not_found
 from services.common.service import ServiceUnitOfWork
+from services.common.telemetry import Step
 
 MAX_BULK_CODES = 10_000
 TRANSITIONS = {"pause": ({"active"}, "paused"), "resume": ({"paused"}, "active"),
@@ -117,6 +123,7 @@ def view(uow: ServiceUnitOfWork, campaign: DiscountCampaign) -> dict[str, Any]:
         if campaign.kind == "shared" else None
     return {
         "id": campaign.id, "name": campaign.name, "kind": campaign.kind, "status": campaign.status,
+        "rejections": _rejections(uow, campaign.id),
         "code": shared_code, "codes": codes,
         "description": rules.describe(campaign_rules(campaign)),
         **{f: getattr(campaign, f) for f in RULE_FIELDS},
@@ -125,6 +132,18 @@ def view(uow: ServiceUnitOfWork, campaign: DiscountCampaign) -> dict[str, Any]:
                     "collected": int(revenue)},
         "created_at": campaign.created_at, "updated_at": campaign.updated_at,
     }
+
+
+def _rejections(uow: ServiceUnitOfWork, campaign_id: int) -> dict[str, int]:
+    """Refused attempts at this campaign's codes by their exact reason: buyers
+    are told less (a paused code reads as unknown), admins are told all."""
+    reason = FunnelEventRow.properties["reason"].as_string()
+    rows = uow.session.execute(
+        select(reason, func.count()).where(
+            FunnelEventRow.step == Step.CODE_REJECTED.value,
+            FunnelEventRow.properties["campaign_id"].as_integer() == campaign_id)
+        .group_by(reason)).all()
+    return {str(r): int(n) for r, n in sorted(rows)}
 
 
 def list_all(uow: ServiceUnitOfWork, principal: Principal) -> list[dict[str, Any]]:

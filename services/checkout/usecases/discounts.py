@@ -43,7 +43,9 @@ class CodeOutcome:
 
 
 def rejection_problem(rejection: rules.Rejection) -> Problem:
-    return Problem(422, rejection.reason, "Discount code not applicable", rejection.message)
+    """The buyer's answer: hidden reasons (unknown, paused, ended) answer as one."""
+    shown = rules.public(rejection)
+    return Problem(422, shown.reason, "Discount code not applicable", shown.message)
 
 
 def campaign_rules(c: DiscountCampaign) -> rules.CampaignRules:
@@ -115,7 +117,8 @@ def evaluate_code(uow: ServiceUnitOfWork, principal: Principal, quote: Quote, ra
     if rejection is not None or state is None:
         assert rejection is not None
         uow.track(Step.CODE_REJECTED, user_id=principal.user_id, namespace_id=quote.namespace_id,
-                  code=shown if state else None, reason=rejection.reason)
+                  code=shown if state else None, reason=rejection.reason,
+                  campaign_id=campaign_id if state else None)
         return CodeOutcome(shown, None, rejection_problem(rejection))
     applied = rules.apply(state, quote.lines)
     uow.track(Step.CODE_APPLIED, user_id=principal.user_id, namespace_id=quote.namespace_id,
