@@ -29,9 +29,10 @@ keeps the raw numbers, --baseline adds an earlier run's as "before", and
 harness before and after a change). Needs PostgreSQL (BENCH_DATABASE_URL,
 default postgresql://postgres@127.0.0.1:5432/postgres: the server to create
 the databases on) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/15)
-for the discount-code limits the gunicorn workers share. The per-client code
-limit is raised for the run (CODE_ATTEMPTS_PER_CLIENT): every simulated
-prospect comes from 127.0.0.1.
+for the discount-code and card limits the gunicorn workers share. The
+per-client code and card limits are raised for the run
+(CODE_ATTEMPTS_PER_CLIENT, CARD_ATTEMPTS_PER_CLIENT): every simulated prospect
+comes from 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -291,6 +292,7 @@ def production_env(urls: dict[str, str], stripe_url: str, redis_url: str) -> dic
         "CHECKOUT_URL": f"http://127.0.0.1:{PORTS['checkout']}",
         "TRIALS_URL": f"http://127.0.0.1:{PORTS['trials']}",
         "RATELIMIT_STORAGE_URI": redis_url, "CODE_ATTEMPTS_PER_CLIENT": "1000000/minute",
+        "CARD_ATTEMPTS_PER_CLIENT": "1000000/minute",
         "FUNNEL_TELEMETRY": "on", "POSTHOG_API_KEY": "", "CLOCK_FILE": "",
     }
 

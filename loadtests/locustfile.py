@@ -41,9 +41,10 @@ never mailed. Business answers are not failures: a declined card (402 at card
 recording), an exhausted or inapplicable discount code (the quote's code_result,
 or 422 on purchase, after which the prospect buys at list price), an already
 started trial (200 with that trial, or 409 already_trialed / trial_active).
-A discount code checked too often from one address is `429 rate_limited`
-(limit per client, CODE_ATTEMPTS_PER_CLIENT): that *is* a failure here; run the
-services with a raised limit for load tests (docs/loadtests.md).
+A discount code checked, or a card set up, too often from one address is
+`429 rate_limited` (limits per client, CODE_ATTEMPTS_PER_CLIENT and
+CARD_ATTEMPTS_PER_CLIENT): that *is* a failure here; run the services with
+raised limits for load tests (docs/loadtests.md; `make run` raises both).
 """
 
 from __future__ import annotations

@@ -116,8 +116,9 @@ def run() -> int:
     # Every process shares one business clock that `make timetravel` can move.
     os.environ.setdefault("CLOCK_FILE", str(VAR / "clock.json"))
     # Locally every client is 127.0.0.1, so the per-address limit on code
-    # attempts would throttle the demo traffic generator; per account still holds.
+    # and card attempts would throttle the demo traffic generator; per account still holds.
     os.environ.setdefault("CODE_ATTEMPTS_PER_CLIENT", "600/minute")
+    os.environ.setdefault("CARD_ATTEMPTS_PER_CLIENT", "600/minute")
     prepare()
     settings = Settings.from_env("checkout")
     env = dict(os.environ)

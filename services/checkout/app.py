@@ -31,8 +31,11 @@ def build_checkout(settings: Settings, clock: Clock | None = None,
                                         settings.stripe_timeout_seconds)
     limiter = AttemptLimiter(settings.ratelimit_storage_uri, settings.code_attempts_per_client,
                              settings.code_attempts_per_account)
+    cards = AttemptLimiter(settings.ratelimit_storage_uri, settings.card_attempts_per_client,
+                           settings.card_attempts_per_account, name="card-attempts",
+                           what="card attempts")
     return Checkout(ctx=ctx, catalog=Catalog.load(), payments=gateway, code_attempts=limiter,
-                    renewal_rules=RenewalRules.load(), offers=OfferRules.load())
+                    card_attempts=cards, renewal_rules=RenewalRules.load(), offers=OfferRules.load())
 
 
 def _stripe_reachable(gateway: PaymentGateway) -> ReadinessCheck:

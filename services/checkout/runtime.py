@@ -22,5 +22,6 @@ class Checkout:
     catalog: Catalog
     payments: PaymentGateway
     code_attempts: AttemptLimiter
+    card_attempts: AttemptLimiter
     renewal_rules: RenewalRules
     offers: OfferRules

@@ -58,6 +58,8 @@ class Settings:
     ratelimit_storage_uri: str = "memory://"
     code_attempts_per_client: str = "30/minute;300/day"
     code_attempts_per_account: str = "10/minute;100/day"
+    card_attempts_per_client: str = "20/minute;100/day"
+    card_attempts_per_account: str = "10/minute;30/day"
     service_urls: Mapping[str, str] = field(default_factory=lambda: {
         name: f"http://127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()})
 
@@ -101,6 +103,8 @@ class Settings:
             ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
             code_attempts_per_client=env.get("CODE_ATTEMPTS_PER_CLIENT", "30/minute;300/day"),
             code_attempts_per_account=env.get("CODE_ATTEMPTS_PER_ACCOUNT", "10/minute;100/day"),
+            card_attempts_per_client=env.get("CARD_ATTEMPTS_PER_CLIENT", "20/minute;100/day"),
+            card_attempts_per_account=env.get("CARD_ATTEMPTS_PER_ACCOUNT", "10/minute;30/day"),
             service_urls={
                 name: env.get(f"{name.upper()}_URL", f"http://127.0.0.1:{port}")
                 for name, port in DEFAULT_PORTS.items()

@@ -214,3 +214,18 @@ def test_a_purchase_for_another_card_id_is_refused(stripe_app: Flask, buyer: Buy
 def test_live_server_serves_the_stripe_js_stand_in(localstripe: LocalStripe) -> None:
     response = requests.get(f"{localstripe.url}/js.stripe.com/v3/", timeout=5)
     assert response.status_code == 200 and "confirmCardSetup" in response.text
+
+
+def test_card_testing_from_one_account_is_stopped(stripe_app: Flask, buyer: Buyer) -> None:
+    """Many SetupIntents from one account is how stolen cards are tested: the
+    limit answers 429 before Stripe is asked again."""
+    answers = [buyer.post("/billing-account/card-setup") for _ in range(15)]
+    codes = [a.status_code for a in answers]
+    assert codes[:10] == [201] * 10 and set(codes[10:]) == {429}, codes
+    limited = answers[-1]
+    assert limited.json["code"] == "rate_limited" and 1 <= int(limited.headers["Retry-After"]) <= 60
+    started = session_of(stripe_app).scalar(select(func.count(FunnelEventRow.id)).where(
+        FunnelEventRow.step == "card_setup_started"))
+    assert started == 10
+    # Recording a card counts too: the account has no attempts left.
+    assert buyer.post("/billing-account/cards", {"setup_intent_id": "seti_x1"}).status_code == 429

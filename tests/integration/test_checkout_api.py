@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import BillingAccount, FunnelEventRow, Order
+from services.checkout.adapters.ratelimit import AttemptLimiter
 from tests.support import auth
 
 ALICE, FRANK, BOB, OUTSIDER = 1, 5, 2, 77
@@ -190,6 +191,19 @@ def test_card_setup_with_stripe_down_is_a_clear_503(client: FlaskClient) -> None
     assert response.status_code == 503
     assert response.json["code"] == "payment_provider_unavailable"
     assert response.headers["Retry-After"] == "30"
+
+
+def test_card_attempts_are_limited_per_client_address(client: FlaskClient, app: Flask) -> None:
+    """A card tester with many accounts behind one address is stopped too."""
+    app.extensions["checkout"].card_attempts = AttemptLimiter(
+        "memory://", "3/minute", "100/minute", name="card-attempts", what="card attempts")
+    for user in (FRANK, BOB, ALICE):
+        client.put("/billing-account", json=ACCOUNT, headers=auth(user))
+        assert client.post("/billing-account/card-setup", headers=auth(user)).status_code != 429
+    limited = client.post("/billing-account/cards", json={"setup_intent_id": "seti_abc"},
+                          headers=auth(OUTSIDER))
+    assert limited.status_code == 429 and limited.json["code"] == "rate_limited"
+    assert "card attempts" in limited.json["detail"]
 
 
 def test_purchase_requires_idempotency_key(client: FlaskClient, app: Flask) -> None:

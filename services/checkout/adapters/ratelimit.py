@@ -1,4 +1,6 @@
-"""Rate limits on discount-code attempts, so the code checker is no oracle.
+"""Rate limits on attempts that a guesser or a card tester repeats: discount
+codes (so the code checker is no oracle) and card set-ups (the usual way to
+test stolen cards is many SetupIntents from one account or one address).
 
 Built on `limits` (the engine behind Flask-Limiter) with a moving window;
 storage is `memory://` for one process and Redis (`redis://...`) when several
@@ -21,10 +23,12 @@ log = logging.getLogger(__name__)
 
 
 class AttemptLimiter:
-    def __init__(self, storage_uri: str, per_client: str, per_account: str) -> None:
+    def __init__(self, storage_uri: str, per_client: str, per_account: str, *,
+                 name: str = "code-attempts", what: str = "discount code attempts") -> None:
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
         self._limits: dict[str, list[RateLimitItem]] = {
             "client": parse_many(per_client), "account": parse_many(per_account)}
+        self._name, self._what = name, what
 
     def hit(self, *, client: str, account: str) -> None:
         """Count one attempt; 429 with Retry-After once a limit is reached.
@@ -36,16 +40,16 @@ class AttemptLimiter:
         except Problem:
             raise
         except Exception as exc:
-            log.error("code attempt limits unavailable (%s); allowing the attempt", type(exc).__name__)
+            log.error("%s limits unavailable (%s); allowing the attempt", self._name, type(exc).__name__)
 
     def _count(self, client: str, account: str) -> None:
         for scope, key in (("client", client), ("account", account)):
             for item in self._limits[scope]:
-                if not self._limiter.hit(item, "code-attempts", scope, key):
-                    reset = self._limiter.get_window_stats(item, "code-attempts", scope, key).reset_time
+                if not self._limiter.hit(item, self._name, scope, key):
+                    reset = self._limiter.get_window_stats(item, self._name, scope, key).reset_time
                     wait = max(1, math.ceil(reset - time.time()))
-                    raise Problem(429, "rate_limited", "Too many code attempts",
-                                  f"Too many discount code attempts; try again in {wait} seconds.",
+                    raise Problem(429, "rate_limited", "Too many attempts",
+                                  f"Too many {self._what}; try again in {wait} seconds.",
                                   headers={"Retry-After": str(wait)})
 
     def ping(self) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -19,6 +20,11 @@ from services.checkout.usecases.views import card_view
 from services.common.web import ProblemSchema, current_principal, request_uow
 
 blp = Blueprint("billing", __name__, description="The caller's billing account and cards")
+
+
+def count_card_attempt(user_id: int) -> None:
+    """Per client address and per account: testing stolen cards gets a 429."""
+    checkout().card_attempts.hit(client=request.remote_addr or "unknown", account=str(user_id))
 
 
 def account_view(account: BillingAccount, cards: list[PaymentMethod]) -> dict[str, Any]:
@@ -53,11 +59,16 @@ class Account(MethodView):
 @blp.route("/billing-account/card-setup")
 class CardSetup(MethodView):
     @blp.response(201, CardSetupSchema)
+    @blp.alt_response(429, schema=ProblemSchema, description="Too many card attempts")
     @blp.alt_response(503, schema=ProblemSchema, description="Stripe unreachable")
     @blp.doc(security=[{"bearerAuth": []}])
     def post(self) -> dict[str, Any]:
-        """Start capturing a card: returns a SetupIntent client secret for Stripe.js."""
-        setup = billing.start_card_setup(checkout(), request_uow, current_principal())
+        """Start capturing a card: returns a SetupIntent client secret for Stripe.js.
+
+        Rate limited per account and per client address, with adding a card."""
+        principal = current_principal()
+        count_card_attempt(principal.user_id)
+        setup = billing.start_card_setup(checkout(), request_uow, principal)
         return setup.__dict__
 
 
@@ -66,9 +77,11 @@ class Cards(MethodView):
     @blp.arguments(RecordCardSchema)
     @blp.response(201, CardSchema)
     @blp.alt_response(402, schema=ProblemSchema, description="Card declined")
+    @blp.alt_response(429, schema=ProblemSchema, description="Too many card attempts")
     @blp.doc(security=[{"bearerAuth": []}])
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Save the card of a SetupIntent that Stripe.js confirmed; it becomes the default."""
-        card = billing.record_card(checkout(), request_uow, current_principal(),
-                                   body["setup_intent_id"])
+        principal = current_principal()
+        count_card_attempt(principal.user_id)
+        card = billing.record_card(checkout(), request_uow, principal, body["setup_intent_id"])
         return card_view(card)
