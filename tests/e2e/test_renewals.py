@@ -203,6 +203,27 @@ def test_manual_renewal_from_thirty_days_before(stripe_app: Flask, localstripe: 
     assert len(events(stripe_app, "subscription.renewed", user)) == 1
 
 
+def test_members_who_are_not_owners_see_whether_the_card_will_do_not_the_card(
+        stripe_app: Flask, localstripe: LocalStripe) -> None:
+    [user] = provision_buyers(stripe_app, localstripe.url, 1)
+    subscribe(stripe_app, user, days_left=45)
+    developer = 9_001
+    with Session(checkout_of(stripe_app).ctx.engine) as s:
+        s.add(User(id=developer, email="dev@test", name="Dev"))
+        s.flush()
+        s.add(Membership(namespace_id=user, user_id=developer, role="developer", billable=True))
+        s.commit()
+    client = stripe_app.test_client()
+    path = f"/namespaces/{user}/subscription/renewal"
+    owner_view = client.get(path, headers=auth(user)).json["card"]
+    assert owner_view == {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2034,
+                          "expired": False, "expires_before_renewal": False}
+    member = client.get(path, headers=auth(developer))
+    assert member.status_code == 200
+    assert member.json["card"] == {"expired": False, "expires_before_renewal": False}
+    assert member.json["quote"]["total"] == 3 * 34800  # the plan and seats stay readable
+
+
 def test_parallel_sweeps_charge_each_renewal_once(postgres_only: None, stripe_app: Flask,
                                                   localstripe: LocalStripe, clock: FixedClock) -> None:
     users = provision_buyers(stripe_app, localstripe.url, 20)

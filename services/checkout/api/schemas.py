@@ -343,6 +343,7 @@ class RenewalQuoteSchema(ma.Schema):
 
 
 class CardStatusSchema(CardSchema):
+    """Owners (and admins) see the card; other members only whether it will do."""
     expired = ma.fields.Boolean()
     expires_before_renewal = ma.fields.Boolean()
 

@@ -88,6 +88,10 @@ def _facts(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:
             for sub, path, account, n in rows}
 
 
+# What a member who is not an Owner sees of the card on file.
+CARD_STATUS_FIELDS = ("expired", "expires_before_renewal")
+
+
 def _card(facts: Facts, today: date, renewal_date: date) -> dict[str, Any] | None:
     card = facts.card
     if card is None:
@@ -320,7 +324,7 @@ def preview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespa
             rules: R.RenewalRules) -> dict[str, Any]:
     """What the next renewal will cost and when the owner hears of it."""
     with uow:
-        access.load_namespace(uow.session, namespace_id, principal)
+        _, membership = access.load_with_membership(uow.session, namespace_id, principal)
         sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
                                                             Subscription.status == "active"))
         if sub is None:
@@ -328,12 +332,16 @@ def preview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespa
         f = _facts(uow.session, [sub.id])[sub.id]
         quote = R.renewal_quote(app.catalog, f.term(), f.billable)
         today = uow.now.date()
+        card = _card(f, today, sub.term_end)
+        if card is not None and not (principal.is_admin or (membership and membership.role == "owner")):
+            # Members may know the renewal is safe, not which card pays for it.
+            card = {k: card[k] for k in CARD_STATUS_FIELDS}
         return {"subscription": subscription_view(sub), "quote": quote.snapshot(),
                 "reminders": [(sub.term_end - timedelta(days=d)).isoformat()
                               for d in rules.notices(sub.auto_renew)],
                 "manual_renewal_from": R.manual_renewal_opens(sub.term_end, rules).isoformat(),
                 "grace_ends": R.grace_ends(sub.term_end, rules).isoformat(),
-                "card": _card(f, today, sub.term_end)}
+                "card": card}
 
 
 def renew_now(app: Checkout, new_uow: UowFactory, principal: Principal, namespace_id: int,
