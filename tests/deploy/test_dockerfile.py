@@ -6,6 +6,7 @@ import ast
 import fnmatch
 import json
 import re
+import shlex
 import sys
 import tomllib
 from importlib import metadata
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from services.checkout.app import create_app
+from services.common.config import Settings
 from tests.deploy.helpers import DEPLOY, ROOT
 
 DOCKERFILE = DEPLOY / "Dockerfile"
@@ -82,6 +85,22 @@ def test_final_stage_has_the_venv_code_and_no_build_tools() -> None:
     for setting in ("PYTHONUNBUFFERED=1", "PATH=/opt/venv/bin:$PATH", "PYTHONPATH=/app"):
         assert setting in env
     assert ("WORKDIR", "/app") in runtime
+
+
+def test_the_image_defaults_to_production_and_development_must_be_asked_for() -> None:
+    runtime = stages()["runtime"]
+    env = dict(pair.split("=", 1) for instruction, args in runtime if instruction == "ENV"
+               for pair in shlex.split(args))
+    assert env["APP_ENV"] == "production"
+    # So a container started without settings refuses the development secrets ...
+    with pytest.raises(RuntimeError, match="AUTH_SECRET"):
+        Settings.from_env("checkout", {"APP_ENV": env["APP_ENV"]})
+    # ... and, given real ones, serves no development sign-in link.
+    real = {"APP_ENV": env["APP_ENV"], "AUTH_SECRET": "s" * 40, "STRIPE_WEBHOOK_SECRET": "whsec_" + "x" * 30,
+            "CHECKOUT_DATABASE_URL": "sqlite://"}
+    app = create_app(Settings.from_env("checkout", real))
+    assert "/sign-in" not in {rule.rule for rule in app.url_map.iter_rules()}
+    app.extensions["checkout"].ctx.close()
 
 
 def test_runs_as_a_numeric_non_root_user_with_the_entrypoint() -> None:
