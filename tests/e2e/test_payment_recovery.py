@@ -197,6 +197,13 @@ def test_late_payment_for_a_superseded_order_is_refunded(stripe_app: Flask, alic
     with db(stripe_app) as s:
         assert s.scalar(select(func.count()).select_from(Subscription)
                         .where(Subscription.namespace_id == 100, Subscription.status == "active")) == 1
+    # The order tells the story: charged, given back in full, and why.
+    story = alice.get(f"/orders/{pending.json['order']['id']}").json
+    total = story["total"]
+    assert (story["status"], story["amount_charged"], story["refunded"], story["refunded_amount"]) == \
+        ("failed", total, True, total)
+    assert story["failure_code"] == "already_subscribed" and "refunded in full" in story["failure_message"]
+    assert story["subscription_id"] is None
 
 
 def test_stale_pending_order_gives_way_but_a_fresh_one_does_not(stripe_app: Flask, alice: Buyer) -> None:

@@ -224,8 +224,32 @@ def test_card_testing_from_one_account_is_stopped(stripe_app: Flask, buyer: Buye
     assert codes[:10] == [201] * 10 and set(codes[10:]) == {429}, codes
     limited = answers[-1]
     assert limited.json["code"] == "rate_limited" and 1 <= int(limited.headers["Retry-After"]) <= 60
-    started = session_of(stripe_app).scalar(select(func.count(FunnelEventRow.id)).where(
-        FunnelEventRow.step == "card_setup_started"))
-    assert started == 10
+    assert count(stripe_app, FunnelEventRow, FunnelEventRow.step == "card_setup_started") == 10
     # Recording a card counts too: the account has no attempts left.
     assert buyer.post("/billing-account/cards", {"setup_intent_id": "seti_x1"}).status_code == 429
+
+
+def test_orders_tell_their_story(stripe_app: Flask, buyer: Buyer, localstripe: LocalStripe) -> None:
+    """A declined attempt keeps its PaymentIntent and reason; the paid order says what it
+    charged and which subscription it paid for; the subscription lists its orders."""
+    buyer.add_card("4000000000000341")
+    declined = buyer.buy("story-1")
+    assert declined.status_code == 402
+    failed = buyer.get(f"/orders/{declined.json['order_id']}").json
+    assert failed["payment_intent_id"] and failed["payment_intent_id"].startswith("pi_")
+    assert failed["payment_intent_id"] in {pi.id for pi in intents_for(localstripe, stripe_app)}
+    assert (failed["status"], failed["failure_code"], failed["amount_charged"]) == ("failed", "card_declined", 0)
+    assert failed["failure_message"] and (failed["refunded"], failed["refunded_amount"]) == (False, 0)
+
+    buyer.add_card("4242424242424242")
+    paid = buyer.buy("story-2").json["order"]
+    assert (paid["amount_charged"], paid["refunded_amount"], paid["failure_code"]) == (174000, 0, None)
+    subscription = buyer.get(f"/namespaces/{ACME}/subscription").json
+    assert paid["subscription_id"] == subscription["id"]
+    assert [(o["id"], o["kind"], o["amount_charged"]) for o in subscription["orders"]] == \
+        [(paid["id"], "purchase", 174000)]
+    # An upgrade pays for the same subscription and joins its history.
+    upgrade = buyer.buy("story-3", plan="ultimate").json["order"]
+    assert upgrade["subscription_id"] == subscription["id"]
+    kinds = [o["kind"] for o in buyer.get(f"/namespaces/{ACME}/subscription").json["orders"]]
+    assert kinds == ["purchase", "upgrade"]

@@ -165,6 +165,13 @@ class Order(Base):
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(Text)
     refunded: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the card was charged (the total once a charge succeeded; 0 before)
+    # and what was given back, in cents: a refund keeps the charge on record.
+    amount_charged: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The subscription this order paid for: the one it created, or the one it upgraded.
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id", use_alter=True, name="fk_orders_subscription_id"), index=True)
     traffic: Mapped[str] = mapped_column(String(16), default="real")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

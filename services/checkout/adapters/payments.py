@@ -175,6 +175,11 @@ class StripeGateway:
         except stripe.CardError as exc:
             error = exc.error
             intent_id = _id_of(getattr(error, "payment_intent", None)) if error else None
+            charge_id = _id_of(getattr(error, "charge", None)) if error else None
+            if intent_id is None and charge_id:
+                # localstripe names only the failed charge; the charge names its intent,
+                # so a declined order still records the attempt it made.
+                intent_id = _id_of(self._call(self._client.v1.charges.retrieve, charge_id).payment_intent)
             code = (getattr(error, "decline_code", None) or exc.code or "card_declined")
             if code == "authentication_required" and intent_id:
                 # Real Stripe refuses off-session 3DS with an error that carries the intent.

@@ -14,6 +14,7 @@ from services.checkout.api.schemas import (
     RenewalPreviewSchema,
     RenewalResultSchema,
     SubscriptionSchema,
+    SubscriptionWithOrdersSchema,
 )
 from services.checkout.usecases import offers, renewals, subscriptions
 from services.common.web import ProblemSchema, current_principal, request_uow
@@ -51,10 +52,10 @@ class CheckoutOffer(MethodView):
 
 @blp.route("/namespaces/<id:namespace_id>/subscription")
 class NamespaceSubscription(MethodView):
-    @blp.response(200, SubscriptionSchema)
+    @blp.response(200, SubscriptionWithOrdersSchema)
     @blp.doc(security=[{"bearerAuth": []}])
     def get(self, namespace_id: int) -> dict[str, Any]:
-        """The namespace's active subscription (members only)."""
+        """The namespace's active subscription with the orders that paid for it (members only)."""
         return subscriptions.get_subscription(request_uow(), current_principal(), namespace_id)
 
 

@@ -145,7 +145,16 @@ class OrderSchema(ma.Schema):
     term_start = ma.fields.String()
     term_end = ma.fields.String()
     upgrades_subscription_id = ma.fields.Integer(allow_none=True)
-    payment_intent_id = ma.fields.String(allow_none=True)
+    payment_intent_id = ma.fields.String(allow_none=True, metadata={
+        "description": "Set from the first charge attempt on, declined ones included"})
+    amount_charged = ma.fields.Integer(metadata={"description": "Cents the card was charged"})
+    failure_code = ma.fields.String(allow_none=True, metadata={
+        "description": "Why the order failed: the card's decline code, or why it was refunded"})
+    failure_message = ma.fields.String(allow_none=True)
+    refunded = ma.fields.Boolean()
+    refunded_amount = ma.fields.Integer(metadata={"description": "Cents given back"})
+    subscription_id = ma.fields.Integer(allow_none=True, metadata={
+        "description": "The subscription this order created or upgraded"})
     created_at = ma.fields.String()
     completed_at = ma.fields.String(allow_none=True)
 
@@ -166,6 +175,22 @@ class SubscriptionSchema(ma.Schema):
     term_end = ma.fields.String()
     next_renewal_date = ma.fields.String(allow_none=True)
     addons = ma.fields.List(ma.fields.Nested(SubscriptionAddOnSchema))
+
+
+class PaidBySchema(ma.Schema):
+    id = ma.fields.Integer()
+    kind = ma.fields.String(metadata={"description": "purchase or upgrade"})
+    plan = ma.fields.String()
+    seats = ma.fields.Integer()
+    total = ma.fields.Integer()
+    amount_charged = ma.fields.Integer()
+    refunded_amount = ma.fields.Integer()
+    completed_at = ma.fields.String(allow_none=True)
+
+
+class SubscriptionWithOrdersSchema(SubscriptionSchema):
+    orders = ma.fields.List(ma.fields.Nested(PaidBySchema), metadata={
+        "description": "The orders that paid for this subscription, oldest first"})
 
 
 class PurchaseResultSchema(ma.Schema):

@@ -63,6 +63,8 @@ def apply_charge(app: Checkout, uow: ServiceUnitOfWork, order: Order, charge: Ch
     if charge.payment_intent_id and not order.stripe_payment_intent_id:
         order.stripe_payment_intent_id = charge.payment_intent_id
     if charge.status == "succeeded":
+        # Charged for the order's total (a webhook for another amount never gets here).
+        order.amount_charged = order.total
         return _complete(app, uow, order)
     if order.status in CLOSED:
         return current_outcome(uow, order)  # late news of a closed order changes nothing
@@ -148,6 +150,7 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
     order.completed_at = uow.now
     order.failure_code = order.failure_message = None
     uow.session.flush()
+    order.subscription_id = subscription.id
     card = uow.session.get(PaymentMethod, order.payment_method_id) if order.payment_method_id else None
     uow.publish("order.completed", {
         **order_view(order), **_recipient(uow, order), "order_id": order.id, "user_id": order.user_id,
@@ -188,7 +191,7 @@ def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: 
     namespace = uow.session.get(Namespace, order.namespace_id)
     assert namespace is not None
     namespace.plan = order.plan
-    order.status, order.completed_at = "completed", uow.now
+    order.status, order.completed_at, order.subscription_id = "completed", uow.now, sub.id
     uow.session.flush()
     uow.publish("order.completed", {**order_view(order), **_recipient(uow, order), "order_id": order.id,
                                     "user_id": order.user_id,
@@ -221,6 +224,7 @@ def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, reason: Problem
     log.warning("order %s refunded: %s", order.id, reason.code)
     order.status = "failed"
     order.refunded = True
+    order.refunded_amount = order.amount_charged
     order.failure_code = reason.code
     order.failure_message = f"{reason.detail} Your payment was refunded in full."
     uow.track(Step.PURCHASE_FAILED, user_id=order.user_id, namespace_id=order.namespace_id,

@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from services.checkout.adapters.models import Membership, Namespace, Subscription, SubscriptionAddOn
+from services.checkout.adapters.models import Membership, Namespace, Order, Subscription, SubscriptionAddOn
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access
 from services.checkout.usecases.trial_events import active_trials
-from services.checkout.usecases.views import subscription_view
+from services.checkout.usecases.views import paid_by_view, subscription_view
 from services.common.auth import Principal
 from services.common.problems import Problem
 from services.common.service import ServiceUnitOfWork
@@ -28,7 +28,9 @@ def get_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id:
         if sub is None:
             raise Problem(404, "no_subscription", "No subscription",
                           f"{namespace.path} has no active paid subscription (plan: {namespace.plan}).")
-        return subscription_view(sub)
+        paid_by = uow.session.scalars(select(Order).where(Order.subscription_id == sub.id)
+                                      .order_by(Order.completed_at, Order.id))
+        return {**subscription_view(sub), "orders": [paid_by_view(o) for o in paid_by]}
 
 
 def get_entitlements(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,

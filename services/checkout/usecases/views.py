@@ -42,9 +42,21 @@ def order_view(order: Order) -> dict[str, Any]:
         "term_start": order.term_start.isoformat(), "term_end": order.term_end.isoformat(),
         "upgrades_subscription_id": order.upgrades_subscription_id,
         "payment_intent_id": order.stripe_payment_intent_id,
+        "amount_charged": order.amount_charged or 0,
+        "failure_code": order.failure_code, "failure_message": order.failure_message,
+        "refunded": bool(order.refunded), "refunded_amount": order.refunded_amount or 0,
+        "subscription_id": order.subscription_id,
         "created_at": order.created_at.isoformat(),
         "completed_at": order.completed_at.isoformat() if order.completed_at else None,
     }
+
+
+def paid_by_view(order: Order) -> dict[str, Any]:
+    """An order as one line of a subscription's history."""
+    return {"id": order.id, "kind": "upgrade" if order.upgrades_subscription_id else "purchase",
+            "plan": order.plan, "seats": order.seats, "total": order.total,
+            "amount_charged": order.amount_charged, "refunded_amount": order.refunded_amount,
+            "completed_at": order.completed_at.isoformat() if order.completed_at else None}
 
 
 def subscription_view(sub: Subscription) -> dict[str, Any]:
