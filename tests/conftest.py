@@ -123,10 +123,12 @@ FLAGS_OFF = str(Path(__file__).parent / "data" / "flags-off.json")
 
 def make_settings(service: str, database_url: str, stripe_base: str | None = None,
                   payload_file: str = FLAGS_OFF) -> Settings:
+    # Every simulated person comes from 127.0.0.1, as under `make run`, which raises
+    # the per-client card limit the same way; the per-account limit stays as shipped.
     return Settings(service=service, database_url=database_url, auth_secret=TEST_SECRET,
                     stripe_api_base=stripe_base or "http://127.0.0.1:9", stripe_timeout_seconds=5,
                     stripe_webhook_secret=WEBHOOK_SECRET, environment="test",
-                    growthbook_payload_file=payload_file)
+                    growthbook_payload_file=payload_file, card_attempts_per_client="600/minute")
 
 
 @pytest.fixture(scope="session")
