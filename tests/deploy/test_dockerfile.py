@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import json
 import re
@@ -18,6 +17,7 @@ from packaging.requirements import Requirement
 from services.checkout.app import create_app
 from services.common.config import Settings
 from tests.deploy.helpers import DEPLOY, ROOT
+from tests.imports import FIRST_PARTY, imports, module_name
 
 DOCKERFILE = DEPLOY / "Dockerfile"
 
@@ -206,32 +206,6 @@ def test_exposes_the_dashboard_port_with_the_services() -> None:
     assert sorted(int(port) for port in exposed) == sorted((*DEFAULT_PORTS.values(), DASHBOARD_PORT))
 
 
-FIRST_PARTY = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
-
-
-def _module_name(relative: str) -> str:
-    parts = relative.removesuffix(".py").split("/")
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _imports(path: Path, module: str) -> set[str]:
-    """Every module `path` imports (anywhere in it, lazily imported ones too), as dotted names;
-    `from a import b` gives both a and a.b (b may be a module or a name)."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-    return found
-
-
 def _runtime_distributions() -> set[str]:
     """The runtime dependencies (pyproject.toml's, not the dev extra, and deploy/requirements.txt)
     with everything they require, by normalised distribution name."""
@@ -257,13 +231,13 @@ def test_every_module_in_the_image_imports_only_what_the_image_has() -> None:
     """A module the image holds must not import first-party code it lacks (loadtests, a file
     left out) or a package that is only a dev dependency (PyYAML, pytest, locust ...)."""
     files = image_files()
-    modules = {_module_name(f) for f in files if f.endswith(".py")}
+    modules = {module_name(f) for f in files if f.endswith(".py")}
     runtime = _runtime_distributions()
     providers = metadata.packages_distributions()
     problems = []
     for relative in sorted(f for f in files if f.endswith(".py")):
         missing: set[str] = set()
-        for name in sorted(_imports(ROOT / relative, _module_name(relative))):
+        for name in sorted(imports(ROOT / relative, module_name(relative))):
             top = name.split(".")[0]
             if top in FIRST_PARTY:
                 parent = name.rpartition(".")[0]
