@@ -148,7 +148,8 @@ def test_every_module_the_entrypoint_runs_is_in_the_image() -> None:
     for module in ("entrypoint", "gunicorn.conf", "migrate", "__init__"):
         assert f"deploy/{module}.py" in copied
     assert "services/ services/" in copied  # the sweeps (services/*/sweep.py) come with the code
-    assert "experiments/ experiments/" in copied  # flags, the store, the dashboard
+    assert "flags/ flags/" in copied  # the flag library every service imports
+    assert "experiments/ experiments/" in copied  # the payload, the store, the dashboard
 
 
 def _dockerignore() -> list[str]:
@@ -174,10 +175,12 @@ def image_files() -> set[str]:
     return files
 
 
-def test_the_experiments_package_and_its_data_are_in_the_image() -> None:
+def test_the_flags_and_experiments_packages_and_their_data_are_in_the_image() -> None:
     files = image_files()
+    flag_library = {p.relative_to(ROOT).as_posix() for p in (ROOT / "flags").glob("*.py")}
+    assert "flags/client.py" in flag_library and flag_library <= files
     for needed in ("experiments/__init__.py", "experiments/dashboard.py", "experiments/store.py",
-                   "experiments/flags.py", "experiments/cli.py", "experiments/__main__.py",
+                   "experiments/cli.py", "experiments/__main__.py",
                    "experiments/payload.json", "experiments/metrics.toml",
                    "experiments/migrations/env.py", "experiments/migrations/script.py.mako",
                    "deploy/migrate.py"):
@@ -195,7 +198,7 @@ def test_the_experiments_package_and_its_data_are_in_the_image() -> None:
     assert "experiments/traffic.py" not in files
     assert not any(f.startswith(("loadtests/", "benchmarks/", "tests/")) for f in files)
     runs = " ".join(args for instruction, args in stages()["runtime"] if instruction == "RUN")
-    assert "compileall" in runs and " experiments" in runs
+    assert "compileall" in runs and " flags" in runs and " experiments" in runs
 
 
 def test_exposes_the_dashboard_port_with_the_services() -> None:
