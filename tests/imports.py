@@ -1,6 +1,7 @@
 """What first-party modules import, read from their source with `ast` (nothing is imported).
 
-Shared by the tests that check what a module may import."""
+Shared by the image check (tests/deploy/test_dockerfile.py) and the import contracts
+(tests/test_import_contracts.py)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,13 @@ def imports(path: Path, module: str) -> set[str]:
             found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
     return found
 
+
+def first_party_sources() -> dict[str, Path]:
+    """Every Python file of the first-party packages, by module name."""
+    sources: dict[str, Path] = {}
+    for package in sorted(FIRST_PARTY):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if "__pycache__" not in relative:
+                sources[module_name(relative)] = path
+    return sources
