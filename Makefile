@@ -38,7 +38,7 @@ tokens: $(STAMP)
 	$(BIN)/python -m services.devstack tokens
 
 lint: $(STAMP)
-	$(BIN)/ruff check services tests
+	$(BIN)/ruff check services flags tests
 
 clean:
 	rm -rf $(VENV) var

@@ -19,7 +19,7 @@ APP_ENV=production:
 3. POST /quotes with FUNNEL_TELEMETRY=off, on, and on with PostHog forwarding
    to an unreachable host (demo traffic, which is forwarded; synthetic never
    is), interleaved, --rounds times each;
-4. feature flag evaluation per call with the payload cached (experiments/flags.py);
+4. feature flag evaluation per call with the payload cached (flags/client.py);
 5. 50 concurrent prospects for 2 minutes (loadtests/locustfile.py Prospect,
    with think time): zero failed requests.
 
@@ -60,7 +60,7 @@ from sqlalchemy.engine import make_url
 
 from benchmarks.ceiling_report import TOTAL, Result, Run, render
 from deploy.entrypoint import GUNICORN_CONFIG, plan
-from experiments.flags import Flags
+from flags.client import Flags
 from loadtests import population
 from services.checkout.seed import seed_database
 from services.common.auth import issue_token

@@ -222,7 +222,7 @@ def render(run: Run, baseline: Run | None = None) -> str:
                          f"{mean / off - 1:+.1%} |")
         lines.append("")
     if run.flags:
-        lines += ["## Feature flags", "", "`experiments.flags.Flags.evaluate(feature, attributes)` with the "
+        lines += ["## Feature flags", "", "`flags.client.Flags.evaluate(feature, attributes)` with the "
                   "payload cached, attributes `{\"id\": \"1\", \"namespace_id\": \"100\", "
                   "\"plan\": \"premium\", \"new_customer\": true}`.", "",
                   "| feature | µs per call |", "|---|---|",

@@ -20,9 +20,9 @@ from werkzeug.exceptions import HTTPException
 
 from experiments.catalog import Catalog, UnknownExperiment
 from experiments.definitions import PayloadUnreadable
-from experiments.flags import Flags
 from experiments.render import render_html, render_page
 from experiments.store import last_collected_at
+from flags.client import Flags
 from services.common.auth import CHALLENGE, Principal, principal_from_header, verify_token
 from services.common.config import Settings
 from services.common.db import make_engine

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.flags import PayloadError, parse_payload
+from flags.payload import PayloadError, parse_payload
 
 RUNNING, KILLED, STOPPED = "running", "killed", "stopped"
 
@@ -45,7 +45,7 @@ class ExperimentDefinition:
 
 
 def load_payload(path: str | Path) -> dict[str, Any]:
-    """The payload file, checked as the services check it (experiments/flags.py)."""
+    """The payload file, checked as the services check it (flags/payload.py)."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.flags import NAMESPACE_ID, USER_ID
 from experiments.store import EXPOSURE_STEP
+from flags.payload import NAMESPACE_ID, USER_ID
 from services.common.telemetry import Step
 
 METRICS_FILE = Path(__file__).resolve().parent / "metrics.toml"

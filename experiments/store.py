@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, Row
 
-from experiments.flags import NAMESPACE_ID, USER_ID
+from flags.payload import NAMESPACE_ID, USER_ID
 from services.common.config import Settings
 from services.common.db import BigIntPK, UTCDateTime, make_engine
 from services.common.migrate import SERVICES, upgrade_folder
@@ -44,7 +44,7 @@ from services.common.migrate import SERVICES, upgrade_folder
 log = logging.getLogger(__name__)
 
 EXPOSURE_STEP = "experiment_viewed"
-# The hash attributes assignment uses (experiments/flags.py): a user or a namespace.
+# The hash attributes assignment uses (flags/payload.py): a user or a namespace.
 HASH_ATTRIBUTES = (USER_ID, NAMESPACE_ID)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

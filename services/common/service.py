@@ -13,7 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from experiments.flags import NAMESPACE_ID, USER_ID, Exposure, Flags
+from flags.client import Flags
+from flags.exposures import Exposure, ExposureStore, KnownVariations, variations_of
+from flags.payload import NAMESPACE_ID, USER_ID
 from services.common import exposures, outbox, telemetry
 from services.common.clock import Clock, OffsetClock, SystemClock
 from services.common.config import Settings
@@ -54,12 +56,11 @@ class ServiceUnitOfWork(UnitOfWork):
         return evaluation.value
 
     def _expose(self, exposure: Exposure, user_id: int | None, namespace_id: int | None) -> None:
-        unit = (exposure.hash_attribute, exposure.hash_value)
+        unit = exposure.unit
         known = self.ctx.known_variations.get(unit)
         if known is not None and exposure.experiment in known:
             return  # most evaluations: stored already, as this process knows
-        first = exposures.store_first(self.session, self.ctx.exposure_model, exposure,
-                                      user_id, namespace_id, self.now)
+        first = self._exposures().store_first(exposure, user_id, namespace_id, self.now)
         # Either way the table has it now: the next read of this unit caches it.
         self.after_commit(lambda: self.ctx.known_variations.forget(unit))
         if first:
@@ -95,9 +96,11 @@ class ServiceUnitOfWork(UnitOfWork):
         unit = (user_id, namespace_id)
         if unit not in self._variations:
             known = None if self._stored_exposure else self.ctx.known_variations
-            self._variations[unit] = exposures.variations_of(
-                self.session, self.ctx.exposure_model, known, user_id, namespace_id)
+            self._variations[unit] = variations_of(self._exposures(), known, user_id, namespace_id)
         return dict(self._variations[unit])
+
+    def _exposures(self) -> ExposureStore:
+        return exposures.TableExposures(self.session, self.ctx.exposure_model)
 
 
 _RELAXED_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
@@ -122,7 +125,7 @@ class ServiceContext:
     funnel_model: type[telemetry.FunnelEventMixin]
     exposure_model: type[exposures.ExposureMixin]
     flags: Flags
-    known_variations: exposures.KnownVariations = field(default_factory=exposures.KnownVariations)
+    known_variations: KnownVariations = field(default_factory=KnownVariations)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def uow(self, traffic: Traffic = Traffic.REAL) -> ServiceUnitOfWork:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import json
 import re
@@ -18,6 +17,7 @@ from packaging.requirements import Requirement
 from services.checkout.app import create_app
 from services.common.config import Settings
 from tests.deploy.helpers import DEPLOY, ROOT
+from tests.imports import FIRST_PARTY, imports, module_name
 
 DOCKERFILE = DEPLOY / "Dockerfile"
 
@@ -148,7 +148,8 @@ def test_every_module_the_entrypoint_runs_is_in_the_image() -> None:
     for module in ("entrypoint", "gunicorn.conf", "migrate", "__init__"):
         assert f"deploy/{module}.py" in copied
     assert "services/ services/" in copied  # the sweeps (services/*/sweep.py) come with the code
-    assert "experiments/ experiments/" in copied  # flags, the store, the dashboard
+    assert "flags/ flags/" in copied  # the flag library every service imports
+    assert "experiments/ experiments/" in copied  # the payload, the store, the dashboard
 
 
 def _dockerignore() -> list[str]:
@@ -174,10 +175,12 @@ def image_files() -> set[str]:
     return files
 
 
-def test_the_experiments_package_and_its_data_are_in_the_image() -> None:
+def test_the_flags_and_experiments_packages_and_their_data_are_in_the_image() -> None:
     files = image_files()
+    flag_library = {p.relative_to(ROOT).as_posix() for p in (ROOT / "flags").glob("*.py")}
+    assert "flags/client.py" in flag_library and flag_library <= files
     for needed in ("experiments/__init__.py", "experiments/dashboard.py", "experiments/store.py",
-                   "experiments/flags.py", "experiments/cli.py", "experiments/__main__.py",
+                   "experiments/cli.py", "experiments/__main__.py",
                    "experiments/payload.json", "experiments/metrics.toml",
                    "experiments/migrations/env.py", "experiments/migrations/script.py.mako",
                    "deploy/migrate.py"):
@@ -195,7 +198,7 @@ def test_the_experiments_package_and_its_data_are_in_the_image() -> None:
     assert "experiments/traffic.py" not in files
     assert not any(f.startswith(("loadtests/", "benchmarks/", "tests/")) for f in files)
     runs = " ".join(args for instruction, args in stages()["runtime"] if instruction == "RUN")
-    assert "compileall" in runs and " experiments" in runs
+    assert "compileall" in runs and " flags" in runs and " experiments" in runs
 
 
 def test_exposes_the_dashboard_port_with_the_services() -> None:
@@ -204,32 +207,6 @@ def test_exposes_the_dashboard_port_with_the_services() -> None:
 
     [exposed] = [args.split() for instruction, args in instructions() if instruction == "EXPOSE"]
     assert sorted(int(port) for port in exposed) == sorted((*DEFAULT_PORTS.values(), DASHBOARD_PORT))
-
-
-FIRST_PARTY = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
-
-
-def _module_name(relative: str) -> str:
-    parts = relative.removesuffix(".py").split("/")
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _imports(path: Path, module: str) -> set[str]:
-    """Every module `path` imports (anywhere in it, lazily imported ones too), as dotted names;
-    `from a import b` gives both a and a.b (b may be a module or a name)."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-    return found
 
 
 def _runtime_distributions() -> set[str]:
@@ -257,13 +234,13 @@ def test_every_module_in_the_image_imports_only_what_the_image_has() -> None:
     """A module the image holds must not import first-party code it lacks (loadtests, a file
     left out) or a package that is only a dev dependency (PyYAML, pytest, locust ...)."""
     files = image_files()
-    modules = {_module_name(f) for f in files if f.endswith(".py")}
+    modules = {module_name(f) for f in files if f.endswith(".py")}
     runtime = _runtime_distributions()
     providers = metadata.packages_distributions()
     problems = []
     for relative in sorted(f for f in files if f.endswith(".py")):
         missing: set[str] = set()
-        for name in sorted(_imports(ROOT / relative, _module_name(relative))):
+        for name in sorted(imports(ROOT / relative, module_name(relative))):
             top = name.split(".")[0]
             if top in FIRST_PARTY:
                 parent = name.rpartition(".")[0]

@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from experiments.definitions import experiment_definitions
-from experiments.flags import Flags, PayloadError, parse_payload
+from flags.client import Flags
+from flags.payload import PayloadError, parse_payload
 from services.checkout.adapters.models import ExposureRow, FunnelEventRow
 from services.checkout.app import create_app
 from services.common.clock import FixedClock
@@ -88,7 +89,7 @@ def test_a_malformed_edit_is_logged_and_the_last_good_payload_stays(
         write_payload: Callable[[Any], Path], caplog: pytest.LogCaptureFixture) -> None:
     flags = Flags.from_file(write_payload(payload_with({"smb-discount-prompt": 1})))
     write_payload('{"features": {"smb-discount-prompt": ')
-    with caplog.at_level(logging.ERROR, logger="experiments.flags"):
+    with caplog.at_level(logging.ERROR, logger="flags.client"):
         assert flags.refresh_from_file() is False
     assert "rejected, keeping the last good one: not JSON" in caplog.text
     assert flags.evaluate("smb-discount-prompt", OWNER_ATTRS).value is True
@@ -147,7 +148,7 @@ def test_an_unreachable_api_host_keeps_the_last_good_payload(write_payload: Call
                             client_key="sdk-test")
     assert flags.refresh_from_api() is True
     payload_server.stop()
-    with caplog.at_level(logging.WARNING, logger="experiments.flags"):
+    with caplog.at_level(logging.WARNING, logger="flags.client"):
         assert flags.refresh_from_api() is False
     assert "GrowthBook API unreachable, keeping the last good payload" in caplog.text
     assert flags.evaluate("smb-discount-prompt", OWNER_ATTRS).value is True
@@ -415,7 +416,7 @@ def test_exposures_reach_posthog_as_feature_flag_calls_and_steps_carry_feature_p
 
 
 def test_known_variations_expire_and_are_forgotten_on_a_new_exposure(monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.common import exposures
+    from flags import exposures
 
     now = [100.0]
     monkeypatch.setattr(exposures.time, "monotonic", lambda: now[0])

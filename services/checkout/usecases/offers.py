@@ -1,7 +1,7 @@
 """The checkout page's opening offer for a namespace, shaped by experiments, and
 everything else the page opens with.
 
-Flag attributes are the same names in every service (experiments/flags.py):
+Flag attributes are the same names in every service (flags/payload.py):
 `id` (user) and `namespace_id` hash; the rest is for targeting.
 """
 

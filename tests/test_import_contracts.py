@@ -1,0 +1,68 @@
+"""Which way the imports go (docs/architecture.md): each contract names some modules and what
+they must not import. Imports are read from the source with `ast` (tests/imports.py), lazy
+ones inside functions included, so a contract also holds for code that only runs later.
+
+A new rule is one more `Contract` in CONTRACTS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.imports import first_party_sources, imports
+
+
+@dataclass(frozen=True)
+class Contract:
+    why: str
+    # The modules the rule is about; a package stands for all its modules.
+    modules: tuple[str, ...]
+    # What they must not import; a package stands for all its modules.
+    forbidden: tuple[str, ...]
+
+
+CONTRACTS = (
+    Contract("the flag library is loaded by every service: it imports no service and no app",
+             modules=("flags",), forbidden=("services", "experiments")),
+    Contract("the shared kit does not know the experiments app, which is built on it",
+             modules=("services.common",), forbidden=("experiments",)),
+)
+
+
+def _within(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == package or name.startswith(package + ".") for package in packages)
+
+
+def violations(contract: Contract, sources: dict[str, Path]) -> tuple[list[str], list[str]]:
+    """(the modules the contract covers, "<module> imports <name>" for each import it forbids)."""
+    covered = sorted(module for module in sources if _within(module, contract.modules))
+    broken = []
+    for module in covered:
+        names = {name for name in imports(sources[module], module) if _within(name, contract.forbidden)}
+        # `from a import b` gives a and a.b: name the module once, not each name taken from it.
+        broken += [f"{module} imports {name}" for name in sorted(names) if name.rpartition(".")[0] not in names]
+    return covered, broken
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda contract: contract.why)
+def test_imports_go_one_way(contract: Contract) -> None:
+    covered, broken = violations(contract, first_party_sources())
+    assert covered, f"no module matches {contract.modules}: the contract checks nothing"
+    assert not broken, f"{contract.why}:\n" + "\n".join(broken)
+
+
+def test_a_forbidden_import_is_found_however_it_is_written(tmp_path: Path) -> None:
+    """Lazy and relative imports count; a name that only shares a prefix does not."""
+    (tmp_path / "kit").mkdir()
+    sources = {"kit": tmp_path / "kit" / "__init__.py", "kit.lazy": tmp_path / "kit" / "lazy.py",
+               "kit.relative": tmp_path / "kit" / "relative.py", "kit.lookalike": tmp_path / "kit" / "lookalike.py"}
+    sources["kit"].write_text("")
+    sources["kit.lazy"].write_text("def later():\n    from app.store import events\n")
+    sources["kit.relative"].write_text("from ..app import dashboard\n")
+    sources["kit.lookalike"].write_text("import application\n")
+    contract = Contract("a kit imports no app", modules=("kit",), forbidden=("app",))
+    covered, broken = violations(contract, sources)
+    assert covered == ["kit", "kit.lazy", "kit.lookalike", "kit.relative"]
+    assert broken == ["kit.lazy imports app.store", "kit.relative imports app"]
