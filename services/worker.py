@@ -70,7 +70,7 @@ def _sweep_job(settings: Settings) -> tuple[Callable[[], str], ServiceContext]:
     trials = build_trials(settings)
 
     def sweep() -> str:
-        ended = expire_due(trials, trials.ctx.uow())
+        ended = expire_due(trials, trials.ctx.uow)
         return f"trials: expired {len(ended)}" if ended else ""
     return sweep, trials.ctx
 
