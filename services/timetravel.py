@@ -46,7 +46,7 @@ def travel(days: int) -> None:
             day_start = clock.advance(timedelta(days=1))
             print(f"{day_start:%Y-%m-%d}", end="")
             done = run_all(checkout, checkout.ctx.uow, checkout.renewal_rules)
-            expired_trials = expire_due(trials, trials.ctx.uow())
+            expired_trials = expire_due(trials, trials.ctx.uow)
             for _ in range(2):  # a reaction may publish again (subscription -> trial -> checkout)
                 for ctx in publishers:
                     relay_once(ctx, subscribers(ctx.name, ctx.settings), token=service_token(ctx.settings))

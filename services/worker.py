@@ -27,6 +27,7 @@ from services.common.db import make_engine
 from services.common.logs import configure_logging
 from services.common.relay import Subscriber, relay_once
 from services.common.service import ServiceContext
+from services.common.sweeps import describe
 
 # Who hears what. Topic prefixes; consumers de-duplicate with their inbox.
 SUBSCRIPTIONS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
@@ -44,6 +45,10 @@ JOBS = (*sorted(SUBSCRIPTIONS), EXPERIMENTS)
 
 log = logging.getLogger("worker")
 
+# A job does one pass of its work and says what it did ("" for nothing), or
+# None when it is not its turn (the renewal sweeps run every 10 s).
+Job = Callable[[], str | None]
+
 
 def subscribers(service: str, settings: Settings) -> list[Subscriber]:
     return [Subscriber(name, settings.service_urls[name], topics)
@@ -56,42 +61,42 @@ def service_token(settings: Settings) -> str:
                        now=SystemClock().now(), ttl=timedelta(minutes=10))
 
 
-def _relay_job(ctx: ServiceContext, subs: list[Subscriber], settings: Settings) -> Callable[[], str]:
+def _relay_job(ctx: ServiceContext, subs: list[Subscriber], settings: Settings) -> Job:
     def relay() -> str:
         sent = relay_once(ctx, subs, token=service_token(settings))
         return f"{ctx.name}: relayed {sent}" if sent else ""
     return relay
 
 
-def _sweep_job(settings: Settings) -> tuple[Callable[[], str], ServiceContext]:
+def _sweep_job(settings: Settings) -> tuple[Job, ServiceContext]:
     from services.trials.app import build_trials
     from services.trials.usecases.trials import expire_due
 
     trials = build_trials(settings)
 
     def sweep() -> str:
-        ended = expire_due(trials, trials.ctx.uow())
+        ended = expire_due(trials, trials.ctx.uow)
         return f"trials: expired {len(ended)}" if ended else ""
     return sweep, trials.ctx
 
 
-def _renewal_job(settings: Settings) -> tuple[Callable[[], str], ServiceContext]:
+def _renewal_job(settings: Settings) -> tuple[Job, ServiceContext]:
     from services.checkout.app import build_checkout
     from services.checkout.usecases.renewals import run_all
 
     checkout = build_checkout(settings)
     last = [0.0]
 
-    def renewals() -> str:
+    def renewals() -> str | None:
         if time.monotonic() - last[0] < RENEWAL_SWEEP_SECONDS:
-            return ""
+            return None
         last[0] = time.monotonic()
         done = run_all(checkout, checkout.ctx.uow, checkout.renewal_rules)
         return f"checkout renewals: {done}" if any(done.values()) else ""
     return renewals, checkout.ctx
 
 
-def _collect_job() -> Callable[[], str]:
+def _collect_job() -> Job:
     """Copy the services' funnel events into the experiments' event store."""
     from experiments import store
 
@@ -99,29 +104,58 @@ def _collect_job() -> Callable[[], str]:
     sources = {name: make_engine(url) for name, url in store.source_urls_from_env().items()}
     last = [0.0]
 
-    def collect() -> str:
+    def collect() -> str | None:
         if time.monotonic() - last[0] < COLLECT_SECONDS:
-            return ""
+            return None
         last[0] = time.monotonic()
         copied = store.collect_once(engine, sources)
         return f"experiments: collected {copied} funnel events" if copied else ""
     return collect
 
 
-def build_jobs(services: list[str]) -> tuple[list[Callable[[], str]], list[ServiceContext]]:
-    jobs: list[Callable[[], str]] = []
+class Guarded:
+    """A job whose failure does not stop the others. A job that keeps failing
+    the same way (the database is down) logs its traceback once, then one line
+    a pass until it recovers: the log stays readable at one pass a second."""
+
+    def __init__(self, name: str, job: Job) -> None:
+        self.name, self.job = name, job
+        self.failing: str | None = None  # the error it keeps failing with
+
+    def __call__(self) -> None:
+        try:
+            said = self.job()
+        except Exception as exc:
+            what = type(exc).__name__
+            if what == self.failing:
+                log.error("worker job %s still failing: %s", self.name, describe(exc))
+            else:
+                log.exception("worker job %s failed", self.name)
+            self.failing = what
+            return
+        if said is None:  # not its turn this pass: nothing is known yet
+            return
+        if self.failing:
+            log.info("worker job %s works again", self.name)
+            self.failing = None
+        if said:
+            log.info(said)
+
+
+def build_jobs(services: list[str]) -> tuple[list[Guarded], list[ServiceContext]]:
+    jobs: list[Guarded] = []
     contexts: list[ServiceContext] = []
     for service in services:
         if service == EXPERIMENTS:
-            jobs.append(_collect_job())
+            jobs.append(Guarded("experiments collector", _collect_job()))
             continue
         settings = Settings.from_env(service)
         # Each publishing service has its own periodic job besides its relay.
         job, ctx = _sweep_job(settings) if service == "trials" else _renewal_job(settings)
-        jobs.append(job)
+        jobs.append(Guarded(f"{service} sweeps", job))
         contexts.append(ctx)
         if subs := subscribers(service, settings):
-            jobs.append(_relay_job(ctx, subs, settings))
+            jobs.append(Guarded(f"{service} relay", _relay_job(ctx, subs, settings)))
     return jobs, contexts
 
 
@@ -132,11 +166,7 @@ def run(services: list[str], interval: float, once: bool) -> int:
     try:
         while not stop.is_set():
             for job in jobs:
-                try:
-                    if said := job():
-                        log.info(said)
-                except Exception:  # one failing job must not stop the others
-                    log.exception("worker job failed")
+                job()
             if once:
                 break
             stop.wait(interval)

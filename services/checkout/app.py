@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.checkout.adapters.models import ExposureRow, FunnelEventRow, InboxEvent, OutboxMessage
+from services.checkout.adapters.models import (
+    ExposureRow,
+    FunnelEventRow,
+    InboxEvent,
+    OutboxMessage,
+    SweepFailure,
+)
 from services.checkout.adapters.payments import PaymentGateway, StripeGateway
 from services.checkout.adapters.ratelimit import AttemptLimiter
 from services.checkout.api import admin, billing, catalog, namespaces, purchases, quotes, webhooks
@@ -25,7 +31,7 @@ from services.common.web import ReadinessCheck, create_service_app
 
 def build_checkout(settings: Settings, clock: Clock | None = None,
                    payments: PaymentGateway | None = None) -> Checkout:
-    ctx = build_context("checkout", settings, clock, OutboxMessage, FunnelEventRow, ExposureRow)
+    ctx = build_context("checkout", settings, clock, OutboxMessage, FunnelEventRow, ExposureRow, SweepFailure)
     gateway = payments or StripeGateway(settings.stripe_api_key, settings.stripe_api_base,
                                         settings.stripe_webhook_secret,
                                         settings.stripe_timeout_seconds)

@@ -60,6 +60,9 @@ class Settings:
     code_attempts_per_account: str = "10/minute;100/day"
     card_attempts_per_client: str = "20/minute;100/day"
     card_attempts_per_account: str = "10/minute;30/day"
+    # An item a sweep failed on waits this long before its next try, doubling up to the maximum.
+    sweep_retry_seconds: float = 60.0
+    sweep_retry_max_seconds: float = 3600.0
     service_urls: Mapping[str, str] = field(default_factory=lambda: {
         name: f"http://127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()})
 
@@ -105,6 +108,8 @@ class Settings:
             code_attempts_per_account=env.get("CODE_ATTEMPTS_PER_ACCOUNT", "10/minute;100/day"),
             card_attempts_per_client=env.get("CARD_ATTEMPTS_PER_CLIENT", "20/minute;100/day"),
             card_attempts_per_account=env.get("CARD_ATTEMPTS_PER_ACCOUNT", "10/minute;30/day"),
+            sweep_retry_seconds=float(env.get("SWEEP_RETRY_SECONDS", "60")),
+            sweep_retry_max_seconds=float(env.get("SWEEP_RETRY_MAX_SECONDS", "3600")),
             service_urls={
                 name: env.get(f"{name.upper()}_URL", f"http://127.0.0.1:{port}")
                 for name, port in DEFAULT_PORTS.items()

@@ -66,7 +66,8 @@ class JsonFormatter(logging.Formatter):
         }
         if rid := request_id_var.get():
             entry["request_id"] = rid
-        for key in ("method", "path", "status", "duration_ms", "event_id", "topic"):
+        for key in ("method", "path", "status", "duration_ms", "event_id", "topic",
+                    "sweep", "item_id", "reason", "attempt"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:

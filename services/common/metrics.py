@@ -2,8 +2,10 @@
 
 Counters and histograms live in the process's default registry (under
 gunicorn with several processes, set PROMETHEUS_MULTIPROC_DIR and the scrape
-aggregates them); the outbox lag is measured from the database at scrape
-time, so every replica reports the same truth.
+aggregates them). What the background work leaves behind (the outbox lag, the
+events and sweep items that keep failing) is read from the database at scrape
+time: the worker has no /metrics of its own, and every replica reports the
+same truth.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
 
 from services.common import timing
 
@@ -63,17 +66,38 @@ def timed_stripe_call(operation: str, call: Callable[[], T]) -> T:
         timing.add("stripe", elapsed)
 
 
-def _outbox(ctx: Any) -> bytes:
+def _from_database(ctx: Any) -> bytes:
     registry = CollectorRegistry()
     lag = Gauge("outbox_lag_seconds", "Age of the oldest undelivered event", ["service"], registry=registry)
     pending = Gauge("outbox_pending_events", "Events not yet delivered", ["service"], registry=registry)
+    failing = Gauge("outbox_failing_events", "Undelivered events whose delivery failed at least once",
+                    ["service"], registry=registry)
     model = ctx.outbox_model
     with ctx.session_factory() as session:
-        oldest, count = session.execute(select(func.min(model.occurred_at), func.count())
-                                        .where(model.published_at.is_(None))).one()
-    lag.labels(ctx.name).set((ctx.clock.now() - oldest).total_seconds() if oldest else 0)
-    pending.labels(ctx.name).set(count)
+        oldest, count, failed = session.execute(
+            select(func.min(model.occurred_at), func.count(), func.count(case((model.attempts > 0, 1))))
+            .where(model.published_at.is_(None))).one()
+        lag.labels(ctx.name).set((ctx.clock.now() - oldest).total_seconds() if oldest else 0)
+        pending.labels(ctx.name).set(count)
+        failing.labels(ctx.name).set(failed)
+        if ctx.failure_model is not None:
+            _sweep_failures(ctx, session, registry)
     return generate_latest(registry)
+
+
+def _sweep_failures(ctx: Any, session: Session, registry: CollectorRegistry) -> None:
+    """Items a sweep failed on (services/common/sweeps.py), by sweep and reason."""
+    failing = Gauge("sweep_items_failing", "Items a sweep failed on that are not done yet",
+                    ["service", "sweep", "reason"], registry=registry)
+    given_up = Gauge("sweep_items_given_up", "Failing items no longer tried automatically (need a person)",
+                     ["service", "sweep"], registry=registry)
+    model = ctx.failure_model
+    for sweep, reason, count, retrying in session.execute(
+            select(model.sweep, model.reason, func.count(), func.count(model.retry_at))
+            .group_by(model.sweep, model.reason)):
+        failing.labels(ctx.name, sweep, reason).set(count)
+        if count > retrying:
+            given_up.labels(ctx.name, sweep).inc(count - retrying)
 
 
 def metrics_response(ctx: Any) -> Response:
@@ -83,4 +107,4 @@ def metrics_response(ctx: Any) -> Response:
         body = generate_latest(registry)
     else:
         body = generate_latest(REGISTRY)
-    return Response(body + _outbox(ctx), mimetype=CONTENT_TYPE_LATEST)
+    return Response(body + _from_database(ctx), mimetype=CONTENT_TYPE_LATEST)

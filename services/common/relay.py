@@ -5,7 +5,10 @@ event id with the inbox, services/common/inbox.py).
 On PostgreSQL rows are claimed with `FOR UPDATE SKIP LOCKED`, so several relays
 can run side by side without delivering a row twice; on SQLite one relay runs.
 A row that some subscriber did not take stays unpublished and is retried
-after a backoff counted from that attempt (`next_attempt_at`).
+after a backoff counted from that attempt (`next_attempt_at`). So does a row
+the relay itself fails on (a bug, a payload it can not send): the error is
+recorded on that row and the batch goes on, so one bad row never holds up the
+rows behind it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import requests
 from sqlalchemy import Select, or_, select
 
+from services.common import sweeps
 from services.common.db import is_postgres
 from services.common.inbox import EVENTS_PATH, Envelope
 from services.common.outbox import OutboxMixin
@@ -26,7 +30,8 @@ from services.common.service import ServiceContext
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_SECONDS = 300
+FIRST_BACKOFF = timedelta(seconds=2)
+MAX_BACKOFF = timedelta(seconds=300)
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class Subscriber:
 
 def backoff(attempts: int) -> timedelta:
     """How long after its last failed attempt a row that failed `attempts` times is due again."""
-    return timedelta(seconds=0 if attempts <= 0 else min(2 ** min(attempts, 16), MAX_BACKOFF_SECONDS))
+    return sweeps.backoff(attempts, FIRST_BACKOFF, MAX_BACKOFF)
 
 
 def envelope(row: OutboxMixin, source: str) -> Envelope:
@@ -67,15 +72,16 @@ def relay_once(ctx: ServiceContext, subscribers: Sequence[Subscriber], *, token:
             # a dead host would otherwise cost a connection attempt (or a timeout) per row.
             unreachable: dict[str, str] = {}
             for row in rows:
-                event = envelope(row, ctx.name)
-                errors = []
-                for subscriber in subscribers:
-                    if not subscriber.wants(row.topic):
-                        continue
-                    error = unreachable.get(subscriber.name) or _deliver(
-                        client, subscriber, event, headers, timeout, unreachable)
-                    if error:
-                        errors.append(error)
+                try:
+                    errors = _relay_row(ctx.name, row, subscribers, client, headers, timeout, unreachable)
+                except Exception as exc:  # this row's problem: recorded on it, the batch goes on
+                    errors = [f"relay: {sweeps.describe(exc)}"]
+                    first = not row.attempts
+                    log.log(logging.ERROR if first else logging.WARNING,
+                            "event %s (%s) could not be relayed (attempt %d): %s", row.id, row.topic,
+                            (row.attempts or 0) + 1, sweeps.describe(exc),
+                            exc_info=exc if first or log.isEnabledFor(logging.DEBUG) else None,
+                            extra={"event_id": row.id, "topic": row.topic})
                 if errors:
                     row.attempts = (row.attempts or 0) + 1
                     row.next_attempt_at = ctx.clock.now() + backoff(row.attempts)
@@ -87,6 +93,21 @@ def relay_once(ctx: ServiceContext, subscribers: Sequence[Subscriber], *, token:
         if http is None:
             client.close()
     return published
+
+
+def _relay_row(source: str, row: OutboxMixin, subscribers: Sequence[Subscriber], client: requests.Session,
+               headers: dict[str, str], timeout: float, unreachable: dict[str, str]) -> list[str]:
+    """Deliver one row to the subscribers that want it; the reasons of those that did not take it."""
+    event = envelope(row, source)
+    errors = []
+    for subscriber in subscribers:
+        if not subscriber.wants(row.topic):
+            continue
+        error = unreachable.get(subscriber.name) or _deliver(
+            client, subscriber, event, headers, timeout, unreachable)
+        if error:
+            errors.append(error)
+    return errors
 
 
 def _claim(model: type[OutboxMixin], now: datetime, batch: int, *, locking: bool) -> Select[Any]:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from flags.client import Flags
 from flags.exposures import Exposure, ExposureStore, KnownVariations, variations_of
 from flags.payload import NAMESPACE_ID, USER_ID
-from services.common import exposures, outbox, telemetry
+from services.common import exposures, outbox, sweeps, telemetry
 from services.common.clock import Clock, OffsetClock, SystemClock
 from services.common.config import Settings
 from services.common.db import UnitOfWork, make_engine
@@ -126,6 +126,8 @@ class ServiceContext:
     exposure_model: type[exposures.ExposureMixin]
     flags: Flags
     known_variations: KnownVariations = field(default_factory=KnownVariations)
+    # Where the sweeps record the items they failed on (services/common/sweeps.py); None: no sweeps.
+    failure_model: type[sweeps.SweepFailureMixin] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def uow(self, traffic: Traffic = Traffic.REAL) -> ServiceUnitOfWork:
@@ -140,7 +142,8 @@ class ServiceContext:
 def build_context(name: str, settings: Settings, clock: Clock | None,
                   outbox_model: type[outbox.OutboxMixin],
                   funnel_model: type[telemetry.FunnelEventMixin],
-                  exposure_model: type[exposures.ExposureMixin]) -> ServiceContext:
+                  exposure_model: type[exposures.ExposureMixin],
+                  failure_model: type[sweeps.SweepFailureMixin] | None = None) -> ServiceContext:
     """Wire a service's database, clock, telemetry and flags from its settings."""
     engine = make_engine(settings.database_url)
     return ServiceContext(
@@ -149,4 +152,4 @@ def build_context(name: str, settings: Settings, clock: Clock | None,
         clock=clock or (OffsetClock(settings.clock_file) if settings.clock_file else SystemClock()),
         forwarder=telemetry.make_forwarder(settings.posthog_api_key, settings.posthog_host),
         outbox_model=outbox_model, funnel_model=funnel_model, exposure_model=exposure_model,
-        flags=Flags.from_settings(settings).start())
+        failure_model=failure_model, flags=Flags.from_settings(settings).start())

@@ -12,7 +12,13 @@ from services.common.pages import pages_blueprint
 from services.common.service import build_context
 from services.common.web import create_service_app
 from services.trials.adapters.directory import CheckoutDirectory, NamespaceDirectory
-from services.trials.adapters.models import ExposureRow, FunnelEventRow, InboxEvent, OutboxMessage
+from services.trials.adapters.models import (
+    ExposureRow,
+    FunnelEventRow,
+    InboxEvent,
+    OutboxMessage,
+    SweepFailure,
+)
 from services.trials.api import trials as trials_api
 from services.trials.domain.rules import TrialRules
 from services.trials.pages import views as pages
@@ -22,7 +28,7 @@ from services.trials.usecases.events import HANDLERS
 
 def build_trials(settings: Settings, clock: Clock | None = None,
                  directory: NamespaceDirectory | None = None) -> Trials:
-    ctx = build_context("trials", settings, clock, OutboxMessage, FunnelEventRow, ExposureRow)
+    ctx = build_context("trials", settings, clock, OutboxMessage, FunnelEventRow, ExposureRow, SweepFailure)
     app = Trials(ctx=ctx, rules=TrialRules.load(),
                  directory=directory or CheckoutDirectory(settings.service_urls["checkout"]))
     ctx.extras["trials"] = app

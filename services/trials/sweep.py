@@ -14,7 +14,7 @@ from services.trials.usecases.trials import expire_due
 def main() -> int:
     app = build_trials(Settings.from_env("trials"))
     try:
-        ended = expire_due(app, app.ctx.uow())
+        ended = expire_due(app, app.ctx.uow)
         print(f"trials: {len(ended)} expired")
     finally:
         app.ctx.close()

@@ -3,6 +3,7 @@ localstripe, dunning, grace and expiry, manual renewal."""
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from services.checkout.adapters.models import (
     PaymentMethod,
     Renewal,
     Subscription,
+    SweepFailure,
     User,
 )
 from services.checkout.domain.pricing import add_months
@@ -238,3 +240,139 @@ def test_parallel_sweeps_charge_each_renewal_once(postgres_only: None, stripe_ap
         customers = list(s.scalars(select(BillingAccount.stripe_customer_id)
                                    .where(BillingAccount.user_id.in_(users))))
     assert len(localstripe.payment_intents(*customers)) == 20
+
+
+# --- one bad renewal never blocks the others ---------------------------------------------
+class BrokenFor:
+    """The real gateway, except that charging one customer raises (a bug, bad data)."""
+
+    def __init__(self, real: Any, customer_id: str) -> None:
+        self.real, self.customer_id, self.broken = real, customer_id, True
+        self.keys: list[str] = []  # idempotency keys of the charges that raised
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def charge(self, **kwargs: Any) -> Any:
+        if self.broken and kwargs["customer_id"] == self.customer_id:
+            self.keys.append(kwargs["idempotency_key"])
+            raise RuntimeError("injected fault")
+        return self.real.charge(**kwargs)
+
+
+def renewal_of(app: Flask, sub: Subscription) -> Renewal:
+    with Session(checkout_of(app).ctx.engine) as s:
+        return s.scalars(select(Renewal).where(Renewal.subscription_id == sub.id)).one()
+
+
+def failure_of(app: Flask, sweep_name: str, item_id: int) -> SweepFailure | None:
+    with Session(checkout_of(app).ctx.engine) as s:
+        return s.get(SweepFailure, (sweep_name, item_id))
+
+
+def metrics(app: Flask) -> str:
+    return app.test_client().get("/metrics").get_data(as_text=True)
+
+
+def break_charges_for(app: Flask, user: int, monkeypatch: pytest.MonkeyPatch) -> BrokenFor:
+    c = checkout_of(app)
+    with Session(c.ctx.engine) as s:
+        customer = s.scalar(select(BillingAccount.stripe_customer_id).where(BillingAccount.user_id == user))
+    broken = BrokenFor(c.payments, customer)
+    monkeypatch.setattr(c, "payments", broken)
+    return broken
+
+
+def lines_about(caplog: pytest.LogCaptureFixture, item_id: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "item_id", None) == item_id]
+
+
+def test_one_bad_renewal_never_blocks_the_others(stripe_app: Flask, localstripe: LocalStripe,
+                                                 clock: FixedClock, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    users = provision_buyers(stripe_app, localstripe.url, 50)
+    subs = [subscribe(stripe_app, u, days_left=1) for u in users]
+    first, tenth = subs[0], subs[9]
+    with Session(checkout_of(stripe_app).ctx.engine) as s:  # the first owner's card is gone at Stripe
+        card = s.scalar(select(PaymentMethod).join(BillingAccount).where(BillingAccount.user_id == users[0]))
+        card.stripe_payment_method_id = "pm_deleted_at_stripe"
+        s.commit()
+    broken = break_charges_for(stripe_app, users[9], monkeypatch)
+    caplog.set_level(logging.INFO, logger="services.common.sweeps")
+
+    at(clock, first.term_end)
+    done = sweep(stripe_app)
+
+    assert (done["renewed"], done["failed_charges"]) == (48, 1)
+    renewed = {e["subscription_id"] for e in events(stripe_app, "subscription.renewed")}
+    assert renewed == {s.id for s in subs} - {first.id, tenth.id}
+    # Stripe refused the vanished card: the dunning path, as for a declined card.
+    [declined] = events(stripe_app, "subscription.renewal_failed")
+    assert (declined["subscription_id"], declined["attempt"], declined["reason"]) == (first.id, 1, "payment_rejected")
+    assert declined["next_attempt_at"] == (first.term_end + timedelta(days=1)).isoformat()
+    assert renewal_of(stripe_app, first).status == "retrying"
+    assert failure_of(stripe_app, renewals.CHARGES, renewal_of(stripe_app, first).id) is None
+    # The error: recorded on that renewal with its reason and a backoff; it stays due.
+    bad = renewal_of(stripe_app, tenth)
+    assert (bad.status, bad.attempts) == ("due", 0)
+    failure = failure_of(stripe_app, renewals.CHARGES, bad.id)
+    assert failure is not None
+    assert (failure.failures, failure.reason, failure.last_error) == (1, "RuntimeError", "RuntimeError: injected fault")
+    assert failure.retry_at == clock.now() + timedelta(minutes=1)
+    assert 'sweep_items_failing{reason="RuntimeError",service="checkout",sweep="renewal_charges"} 1.0' \
+        in metrics(stripe_app)
+    [line] = lines_about(caplog, bad.id)  # one line, with the traceback the first time
+    assert line.levelno == logging.ERROR and line.exc_info and "injected fault" in line.getMessage()
+
+    clock.advance(timedelta(seconds=50))
+    assert sweep(stripe_app)["renewed"] == 0  # not before its backoff
+    assert len(broken.keys) == 1 and len(lines_about(caplog, bad.id)) == 1
+
+    clock.advance(timedelta(seconds=10))
+    sweep(stripe_app)  # tried again, on the same idempotency key (a charge is never made twice)
+    assert len(set(broken.keys)) == 1 and len(broken.keys) == 2
+    failure = failure_of(stripe_app, renewals.CHARGES, bad.id)
+    assert failure is not None and failure.failures == 2
+    assert failure.retry_at == clock.now() + timedelta(minutes=2)
+    line = lines_about(caplog, bad.id)[-1]
+    assert len(lines_about(caplog, bad.id)) == 2 and line.levelno == logging.WARNING and not line.exc_info
+
+    broken.broken = False  # the fault is fixed: the next try renews it
+    clock.advance(timedelta(minutes=2))
+    assert sweep(stripe_app)["renewed"] == 1
+    assert renewal_of(stripe_app, tenth).status == "succeeded"
+    assert failure_of(stripe_app, renewals.CHARGES, bad.id) is None
+    assert "sweep_items_failing{" not in metrics(stripe_app)
+
+    at(clock, first.term_end + timedelta(days=1))  # the vanished card: the next dunning day
+    sweep(stripe_app)
+    retried = events(stripe_app, "subscription.renewal_failed")[-1]
+    assert (retried["subscription_id"], retried["attempt"]) == (first.id, 2)
+    assert len(events(stripe_app, "subscription.renewed")) == 49
+
+
+def test_a_renewal_failing_for_a_day_waits_for_a_person(stripe_app: Flask, localstripe: LocalStripe,
+                                                        clock: FixedClock, monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    [user] = provision_buyers(stripe_app, localstripe.url, 1)
+    sub = subscribe(stripe_app, user, days_left=1)
+    broken = break_charges_for(stripe_app, user, monkeypatch)
+    at(clock, sub.term_end)
+    sweep(stripe_app)
+    renewal_id = renewal_of(stripe_app, sub).id
+    # Stripe keeps an idempotency key for a day: past 23 hours a retry could charge twice.
+    clock.advance(timedelta(hours=23))
+    sweep(stripe_app)
+    failure = failure_of(stripe_app, renewals.CHARGES, renewal_id)
+    assert failure is not None and (failure.failures, failure.retry_at) == (2, None)
+    assert "needs a person" in lines_about(caplog, renewal_id)[-1].getMessage()
+    assert 'sweep_items_given_up{service="checkout",sweep="renewal_charges"} 1.0' in metrics(stripe_app)
+    clock.advance(timedelta(days=1))
+    sweep(stripe_app)
+    assert len(broken.keys) == 2  # no more automatic tries
+    # The owner renews by hand (once the fault is fixed): the renewal is no longer failing.
+    broken.broken = False
+    done = stripe_app.test_client().post(f"/namespaces/{user}/subscription/renewal", headers=auth(user))
+    assert done.status_code == 201, done.json
+    assert failure_of(stripe_app, renewals.CHARGES, renewal_id) is None
+    assert "sweep_items_given_up{" not in metrics(stripe_app)

@@ -54,7 +54,7 @@ class Stack:
 
     def sweep(self) -> list[int]:
         app = self.trials.extensions["trials"]
-        return expire_due(app, app.ctx.uow())
+        return expire_due(app, app.ctx.uow)
 
 
 @pytest.fixture

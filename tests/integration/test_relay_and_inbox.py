@@ -4,6 +4,7 @@ is down or a handler fails."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from services.common.clock import FixedClock, SystemClock
 from services.common.db import BigIntPK
 from services.common.exposures import ExposureMixin
 from services.common.inbox import InboxMixin, events_blueprint
+from services.common.metrics import metrics_response
 from services.common.outbox import OutboxMixin
 from services.common.relay import Subscriber, backoff, relay_once
 from services.common.service import ServiceContext, ServiceUnitOfWork, build_context
@@ -343,6 +345,50 @@ def test_one_dead_subscriber_is_tried_once_per_batch(publisher: ServiceContext) 
     rows = outbox(publisher)
     assert [(rows[i].attempts, rows[i].last_error) for i in ids] == [
         (1, "gone: unreachable (ConnectionError)")] * 3
+
+
+class BreaksOn(RecordingSession):
+    """requests, except that sending one event raises (a bug, a payload it can not encode)."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__()
+        self.event_id, self.broken = event_id, True
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.broken and kwargs["json"]["id"] == self.event_id:
+            raise ValueError("injected fault")
+        return super().request(method, url, *args, **kwargs)
+
+
+def test_one_bad_row_never_blocks_the_batch(publisher: ServiceContext, consumer: Consumer, clock: FixedClock,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    ids = [publish(publisher, "subscription.created", f"sub-{n}") for n in range(3)]
+    bad = ids[1]
+    http = BreaksOn(bad)
+
+    assert relay_once(publisher, [consumer.subscriber], token=TOKEN, http=http) == 2
+
+    rows = outbox(publisher)
+    assert all(rows[i].published_at == clock.now() for i in ids if i != bad)
+    assert (rows[bad].published_at, rows[bad].attempts, rows[bad].last_error) == (
+        None, 1, "relay: ValueError: injected fault")
+    assert rows[bad].next_attempt_at == clock.now() + backoff(1)
+    assert 'outbox_failing_events{service="publisher"} 1.0' in metrics_response(publisher).get_data(as_text=True)
+    said = [r for r in caplog.records if getattr(r, "event_id", None) == bad]
+    assert len(said) == 1 and said[0].levelno == logging.ERROR and said[0].exc_info  # the traceback, once
+
+    assert relay_once(publisher, [consumer.subscriber], token=TOKEN, http=http) == 0  # backing off
+    clock.advance(backoff(1))
+    assert relay_once(publisher, [consumer.subscriber], token=TOKEN, http=http) == 0
+    said = [r for r in caplog.records if getattr(r, "event_id", None) == bad]
+    assert [(r.levelno, bool(r.exc_info)) for r in said] == [(logging.ERROR, True), (logging.WARNING, False)]
+    assert outbox(publisher)[bad].attempts == 2
+
+    http.broken = False
+    clock.advance(backoff(2))
+    assert relay_once(publisher, [consumer.subscriber], token=TOKEN, http=http) == 1
+    assert outbox(publisher)[bad].published_at == clock.now()
+    assert sorted(payload["subject"] for _, payload, _ in consumer.handlers.calls) == ["sub-0", "sub-1", "sub-2"]
 
 
 def test_backoff_doubles_up_to_five_minutes() -> None:

@@ -133,10 +133,10 @@ def test_expiry_happens_once_and_returns_the_namespace(client: FlaskClient, tria
     trial = start(client, ACME).json
     app = trials_app.extensions["trials"]
     clock.advance(timedelta(days=29, hours=23))
-    assert expire_due(app, app.ctx.uow()) == []
+    assert expire_due(app, app.ctx.uow) == []
     clock.advance(timedelta(hours=1))
-    assert expire_due(app, app.ctx.uow()) == [trial["id"]]
-    assert expire_due(app, app.ctx.uow()) == []  # a second sweep finds nothing
+    assert expire_due(app, app.ctx.uow) == [trial["id"]]
+    assert expire_due(app, app.ctx.uow) == []  # a second sweep finds nothing
     assert topics(trials_app) == ["trial.started", "trial.expired"]
     [expired] = client.get(f"/namespaces/{ACME}/trials", headers=auth(ALICE)).json
     assert (expired["status"], expired["days_left"], expired["recently_expired"]) == ("expired", 0, True)
@@ -168,11 +168,11 @@ def test_support_reactivates_an_expired_trial_on_free_once(client: FlaskClient, 
     assert early.status_code == 409 and early.json["code"] == "trial_not_expired"
     app = trials_app.extensions["trials"]
     clock.advance(timedelta(days=31))
-    expire_due(app, app.ctx.uow())
+    expire_due(app, app.ctx.uow)
     back = client.post(f"/trials/{trial['id']}/reactivate", json=reason, headers=SUPPORT)
     assert back.status_code == 200 and (back.json["status"], back.json["days_left"]) == ("active", 30)
     clock.advance(timedelta(days=31))
-    expire_due(app, app.ctx.uow())
+    expire_due(app, app.ctx.uow)
     again = client.post(f"/trials/{trial['id']}/reactivate", json=reason, headers=SUPPORT)
     assert again.json["code"] == "already_reactivated"
     assert client.post("/trials/999/extend", json=reason, headers=SUPPORT).json["code"] == "trial_not_found"
@@ -201,7 +201,7 @@ def test_buying_ultimate_converts_the_trial_once(client: FlaskClient, trials_app
     assert converted["id"] == trial["id"] and converted["status"] == "converted"
     assert topics(trials_app) == ["trial.started", "trial.converted"]
     # A converted trial does not expire later.
-    assert expire_due(app, app.ctx.uow()) == []
+    assert expire_due(app, app.ctx.uow) == []
 
 
 def test_checkout_down_is_a_clear_503(trials_db_url: str, clock: FixedClock) -> None:

@@ -24,6 +24,7 @@ from services.common.db import BigIntPK, UTCDateTime
 from services.common.exposures import ExposureMixin
 from services.common.inbox import InboxMixin
 from services.common.outbox import OutboxMixin
+from services.common.sweeps import SweepFailureMixin
 from services.common.telemetry import FunnelEventMixin
 
 OPEN_ORDER_STATES = ("pending", "requires_action")
@@ -42,6 +43,10 @@ class FunnelEventRow(FunnelEventMixin, Base):
 
 
 class ExposureRow(ExposureMixin, Base):
+    pass
+
+
+class SweepFailure(SweepFailureMixin, Base):
     pass
 
 

@@ -24,6 +24,7 @@ class RenewalRules:
     manual_renewal_window_days: int
     grace_days: int
     dunning_retry_days: tuple[int, ...]
+    charge_error_retry_hours: int
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> RenewalRules:
@@ -31,7 +32,7 @@ class RenewalRules:
             data = tomllib.load(fh)
         rules = cls(tuple(sorted(data["reminder_days"], reverse=True)), int(data["auto_renewal_notice_days"]),
                     int(data["manual_renewal_window_days"]), int(data["grace_days"]),
-                    tuple(sorted(data["dunning_retry_days"])))
+                    tuple(sorted(data["dunning_retry_days"])), int(data["charge_error_retry_hours"]))
         if rules.dunning_retry_days and rules.dunning_retry_days[-1] > rules.grace_days:
             raise ValueError("card retries must fall within the grace period")
         return rules

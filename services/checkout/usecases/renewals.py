@@ -6,6 +6,10 @@ Sweeps are set-based: each first records what is due with one
 second or parallel run a no-op), then works through the recorded rows in
 batches with `FOR UPDATE SKIP LOCKED` on PostgreSQL. The work per row is a
 constant number of statements per batch, so a sweep's cost grows linearly.
+One bad row never blocks the rest (services/common/sweeps.py): a batch that
+fails is redone a row at a time, and the row that fails is recorded with its
+reason and retried alone after a backoff. A card the bank declines, or one
+Stripe no longer knows, is not such a failure: it takes the dunning path.
 
 The reminder and the charge price the renewal with the same domain function
 (`domain.renewal.renewal_quote`); the charge keeps what changed since the last
@@ -31,18 +35,22 @@ from services.checkout.adapters.models import (
     Subscription,
     SubscriptionAddOn,
 )
-from services.checkout.adapters.payments import ChargeResult, PaymentProviderUnavailable
+from services.checkout.adapters.payments import ChargeResult, PaymentProviderUnavailable, PaymentRejected
 from services.checkout.domain import renewal as R
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access
 from services.checkout.usecases.billing import PROVIDER_DOWN
 from services.checkout.usecases.views import subscription_view
 from services.common.auth import Principal
-from services.common.db import insert_ignoring_duplicates, is_postgres
+from services.common.db import insert_ignoring_duplicates
 from services.common.problems import Problem
 from services.common.service import ServiceUnitOfWork
+from services.common.sweeps import Sweep, clear
 
 BATCH = 1000
+# The sweeps' names in sweep_failures, the logs and /metrics.
+REMINDERS, CHARGES = "renewal_reminders", "renewal_charges"
+EXPIRY, CARD_NOTICES = "subscription_expiry", "card_expiry_notices"
 NO_SUBSCRIPTION = Problem(404, "no_subscription", "No subscription",
                           "This namespace has no active subscription.")
 
@@ -123,50 +131,51 @@ def announce_renewals(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules)
                 uow.session.execute(insert_ignoring_duplicates(uow.session, RenewalNotice).from_select(
                     ["subscription_id", "renewal_date", "days_before", "created_at"], due))
         uow.commit()
-    announced = 0
-    while batch := _announce_batch(app, new_uow):
-        announced += batch
-    return announced
+    pending = Sweep(REMINDERS, lambda uow: select(RenewalNotice.id).where(RenewalNotice.quote.is_(None)),
+                    lambda uow, ids: _announce(app, uow, ids), batch=BATCH)
+    return len(pending.run(new_uow))
 
 
-def _announce_batch(app: Checkout, new_uow: UowFactory) -> int:
-    with new_uow() as uow:
-        query = select(RenewalNotice).where(RenewalNotice.quote.is_(None)).order_by(RenewalNotice.id)
-        query = query.limit(BATCH)
-        if is_postgres(uow.session):
-            query = query.with_for_update(skip_locked=True)
-        notices = uow.session.scalars(query).all()
-        facts = _facts(uow.session, [n.subscription_id for n in notices])
-        today = uow.now.date()
-        for notice in notices:
-            f = facts[notice.subscription_id]
-            quote = R.renewal_quote(app.catalog, f.term(), f.billable)
-            notice.quote = quote.snapshot()
-            uow.publish("subscription.renewal_upcoming", {
-                **_who(f), "renewal_date": notice.renewal_date.isoformat(), "days_before": notice.days_before,
-                "auto_renew": f.sub.auto_renew, "plan": f.sub.plan, "quote": notice.quote,
-                "card": _card(f, today, notice.renewal_date)})
-        uow.commit()
-        return len(notices)
+def _announce(app: Checkout, uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
+    notices = uow.session.scalars(select(RenewalNotice).where(RenewalNotice.id.in_(ids))
+                                  .order_by(RenewalNotice.id)).all()
+    facts = _facts(uow.session, [n.subscription_id for n in notices])
+    today = uow.now.date()
+    for notice in notices:
+        f = facts[notice.subscription_id]
+        quote = R.renewal_quote(app.catalog, f.term(), f.billable)
+        notice.quote = quote.snapshot()
+        uow.publish("subscription.renewal_upcoming", {
+            **_who(f), "renewal_date": notice.renewal_date.isoformat(), "days_before": notice.days_before,
+            "auto_renew": f.sub.auto_renew, "plan": f.sub.plan, "quote": notice.quote,
+            "card": _card(f, today, notice.renewal_date)})
+    return [n.id for n in notices]
 
 
 def announce_expiring_cards(new_uow: UowFactory) -> int:
     """Tell owners, once, that their default card expires this month."""
-    with new_uow() as uow:
+    def expiring(uow: ServiceUnitOfWork) -> Select[Any]:
         today = uow.now.date()
-        month = f"{today.year}-{today.month:02d}"
-        cards = uow.session.execute(
-            select(PaymentMethod, BillingAccount).join(BillingAccount)
-            .where(PaymentMethod.is_default.is_(True), PaymentMethod.exp_year == today.year,
-                   PaymentMethod.exp_month == today.month,
-                   PaymentMethod.expiry_notice_for.is_distinct_from(month))).all()
-        for card, account in cards:
-            card.expiry_notice_for = month
-            uow.publish("card.expiring", {"billing_account_id": account.id, "email": account.email,
-                                          "brand": card.brand, "last4": card.last4,
-                                          "exp_month": card.exp_month, "exp_year": card.exp_year})
-        uow.commit()
-        return len(cards)
+        return select(PaymentMethod.id).where(
+            PaymentMethod.is_default.is_(True), PaymentMethod.exp_year == today.year,
+            PaymentMethod.exp_month == today.month,
+            PaymentMethod.expiry_notice_for.is_distinct_from(_month(today)))
+    return len(Sweep(CARD_NOTICES, expiring, _announce_cards, batch=BATCH).run(new_uow))
+
+
+def _announce_cards(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
+    cards = uow.session.execute(select(PaymentMethod, BillingAccount).join(BillingAccount)
+                                .where(PaymentMethod.id.in_(ids)).order_by(PaymentMethod.id)).all()
+    for card, account in cards:
+        card.expiry_notice_for = _month(uow.now.date())
+        uow.publish("card.expiring", {"billing_account_id": account.id, "email": account.email,
+                                      "brand": card.brand, "last4": card.last4,
+                                      "exp_month": card.exp_month, "exp_year": card.exp_year})
+    return [card.id for card, _ in cards]
+
+
+def _month(day: date) -> str:
+    return f"{day.year}-{day.month:02d}"
 
 
 # --- charges -------------------------------------------------------------------------
@@ -183,36 +192,26 @@ def charge_due(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> tup
             ["subscription_id", "renewal_date", "status", "attempts", "next_attempt_on", "created_at",
              "updated_at", "manual"], due))
         uow.commit()
-    renewed = failed = 0
-    while True:
-        outcome = _charge_next(app, new_uow, rules)
-        if outcome is None:
-            return renewed, failed
-        renewed += outcome == "renewed"
-        failed += outcome == "failed"
+    def due(uow: ServiceUnitOfWork) -> Select[Any]:
+        return select(Renewal.id).where(Renewal.status.in_(("due", "retrying")),
+                                        Renewal.next_attempt_on <= uow.now.date())
 
+    def charge(uow: ServiceUnitOfWork, ids: list[int]) -> list[str]:
+        renewals = uow.session.scalars(select(Renewal).where(Renewal.id.in_(ids)).order_by(Renewal.id))
+        return [_charge(app, uow, renewal, rules) for renewal in renewals]
 
-def _charge_next(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> str | None:
-    """Charge one due renewal. The row stays locked across the Stripe call so
-    no other worker charges it too; its idempotency key is per attempt."""
-    with new_uow() as uow:
-        query = (select(Renewal).where(Renewal.status.in_(("due", "retrying")),
-                                       Renewal.next_attempt_on <= uow.now.date())
-                 .order_by(Renewal.id).limit(1))
-        if is_postgres(uow.session):
-            query = query.with_for_update(skip_locked=True)
-        renewal = uow.session.scalar(query)
-        if renewal is None:
-            return None
-        try:
-            outcome = _charge(app, uow, renewal, rules)
-        except PaymentProviderUnavailable:
-            return None  # Stripe is down: leave it due, the next pass tries again
-        uow.commit()
-        return outcome
+    # One renewal per transaction: its row stays locked across the Stripe call so
+    # no other worker charges it too. Stripe down ends the pass (the next would
+    # fail alike); the renewal stays due and is tried again after the backoff.
+    # An error is retried on the same idempotency key, which Stripe keeps for a
+    # day: past `charge_error_retry_hours` the renewal waits for a person.
+    outcomes = Sweep(CHARGES, due, charge, batch=1, outages=(PaymentProviderUnavailable,),
+                     give_up_after=timedelta(hours=rules.charge_error_retry_hours)).run(new_uow)
+    return outcomes.count("renewed"), outcomes.count("failed")
 
 
 def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.RenewalRules) -> str:
+    clear(uow, CHARGES, renewal.id)  # whatever this attempt ends in, a manual renewal's too, is no error
     f = _facts(uow.session, [renewal.subscription_id])[renewal.subscription_id]
     if f.sub.status != "active" or f.sub.term_end != renewal.renewal_date:
         renewal.status, renewal.next_attempt_on = "succeeded", None  # renewed by hand meanwhile
@@ -222,11 +221,16 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.Re
     if f.card is None or not f.account.stripe_customer_id:
         result = ChargeResult("declined", None, None, "no_card", "No card on file.")
     else:
-        result = app.payments.charge(
-            customer_id=f.account.stripe_customer_id, payment_method_id=f.card.stripe_payment_method_id,
-            amount=quote.total, currency=quote.currency,
-            idempotency_key=f"renewal-{f.sub.id}-{renewal.renewal_date.isoformat()}-{renewal.attempts}",
-            description=f"Renewal of {f.path}", metadata={"renewal_id": str(renewal.id)})
+        try:
+            result = app.payments.charge(
+                customer_id=f.account.stripe_customer_id, payment_method_id=f.card.stripe_payment_method_id,
+                amount=quote.total, currency=quote.currency,
+                idempotency_key=f"renewal-{f.sub.id}-{renewal.renewal_date.isoformat()}-{renewal.attempts}",
+                description=f"Renewal of {f.path}", metadata={"renewal_id": str(renewal.id)})
+        except PaymentRejected as exc:
+            # Stripe refused the customer or card (deleted, detached): for the
+            # owner this is a card that does not work, so dunning asks for another.
+            result = ChargeResult("declined", None, None, "payment_rejected", str(exc))
     renewal.updated_at = uow.now
     if result.status == "succeeded":
         _renewed(uow, renewal, f, quote, result.payment_intent_id)
@@ -281,20 +285,24 @@ def _failed(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, q
 # --- expiry ----------------------------------------------------------------------------
 def expire_lapsed(new_uow: UowFactory, rules: R.RenewalRules) -> int:
     """End every subscription whose grace period is over, once; the namespace goes back to Free."""
-    with new_uow() as uow:
+    def lapsed(uow: ServiceUnitOfWork) -> Select[Any]:
         cutoff = uow.now.date() - timedelta(days=rules.grace_days)
-        ended = uow.session.execute(
-            update(Subscription).where(Subscription.status == "active", Subscription.term_end <= cutoff)
-            .values(status="expired", updated_at=uow.now).returning(Subscription.id)).scalars().all()
-        facts = _facts(uow.session, list(ended))
-        for f in facts.values():
-            namespace = uow.session.get(Namespace, f.sub.namespace_id)
-            assert namespace is not None
-            namespace.plan = "free"
-            uow.publish("subscription.expired", {**_who(f), "plan": f.sub.plan,
-                                                 "term_end": f.sub.term_end.isoformat()})
-        uow.commit()
-        return len(ended)
+        return select(Subscription.id).where(Subscription.status == "active", Subscription.term_end <= cutoff)
+    return len(Sweep(EXPIRY, lapsed, _expire, batch=BATCH).run(new_uow))
+
+
+def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
+    ended = uow.session.execute(
+        update(Subscription).where(Subscription.id.in_(ids), Subscription.status == "active")
+        .values(status="expired", updated_at=uow.now).returning(Subscription.id)).scalars().all()
+    facts = _facts(uow.session, list(ended))
+    for f in facts.values():
+        namespace = uow.session.get(Namespace, f.sub.namespace_id)
+        assert namespace is not None
+        namespace.plan = "free"
+        uow.publish("subscription.expired", {**_who(f), "plan": f.sub.plan,
+                                             "term_end": f.sub.term_end.isoformat()})
+    return list(ended)
 
 
 # --- what owners do ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from services.common.db import BigIntPK, UTCDateTime
 from services.common.exposures import ExposureMixin
 from services.common.inbox import InboxMixin
 from services.common.outbox import OutboxMixin
+from services.common.sweeps import SweepFailureMixin
 from services.common.telemetry import FunnelEventMixin
 
 
@@ -28,6 +29,10 @@ class FunnelEventRow(FunnelEventMixin, Base):
 
 
 class ExposureRow(ExposureMixin, Base):
+    pass
+
+
+class SweepFailure(SweepFailureMixin, Base):
     pass
 
 

@@ -12,23 +12,25 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.auth import Principal
 from services.common.problems import Problem, not_found
 from services.common.service import ServiceUnitOfWork
+from services.common.sweeps import Sweep
 from services.common.telemetry import Step
 from services.trials.adapters.directory import Membership
 from services.trials.adapters.models import Trial, TrialAudit
 from services.trials.domain import rules as R
-from services.trials.runtime import Trials
+from services.trials.runtime import Trials, UowFactory
 
 ULTIMATE, DUO_PRO = "ultimate", "duo_pro"
 # Flags (experiments/payload.json) that change what trials does.
 TRIAL_LENGTH_FLAG = "ultimate-trial-days"
 DUO_UPSELL_FLAG = "duo-pro-upsell"
 MAX_TRIAL_DAYS = 90  # a payload typo must not hand out a year of Ultimate
+TRIAL_EXPIRY = "trial_expiry"  # the sweep's name in sweep_failures, the logs and /metrics
 
 
 def trial_view(trial: Trial, now: datetime, rules: R.TrialRules) -> dict[str, Any]:
@@ -260,18 +262,23 @@ def reactivate(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token:
         return trial_view(trial, uow.now, app.rules)
 
 
-def expire_due(app: Trials, uow: ServiceUnitOfWork) -> list[int]:
-    """End every active trial whose time is up, once. Safe to run twice or in parallel."""
-    with uow:
+def expire_due(app: Trials, new_uow: UowFactory) -> list[int]:
+    """End every active trial whose time is up, once. Safe to run twice or in
+    parallel; a trial that fails is retried alone later (services/common/sweeps.py)."""
+    def due(uow: ServiceUnitOfWork) -> Select[Any]:
+        return select(Trial.id).where(Trial.status == "active", Trial.ends_at <= uow.now)
+
+    def expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
         ended = uow.session.execute(
-            update(Trial).where(Trial.status == "active", Trial.ends_at <= uow.now)
+            update(Trial).where(Trial.id.in_(ids), Trial.status == "active")
             .values(status="expired", ended_at=uow.now).returning(Trial.id)).scalars().all()
         for trial in uow.session.scalars(select(Trial).where(Trial.id.in_(ended))):
             uow.publish("trial.expired", _event(app, trial, uow.now))
             uow.track(Step.TRIAL_EXPIRED, user_id=trial.started_by, namespace_id=trial.namespace_id,
                       kind=trial.kind, plan_before=trial.plan_before, experiments=trial.experiments)
-        uow.commit()
         return list(ended)
+
+    return Sweep(TRIAL_EXPIRY, due, expire).run(new_uow)
 
 
 def convert_on_purchase(app: Trials, uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
