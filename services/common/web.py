@@ -172,7 +172,8 @@ def create_service_app(
     @app.before_request
     def _begin() -> Response | None:
         g.started = time.perf_counter()
-        g.timing_token = timing.start()
+        if ctx.settings.server_timing:
+            g.timing_token = timing.start()
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         g.request_id_token = request_id_var.set(g.request_id)
