@@ -192,6 +192,10 @@ def create_service_app(
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        response.headers["X-Content-Type-Options"] = "nosniff"  # a JSON body is never run as a script
+        if request.headers.get("Authorization") or request.cookies.get(SESSION_COOKIE):
+            # An answer to someone signed in is about them: no browser or proxy keeps it.
+            response.headers.setdefault("Cache-Control", "no-store")
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         if token := g.pop("timing_token", None):
             # Where the time went: database, Stripe, our code (for load testers).
