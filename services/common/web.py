@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
-from services.common import timing
+from services.common import input_guard, timing
 from services.common.auth import Principal, bearer_token, verify_token
 from services.common.logs import init_error_monitoring, request_id_var
 from services.common.metrics import metrics_response, observe_request
@@ -67,16 +67,17 @@ class ProblemApi(Api):
         messages = data.get("messages") or data.get("errors")
         if status in (400, 422) and messages:
             if messages.get("json") == ["Invalid JSON body."] or "Invalid JSON" in str(messages):
-                problem = Problem(400, "malformed_json", "Malformed JSON",
-                                  "The request body is not valid JSON.")
+                problem = input_guard.malformed_json()
             else:
                 problem = from_status(422, "Some fields are missing or invalid; see 'errors'.",
                                       errors=messages)
         else:
             problem = from_status(status, error.description if status != 500 else None)
         response = problem_response(problem)
-        for key, value in (data.get("headers") or {}).items():
-            response.headers[key] = value
+        # Werkzeug's own headers (Allow on a 405) and those webargs adds stay.
+        for key, value in [*error.get_headers(), *(data.get("headers") or {}).items()]:
+            if key.lower() != "content-type":
+                response.headers[key] = value
         return response
 
 
@@ -177,17 +178,12 @@ def create_service_app(
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         g.request_id_token = request_id_var.set(g.request_id)
-        if (request.method in ("POST", "PUT", "PATCH") and request.content_length
-                and not request.path.startswith(exempt)):
-            if not request.is_json:
-                return problem_response(Problem(
-                    415, "unsupported_media_type", "Unsupported media type",
-                    "Send the body as JSON with 'Content-Type: application/json'."))
-            body = request.get_data(cache=True)
-            if b"\\u0000" in body or b"\x00" in body:  # no database stores NUL in text
-                return problem_response(from_status(
-                    422, "Text may not contain NUL characters.", errors={"json": ["NUL character"]}))
-        return None
+        problem = input_guard.check_query(request.args.items(multi=True))
+        if problem is None and request.method in ("POST", "PUT", "PATCH") \
+                and not request.path.startswith(exempt):
+            # Read whatever came, Content-Length or chunked (werkzeug caps both at MAX_CONTENT_LENGTH).
+            problem = input_guard.check_json_body(request.get_data(cache=True), request.is_json)
+        return problem_response(problem) if problem else None
 
     @app.after_request
     def _finish(response: Response) -> Response:
