@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import marshmallow as ma
+from apispec import BasePlugin
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
 from sqlalchemy import text
@@ -54,6 +55,30 @@ class ProblemSchema(ma.Schema):
     detail = ma.fields.String()
     instance = ma.fields.String(metadata={"description": "The request id"})
     errors = ma.fields.Dict(metadata={"description": "Field errors, for validation_failed"})
+
+
+def _documents_problem(schema: object) -> bool:
+    if isinstance(schema, dict):
+        return str(schema.get("$ref", "")).endswith("/Problem")
+    return schema is ProblemSchema or isinstance(schema, ProblemSchema) or schema == "Problem"
+
+
+class ProblemJsonPlugin(BasePlugin):
+    """Documents every response of the Problem schema as `application/problem+json`,
+    the content type it is sent with (flask-smorest would say `application/json`)."""
+
+    def response_helper(self, response: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        content = response.get("content", {})
+        for media_type in [m for m, body in content.items() if _documents_problem(body.get("schema"))]:
+            content[PROBLEM_JSON] = content.pop(media_type)
+        return response
+
+    def operation_helper(self, path: str | None = None, operations: dict[str, Any] | None = None,
+                         **kwargs: Any) -> None:
+        for operation in (operations or {}).values():
+            for response in operation.get("responses", {}).values():
+                if isinstance(response, dict):
+                    self.response_helper(response)
 
 
 class ProblemApi(Api):
@@ -159,7 +184,8 @@ def create_service_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["service_context"] = ctx
     app.url_map.converters["id"] = IdConverter
-    api = ProblemApi(app, spec_kwargs={"info": {"description": description}})
+    api = ProblemApi(app, spec_kwargs={"info": {"description": description},
+                                       "extra_plugins": [ProblemJsonPlugin()]})
     api.register_converter(IdConverter, lambda _: {"type": "integer", "format": "int64", "minimum": 1})
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
