@@ -293,7 +293,7 @@ def production_env(urls: dict[str, str], stripe_url: str, redis_url: str) -> dic
         "TRIALS_URL": f"http://127.0.0.1:{PORTS['trials']}",
         "RATELIMIT_STORAGE_URI": redis_url, "CODE_ATTEMPTS_PER_CLIENT": "1000000/minute",
         "CARD_ATTEMPTS_PER_CLIENT": "1000000/minute",
-        "FUNNEL_TELEMETRY": "on", "POSTHOG_API_KEY": "", "CLOCK_FILE": "",
+        "FUNNEL_TELEMETRY": "on", "POSTHOG_API_KEY": "", "CLOCK_FILE": "", "SERVER_TIMING": "on",
     }
 
 

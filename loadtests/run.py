@@ -135,7 +135,7 @@ def locust_env(args: argparse.Namespace, population_file: Path, timing_file: Pat
 
 def server_timing_table(path: Path) -> str:
     if not path.exists():
-        return "(no Server-Timing collected)"
+        return "(no Server-Timing collected: start the services with SERVER_TIMING=on)"
     data = json.loads(path.read_text())
     lines = [f"{'endpoint (mean ms)':<50} {'db':>8} {'stripe':>8} {'app':>8} {'total':>8}"]
     for name, t in sorted(data.items()):

@@ -46,6 +46,9 @@ class Settings:
     posthog_host: str = "https://us.i.posthog.com"
     # Off only to measure what the funnel events cost (make bench); never in production.
     funnel_telemetry: bool = True
+    # The Server-Timing header (db, stripe, app): for load tests and the benchmark only,
+    # since it tells any caller how long our database and Stripe calls take.
+    server_timing: bool = False
     # Feature flags: the payload file, refreshed from a GrowthBook API host when one is set.
     growthbook_payload_file: str = str(ROOT / "experiments" / "payload.json")
     growthbook_api_host: str | None = None
@@ -95,6 +98,7 @@ class Settings:
             posthog_api_key=env.get("POSTHOG_API_KEY") or None,
             posthog_host=env.get("POSTHOG_HOST", "https://us.i.posthog.com"),
             funnel_telemetry=env.get("FUNNEL_TELEMETRY", "on").strip().lower() not in ("off", "0", "false"),
+            server_timing=env.get("SERVER_TIMING", "off").strip().lower() in ("on", "1", "true"),
             growthbook_payload_file=env.get("GROWTHBOOK_PAYLOAD_FILE")
             or str(ROOT / "experiments" / "payload.json"),
             growthbook_api_host=env.get("GROWTHBOOK_API_HOST") or None,

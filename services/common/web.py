@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import marshmallow as ma
+from apispec import BasePlugin
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
 from sqlalchemy import text
@@ -20,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
-from services.common import timing
+from services.common import input_guard, timing
 from services.common.auth import Principal, bearer_token, verify_token
 from services.common.logs import init_error_monitoring, request_id_var
 from services.common.metrics import metrics_response, observe_request
@@ -56,6 +57,30 @@ class ProblemSchema(ma.Schema):
     errors = ma.fields.Dict(metadata={"description": "Field errors, for validation_failed"})
 
 
+def _documents_problem(schema: object) -> bool:
+    if isinstance(schema, dict):
+        return str(schema.get("$ref", "")).endswith("/Problem")
+    return schema is ProblemSchema or isinstance(schema, ProblemSchema) or schema == "Problem"
+
+
+class ProblemJsonPlugin(BasePlugin):
+    """Documents every response of the Problem schema as `application/problem+json`,
+    the content type it is sent with (flask-smorest would say `application/json`)."""
+
+    def response_helper(self, response: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        content = response.get("content", {})
+        for media_type in [m for m, body in content.items() if _documents_problem(body.get("schema"))]:
+            content[PROBLEM_JSON] = content.pop(media_type)
+        return response
+
+    def operation_helper(self, path: str | None = None, operations: dict[str, Any] | None = None,
+                         **kwargs: Any) -> None:
+        for operation in (operations or {}).values():
+            for response in operation.get("responses", {}).values():
+                if isinstance(response, dict):
+                    self.response_helper(response)
+
+
 class ProblemApi(Api):
     """flask-smorest's Api answering every HTTP error as problem+json."""
 
@@ -67,16 +92,17 @@ class ProblemApi(Api):
         messages = data.get("messages") or data.get("errors")
         if status in (400, 422) and messages:
             if messages.get("json") == ["Invalid JSON body."] or "Invalid JSON" in str(messages):
-                problem = Problem(400, "malformed_json", "Malformed JSON",
-                                  "The request body is not valid JSON.")
+                problem = input_guard.malformed_json()
             else:
                 problem = from_status(422, "Some fields are missing or invalid; see 'errors'.",
                                       errors=messages)
         else:
             problem = from_status(status, error.description if status != 500 else None)
         response = problem_response(problem)
-        for key, value in (data.get("headers") or {}).items():
-            response.headers[key] = value
+        # Werkzeug's own headers (Allow on a 405) and those webargs adds stay.
+        for key, value in [*error.get_headers(), *(data.get("headers") or {}).items()]:
+            if key.lower() != "content-type":
+                response.headers[key] = value
         return response
 
 
@@ -158,7 +184,8 @@ def create_service_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["service_context"] = ctx
     app.url_map.converters["id"] = IdConverter
-    api = ProblemApi(app, spec_kwargs={"info": {"description": description}})
+    api = ProblemApi(app, spec_kwargs={"info": {"description": description},
+                                       "extra_plugins": [ProblemJsonPlugin()]})
     api.register_converter(IdConverter, lambda _: {"type": "integer", "format": "int64", "minimum": 1})
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
@@ -172,25 +199,25 @@ def create_service_app(
     @app.before_request
     def _begin() -> Response | None:
         g.started = time.perf_counter()
-        g.timing_token = timing.start()
+        if ctx.settings.server_timing:
+            g.timing_token = timing.start()
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         g.request_id_token = request_id_var.set(g.request_id)
-        if (request.method in ("POST", "PUT", "PATCH") and request.content_length
-                and not request.path.startswith(exempt)):
-            if not request.is_json:
-                return problem_response(Problem(
-                    415, "unsupported_media_type", "Unsupported media type",
-                    "Send the body as JSON with 'Content-Type: application/json'."))
-            body = request.get_data(cache=True)
-            if b"\\u0000" in body or b"\x00" in body:  # no database stores NUL in text
-                return problem_response(from_status(
-                    422, "Text may not contain NUL characters.", errors={"json": ["NUL character"]}))
-        return None
+        problem = input_guard.check_query(request.args.items(multi=True))
+        if problem is None and request.method in ("POST", "PUT", "PATCH") \
+                and not request.path.startswith(exempt):
+            # Read whatever came, Content-Length or chunked (werkzeug caps both at MAX_CONTENT_LENGTH).
+            problem = input_guard.check_json_body(request.get_data(cache=True), request.is_json)
+        return problem_response(problem) if problem else None
 
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        response.headers["X-Content-Type-Options"] = "nosniff"  # a JSON body is never run as a script
+        if request.headers.get("Authorization") or request.cookies.get(SESSION_COOKIE):
+            # An answer to someone signed in is about them: no browser or proxy keeps it.
+            response.headers.setdefault("Cache-Control", "no-store")
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         if token := g.pop("timing_token", None):
             # Where the time went: database, Stripe, our code (for load testers).

@@ -55,6 +55,8 @@ def test_everything_else_needs_a_token(client: FlaskClient, path: str) -> None:
     assert response.mimetype == "application/problem+json"
     assert response.json is not None and response.json["code"] == "unauthenticated"
     assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_a_browser_gets_a_sign_in_page(client: FlaskClient) -> None:

@@ -87,12 +87,28 @@ def test_client_address_comes_from_the_ingress_only_when_configured(
     assert seen == ["10.1.2.3", "203.0.113.9"]
 
 
+@pytest.fixture
+def timed_client(app: Flask):
+    """Checkout with SERVER_TIMING=on, as load tests and the benchmark run it."""
+    ctx = app.extensions["service_context"]
+    ctx.settings = ctx.settings.with_overrides(server_timing=True)
+    return app.test_client()
+
+
+def test_server_timing_is_off_unless_switched_on(client) -> None:
+    quoted = client.post("/quotes", json={"namespace_id": 100, "plan": "premium", "seats": 3},
+                         headers=auth(1))
+    assert quoted.status_code == 200 and "Server-Timing" not in quoted.headers
+    assert "Server-Timing" not in client.get("/healthz").headers
+
+
 def _timing(response) -> dict[str, float]:
     parts = [p.strip().split(";dur=") for p in response.headers["Server-Timing"].split(",")]
     return {name: float(value) for name, value in parts}
 
 
-def test_every_response_says_where_its_time_went(client) -> None:
+def test_every_response_says_where_its_time_went(timed_client) -> None:
+    client = timed_client
     quoted = _timing(client.post("/quotes", json={"namespace_id": 100, "plan": "premium", "seats": 3},
                                  headers=auth(1)))
     assert set(quoted) == {"db", "stripe", "app", "total"}
@@ -102,7 +118,8 @@ def test_every_response_says_where_its_time_went(client) -> None:
     assert health["db"] == 0 and health["total"] >= 0
 
 
-def test_stripe_time_is_counted_apart(client) -> None:
+def test_stripe_time_is_counted_apart(timed_client) -> None:
+    client = timed_client
     # Card setup calls Stripe (unreachable here: the time spent trying still counts).
     client.put("/billing-account", json={"company": "A", "email": "a@b.co", "country": "US",
                                          "address_line1": "1 St", "city": "X", "postal_code": "1"},

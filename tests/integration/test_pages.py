@@ -50,6 +50,7 @@ def assert_page(response: Any, status: int, *texts: str) -> None:
     assert response.content_type == HTML
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
     body = " ".join(html.unescape(response.get_data(as_text=True)).split())
     for text in texts:
         assert text in body

@@ -36,7 +36,8 @@ class Purchases(MethodView):
     @blp.alt_response(503, schema=ProblemSchema, description="Stripe unreachable; retry")
     @blp.doc(security=[{"bearerAuth": []}], parameters=[{
         "in": "header", "name": "Idempotency-Key", "required": True,
-        "schema": {"type": "string", "maxLength": 255},
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                   "pattern": "^[ -~]*[!-~][ -~]*$"},
         "description": "Same key, same body: the first response is replayed for 24 h."}])
     def post(self, body: dict[str, Any]) -> Response:
         """Buy a plan for a namespace with the saved card (Owners only)."""

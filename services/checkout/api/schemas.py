@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from services.common.schemas import StrictSchema, printable
+from services.common.schemas import Pattern, StrictSchema, printable
 
 MAX_SEATS_ACCEPTED = 1_000_000  # beyond any catalog limit: the domain says how many are sold
 MAX_ID = 2**63 - 1  # ids are 64-bit in the database
@@ -248,8 +248,8 @@ def _text(max_len: int, required: bool = True) -> ma.fields.String:
 class BillingAccountInSchema(StrictSchema):
     company = _text(200)
     email = ma.fields.Email(required=True, validate=validate.Length(max=254))
-    country = ma.fields.String(required=True, validate=validate.Regexp(
-        r"^[A-Za-z]{2}\Z", error="Use a two-letter ISO 3166 country code."))
+    country = ma.fields.String(required=True, validate=Pattern(
+        r"^[A-Za-z]{2}$", error="Use a two-letter ISO 3166 country code."))
     address_line1 = _text(200)
     address_line2 = _text(200, required=False)
     city = _text(100)
@@ -283,8 +283,8 @@ class CardSetupSchema(ma.Schema):
 
 
 class RecordCardSchema(StrictSchema):
-    setup_intent_id = ma.fields.String(required=True, validate=validate.Regexp(
-        r"^seti_[A-Za-z0-9]{1,64}\Z", error="Not a SetupIntent id."))
+    setup_intent_id = ma.fields.String(required=True, validate=Pattern(
+        r"^seti_[A-Za-z0-9]{1,64}$", error="Not a SetupIntent id."))
 
 
 # --- discount campaigns (admin) ------------------------------------------------
@@ -295,8 +295,8 @@ class CampaignInSchema(StrictSchema):
                             metadata={"description": "The shared code (kind=shared)"})
     code_count = _int(load_default=None, validate=validate.Range(1, 10_000),
                       metadata={"description": "How many single-use codes (kind=bulk)"})
-    code_prefix = ma.fields.String(load_default="", validate=validate.Regexp(
-        r"^[A-Za-z0-9]{0,8}\Z", error="Up to 8 letters or digits."))
+    code_prefix = ma.fields.String(load_default="", validate=Pattern(
+        r"^[A-Za-z0-9]{0,8}$", error="Up to 8 letters or digits."))
     discount_type = ma.fields.String(required=True,
                                      validate=validate.OneOf(["percent", "amount", "unit_price"]))
     value = _int(required=True, validate=validate.Range(1, 100_000_000), metadata={

@@ -16,6 +16,11 @@ WEBHOOK_PATH = "/stripe/webhooks"
 @blp.route(WEBHOOK_PATH)
 class StripeWebhooks(MethodView):
     @blp.alt_response(400, schema=ProblemSchema, description="Bad signature")
+    @blp.doc(parameters=[{"in": "header", "name": "Stripe-Signature", "required": True,
+                          "schema": {"type": "string"},
+                          "description": "Stripe's signature of the raw body"}],
+             requestBody={"required": True, "description": "A Stripe event, as Stripe sent it",
+                          "content": {"application/json": {"schema": {"type": "object"}}}})
     def post(self) -> Response:
         """Receive a Stripe event (signature checked on the raw body, 300 s tolerance)."""
         outcome = webhooks.receive(checkout(), request_uow(), request.get_data(cache=False),

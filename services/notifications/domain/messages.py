@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.common.formatting import date_or_moment
 from services.common.problems import Problem
 from services.notifications.domain import schedule as S
 from services.notifications.domain.schedule import Schedule
@@ -84,6 +85,17 @@ def _wholes(topic: str, context: dict[str, Any], *names: str) -> None:
             context[name] = _whole(topic, name, context[name])
 
 
+def _dates(topic: str, context: dict[str, Any], *names: str) -> None:
+    """Days and moments are ISO-8601 that exist: "2027-02-30" is refused here, not
+    when the mail is rendered."""
+    for name in names:
+        if context.get(name) is not None:
+            try:
+                date_or_moment(context[name])
+            except (TypeError, ValueError) as exc:
+                raise InvalidEvent(topic, f"{name} is not an ISO-8601 date: {exc}"[:200]) from exc
+
+
 def _card(topic: str, card: Any) -> dict[str, Any] | None:
     if card is None:
         return None
@@ -104,6 +116,7 @@ def receipt(payload: dict[str, Any], now: datetime) -> Planned:
                     {"namespace_id": None, "user_id": None, "company": None, "subtotal": None,
                      "discount_total": 0, "card": None, "discount_code": None})
     _wholes(topic, context, "seats", "total", "subtotal", "discount_total")
+    _dates(topic, context, "term_start", "term_end")
     context["lines"] = _lines(topic, context["lines"])
     if context["subtotal"] is None:
         context["subtotal"] = sum(line["amount"] for line in context["lines"])
@@ -117,6 +130,7 @@ def renewal_upcoming(payload: dict[str, Any], now: datetime, schedule: Schedule)
                                      "days_before", "auto_renew", "plan"],
                     {"namespace_id": None, "company": None, "quote": None, "card": None})
     _wholes(topic, context, "days_before")
+    _dates(topic, context, "renewal_date")
     context["auto_renew"] = bool(context["auto_renew"])
     template = schedule.renewal_template(context["days_before"], context["auto_renew"])
     quote = context["quote"]
@@ -141,6 +155,7 @@ def renewal_receipt(payload: dict[str, Any], now: datetime) -> Planned:
                                      "term_start", "term_end", "seats"],
                     {"namespace_id": None, "plan": None, "changes": []})
     _wholes(topic, context, "amount", "seats")
+    _dates(topic, context, "term_start", "term_end")
     context["changes"] = [str(change) for change in context["changes"]]
     key = S.renewal_receipt_key(context["subscription_id"], context["term_start"])
     return Planned(key, "renewal_receipt", _recipient(topic, context), context, now)
@@ -152,6 +167,7 @@ def renewal_failed(payload: dict[str, Any], now: datetime) -> Planned:
                                      "attempt", "renewal_date", "final", "update_card_url"],
                     {"namespace_id": None, "next_attempt_at": None})
     _wholes(topic, context, "amount", "attempt")
+    _dates(topic, context, "renewal_date", "next_attempt_at")
     context["final"] = bool(context["final"])
     key = S.renewal_failed_key(context["subscription_id"], context["renewal_date"], context["attempt"])
     return Planned(key, "renewal_failed", _recipient(topic, context), context, now)
@@ -161,6 +177,7 @@ def subscription_expired(payload: dict[str, Any], now: datetime) -> Planned:
     topic = "subscription.expired"
     context = _take(topic, payload, ["subscription_id", "email", "namespace_path", "plan", "term_end"],
                     {"namespace_id": None})
+    _dates(topic, context, "term_end")
     key = S.subscription_expired_key(context["subscription_id"], context["term_end"])
     return Planned(key, "subscription_expired", _recipient(topic, context), context, now)
 

@@ -12,6 +12,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+from services.common.formatting import date_or_moment
 from services.common.problems import from_status
 from services.notifications.domain import messages as M
 from services.notifications.domain.rendering import TemplateNotFound
@@ -83,7 +84,17 @@ def _coerce(name: str, raw: str, like: Any) -> Any:
         return int(raw)
     if name in _NESTED and raw.lower() in ("", "null", "none"):
         return None
+    if isinstance(like, str) and _is_date(like):
+        date_or_moment(raw)  # "2027-02-30" is a ValueError: no such day
     return raw
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date_or_moment(text)
+    except ValueError:
+        return False
+    return True
 
 
 def apply_overrides(template: str, payload: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
