@@ -104,13 +104,13 @@ def _who(facts: Facts) -> dict[str, Any]:
 
 # --- reminders -------------------------------------------------------------------
 def announce_renewals(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> int:
-    """Record and announce every reminder due today; returns how many."""
+    """Record and announce every reminder due today (`RenewalRules.windows`:
+    a late one still goes, saying the days left, until the next is due);
+    returns how many."""
     with new_uow() as uow:
         today = uow.now.date()
         for auto_renew in (True, False):
-            days = rules.notices(auto_renew)
-            for i, d in enumerate(days):
-                lower = days[i + 1] if i + 1 < len(days) else 0
+            for d, lower in rules.windows(auto_renew):
                 due: Select[Any] = select(
                     Subscription.id, Subscription.term_end, literal(d), literal(uow.now)).where(
                     Subscription.status == "active", Subscription.auto_renew.is_(auto_renew),
@@ -120,12 +120,12 @@ def announce_renewals(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules)
                     ["subscription_id", "renewal_date", "days_before", "created_at"], due))
         uow.commit()
     announced = 0
-    while batch := _announce_batch(app, new_uow):
+    while batch := _announce_batch(app, new_uow, rules):
         announced += batch
     return announced
 
 
-def _announce_batch(app: Checkout, new_uow: UowFactory) -> int:
+def _announce_batch(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> int:
     with new_uow() as uow:
         query = select(RenewalNotice).where(RenewalNotice.quote.is_(None)).order_by(RenewalNotice.id)
         query = query.limit(BATCH)
@@ -140,6 +140,8 @@ def _announce_batch(app: Checkout, new_uow: UowFactory) -> int:
             notice.quote = quote.snapshot()
             uow.publish("subscription.renewal_upcoming", {
                 **_who(f), "renewal_date": notice.renewal_date.isoformat(), "days_before": notice.days_before,
+                # the mail is skipped if still unsent once the next notice is due
+                "next_days_before": rules.next_notice(notice.days_before, f.sub.auto_renew),
                 "auto_renew": f.sub.auto_renew, "plan": f.sub.plan, "quote": notice.quote,
                 "card": _card(f, today, notice.renewal_date)})
         uow.commit()
