@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate seed tokens timetravel bench-renewals lint clean
+.PHONY: run test install migrate seed tokens timetravel bench-renewals bench-mail-kill lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ migrate: $(STAMP)
 DAYS ?= 30
 timetravel: $(STAMP)
 	$(BIN)/python -m services.timetravel $(if $(RESET),--reset,--days $(DAYS))
+
+## bench-mail-kill: the mail sender SIGKILLed 10 times in 600 messages: lost and duplicated mail (DATABASE=postgres).
+DATABASE ?= sqlite
+bench-mail-kill: $(STAMP)
+	$(BIN)/python -m benchmarks.mail_kill --database $(DATABASE)
 
 ## bench-renewals: time one reminder sweep over 25k-100k subscriptions on PostgreSQL.
 bench-renewals: $(STAMP)

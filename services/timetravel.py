@@ -24,9 +24,8 @@ from services.checkout.usecases.renewals import run_all
 from services.common.clock import OffsetClock
 from services.common.config import VAR, Settings
 from services.common.relay import relay_once
-from services.notifications.adapters.mailer import SmtpMailer
 from services.notifications.adapters.models import Notification
-from services.notifications.app import build_notifications
+from services.notifications.app import build_notifications, make_mailer
 from services.notifications.usecases.delivery import deliver_due
 from services.trials.app import build_trials
 from services.trials.usecases.trials import expire_due
@@ -37,7 +36,7 @@ def travel(days: int) -> None:
     checkout = build_checkout(Settings.from_env("checkout"))
     trials = build_trials(Settings.from_env("trials"))
     notifications = build_notifications(Settings.from_env("notifications"))
-    mailer = SmtpMailer.from_settings(notifications.mail)
+    mailer = make_mailer(notifications.mail)
     clock = checkout.ctx.clock
     assert isinstance(clock, OffsetClock)
     publishers = [checkout.ctx, trials.ctx]

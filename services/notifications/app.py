@@ -2,7 +2,8 @@
 
 It consumes the other services' events (`POST /internal/events`), schedules
 each message once under a unique dedupe key, and a delivery worker
-(`python -m services.notifications.deliver`) sends them through SMTP.
+(`python -m services.notifications.deliver`) sends them through SMTP (or an
+HTTP mail API that takes an idempotency key).
 `create_app()` is the WSGI factory.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.common.clock import Clock
+from services.common.clock import Clock, SystemClock
 from services.common.config import Settings
 from services.common.inbox import events_blueprint
 from services.common.service import build_context
 from services.common.web import create_service_app
-from services.notifications.adapters.mailer import Mailer
+from services.notifications.adapters.mail_api import HttpMailApi
+from services.notifications.adapters.mailer import Mailer, SmtpMailer
 from services.notifications.adapters.models import ExposureRow, FunnelEventRow, InboxEvent, OutboxMessage
 from services.notifications.api import notifications as notifications_api
 from services.notifications.config import MailSettings, mail_settings
@@ -28,17 +30,26 @@ EVENT_OWNERS = {"order.": "checkout", "subscription.": "checkout", "card.": "che
 
 
 def build_notifications(settings: Settings, clock: Clock | None = None, mailer: Mailer | None = None,
-                        mail: MailSettings | None = None, schedule: Schedule | None = None) -> Notifications:
+                        mail: MailSettings | None = None, schedule: Schedule | None = None,
+                        machine_clock: Clock | None = None) -> Notifications:
+    """`clock` is business time (time travel moves it); `machine_clock` times
+    delivery leases and retries (tests move it; by default the system's)."""
     ctx = build_context("notifications", settings, clock, OutboxMessage, FunnelEventRow, ExposureRow)
     app = Notifications(ctx=ctx, schedule=schedule or Schedule.load(), mail=mail or mail_settings(),
-                        mailer=mailer)
+                        mailer=mailer, machine_clock=machine_clock or SystemClock())
     ctx.extras["notifications"] = app
     return app
 
 
+def make_mailer(mail: MailSettings) -> Mailer:
+    """The HTTP mail API when MAIL_API_URL is set, else SMTP."""
+    return HttpMailApi.from_settings(mail) if mail.api_url else SmtpMailer.from_settings(mail)
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None,
-               mailer: Mailer | None = None) -> Flask:
-    notifications = build_notifications(settings or Settings.from_env("notifications"), clock, mailer)
+               mailer: Mailer | None = None, machine_clock: Clock | None = None) -> Flask:
+    notifications = build_notifications(settings or Settings.from_env("notifications"), clock, mailer,
+                                        machine_clock=machine_clock)
     flask_app = create_service_app(
         notifications.ctx, title="Notifications", description=__doc__ or "",
         blueprints=[notifications_api.blp, events_blueprint(InboxEvent, HANDLERS, EVENT_OWNERS)])

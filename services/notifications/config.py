@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 
 
@@ -15,6 +15,10 @@ class MailSettings:
     smtp_port: int = 8025
     mail_from: str = "Checkout <billing@checkout.test>"
     smtp_timeout_seconds: float = 10.0
+    # An HTTP mail API that honours an Idempotency-Key: used instead of SMTP when set.
+    api_url: str | None = None
+    api_token: str | None = field(default=None, repr=False)  # a secret: never in a repr or a log
+    api_timeout_seconds: float = 10.0
 
     @property
     def message_id_domain(self) -> str:
@@ -25,11 +29,15 @@ class MailSettings:
 
 def mail_settings(environ: Mapping[str, str] | None = None) -> MailSettings:
     """`SMTP_HOST` (127.0.0.1), `SMTP_PORT` (8025), `MAIL_FROM` ("Checkout
-    <billing@checkout.test>"), `SMTP_TIMEOUT_SECONDS` (10)."""
+    <billing@checkout.test>"), `SMTP_TIMEOUT_SECONDS` (10); `MAIL_API_URL`,
+    `MAIL_API_TOKEN`, `MAIL_API_TIMEOUT_SECONDS` (10) for an HTTP mail API."""
     env = os.environ if environ is None else environ
     return MailSettings(
         smtp_host=env.get("SMTP_HOST") or "127.0.0.1",
         smtp_port=int(env.get("SMTP_PORT") or 8025),
         mail_from=env.get("MAIL_FROM") or "Checkout <billing@checkout.test>",
         smtp_timeout_seconds=float(env.get("SMTP_TIMEOUT_SECONDS") or 10),
+        api_url=env.get("MAIL_API_URL") or None,
+        api_token=env.get("MAIL_API_TOKEN") or None,
+        api_timeout_seconds=float(env.get("MAIL_API_TIMEOUT_SECONDS") or 10),
     )

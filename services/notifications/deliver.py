@@ -1,15 +1,17 @@
 """`python -m services.notifications.deliver [--once] [--interval S]`: send due
-notifications through SMTP (SMTP_HOST, SMTP_PORT, MAIL_FROM).
+notifications through SMTP (SMTP_HOST, SMTP_PORT, MAIL_FROM), or through an
+HTTP mail API with an idempotency key when MAIL_API_URL is set.
 
 Without `--once` it loops, a pass every `--interval` seconds (at once again
 when a pass filled its batch). `--once` sends everything due now, then exits.
 SIGTERM (or Ctrl-C) finishes the message being sent, gives the rest of the
 claimed batch back, and exits. Several workers may run side by side on
-PostgreSQL (rows are claimed with SKIP LOCKED); on SQLite run one.
+PostgreSQL (rows are claimed with SKIP LOCKED); on SQLite claims take turns.
 
 `--lease-seconds` (or NOTIFICATIONS_LEASE_SECONDS; default from
 data/schedule.toml) is how long a claimed message may stay `sending` before
-another worker decides its worker died and sends it again.
+another worker decides its worker died and sends it again; it is measured on
+the machine's clock, so `make timetravel` never cuts it short.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from datetime import timedelta
 
 from services.common.config import Settings
 from services.common.logs import configure_logging
-from services.notifications.adapters.mailer import Mailer, SmtpMailer
-from services.notifications.app import build_notifications
+from services.notifications.adapters.mailer import Mailer
+from services.notifications.app import build_notifications, make_mailer
 from services.notifications.runtime import Notifications
 from services.notifications.usecases.delivery import DeliveryReport, deliver_due
 
@@ -41,8 +43,8 @@ def run(app: Notifications, mailer: Mailer, *, once: bool, interval: float, batc
         for name, value in vars(report).items():
             setattr(total, name, getattr(total, name) + value)
         if report.claimed:
-            log.info("claimed %d: sent %d, retried %d, failed %d, released %d", report.claimed,
-                     report.sent, report.retried, report.failed, report.released)
+            log.info("claimed %d: sent %d, retried %d, failed %d, skipped %d, released %d", report.claimed,
+                     report.sent, report.retried, report.failed, report.skipped, report.released)
         if report.claimed >= batch:
             continue  # more may be due right now
         if once:
@@ -68,7 +70,7 @@ def main(argv: list[str]) -> int:
     if lease_seconds is None and os.environ.get("NOTIFICATIONS_LEASE_SECONDS"):
         lease_seconds = float(os.environ["NOTIFICATIONS_LEASE_SECONDS"])
     lease = app.schedule.lease if lease_seconds is None else timedelta(seconds=lease_seconds)
-    mailer = SmtpMailer.from_settings(app.mail)
+    mailer = make_mailer(app.mail)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

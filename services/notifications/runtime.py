@@ -3,8 +3,9 @@ delivery worker and the CLI."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from services.common.clock import Clock, SystemClock
 from services.common.service import ServiceContext
 from services.notifications.adapters.mailer import Mailer
 from services.notifications.config import MailSettings
@@ -17,6 +18,10 @@ class Notifications:
     schedule: Schedule
     mail: MailSettings
     mailer: Mailer | None = None  # only the delivery worker sends
+    # Delivery leases and retry backoff run on the machine's clock, never on
+    # ctx.clock: `make timetravel` moves business time, and a lease measured on
+    # it would expire mid-send and have the message sent again.
+    machine_clock: Clock = field(default_factory=SystemClock)
 
 
 def of(ctx: ServiceContext) -> Notifications:

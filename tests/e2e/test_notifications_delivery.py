@@ -1,7 +1,11 @@
 """Delivery against a real SMTP server (aiosmtpd keeping mail in a Maildir):
 sent once with text and HTML, not before it is due, retried after a 4xx,
-failed after a 5xx, and, with the worker killed mid-batch, every message sent
-and marked sent exactly once (a re-send carries the same Message-ID)."""
+failed after a 5xx, and, with the worker killed mid-batch (once, or ten
+times in 600 messages), every message sent and marked sent exactly once and
+in the mailbox once (a re-send carries the same Message-ID, and the sink
+keeps one copy per Message-ID). Leases and retries run on the machine's
+clock: a 400-day jump of business time sends nothing twice. An HTTP mail API
+behind the same port gets the Message-ID as its idempotency key."""
 
 from __future__ import annotations
 
@@ -9,15 +13,17 @@ import asyncio
 import mailbox
 import os
 import signal
-import subprocess
-import sys
+import smtplib
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from email.message import Message
+from datetime import timedelta
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage, Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +34,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.common.clock import FixedClock
-from services.common.config import ROOT
+from benchmarks.mail_kill import insert_due, kill_run, sender
+from services.common.clock import FixedClock, OffsetClock
 from services.common.db import make_engine
 from services.common.mailsink import MaildirHandler, start
+from services.notifications.adapters.mail_api import HttpMailApi
 from services.notifications.adapters.mailer import SmtpMailer
 from services.notifications.adapters.models import FunnelEventRow, Notification
-from services.notifications.app import build_notifications, create_app
+from services.notifications.app import build_notifications, create_app, make_mailer
+from services.notifications.config import mail_settings
 from services.notifications.domain.schedule import message_id
 from services.notifications.usecases.delivery import DeliveryReport, deliver_due
 from tests.conftest import NOW, make_settings
@@ -99,8 +107,13 @@ class Smtp:
     def count(self) -> int:
         return len(os.listdir(self.directory / "new"))
 
+    @property
+    def handler(self) -> MaildirHandler:
+        return self.controller.handler  # type: ignore[no-any-return]
+
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller.loop.is_running():
+            self.controller.stop()
 
 
 @pytest.fixture
@@ -128,8 +141,14 @@ def db_url(fresh_db: Callable[[str], str]) -> str:
 
 
 @pytest.fixture
-def notifications_app(db_url: str, clock: FixedClock) -> Iterator[Flask]:
-    flask_app = create_app(make_settings("notifications", db_url), clock)
+def machine() -> FixedClock:
+    """The machine's clock, which leases and retries run on; `clock` is business time."""
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def notifications_app(db_url: str, clock: FixedClock, machine: FixedClock) -> Iterator[Flask]:
+    flask_app = create_app(make_settings("notifications", db_url), clock, machine_clock=machine)
     yield flask_app
     flask_app.extensions["service_context"].close()
 
@@ -211,7 +230,7 @@ def test_mail_waits_until_it_is_due(client: FlaskClient, notifications_app: Flas
 
 
 def test_a_temporary_refusal_is_retried_with_backoff_then_sent(client: FlaskClient, notifications_app: Flask,
-                                                               clock: FixedClock,
+                                                               clock: FixedClock, machine: FixedClock,
                                                                smtp_for: Callable[..., Smtp]) -> None:
     smtp = smtp_for(defer_first=2)
     send_event(client, "order.completed", ORDER)
@@ -219,12 +238,13 @@ def test_a_temporary_refusal_is_retried_with_backoff_then_sent(client: FlaskClie
     row = rows(notifications_app)["receipt/42"]
     assert (row.status, row.attempts, row.next_attempt_at) == ("scheduled", 1, NOW + timedelta(seconds=60))
     assert row.last_error is not None and row.last_error.startswith("451")
-    clock.advance(timedelta(seconds=59))
+    clock.advance(timedelta(days=400))  # business time travels; the backoff is the machine's
+    machine.advance(timedelta(seconds=59))
     assert run(notifications_app, smtp).claimed == 0  # not before the backoff
-    clock.advance(timedelta(seconds=1))
+    machine.advance(timedelta(seconds=1))
     assert run(notifications_app, smtp).retried == 1
-    assert rows(notifications_app)["receipt/42"].next_attempt_at == clock.now() + timedelta(seconds=300)
-    clock.advance(timedelta(seconds=300))
+    assert rows(notifications_app)["receipt/42"].next_attempt_at == machine.now() + timedelta(seconds=300)
+    machine.advance(timedelta(seconds=300))
     assert run(notifications_app, smtp).sent == 1
     row = rows(notifications_app)["receipt/42"]
     assert (row.status, row.attempts, row.last_error) == ("sent", 3, None)
@@ -232,7 +252,7 @@ def test_a_temporary_refusal_is_retried_with_backoff_then_sent(client: FlaskClie
 
 
 def test_an_unreachable_server_is_temporary_and_attempts_run_out(client: FlaskClient, notifications_app: Flask,
-                                                                 clock: FixedClock) -> None:
+                                                                 machine: FixedClock) -> None:
     send_event(client, "order.completed", ORDER)
     dead = SmtpMailer("127.0.0.1", free_port(), timeout=2)
     ctx = notifications_app.extensions["service_context"]
@@ -240,12 +260,12 @@ def test_an_unreachable_server_is_temporary_and_attempts_run_out(client: FlaskCl
     for _ in range(5):
         report = deliver_due(ctx, dead)
         outcomes.append((report.retried, report.failed))
-        clock.advance(timedelta(hours=3))
+        machine.advance(timedelta(hours=3))
     assert outcomes == [(1, 0), (1, 0), (1, 0), (1, 0), (0, 1)]
     row = rows(notifications_app)["receipt/42"]
     assert (row.status, row.attempts) == ("failed", 5)
     assert row.last_error is not None and "ConnectionRefused" in row.last_error
-    clock.advance(timedelta(days=1))
+    machine.advance(timedelta(days=1))
     assert deliver_due(ctx, dead).claimed == 0
 
 
@@ -293,20 +313,66 @@ def test_a_stop_request_gives_the_rest_of_the_batch_back(client: FlaskClient, no
     assert run(notifications_app, smtp).sent == 1
 
 
+def test_a_sender_dying_after_the_250_sends_again_only_after_the_machine_lease(
+        client: FlaskClient, notifications_app: Flask, clock: FixedClock, machine: FixedClock,
+        smtp_for: Callable[..., Smtp]) -> None:
+    smtp = smtp_for()
+    send_event(client, "order.completed", ORDER)
+    on_record: list[str | None] = []
+
+    class DiesAfterThe250(SmtpMailer):
+        def send(self, message: Any) -> None:
+            on_record.append(rows(notifications_app)["receipt/42"].message_id)  # before the conversation
+            super().send(message)
+            raise KeyboardInterrupt  # killed before recording it as sent
+
+    dying = DiesAfterThe250("127.0.0.1", smtp.port)
+    with pytest.raises(KeyboardInterrupt):
+        deliver_due(notifications_app.extensions["service_context"], dying)
+    dying.close()
+    expected = message_id("receipt/42", "checkout.test")
+    assert on_record == [expected]
+    assert rows(notifications_app)["receipt/42"].status == "sending"
+    clock.advance(timedelta(days=400))  # time travel does not end the lease: it is the machine's
+    machine.advance(timedelta(seconds=299))
+    assert run(notifications_app, smtp).claimed == 0
+    machine.advance(timedelta(seconds=1))
+    assert run(notifications_app, smtp).sent == 1  # the dead worker's message, sent again
+    assert rows(notifications_app)["receipt/42"].status == "sent"
+    assert [str(m["Message-ID"]) for m in smtp.messages()] == [expected]  # the sink kept one copy
+    assert (smtp.handler.received, smtp.handler.dropped) == (2, [expected])
+
+
+def _mail(message_id: str | None, to: str = "owner@acme.test") -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "billing@checkout.test", to, "Hello"
+    if message_id:
+        message["Message-ID"] = message_id
+    message.set_content("Hello")
+    return message
+
+
+def test_the_sink_keeps_one_copy_per_message_id_and_recipient_across_restarts(
+        smtp_for: Callable[..., Smtp]) -> None:
+    def send(smtp: Smtp, *messages: EmailMessage) -> None:
+        with smtplib.SMTP("127.0.0.1", smtp.port) as client:
+            for message in messages:
+                assert client.send_message(message) == {}  # every copy is accepted...
+
+    first = smtp_for()
+    send(first, _mail("<a@checkout.test>"), _mail("<a@checkout.test>"), _mail("<a@checkout.test>", "b@acme.test"),
+         _mail(None), _mail(None))
+    assert first.count() == 4  # ...one is kept per Message-ID and mailbox; no Message-ID, no way to tell
+    first.stop()
+    again = smtp_for()  # a restarted sink reads what the folder holds
+    send(again, _mail("<a@checkout.test>"), _mail("<b@checkout.test>"))
+    assert again.count() == 5 and (again.handler.received, again.handler.dropped) == (2, ["<a@checkout.test>"])
+    assert Counter(str(m["Message-ID"]) for m in again.messages()) == Counter(
+        {"<a@checkout.test>": 2, "<b@checkout.test>": 1, "None": 2})
+
+
 # --- the worker, killed mid-batch ------------------------------------------------------
 TOTAL = 200
-
-
-def _insert_due(url: str, count: int) -> None:
-    engine = make_engine(url)
-    now = datetime.now(UTC)
-    with Session(engine) as s, s.begin():
-        s.add_all(Notification(
-            dedupe_key=f"receipt/{i}", template="receipt", recipient=f"owner{i}@crash.test",
-            subject=f"Receipt {i}", context={**ORDER, "order_id": i, "email": f"owner{i}@crash.test"},
-            send_after=now - timedelta(minutes=1), status="scheduled", attempts=0, traffic="real",
-            created_at=now) for i in range(count))
-    engine.dispose()
 
 
 def _statuses(url: str) -> tuple[Counter[str], set[str], int]:
@@ -320,21 +386,12 @@ def _statuses(url: str) -> tuple[Counter[str], set[str], int]:
     return status, in_flight, sent_events
 
 
-def _worker(url: str, port: int, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTHOG_", "DATABASE_URL"))}
-    env.update(NOTIFICATIONS_DATABASE_URL=url, SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), APP_ENV="test",
-               MAIL_FROM="Checkout <billing@checkout.test>")
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "services.notifications.deliver", *args], cwd=ROOT,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
 def test_a_worker_killed_mid_batch_loses_nothing_and_marks_each_sent_once(
         db_url: str, smtp_for: Callable[..., Smtp], tmp_path: Path) -> None:
-    _insert_due(db_url, TOTAL)
+    insert_due(db_url, TOTAL)
     smtp = smtp_for(delay=0.02)
     log = tmp_path / "worker.log"
-    worker = _worker(db_url, smtp.port, "--batch", "25", "--interval", "0.2", log=log)
+    worker = sender(db_url, smtp.port, "--batch", "25", "--interval", "0.2", log=log)
     deadline = time.monotonic() + 60
     while smtp.count() < 60:
         assert worker.poll() is None, log.read_text()
@@ -348,7 +405,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_marks_each_sent_once(
     assert 0 < status["sent"] < TOTAL, status
     assert sum(status.values()) == TOTAL and set(status) <= {"sent", "sending", "scheduled"}
 
-    again = _worker(db_url, smtp.port, "--once", "--lease-seconds", "0", log=log)
+    again = sender(db_url, smtp.port, "--once", "--lease-seconds", "0", log=log)
     assert again.wait(timeout=120) == 0, log.read_text()
 
     status, left_sending, sent_events = _statuses(db_url)
@@ -362,19 +419,28 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_marks_each_sent_once(
     assert recorded == expected
 
     received = [(str(m["X-Notification-Key"]), str(m["Message-ID"])) for m in smtp.messages()]
-    assert all(expected[key] == mid for key, mid in received)  # a re-send is the same message
+    assert all(expected[key] == mid for key, mid in received)
     ids = Counter(mid for _, mid in received)
-    assert len(ids) == TOTAL and set(ids) == set(expected.values())
-    resent = {key for key, mid in received if ids[mid] > 1}
+    assert len(ids) == TOTAL and set(ids.values()) == {1}  # in the mailbox once each
+    resent = {key for key, mid in expected.items() if mid in smtp.handler.dropped}  # the same message again
     assert resent <= in_flight  # only what was in the worker's hands when it died went twice
+
+
+def test_the_sender_killed_ten_times_in_600_messages_loses_none_and_delivers_none_twice(
+        db_url: str, tmp_path: Path) -> None:
+    run = kill_run(db_url, tmp_path, count=600, kills=10)
+    print(f"600 notifications, 10 SIGKILLs: lost {run.lost}, sent twice {run.sent_twice} "
+          f"(dropped by the sink), in the mailbox twice {run.in_mailbox_twice}")
+    assert (run.lost, run.in_mailbox_twice) == (0, 0)
+    assert run.marked_sent == run.sent_events == 600  # each marked sent once, with one funnel event
 
 
 def test_sigterm_finishes_the_message_in_hand_and_gives_the_rest_back(
         db_url: str, smtp_for: Callable[..., Smtp], tmp_path: Path) -> None:
-    _insert_due(db_url, 60)
+    insert_due(db_url, 60)
     smtp = smtp_for(delay=0.02)
     log = tmp_path / "worker.log"
-    worker = _worker(db_url, smtp.port, "--batch", "30", "--interval", "0.2", log=log)
+    worker = sender(db_url, smtp.port, "--batch", "30", "--interval", "0.2", log=log)
     deadline = time.monotonic() + 60
     while smtp.count() < 10:
         assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
@@ -388,7 +454,7 @@ def test_sigterm_finishes_the_message_in_hand_and_gives_the_rest_back(
 
 def test_two_workers_side_by_side_send_each_message_once(postgres_only: None, db_url: str,
                                                          smtp_for: Callable[..., Smtp]) -> None:
-    _insert_due(db_url, 100)
+    insert_due(db_url, 100)
     smtp = smtp_for(delay=0.005)
     apps = [build_notifications(make_settings("notifications", db_url)) for _ in range(3)]
     reports: list[DeliveryReport] = []
@@ -412,3 +478,171 @@ def test_two_workers_side_by_side_send_each_message_once(postgres_only: None, db
     keys = Counter(str(m["X-Notification-Key"]) for m in smtp.messages())
     assert len(keys) == 100 and set(keys.values()) == {1}
     assert _statuses(db_url)[0] == Counter({"sent": 100})
+
+
+# --- time travel ------------------------------------------------------------------------
+def test_a_400_day_jump_of_the_business_clock_sends_nothing_twice(
+        db_url: str, smtp_for: Callable[..., Smtp], tmp_path: Path) -> None:
+    """`make timetravel` moves the clock the running sender shares, then delivers
+    mail itself: the batch the sender holds must not look abandoned."""
+    insert_due(db_url, 120)
+    smtp = smtp_for(delay=0.02)
+    clock_file = tmp_path / "clock.json"
+    log = tmp_path / "worker.log"
+    worker = sender(db_url, smtp.port, "--batch", "40", "--interval", "0.2", log=log,
+                     CLOCK_FILE=str(clock_file))
+    travel = build_notifications(make_settings("notifications", db_url).with_overrides(clock_file=str(clock_file)))
+    try:
+        deadline = time.monotonic() + 60
+        while smtp.count() < 5:  # the sender is in the middle of its first batch
+            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.005)
+        assert isinstance(travel.ctx.clock, OffsetClock)
+        travel.ctx.clock.advance(timedelta(days=400))
+        mailer = SmtpMailer("127.0.0.1", smtp.port)
+        try:
+            while deliver_due(travel.ctx, mailer).claimed:  # what make timetravel does each day
+                pass
+        finally:
+            mailer.close()
+        while _statuses(db_url)[0] != Counter({"sent": 120}):
+            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=10)
+        travel.ctx.close()
+    received = Counter(str(m["Message-ID"]) for m in smtp.messages())
+    assert len(received) == 120 and max(received.values()) == 1, received.most_common(3)
+
+
+# --- the HTTP mail API ------------------------------------------------------------------
+class Provider(ThreadingHTTPServer):
+    """A mail provider's API that honours idempotency keys: one message per key,
+    a repeated key answered as the first was. `answers` are statuses to give first."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ProviderHandler)
+        self.messages: dict[str, bytes] = {}
+        self.requests: list[dict[str, str | None]] = []
+        self.answers: list[int] = []
+        self.url = f"http://127.0.0.1:{self.server_port}/v1/messages"
+
+
+class ProviderHandler(BaseHTTPRequestHandler):
+    server: Provider
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        key = self.headers.get("Idempotency-Key")
+        self.server.requests.append({"key": key, "authorization": self.headers.get("Authorization"),
+                                     "type": self.headers.get("Content-Type")})
+        if self.server.answers:
+            status, reply = self.server.answers.pop(0), b"not now"
+        elif not key:
+            status, reply = 400, b"an Idempotency-Key is required"
+        else:
+            status, reply = 202, b"queued"
+            self.server.messages.setdefault(key, body)  # the same key again: the first request's answer
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def provider() -> Iterator[Provider]:
+    server = Provider()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_the_mail_api_gets_the_message_id_as_its_idempotency_key_so_a_resend_is_one_mail(
+        client: FlaskClient, notifications_app: Flask, machine: FixedClock, provider: Provider) -> None:
+    ctx = notifications_app.extensions["service_context"]
+    send_event(client, "order.completed", ORDER)
+
+    class DiesAfterTheAnswer(HttpMailApi):
+        def send(self, message: Any) -> None:
+            super().send(message)
+            raise KeyboardInterrupt  # killed before recording it as sent
+
+    dying = DiesAfterTheAnswer(provider.url, token="mail-api-token")
+    with pytest.raises(KeyboardInterrupt):
+        deliver_due(ctx, dying)
+    dying.close()
+    machine.advance(timedelta(minutes=5))  # the lease is over: sent again
+    mailer = make_mailer(mail_settings({"MAIL_API_URL": provider.url, "MAIL_API_TOKEN": "mail-api-token"}))
+    assert isinstance(mailer, HttpMailApi)
+    assert deliver_due(ctx, mailer).sent == 1
+    mailer.close()
+    expected = message_id("receipt/42", "checkout.test")
+    assert [r["key"] for r in provider.requests] == [expected, expected]
+    assert {(r["authorization"], r["type"]) for r in provider.requests} == {
+        ("Bearer mail-api-token", "message/rfc822")}
+    [(key, raw)] = provider.messages.items()  # one mail, though it was sent twice
+    message = message_from_bytes(raw, policy=email_policy.default)
+    assert (key, message["Message-ID"], message["X-Notification-Key"]) == (expected, expected, "receipt/42")
+    assert message["Subject"] == "Your receipt for acme: $1,740.00" and message["To"] == "billing@acme.test"
+    assert sorted(part.get_content_type() for part in message.walk() if not part.is_multipart()) == [
+        "text/html", "text/plain"]
+    assert rows(notifications_app)["receipt/42"].status == "sent"
+
+
+@pytest.mark.parametrize("status,outcome", [(503, "retried"), (429, "retried"), (409, "retried"),
+                                            (422, "failed"), (401, "failed")])
+def test_the_mail_api_answers_are_temporary_or_permanent(client: FlaskClient, notifications_app: Flask,
+                                                         provider: Provider, status: int, outcome: str) -> None:
+    send_event(client, "order.completed", ORDER)
+    provider.answers = [status]
+    mailer = HttpMailApi(provider.url)
+    report = deliver_due(notifications_app.extensions["service_context"], mailer)
+    mailer.close()
+    assert (report.retried, report.failed) == ((1, 0) if outcome == "retried" else (0, 1))
+    row = rows(notifications_app)["receipt/42"]
+    assert row.last_error is not None and row.last_error.startswith(f"HTTP {status}") and "not now" in row.last_error
+    assert provider.messages == {}
+
+
+def test_an_unreachable_mail_api_is_temporary(client: FlaskClient, notifications_app: Flask) -> None:
+    send_event(client, "order.completed", ORDER)
+    mailer = HttpMailApi(f"http://127.0.0.1:{free_port()}/v1/messages", timeout=2)
+    assert deliver_due(notifications_app.extensions["service_context"], mailer).retried == 1
+    mailer.close()
+    assert "ConnectionError" in (rows(notifications_app)["receipt/42"].last_error or "")
+
+
+def test_the_mail_api_token_stays_out_of_the_settings_repr() -> None:
+    settings = mail_settings({"MAIL_API_URL": "https://mail.example/v1/messages", "MAIL_API_TOKEN": "s3cret-token"})
+    assert "s3cret-token" not in repr(settings)
+    assert isinstance(make_mailer(mail_settings({})), SmtpMailer)
+
+
+# --- reminders sent late -------------------------------------------------------------------
+def test_a_late_renewal_reminder_says_the_days_left_or_gives_way_to_the_next(
+        client: FlaskClient, notifications_app: Flask, clock: FixedClock, smtp_for: Callable[..., Smtp]) -> None:
+    smtp = smtp_for()
+    renews = (NOW + timedelta(days=65)).date().isoformat()
+    upcoming = {"subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
+                "renewal_date": renews, "days_before": 90, "next_days_before": 45, "auto_renew": False,
+                "plan": "premium", "quote": None, "card": None}
+    send_event(client, "subscription.renewal_upcoming", upcoming)  # found 65 days before: the 90-day reminder
+    assert run(notifications_app, smtp).sent == 1
+    [text] = [part.get_payload(decode=True).decode() for part in smtp.messages()[0].walk()
+              if part.get_content_type() == "text/plain"]
+    assert "ends on January 25, 2027 (2027-01-25), in 65 days, and will not renew" in text
+    send_event(client, "subscription.renewal_upcoming", {**upcoming, "subscription_id": 10})
+    clock.advance(timedelta(days=21))  # mail stayed unsent until the 45-day reminder is due: that one says it
+    report = run(notifications_app, smtp)
+    assert (report.claimed, report.sent, report.skipped) == (1, 0, 1)
+    assert smtp.count() == 1
+    skipped = client.get("/notifications?status=canceled", headers=ADMIN).json
+    assert [(n["dedupe_key"], n["last_error"]) for n in skipped] == [
+        (f"renewal_reminder/10/{renews}/90", "late: the renewal is 44 days away and the 45-day reminder is due")]

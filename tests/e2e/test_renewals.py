@@ -28,6 +28,9 @@ from services.checkout.domain.pricing import add_months
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import renewals
 from services.common.clock import FixedClock
+from services.notifications.domain import messages as M
+from services.notifications.domain.rendering import render
+from services.notifications.domain.schedule import Schedule, as_sent
 from tests.e2e.helpers import Buyer, provision_buyers
 from tests.support import LocalStripe, auth
 
@@ -184,6 +187,28 @@ def test_auto_renew_off_means_no_charge_and_expiry_after_grace(stripe_app: Flask
     at(clock, sub.term_end + timedelta(days=14))
     sweep(stripe_app)
     assert len(events(stripe_app, "subscription.expired", user)) == 1
+
+
+def test_a_subscription_found_65_days_before_its_renewal_is_told_65_days_not_90(
+        stripe_app: Flask, localstripe: LocalStripe, clock: FixedClock) -> None:
+    """`make run`'s seeded subscription: its first reminder goes at stack start, late."""
+    [user] = provision_buyers(stripe_app, localstripe.url, 1)
+    sub = subscribe(stripe_app, user, days_left=65)
+    sweep(stripe_app)
+    [first] = events(stripe_app, "subscription.renewal_upcoming", user)
+    assert (first["days_before"], first["next_days_before"]) == (90, 45)
+    schedule = Schedule.load()  # what notifications makes of the event, sent now
+    plan = M.renewal_upcoming(first, clock.now(), schedule)
+    context = as_sent(plan.template, plan.context, clock.now(), schedule)
+    assert isinstance(context, dict)
+    said = render(plan.template, context).text
+    assert f"renews automatically on {sub.term_end:%B %-d, %Y} ({sub.term_end.isoformat()}), in 65 days." in said
+    at(clock, sub.term_end - timedelta(days=46))
+    sweep(stripe_app)
+    at(clock, sub.term_end - timedelta(days=45))
+    sweep(stripe_app)
+    assert [(r["days_before"], r["next_days_before"])
+            for r in events(stripe_app, "subscription.renewal_upcoming", user)] == [(90, 45), (45, 30)]
 
 
 def test_manual_renewal_from_thirty_days_before(stripe_app: Flask, localstripe: LocalStripe,

@@ -83,3 +83,10 @@ def test_windows() -> None:
 ])
 def test_card_flags(month: int, year: int, today: date, expired: bool, before_renewal: bool) -> None:
     assert card_flags(month, year, today, END) == {"expired": expired, "expires_before_renewal": before_renewal}
+
+
+def test_each_notice_is_due_until_the_next_one_and_the_last_until_the_renewal() -> None:
+    assert RULES.windows(auto_renew=True) == ((90, 45), (45, 30), (30, 15), (15, 0))
+    assert RULES.windows(auto_renew=False) == ((90, 45), (45, 30), (30, 0))
+    assert [RULES.next_notice(d, auto_renew=True) for d in (90, 45, 30, 15)] == [45, 30, 15, 0]
+    assert RULES.next_notice(30, auto_renew=False) == 0  # no auto-renewal notice to give way to

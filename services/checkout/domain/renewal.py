@@ -42,6 +42,22 @@ class RenewalRules:
         days = self.reminder_days + ((self.auto_renewal_notice_days,) if auto_renew else ())
         return tuple(sorted(set(days), reverse=True))
 
+    def windows(self, auto_renew: bool) -> tuple[tuple[int, int], ...]:
+        """(days_before, next_days_before) of each notice, latest last.
+
+        A notice is due while the renewal is at most `days_before` and more
+        than `next_days_before` days away (0 for the last: the renewal date).
+        Found late within that window (a subscription bought 65 days before
+        its end, a sweep that did not run), it is still sent, once, and states
+        the days actually left; once the window has passed, the next notice
+        is due instead and the late one is skipped, never sent as well."""
+        days = self.notices(auto_renew)
+        return tuple(zip(days, days[1:] + (0,), strict=True))
+
+    def next_notice(self, days_before: int, auto_renew: bool) -> int:
+        """The days_before of the notice after the `days_before` one (0: none, the renewal date)."""
+        return dict(self.windows(auto_renew)).get(days_before, 0)
+
 
 @dataclass(frozen=True)
 class Term:

@@ -116,13 +116,13 @@ def _who(facts: Facts) -> dict[str, Any]:
 
 # --- reminders -------------------------------------------------------------------
 def announce_renewals(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> int:
-    """Record and announce every reminder due today; returns how many."""
+    """Record and announce every reminder due today (`RenewalRules.windows`:
+    a late one still goes, saying the days left, until the next is due);
+    returns how many."""
     with new_uow() as uow:
         today = uow.now.date()
         for auto_renew in (True, False):
-            days = rules.notices(auto_renew)
-            for i, d in enumerate(days):
-                lower = days[i + 1] if i + 1 < len(days) else 0
+            for d, lower in rules.windows(auto_renew):
                 due: Select[Any] = select(
                     Subscription.id, Subscription.term_end, literal(d), literal(uow.now)).where(
                     Subscription.status == "active", Subscription.auto_renew.is_(auto_renew),
@@ -132,11 +132,11 @@ def announce_renewals(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules)
                     ["subscription_id", "renewal_date", "days_before", "created_at"], due))
         uow.commit()
     pending = Sweep(REMINDERS, lambda uow: select(RenewalNotice.id).where(RenewalNotice.quote.is_(None)),
-                    lambda uow, ids: _announce(app, uow, ids), batch=BATCH)
+                    lambda uow, ids: _announce(app, uow, ids, rules), batch=BATCH)
     return len(pending.run(new_uow))
 
 
-def _announce(app: Checkout, uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
+def _announce(app: Checkout, uow: ServiceUnitOfWork, ids: list[int], rules: R.RenewalRules) -> list[int]:
     notices = uow.session.scalars(select(RenewalNotice).where(RenewalNotice.id.in_(ids))
                                   .order_by(RenewalNotice.id)).all()
     facts = _facts(uow.session, [n.subscription_id for n in notices])
@@ -147,6 +147,8 @@ def _announce(app: Checkout, uow: ServiceUnitOfWork, ids: list[int]) -> list[int
         notice.quote = quote.snapshot()
         uow.publish("subscription.renewal_upcoming", {
             **_who(f), "renewal_date": notice.renewal_date.isoformat(), "days_before": notice.days_before,
+            # the mail is skipped if still unsent once the next notice is due
+            "next_days_before": rules.next_notice(notice.days_before, f.sub.auto_renew),
             "auto_renew": f.sub.auto_renew, "plan": f.sub.plan, "quote": notice.quote,
             "card": _card(f, today, notice.renewal_date)})
     return [n.id for n in notices]

@@ -1,8 +1,26 @@
-"""Sending mail: a small port and its one real implementation (SMTP).
+"""Sending mail: a small port (`Mailer`) and its implementations, SMTP here
+and an HTTP mail API with an idempotency key in `mail_api.py`.
 
 A failure is classified for the delivery use case: `TemporaryMailError` (4xx
 replies, refused or dropped connections, timeouts) is tried again later;
 `PermanentMailError` (5xx replies, recipients refused with 5xx) is not.
+
+SMTP has no idempotency. A sender that dies, or times out, after the relay's
+250 to the end of DATA and before it records `sent` sends the message again
+after its lease, with the same Message-ID (RFC 1047 describes the same
+window from the server's side). The sender keeps that window to one UPDATE
+and its commit; removing the copy is the receiving side's job. For a copy
+never to reach a person, a production relay must do one of:
+
+- remember the Message-IDs it accepted from us for longer than the lease
+  plus the retry backoff (a day is plenty), and answer 250 to a message
+  whose Message-ID it already has without relaying it again (a milter or
+  policy service in front of the relay, or the provider's own duplicate
+  suppression);
+- deliver into mailboxes that discard a Message-ID they already hold (Sieve
+  `duplicate`, RFC 7352; the local sink, services/common/mailsink.py, does);
+- or be replaced by a provider's HTTP API that takes an idempotency key:
+  set MAIL_API_URL and the worker uses `HttpMailApi` instead.
 """
 
 from __future__ import annotations

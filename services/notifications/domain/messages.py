@@ -128,9 +128,11 @@ def renewal_upcoming(payload: dict[str, Any], now: datetime, schedule: Schedule)
     topic = "subscription.renewal_upcoming"
     context = _take(topic, payload, ["subscription_id", "email", "namespace_path", "renewal_date",
                                      "days_before", "auto_renew", "plan"],
-                    {"namespace_id": None, "company": None, "quote": None, "card": None})
-    _wholes(topic, context, "days_before")
+                    {"namespace_id": None, "company": None, "quote": None, "card": None,
+                     "next_days_before": 0})
+    _wholes(topic, context, "days_before", "next_days_before")
     _dates(topic, context, "renewal_date")
+    context["days_left"] = S.days_until(context["renewal_date"], now)  # brought up to date when sent
     context["auto_renew"] = bool(context["auto_renew"])
     template = schedule.renewal_template(context["days_before"], context["auto_renew"])
     quote = context["quote"]
@@ -218,5 +220,5 @@ def trial_endings(topic: str, payload: dict[str, Any], now: datetime, schedule: 
     ends_at = S.parse_datetime(context["ends_at"])
     recipient = _recipient(topic, context)
     return [Planned(S.trial_ending_key(context["trial_id"], ends_at, days), "trial_ending", recipient,
-                    {**context, "days": days}, send_after)
+                    {**context, "days": days, "days_left": days}, send_after)
             for days, send_after in schedule.trial_endings(ends_at, now)]

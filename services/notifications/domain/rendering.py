@@ -92,8 +92,14 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
+def in_days(count: int) -> str:
+    """"in 65 days", "in 1 day", or "today"."""
+    return "today" if count == 0 else f"in {plural(count, 'day')}"
+
+
 FILTERS = {"money": money, "long_date": long_date, "iso": iso, "when": when, "brand": brand,
-           "card": card, "card_expiry": card_expiry, "product": product, "plural": plural}
+           "card": card, "card_expiry": card_expiry, "product": product, "plural": plural,
+           "in_days": in_days}
 
 
 @cache

@@ -9,12 +9,13 @@ sample value's type.
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.common.formatting import date_or_moment
 from services.common.problems import from_status
 from services.notifications.domain import messages as M
+from services.notifications.domain import schedule as S
 from services.notifications.domain.rendering import TemplateNotFound
 from services.notifications.domain.schedule import Schedule
 
@@ -116,6 +117,15 @@ def apply_overrides(template: str, payload: dict[str, Any], overrides: dict[str,
     return result
 
 
+def _on_its_day(payload: dict[str, Any]) -> datetime:
+    """A preview shows a renewal reminder sent on its day: `days_before` days ahead."""
+    try:
+        renewal_day = date.fromisoformat(S.day(payload["renewal_date"]))
+    except ValueError:
+        return SAMPLE_NOW  # renewal_upcoming refuses the date (422 invalid_event)
+    return datetime.combine(renewal_day - timedelta(days=int(payload["days_before"])), SAMPLE_NOW.timetz())
+
+
 def sample_context(template: str, overrides: dict[str, str] | None = None,
                    schedule: Schedule | None = None) -> dict[str, Any]:
     """The context a real event would give `template`, from a sample event."""
@@ -127,7 +137,7 @@ def sample_context(template: str, overrides: dict[str, str] | None = None,
     if template == "receipt":
         plan = M.receipt(payload, SAMPLE_NOW)
     elif template in ("renewal_reminder", "auto_renewal_notice"):
-        plan = M.renewal_upcoming(payload, SAMPLE_NOW, schedule or Schedule())
+        plan = M.renewal_upcoming(payload, _on_its_day(payload), schedule or Schedule())
     elif template == "renewal_receipt":
         plan = M.renewal_receipt(payload, SAMPLE_NOW)
     elif template == "renewal_failed":
@@ -137,7 +147,8 @@ def sample_context(template: str, overrides: dict[str, str] | None = None,
     elif template == "card_expiring":
         plan = M.card_expiring(payload, SAMPLE_NOW)
     elif template == "trial_ending":
-        return {**M.trial_context(topic, payload), "days": int(payload["days"])}
+        days = int(payload["days"])
+        return {**M.trial_context(topic, payload), "days": days, "days_left": days}
     else:
         plan = M.trial_once(template, topic, payload, SAMPLE_NOW)
     return plan.context

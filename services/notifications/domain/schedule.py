@@ -1,5 +1,6 @@
-"""When each notification goes out, what it is keyed on, and how delivery
-retries. Plain Python over data from `data/schedule.toml`."""
+"""When each notification goes out, what it is keyed on, what a reminder sent
+late says (or that it is not sent at all), and how delivery retries. Plain
+Python over data from `data/schedule.toml`."""
 
 from __future__ import annotations
 
@@ -66,6 +67,53 @@ class Schedule:
         return [(days, ends_at - timedelta(days=days)) for days in sorted(set(self.ending_reminder_days),
                                                                          reverse=True)
                 if ends_at - timedelta(days=days) >= now]
+
+    def next_trial_ending(self, days: int) -> int:
+        """The days before the end of the trial reminder after the `days` one (0: none, the end)."""
+        return max((d for d in self.ending_reminder_days if d < days), default=0)
+
+
+# --- reminders sent late ---------------------------------------------------------------
+RENEWAL_TEMPLATES = ("renewal_reminder", "auto_renewal_notice")
+
+
+@dataclass(frozen=True)
+class TooLate:
+    """A reminder whose time has passed: the next reminder (or the event it
+    announces) is due, so this one is not sent. `reason` is for support."""
+
+    reason: str
+
+
+def days_until(when: str | date | datetime, now: datetime) -> int:
+    """Calendar days (UTC) from `now` to the day of `when`: what "in N days" means in a mail."""
+    return (date.fromisoformat(day(when)) - now.astimezone(UTC).date()).days
+
+
+def as_sent(template: str, context: dict[str, Any], now: datetime,
+            schedule: Schedule) -> dict[str, Any] | TooLate:
+    """The context a message is rendered from when it is sent at `now`.
+
+    A reminder is due from its day until the next reminder's day (the last
+    one: until the date it announces). Sent within that window, even late, it
+    states the days actually left (`days_left`); once the window has passed
+    the next reminder says it, and this one is `TooLate`. Other messages are
+    not about time left and go as they are."""
+    if template in RENEWAL_TEMPLATES:
+        left = days_until(context["renewal_date"], now)
+        next_days = int(context.get("next_days_before") or 0)
+        if left <= next_days:
+            return TooLate(f"late: the renewal is {left} days away and the {next_days}-day reminder is due"
+                           if next_days else "late: the renewal date has come")
+        return {**context, "days_left": left}
+    if template == "trial_ending":
+        ends_at = parse_datetime(context["ends_at"])
+        next_days = schedule.next_trial_ending(int(context["days"]))
+        if now >= ends_at - timedelta(days=next_days):
+            return TooLate(f"late: the {next_days}-day reminder is due" if next_days
+                           else "late: the trial has ended")
+        return {**context, "days_left": days_until(ends_at, now)}
+    return context
 
 
 # --- dedupe keys: one per message that may ever be sent ------------------------------
