@@ -31,11 +31,15 @@ from services.checkout.adapters.models import (
     Subscription,
     SubscriptionAddOn,
 )
-from services.checkout.adapters.payments import ChargeResult, PaymentProviderUnavailable
+from services.checkout.adapters.payments import (
+    ChargeResult,
+    PaymentObjectMissing,
+    PaymentProviderUnavailable,
+)
 from services.checkout.domain import renewal as R
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access
-from services.checkout.usecases.billing import PROVIDER_DOWN
+from services.checkout.usecases.billing import CARD_GONE, PROVIDER_DOWN
 from services.checkout.usecases.views import subscription_view
 from services.common.auth import Principal
 from services.common.db import insert_ignoring_duplicates, is_postgres
@@ -218,11 +222,16 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.Re
     if f.card is None or not f.account.stripe_customer_id:
         result = ChargeResult("declined", None, None, "no_card", "No card on file.")
     else:
-        result = app.payments.charge(
-            customer_id=f.account.stripe_customer_id, payment_method_id=f.card.stripe_payment_method_id,
-            amount=quote.total, currency=quote.currency,
-            idempotency_key=f"renewal-{f.sub.id}-{renewal.renewal_date.isoformat()}-{renewal.attempts}",
-            description=f"Renewal of {f.path}", metadata={"renewal_id": str(renewal.id)})
+        try:
+            result = app.payments.charge(
+                customer_id=f.account.stripe_customer_id, payment_method_id=f.card.stripe_payment_method_id,
+                amount=quote.total, currency=quote.currency,
+                idempotency_key=f"renewal-{f.sub.id}-{renewal.renewal_date.isoformat()}-{renewal.attempts}",
+                description=f"Renewal of {f.path}", metadata={"renewal_id": str(renewal.id)})
+        except PaymentObjectMissing:
+            # Stripe lost the card or its customer: as with no card, dunning asks for a new one.
+            result = ChargeResult("declined", None, None, CARD_GONE.code,
+                                  "The card on file is no longer available.")
     renewal.updated_at = uow.now
     if result.status == "succeeded":
         _renewed(uow, renewal, f, quote, result.payment_intent_id)
