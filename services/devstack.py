@@ -23,13 +23,11 @@ from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
 from experiments import store as experiment_store
-from experiments.cli import DEFAULT_PORT as DASHBOARD_PORT
 from services.checkout.seed import load_demo, seed_database
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
-from services.common.config import DEFAULT_PORTS, ROOT, VAR, Settings
+from services.common.config import DEFAULT_PORTS, ROOT, Settings, local_url, var_dir
 from services.common.migrate import SERVICES, upgrade
-from services.common.serve import port_for
 
 CHECKOUT_PAGE, TRIALS_PAGE = "/checkout", "/trials"
 
@@ -60,8 +58,7 @@ def user_lines(secret: str, checkout_url: str) -> list[str]:
 
 
 def prepare() -> None:
-    VAR.mkdir(exist_ok=True)
-    (VAR / "mail").mkdir(exist_ok=True)
+    (var_dir() / "mail").mkdir(parents=True, exist_ok=True)
     for service in SERVICES:
         upgrade(service, Settings.from_env(service).database_url)
     experiment_store.upgrade(experiment_store.store_url_from_env())
@@ -89,16 +86,16 @@ def register_webhook(stripe_base: str, checkout_url: str, secret: str) -> None:
 
 def _announce(settings: Settings) -> None:
     stripe_base = settings.stripe_api_base or ""
-    urls = {name: f"http://127.0.0.1:{port_for(name)}" for name in DEFAULT_PORTS}
+    urls = {name: local_url(name) for name in DEFAULT_PORTS}
     if not _wait_for(f"{stripe_base}/v1/customers"):
         print("devstack: localstripe did not start; see its lines above", flush=True)
         return
     register_webhook(stripe_base, urls["checkout"], settings.stripe_webhook_secret)
-    dashboard = f"http://127.0.0.1:{os.environ.get('EXPERIMENTS_PORT', DASHBOARD_PORT)}"
+    dashboard = local_url("experiments")
     ready = all(_wait_for(f"{url}/healthz") for url in [*urls.values(), dashboard])
     lines = ["", "=" * 78, "The stack is up." if ready else "Some services did not answer yet.", ""]
     lines += [f"  {name:<14} {url}   (API docs: {url}/openapi.json)" for name, url in urls.items()]
-    lines += [f"  {'localstripe':<14} {stripe_base}", f"  {'mail folder':<14} {VAR / 'mail'}", "",
+    lines += [f"  {'localstripe':<14} {stripe_base}", f"  {'mail folder':<14} {var_dir() / 'mail'}", "",
               "Pages (docs/pages.md):",
               f"  {'checkout':<14} {urls['checkout']}{CHECKOUT_PAGE}",
               f"  {'trials':<14} {urls['trials']}{TRIALS_PAGE}",
@@ -113,8 +110,10 @@ def _announce(settings: Settings) -> None:
 
 def run() -> int:
     os.chdir(ROOT)
+    # Every process reads the same folder, whatever the working directory.
+    os.environ["VAR_DIR"] = str(var_dir())
     # Every process shares one business clock that `make timetravel` can move.
-    os.environ.setdefault("CLOCK_FILE", str(VAR / "clock.json"))
+    os.environ.setdefault("CLOCK_FILE", str(var_dir() / "clock.json"))
     # Locally every client is 127.0.0.1, so the per-address limit on code
     # attempts would throttle the demo traffic generator; per account still holds.
     os.environ.setdefault("CODE_ATTEMPTS_PER_CLIENT", "600/minute")
@@ -134,8 +133,7 @@ def run() -> int:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["tokens"]:
-        print("\n".join(user_lines(Settings.from_env("checkout").auth_secret,
-                                   f"http://127.0.0.1:{port_for('checkout')}")))
+        print("\n".join(user_lines(Settings.from_env("checkout").auth_secret, local_url("checkout"))))
         return 0
     if argv:
         print("usage: python -m services.devstack [tokens]", file=sys.stderr)

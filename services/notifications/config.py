@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
 
+from services.common.config import port_for
+
 
 @dataclass(frozen=True)
 class MailSettings:
@@ -24,12 +26,12 @@ class MailSettings:
 
 
 def mail_settings(environ: Mapping[str, str] | None = None) -> MailSettings:
-    """`SMTP_HOST` (127.0.0.1), `SMTP_PORT` (8025), `MAIL_FROM` ("Checkout
+    """`SMTP_HOST` (127.0.0.1), `SMTP_PORT` (8025 + PORT_OFFSET), `MAIL_FROM` ("Checkout
     <billing@checkout.test>"), `SMTP_TIMEOUT_SECONDS` (10)."""
     env = os.environ if environ is None else environ
     return MailSettings(
         smtp_host=env.get("SMTP_HOST") or "127.0.0.1",
-        smtp_port=int(env.get("SMTP_PORT") or 8025),
+        smtp_port=port_for("smtp", env),
         mail_from=env.get("MAIL_FROM") or "Checkout <billing@checkout.test>",
         smtp_timeout_seconds=float(env.get("SMTP_TIMEOUT_SECONDS") or 10),
     )
