@@ -112,15 +112,17 @@ def _in_use(port: int, host: str) -> bool:
 
 def ports_in_use() -> list[tuple[str, int]]:
     host = os.environ.get("HOST", "127.0.0.1")
-    return [(name, port_for(name)) for name in STACK_PORTS if _in_use(port_for(name), host)]
+    ports = [(name, port_for(name)) for name in STACK_PORTS]
+    return [(name, port) for name, port in ports if _in_use(port, host)]
 
 
 def state_paths(var: Path) -> list[Path]:
-    """What `make run` keeps in `var`: databases, mail, Stripe's state, the clock, load test files."""
+    """The state `make run` keeps in `var`: databases, mail, Stripe's objects, the clock.
+    (Load test reports stay: they describe past runs, not the stack.)"""
     databases = [var / f"{name}.db{suffix}" for name in (*SERVICES, "experiments")
                  for suffix in ("", "-wal", "-shm", "-journal")]
     stripe = [var / f"{STATE_FILE}{suffix}" for suffix in ("", ".tmp", ".unreadable")]
-    return [*databases, *stripe, var / "mail", var / "clock.json", var / "loadtest"]
+    return [*databases, *stripe, var / "mail", var / "clock.json"]
 
 
 def reset() -> int:
