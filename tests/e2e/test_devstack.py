@@ -114,15 +114,22 @@ class Stack:
         return [c.id for c in client.v1.customers.list(params={"limit": 100}).data]
 
 
+# Below the kernel's ephemeral range: a stack binds its ports seconds after they
+# are chosen, and an outgoing connection could take an ephemeral one meanwhile.
+PORTS = range(10_000, 32_000)
+
+
 def explicit_ports() -> dict[str, str]:
     """Every port set one by one."""
-    return {f"{name.upper()}_PORT": str(free_port()) for name in STACK_PORTS}
+    ports = [port for port in random.sample(PORTS, 200) if _bindable(port)][:len(STACK_PORTS)]
+    return {f"{name.upper()}_PORT": str(port) for name, port in zip(STACK_PORTS, ports, strict=True)}
 
 
 def offset_beside(*stacks: Stack) -> dict[str, str]:
     """One PORT_OFFSET whose ports are all free and none of the other stacks'."""
     taken = {port_for(name, s.env) for s in stacks for name in STACK_PORTS}
-    for offset in random.sample(range(20_000, 50_000), 500):
+    highest = max(STACK_PORTS.values())
+    for offset in random.sample(range(PORTS.start, PORTS.stop - highest), 500):
         ports = {port + offset for port in STACK_PORTS.values()}
         if not ports & taken and all(_bindable(port) for port in ports):
             return {"PORT_OFFSET": str(offset)}
@@ -131,6 +138,7 @@ def offset_beside(*stacks: Stack) -> dict[str, str]:
 
 def _bindable(port: int) -> bool:
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -244,6 +252,8 @@ def test_a_stack_keeps_its_stripe_state_across_restarts_until_reset(tmp_path: Pa
         session = alice(stack)
         add_card(stack, session)
         stack.stop()
+        # Stopped means stopped: every port is free for the next `make run` at once.
+        assert [name for name in STACK_PORTS if not _bindable(port_for(name, stack.env))] == []
         assert (var / "localstripe.pickle").exists()  # the stack's own Stripe state, not /tmp's
         stack.start().wait_until_up()
         bought = buy_acme(stack, session, 5)
