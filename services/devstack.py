@@ -190,20 +190,17 @@ def run() -> int:
     var = var_dir()
     # Every process reads the same folder, whatever the working directory.
     os.environ["VAR_DIR"] = str(var)
-    try:
-        lock = claim(var)
-        if lock is None:
-            print(f"make run: this stack is already running (pid {_holder(var)}, state in {var})",
-                  file=sys.stderr)
-            return 1
-        if busy := ports_in_use():
-            taken = ", ".join(f"{port} ({name})" for name, port in busy)
-            print(f"make run: another program listens on {taken}; stop it, or move this stack "
-                  "with PORT_OFFSET (README: A second stack)", file=sys.stderr)
-            return 1
-    except ValueError as exc:  # a port setting that is not a number
-        print(f"make run: {exc}", file=sys.stderr)
-        return 2
+    lock = claim(var)
+    if lock is None:
+        print(f"make run: this stack is already running (pid {_holder(var)}, state in {var})",
+              file=sys.stderr)
+        return 1
+    if busy := ports_in_use():
+        lock.close()
+        taken = ", ".join(f"{port} ({name})" for name, port in busy)
+        print(f"make run: another program listens on {taken}; stop it, or move this stack "
+              "with PORT_OFFSET (README: A second stack)", file=sys.stderr)
+        return 1
     with lock:
         return _run(var)
 
@@ -229,6 +226,12 @@ def _run(var: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
+    try:
+        for name in STACK_PORTS:
+            port_for(name)
+    except ValueError as exc:  # a port setting that is not a number
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 2
     if argv[:1] == ["tokens"]:
         print("\n".join(user_lines(Settings.from_env("checkout").auth_secret, local_url("checkout"))))
         return 0

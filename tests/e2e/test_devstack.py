@@ -155,7 +155,7 @@ def eventually(check: Callable[[], T], timeout: float = 30, what: str = "") -> T
     return result
 
 
-def alice(stack: Stack) -> requests.Session:
+def as_alice() -> requests.Session:
     [token] = [t for _, email, t in demo_tokens(DEV_AUTH_SECRET) if email == "alice@acme.test"]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
@@ -195,7 +195,7 @@ def two_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack
 def test_two_stacks_side_by_side_touch_nothing_of_each_other(two_stacks: tuple[Stack, Stack]) -> None:
     first, second = two_stacks
     for stack, seats in ((first, 5), (second, 7)):
-        session = alice(stack)
+        session = as_alice()
         add_card(stack, session)
         bought = buy_acme(stack, session, seats)
         assert bought.status_code == 201, bought.text
@@ -209,16 +209,20 @@ def test_two_stacks_side_by_side_touch_nothing_of_each_other(two_stacks: tuple[S
                                            "'$.data.object.id') WHERE s.type = 'payment_intent.succeeded'"),
                    what="the payment webhook reaches the stack's own checkout")
     # Each worker relays to its own services, and each receipt lands in its own mail folder.
+    subscribed = "SELECT count(*) FROM inbox_events WHERE topic = 'subscription.created'"
+    eventually(lambda: first.count("trials", subscribed) and second.count("trials", subscribed),
+               what="each trials service hears of its own checkout's subscription")
+    assert first.count("trials", subscribed) == second.count("trials", subscribed) == 1
     eventually(lambda: first.receipts() and second.receipts(), what="both receipts")
     assert first.receipts() == ["Your receipt for acme: $1,740.00"]
     assert second.receipts() == ["Your receipt for acme: $2,436.00"]
     # A trial on the second stack reaches the second stack's checkout only.
-    session = alice(second)
+    session = as_alice()
     started = session.post(f"{second.trials}/namespaces/200/trials", json={"kind": "ultimate"}, timeout=30)
     assert started.status_code == 201, started.text
     eventually(lambda: session.get(f"{second.checkout}/namespaces/200/entitlements", timeout=10).json()["trials"],
                what="the trial reaches the second checkout")
-    assert alice(first).get(f"{first.checkout}/namespaces/200/entitlements", timeout=10).json()["trials"] == []
+    assert as_alice().get(f"{first.checkout}/namespaces/200/entitlements", timeout=10).json()["trials"] == []
     assert first.count("trials", "SELECT count(*) FROM trials") == 0
 
 
@@ -249,7 +253,7 @@ def test_a_stack_keeps_its_stripe_state_across_restarts_until_reset(tmp_path: Pa
     stack = Stack(var, offset_beside())
     try:
         stack.start().wait_until_up()
-        session = alice(stack)
+        session = as_alice()
         add_card(stack, session)
         stack.stop()
         # Stopped means stopped: every port is free for the next `make run` at once.
