@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate seed tokens timetravel bench-renewals bench-mail-kill lint clean
+.PHONY: run reset test install migrate seed tokens timetravel bench-renewals bench-mail-kill lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 ## run: the whole stack on SQLite, localstripe and a local SMTP server, with demo data.
+## Its state (databases, mail, Stripe's) stays in var/ (VAR_DIR) across restarts.
 run: $(STAMP)
 	$(BIN)/python -m services.devstack
+
+## reset: forget make run's databases, mail and Stripe state (keeps .venv); `make reset run` starts afresh.
+reset: $(STAMP)
+	$(BIN)/python -m services.devstack reset
 
 ## test: the whole suite (PostgreSQL too when TEST_DATABASE_URL is set).
 test: $(STAMP)

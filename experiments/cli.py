@@ -18,10 +18,11 @@ from experiments.catalog import Catalog, UnknownExperiment
 from experiments.definitions import PayloadUnreadable
 from experiments.metrics import MetricsError
 from experiments.render import FORMATS, render
+from services.common.config import STACK_PORTS, port_for
 from services.common.db import make_engine
 from services.common.logs import configure_logging
 
-DEFAULT_PORT = 8004
+DEFAULT_PORT = STACK_PORTS["experiments"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--output", type=Path, help="write to this file instead of standard output")
     report.set_defaults(run=_report)
     serve = commands.add_parser("serve", help="the growth dashboard")
-    serve.add_argument("--port", type=int, help=f"default EXPERIMENTS_PORT, else {DEFAULT_PORT}")
+    serve.add_argument("--port", type=int,
+                       help=f"default EXPERIMENTS_PORT, else {DEFAULT_PORT} (+ PORT_OFFSET)")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.set_defaults(run=_serve)
     return parser
@@ -129,11 +131,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     port = args.port
     if port is None:
-        raw = os.environ.get("EXPERIMENTS_PORT", str(DEFAULT_PORT))
-        if not raw.isdigit():
-            print(f"error: EXPERIMENTS_PORT must be a port number, not {raw!r}", file=sys.stderr)
+        try:
+            port = port_for("experiments")
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
-        port = int(raw)
     configure_logging("experiments")
     run_simple(args.host, port, create_app(), threaded=True, use_reloader=False)
     return 0

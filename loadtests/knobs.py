@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from services.common.config import local_url, var_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,11 +32,12 @@ def think_time() -> tuple[float, float]:
     return float(low), float(high or low)
 
 
-CHECKOUT_URL = env("CHECKOUT_URL", "http://127.0.0.1:8001").rstrip("/")
-TRIALS_URL = env("TRIALS_URL", "http://127.0.0.1:8002").rstrip("/")
-STRIPE_URL = env("STRIPE_URL", "http://127.0.0.1:8420").rstrip("/")
+# `make run`'s, wherever its ports are (see services/common/config.py).
+CHECKOUT_URL = env("CHECKOUT_URL", local_url("checkout")).rstrip("/")
+TRIALS_URL = env("TRIALS_URL", local_url("trials")).rstrip("/")
+STRIPE_URL = env("STRIPE_URL", local_url("localstripe")).rstrip("/")
 EXPERIMENTS_URL = os.environ.get("EXPERIMENTS_URL", "").rstrip("/")
-POPULATION = Path(env("LOADTEST_POPULATION", str(ROOT / "var" / "loadtest" / "population.json")))
+POPULATION = Path(env("LOADTEST_POPULATION", str(var_dir() / "loadtest" / "population.json")))
 DECLINED_SHARE = share("LOADTEST_DECLINED_SHARE", 0.10)
 THREE_DS_SHARE = share("LOADTEST_3DS_SHARE", 0.15)
 CODE_SHARE = share("LOADTEST_CODE_SHARE", 0.30)

@@ -41,7 +41,7 @@ from services.checkout.adapters.models import (
 from services.checkout.domain.pricing import add_months
 from services.common.auth import issue_token
 from services.common.clock import Clock, SystemClock
-from services.common.config import VAR, Settings
+from services.common.config import Settings, var_dir
 from services.common.db import make_engine
 
 Kind = Literal["free", "premium"]
@@ -51,7 +51,7 @@ FIRST_IDS: dict[str, int] = {"free": 1_000_000, "premium": 2_000_000, "analyst":
 # The growth dashboard (experiments/dashboard.py) admits tokens with this role.
 GROWTH_ROLE = "growth"
 RANGE_SIZE = 1_000_000
-POPULATION_FILE = VAR / "loadtest" / "population.json"
+POPULATION_FILE = var_dir() / "loadtest" / "population.json"
 PREMIUM_SEATS = 5
 BATCH = 1000
 

@@ -32,10 +32,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from loadtests import population
 from loadtests.thresholds import THRESHOLDS_FILE, check, format_table, load_thresholds, read_stats
-from services.common.config import ROOT, VAR, Settings
+from services.common.config import ROOT, Settings, local_url, var_dir
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
-OUT = VAR / "loadtest"
+OUT = var_dir() / "loadtest"
 PROFILES = ("Prospect", "TrialOwner", "GrowthAnalyst")
 # A prospect's funnel takes about this long with the default think time (1-3 s a step).
 FUNNEL_SECONDS = 12
@@ -89,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--users", type=positive(int), default=50)
     parser.add_argument("--spawn-rate", type=positive(float), default=5)
     parser.add_argument("--time", default="2m", help="run time (locust -t syntax: 90s, 2m)")
-    parser.add_argument("--checkout-url", default=env("CHECKOUT_URL", "http://127.0.0.1:8001"))
-    parser.add_argument("--trials-url", default=env("TRIALS_URL", "http://127.0.0.1:8002"))
-    parser.add_argument("--stripe-url", default=env("STRIPE_URL", "http://127.0.0.1:8420"))
+    parser.add_argument("--checkout-url", default=env("CHECKOUT_URL") or local_url("checkout"))
+    parser.add_argument("--trials-url", default=env("TRIALS_URL") or local_url("trials"))
+    parser.add_argument("--stripe-url", default=env("STRIPE_URL") or local_url("localstripe"))
     parser.add_argument("--experiments-url", default=env("EXPERIMENTS_URL", ""),
                         help="growth dashboard (GrowthAnalyst); empty: that profile is off")
     parser.add_argument("--profiles", nargs="+", choices=PROFILES, help="user classes (default: all)")

@@ -1,21 +1,30 @@
 """`make run`: the whole stack on one machine, with demo data.
 
-Migrates each service's SQLite database under var/, seeds the demo data,
-then hands the Procfile to honcho (localstripe from scratch, the SMTP mail
-sink, the three services) and, once they answer, registers checkout's Stripe
-webhook with localstripe and prints the URLs and demo tokens. Ctrl-C stops
-everything (honcho forwards the signal to every process).
+Migrates each service's SQLite database in VAR_DIR (var/), seeds the demo
+data, then hands the Procfile to honcho (localstripe with its state in the
+same folder, the SMTP mail sink, the services) and, once they answer,
+registers checkout's Stripe webhook with localstripe and prints the URLs and
+demo tokens. Ctrl-C stops everything (honcho forwards the signal to every
+process); the next `make run` carries on with the same databases, mail and
+Stripe state. A stack that is already running, or a port another program
+holds, stops it before anything is touched.
 
-`python -m services.devstack tokens` prints the demo tokens again.
+`python -m services.devstack tokens` prints the demo tokens again;
+`python -m services.devstack reset` (`make reset`) forgets the stack's state.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import socket
 import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
+from typing import IO
 from urllib.parse import urlencode
 
 import requests
@@ -23,13 +32,12 @@ from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
 from experiments import store as experiment_store
-from experiments.cli import DEFAULT_PORT as DASHBOARD_PORT
 from services.checkout.seed import load_demo, seed_database
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
-from services.common.config import DEFAULT_PORTS, ROOT, VAR, Settings
+from services.common.config import DEFAULT_PORTS, ROOT, STACK_PORTS, Settings, local_url, port_for, var_dir
+from services.common.devstripe import STATE_FILE
 from services.common.migrate import SERVICES, upgrade
-from services.common.serve import port_for
 
 CHECKOUT_PAGE, TRIALS_PAGE = "/checkout", "/trials"
 
@@ -59,13 +67,78 @@ def user_lines(secret: str, checkout_url: str) -> list[str]:
     return lines
 
 
-def prepare() -> None:
-    VAR.mkdir(exist_ok=True)
-    (VAR / "mail").mkdir(exist_ok=True)
+def prepare(var: Path) -> None:
+    (var / "mail").mkdir(parents=True, exist_ok=True)
     for service in SERVICES:
         upgrade(service, Settings.from_env(service).database_url)
     experiment_store.upgrade(experiment_store.store_url_from_env())
     seed_database(Settings.from_env("checkout").database_url)
+
+
+def claim(var: Path) -> IO[str] | None:
+    """Hold the stack's lock for as long as this process lives; None if another holds it.
+
+    The kernel drops the lock with the process, however it ends, so a crash
+    never leaves the stack marked as running."""
+    var.mkdir(parents=True, exist_ok=True)
+    lock = (var / "devstack.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def _holder(var: Path) -> str:
+    try:
+        return (var / "devstack.lock").read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def _in_use(port: int, host: str) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def ports_in_use() -> list[tuple[str, int]]:
+    host = os.environ.get("HOST", "127.0.0.1")
+    ports = [(name, port_for(name)) for name in STACK_PORTS]
+    return [(name, port) for name, port in ports if _in_use(port, host)]
+
+
+def state_paths(var: Path) -> list[Path]:
+    """The state `make run` keeps in `var`: databases, mail, Stripe's objects, the clock.
+    (Load test reports stay: they describe past runs, not the stack.)"""
+    databases = [var / f"{name}.db{suffix}" for name in (*SERVICES, "experiments")
+                 for suffix in ("", "-wal", "-shm", "-journal")]
+    stripe = [var / f"{STATE_FILE}{suffix}" for suffix in ("", ".tmp", ".unreadable")]
+    return [*databases, *stripe, var / "mail", var / "clock.json"]
+
+
+def reset() -> int:
+    var = var_dir()
+    lock = claim(var)
+    if lock is None:
+        print(f"make reset: the stack is running (pid {_holder(var)}); stop it first", file=sys.stderr)
+        return 1
+    with lock:
+        for path in state_paths(var):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    print(f"reset: databases, mail and Stripe state in {var} are gone; `make run` starts afresh")
+    return 0
 
 
 def _wait_for(url: str, timeout: float = 60.0) -> bool:
@@ -87,18 +160,19 @@ def register_webhook(stripe_base: str, checkout_url: str, secret: str) -> None:
     response.raise_for_status()
 
 
-def _announce(settings: Settings) -> None:
+def _announce(settings: Settings, var: Path) -> None:
     stripe_base = settings.stripe_api_base or ""
-    urls = {name: f"http://127.0.0.1:{port_for(name)}" for name in DEFAULT_PORTS}
+    urls = {name: local_url(name) for name in DEFAULT_PORTS}
     if not _wait_for(f"{stripe_base}/v1/customers"):
         print("devstack: localstripe did not start; see its lines above", flush=True)
         return
     register_webhook(stripe_base, urls["checkout"], settings.stripe_webhook_secret)
-    dashboard = f"http://127.0.0.1:{os.environ.get('EXPERIMENTS_PORT', DASHBOARD_PORT)}"
+    dashboard = local_url("experiments")
     ready = all(_wait_for(f"{url}/healthz") for url in [*urls.values(), dashboard])
     lines = ["", "=" * 78, "The stack is up." if ready else "Some services did not answer yet.", ""]
     lines += [f"  {name:<14} {url}   (API docs: {url}/openapi.json)" for name, url in urls.items()]
-    lines += [f"  {'localstripe':<14} {stripe_base}", f"  {'mail folder':<14} {VAR / 'mail'}", "",
+    lines += [f"  {'localstripe':<14} {stripe_base}", f"  {'mail folder':<14} {var / 'mail'}",
+              f"  {'state':<14} {var}   (kept across restarts; `make reset` forgets it)", "",
               "Pages (docs/pages.md):",
               f"  {'checkout':<14} {urls['checkout']}{CHECKOUT_PAGE}",
               f"  {'trials':<14} {urls['trials']}{TRIALS_PAGE}",
@@ -113,13 +187,32 @@ def _announce(settings: Settings) -> None:
 
 def run() -> int:
     os.chdir(ROOT)
+    var = var_dir()
+    # Every process reads the same folder, whatever the working directory.
+    os.environ["VAR_DIR"] = str(var)
+    lock = claim(var)
+    if lock is None:
+        print(f"make run: this stack is already running (pid {_holder(var)}, state in {var})",
+              file=sys.stderr)
+        return 1
+    if busy := ports_in_use():
+        lock.close()
+        taken = ", ".join(f"{port} ({name})" for name, port in busy)
+        print(f"make run: another program listens on {taken}; stop it, or move this stack "
+              "with PORT_OFFSET (README: A second stack)", file=sys.stderr)
+        return 1
+    with lock:
+        return _run(var)
+
+
+def _run(var: Path) -> int:
     # Every process shares one business clock that `make timetravel` can move.
-    os.environ.setdefault("CLOCK_FILE", str(VAR / "clock.json"))
+    os.environ.setdefault("CLOCK_FILE", str(var / "clock.json"))
     # Locally every client is 127.0.0.1, so the per-address limit on code
     # and card attempts would throttle the demo traffic generator; per account still holds.
     os.environ.setdefault("CODE_ATTEMPTS_PER_CLIENT", "600/minute")
     os.environ.setdefault("CARD_ATTEMPTS_PER_CLIENT", "600/minute")
-    prepare()
+    prepare(var)
     settings = Settings.from_env("checkout")
     env = dict(os.environ)
     # Processes find this environment's python and localstripe first.
@@ -128,18 +221,25 @@ def run() -> int:
     manager = Manager()
     for name, command in parse_procfile((ROOT / "Procfile").read_text()).processes.items():
         manager.add_process(name, command, env=env, cwd=str(ROOT))
-    threading.Thread(target=_announce, args=(settings,), daemon=True).start()
+    threading.Thread(target=_announce, args=(settings, var), daemon=True).start()
     manager.loop()
     return manager.returncode or 0
 
 
 def main(argv: list[str]) -> int:
+    try:
+        for name in STACK_PORTS:
+            port_for(name)
+    except ValueError as exc:  # a port setting that is not a number
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 2
     if argv[:1] == ["tokens"]:
-        print("\n".join(user_lines(Settings.from_env("checkout").auth_secret,
-                                   f"http://127.0.0.1:{port_for('checkout')}")))
+        print("\n".join(user_lines(Settings.from_env("checkout").auth_secret, local_url("checkout"))))
         return 0
+    if argv[:1] == ["reset"]:
+        return reset()
     if argv:
-        print("usage: python -m services.devstack [tokens]", file=sys.stderr)
+        print("usage: python -m services.devstack [tokens | reset]", file=sys.stderr)
         return 2
     return run()
 

@@ -1,7 +1,7 @@
 """`make timetravel DAYS=30`: watch a year of subscriptions in a minute.
 
 Moves the business clock that every process of `make run` shares (the file
-in CLOCK_FILE, `var/clock.json`) forward one day at a time; on each day runs
+in CLOCK_FILE, `clock.json` in VAR_DIR) forward one day at a time; on each day runs
 what the worker would (renewal reminders, charges, dunning, expiry, trial
 expiry), relays the events to the running services, delivers the mail to the
 local SMTP server, and prints what was sent. Needs `make run` running.
@@ -22,7 +22,7 @@ from sqlalchemy import select
 from services.checkout.app import build_checkout
 from services.checkout.usecases.renewals import run_all
 from services.common.clock import OffsetClock
-from services.common.config import VAR, Settings
+from services.common.config import Settings, var_dir
 from services.common.relay import relay_once
 from services.notifications.adapters.models import Notification
 from services.notifications.app import build_notifications, make_mailer
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--days", type=int, default=30, help="how many days to move forward (default 30)")
     parser.add_argument("--reset", action="store_true", help="go back to real time")
     args = parser.parse_args(argv)
-    os.environ.setdefault("CLOCK_FILE", str(VAR / "clock.json"))
+    os.environ.setdefault("CLOCK_FILE", str(var_dir() / "clock.json"))
     if args.reset:
         if os.path.exists(os.environ["CLOCK_FILE"]):
             os.remove(os.environ["CLOCK_FILE"])

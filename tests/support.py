@@ -101,6 +101,10 @@ class LocalStripe:
         """Stripe's own SDK, to look at what the services did."""
         return stripe.StripeClient("sk_test_inspector", base_addresses={"api": self.url})
 
+    def forget(self) -> None:
+        """Drop every object, as a localstripe restarted from scratch has none."""
+        requests.delete(f"{self.url}/_config/data", timeout=5).raise_for_status()
+
     def payment_intents(self, *customers: str) -> list[Any]:
         """The customers' PaymentIntents (every page: the store outgrows one)."""
         pages = self.sdk.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter()

@@ -16,6 +16,8 @@ from typing import Any
 
 import requests
 
+from services.common.config import local_url
+
 TEST_CARDS = {
     "4242424242424242": "succeeds",
     "4000000000000002": "declined",
@@ -75,7 +77,8 @@ def main(argv: list[str]) -> int:
                         help="; ".join(f"{k}: {v}" for k, v in TEST_CARDS.items()))
     parser.add_argument("--pay", action="store_true", help="authenticate a PaymentIntent instead")
     parser.add_argument("--fail-3ds", action="store_true", help="press 'Fail authentication'")
-    parser.add_argument("--stripe", default=os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:8420"))
+    parser.add_argument("--stripe", default=os.environ.get("STRIPE_API_BASE") or local_url("localstripe"),
+                        help="localstripe (default STRIPE_API_BASE, else make run's)")
     args = parser.parse_args(argv)
     if args.pay:
         result = confirm_card_payment(args.stripe, args.client_secret, complete_3ds=not args.fail_3ds)

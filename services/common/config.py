@@ -14,12 +14,45 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VAR = ROOT / "var"
 
 DEV_AUTH_SECRET = "dev-only-auth-secret-change-me-in-production"
 DEV_WEBHOOK_SECRET = "whsec_dev_only_local_webhook_secret"
 
 DEFAULT_PORTS = {"checkout": 8001, "trials": 8002, "notifications": 8003}
+# Everything `make run` listens on. `<NAME>_PORT` moves one; PORT_OFFSET moves
+# every one left at its default (a second stack), and the URLs a process calls
+# follow both, so one setting moves a whole stack.
+STACK_PORTS = {**DEFAULT_PORTS, "experiments": 8004, "localstripe": 8420, "smtp": 8025}
+
+
+def var_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where `make run` keeps its state (databases, mail, Stripe's, the clock): VAR_DIR, else var/."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("VAR_DIR") or ROOT / "var").absolute()
+
+
+def port_for(name: str, environ: Mapping[str, str] | None = None) -> int:
+    """The port `make run` gives one of STACK_PORTS; ValueError says which setting is wrong."""
+    env = os.environ if environ is None else environ
+    variable = f"{name.upper()}_PORT"
+    if explicit := env.get(variable):
+        port = _whole_number(variable, explicit, "a port number")
+    else:
+        port = STACK_PORTS[name] + _whole_number("PORT_OFFSET", env.get("PORT_OFFSET") or "0", "a number")
+    if not 0 < port < 65536:
+        raise ValueError(f"the {name} port would be {port}: check {variable} and PORT_OFFSET")
+    return port
+
+
+def _whole_number(variable: str, text: str, what: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError(f"{variable} must be {what}, not {text!r}")
+    return int(text)
+
+
+def local_url(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """Where this machine's stack serves one of STACK_PORTS over HTTP."""
+    return f"http://127.0.0.1:{port_for(name, environ)}"
 
 
 def normalise_database_url(url: str) -> str:
@@ -38,10 +71,10 @@ class Settings:
     stripe_api_key: str = "sk_test_localstripe"
     stripe_publishable_key: str = "pk_test_localstripe"
     # None means Stripe's own API; locally it is localstripe.
-    stripe_api_base: str | None = "http://127.0.0.1:8420"
+    stripe_api_base: str | None = f"http://127.0.0.1:{STACK_PORTS['localstripe']}"
     stripe_webhook_secret: str = DEV_WEBHOOK_SECRET
     stripe_timeout_seconds: float = 10.0
-    stripe_js_url: str = "http://127.0.0.1:8420/js.stripe.com/v3/"
+    stripe_js_url: str = f"http://127.0.0.1:{STACK_PORTS['localstripe']}/js.stripe.com/v3/"
     posthog_api_key: str | None = None
     posthog_host: str = "https://us.i.posthog.com"
     # Off only to measure what the funnel events cost (make bench); never in production.
@@ -82,8 +115,8 @@ class Settings:
         upper = service.upper()
         database_url = env.get(f"{upper}_DATABASE_URL") or env.get("DATABASE_URL")
         if not database_url:
-            database_url = f"sqlite:///{VAR / (service + '.db')}"
-        stripe_base = env.get("STRIPE_API_BASE", "http://127.0.0.1:8420")
+            database_url = f"sqlite:///{var_dir(env) / (service + '.db')}"
+        stripe_base = env.get("STRIPE_API_BASE", local_url("localstripe", env))
         settings = cls(
             service=service,
             database_url=normalise_database_url(database_url),
@@ -114,10 +147,8 @@ class Settings:
             card_attempts_per_account=env.get("CARD_ATTEMPTS_PER_ACCOUNT", "10/minute;30/day"),
             sweep_retry_seconds=float(env.get("SWEEP_RETRY_SECONDS", "60")),
             sweep_retry_max_seconds=float(env.get("SWEEP_RETRY_MAX_SECONDS", "3600")),
-            service_urls={
-                name: env.get(f"{name.upper()}_URL", f"http://127.0.0.1:{port}")
-                for name, port in DEFAULT_PORTS.items()
-            },
+            service_urls={name: env.get(f"{name.upper()}_URL") or local_url(name, env)
+                          for name in DEFAULT_PORTS},
         )
         settings.check()
         return settings

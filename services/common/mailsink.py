@@ -1,6 +1,7 @@
 """A real SMTP server for development and tests (aiosmtpd) that keeps every
-message it receives in a Maildir (`var/mail` under `make run`), so a person
-can open the mail folder with any mail reader, or just look at the files.
+message it receives in a Maildir (`mail/` in the stack's VAR_DIR under `make
+run`), so a person can open the mail folder with any mail reader, or just look
+at the files.
 
 Like a real mailbox, it keeps one copy per Message-ID and recipient: a
 second copy (a sender that died between the 250 and recording the message
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from services.common.config import port_for, var_dir
 
 log = logging.getLogger("mailsink")
 
@@ -83,13 +86,15 @@ def start(directory: Path, host: str = "127.0.0.1", port: int = 8025) -> Control
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8025)
-    parser.add_argument("--dir", type=Path, default=Path("var/mail"))
+    parser.add_argument("--port", type=int, help="default SMTP_PORT, else 8025 (+ PORT_OFFSET)")
+    parser.add_argument("--dir", type=Path, help="default the mail folder under VAR_DIR (var/mail)")
     args = parser.parse_args()
     said = logging.StreamHandler()  # our lines only: aiosmtpd logs every SMTP command at INFO
     said.setFormatter(logging.Formatter("smtp: %(message)s"))
     log.addHandler(said)
     log.setLevel(logging.INFO)
+    args.port = args.port or port_for("smtp")
+    args.dir = args.dir or var_dir() / "mail"
     controller = start(args.dir, args.host, args.port)
     print(f"smtp: listening on {args.host}:{args.port}, keeping mail in {args.dir}", flush=True)
     try:

@@ -8,12 +8,8 @@ from collections.abc import Callable
 from flask import Flask
 from werkzeug.serving import run_simple
 
-from services.common.config import DEFAULT_PORTS
+from services.common.config import port_for
 from services.common.logs import configure_logging
-
-
-def port_for(service: str) -> int:
-    return int(os.environ.get(f"{service.upper()}_PORT", DEFAULT_PORTS[service]))
 
 
 def serve(service: str, factory: Callable[[], Flask]) -> None:

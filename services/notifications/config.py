@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 
+from services.common.config import port_for
+
 
 @dataclass(frozen=True)
 class MailSettings:
@@ -28,13 +30,13 @@ class MailSettings:
 
 
 def mail_settings(environ: Mapping[str, str] | None = None) -> MailSettings:
-    """`SMTP_HOST` (127.0.0.1), `SMTP_PORT` (8025), `MAIL_FROM` ("Checkout
+    """`SMTP_HOST` (127.0.0.1), `SMTP_PORT` (8025 + PORT_OFFSET), `MAIL_FROM` ("Checkout
     <billing@checkout.test>"), `SMTP_TIMEOUT_SECONDS` (10); `MAIL_API_URL`,
     `MAIL_API_TOKEN`, `MAIL_API_TIMEOUT_SECONDS` (10) for an HTTP mail API."""
     env = os.environ if environ is None else environ
     return MailSettings(
         smtp_host=env.get("SMTP_HOST") or "127.0.0.1",
-        smtp_port=int(env.get("SMTP_PORT") or 8025),
+        smtp_port=port_for("smtp", env),
         mail_from=env.get("MAIL_FROM") or "Checkout <billing@checkout.test>",
         smtp_timeout_seconds=float(env.get("SMTP_TIMEOUT_SECONDS") or 10),
         api_url=env.get("MAIL_API_URL") or None,

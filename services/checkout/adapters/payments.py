@@ -38,6 +38,11 @@ class PaymentRejected(Exception):
     """Stripe refused the request as invalid for this object (not a card decline)."""
 
 
+class PaymentObjectMissing(PaymentRejected):
+    """Stripe has no object with an id we sent ("No such customer", "No such
+    payment_method", a 404): it was deleted, or a test-mode Stripe forgot it."""
+
+
 @dataclass(frozen=True)
 class CardDetails:
     payment_method_id: str
@@ -130,7 +135,10 @@ class StripeGateway:
             raise PaymentProviderUnavailable("stripe authentication failed",
                                              maybe_applied=False) from exc
         except stripe.InvalidRequestError as exc:
-            raise PaymentRejected(exc.user_message or str(exc)) from exc
+            reason = exc.user_message or str(exc)
+            if exc.http_status == 404 or exc.code == "resource_missing":
+                raise PaymentObjectMissing(f"{operation}: {reason}") from exc
+            raise PaymentRejected(reason) from exc
 
     def upsert_customer(self, customer_id: str | None, details: CustomerDetails,
                         metadata: dict[str, str], idempotency_key: str) -> str:

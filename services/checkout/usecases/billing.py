@@ -7,6 +7,7 @@ result back from Stripe and keeps only ids, brand, last4 and expiry.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from services.checkout.adapters.models import BillingAccount, PaymentMethod
 from services.checkout.adapters.payments import (
     CustomerDetails,
+    PaymentObjectMissing,
     PaymentProviderUnavailable,
     PaymentRejected,
 )
@@ -25,6 +27,8 @@ from services.common.problems import Problem
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
+log = logging.getLogger(__name__)
+
 PROVIDER_DOWN = Problem(503, "payment_provider_unavailable", "Payment provider unavailable",
                         "We could not reach our payment provider. Nothing was charged; "
                         "try again in a moment.", headers={"Retry-After": "30"})
@@ -33,6 +37,11 @@ PROVIDER_REJECTED = Problem(
     502, "payment_provider_rejected", "Payment provider refused the request",
     "Our payment provider refused this request; nothing was charged. Contact support with the "
     "request id.")
+
+# Stripe no longer knows the card (or its customer): the buyer's way out is a new card.
+CARD_GONE = Problem(409, "payment_method_missing", "Card no longer available",
+                    "Our payment provider no longer has the card on file, so nothing was charged. "
+                    "Add a card again (POST /billing-account/card-setup), then retry.")
 
 SETUP_NOT_FOUND = Problem(404, "setup_intent_not_found", "Card setup not found",
                           "No card setup with that id belongs to your billing account.")
@@ -99,21 +108,25 @@ def start_card_setup(app: Checkout, new_uow: UowFactory, principal: Principal) -
     Stripe is called between transactions, never inside one."""
     with new_uow() as uow:
         account = require_account(uow.session, principal)
-        account_id, customer_id, details = account.id, account.stripe_customer_id, _customer_details(account)
+        account_id, known, details = account.id, account.stripe_customer_id, _customer_details(account)
     try:
-        customer_id = app.payments.upsert_customer(
-            customer_id, details, {"billing_account_id": str(account_id),
-                                   "user_id": str(principal.user_id)},
-            idempotency_key=f"customer-for-billing-account-{account_id}")
+        customer_id = _stripe_customer(app, account_id, known, details,
+                                       {"billing_account_id": str(account_id),
+                                        "user_id": str(principal.user_id)})
         intent = app.payments.create_setup_intent(customer_id, {"billing_account_id": str(account_id)})
     except PaymentProviderUnavailable as exc:
         raise PROVIDER_DOWN from exc
     except PaymentRejected as exc:
+        log.warning("card setup for billing account %s refused by Stripe: %s", account_id, exc)
         raise PROVIDER_REJECTED from exc
     with new_uow() as uow:
         account = require_account(uow.session, principal)
-        if account.stripe_customer_id is None:
+        if account.stripe_customer_id == known and customer_id != known:
             account.stripe_customer_id = customer_id
+            if known is not None:
+                # The cards of the customer Stripe lost can never be charged again.
+                uow.session.execute(update(PaymentMethod).values(is_default=False)
+                                    .where(PaymentMethod.billing_account_id == account_id))
         uow.track(Step.CARD_SETUP_STARTED, user_id=principal.user_id, namespace_id=None)
         uow.commit()
         stored = account.stripe_customer_id
@@ -122,6 +135,22 @@ def start_card_setup(app: Checkout, new_uow: UowFactory, principal: Principal) -
         intent = app.payments.create_setup_intent(stored, {"billing_account_id": str(account_id)})
     return CardSetup(intent.id, intent.client_secret, app.ctx.settings.stripe_publishable_key,
                      app.ctx.settings.stripe_js_url)
+
+
+def _stripe_customer(app: Checkout, account_id: int, known: str | None, details: CustomerDetails,
+                     metadata: dict[str, str]) -> str:
+    """The account's Stripe customer, with today's billing details; a new one if Stripe lost it."""
+    key = f"customer-for-billing-account-{account_id}"
+    try:
+        return app.payments.upsert_customer(known, details, metadata, idempotency_key=key)
+    except PaymentObjectMissing as exc:
+        if known is None:
+            raise
+        log.warning("billing account %s: Stripe has no customer %s any more (%s); creating a new one",
+                    account_id, known, exc)
+        # A key of its own: Stripe would answer the first one with the customer it lost.
+        return app.payments.upsert_customer(None, details, metadata,
+                                            idempotency_key=f"{key}-replacing-{known}")
 
 
 def record_card(app: Checkout, new_uow: UowFactory, principal: Principal,

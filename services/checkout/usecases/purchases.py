@@ -43,13 +43,19 @@ from services.checkout.adapters.models import (
 )
 from services.checkout.adapters.payments import (
     ChargeResult,
+    PaymentObjectMissing,
     PaymentProviderUnavailable,
     PaymentRejected,
 )
 from services.checkout.domain.pricing import Quote, Selection, assemble_quote
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access, discounts, idempotency
-from services.checkout.usecases.billing import PROVIDER_DOWN, PROVIDER_REJECTED, require_account
+from services.checkout.usecases.billing import (
+    CARD_GONE,
+    PROVIDER_DOWN,
+    PROVIDER_REJECTED,
+    require_account,
+)
 from services.checkout.usecases.settlement import (
     OPEN,
     Outcome,
@@ -140,6 +146,10 @@ def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: 
             raise PAYMENT_UNCERTAIN from exc
         abandon("payment_provider_unavailable")
         raise PROVIDER_DOWN from exc
+    except PaymentObjectMissing as exc:
+        log.warning("order %s not charged: Stripe lost the card or its customer (%s)", opened.order_id, exc)
+        abandon(CARD_GONE.code)
+        raise CARD_GONE from exc
     except PaymentRejected as exc:
         abandon("payment_provider_rejected")
         raise PROVIDER_REJECTED from exc

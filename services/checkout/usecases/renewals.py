@@ -35,11 +35,16 @@ from services.checkout.adapters.models import (
     Subscription,
     SubscriptionAddOn,
 )
-from services.checkout.adapters.payments import ChargeResult, PaymentProviderUnavailable, PaymentRejected
+from services.checkout.adapters.payments import (
+    ChargeResult,
+    PaymentObjectMissing,
+    PaymentProviderUnavailable,
+    PaymentRejected,
+)
 from services.checkout.domain import renewal as R
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access
-from services.checkout.usecases.billing import PROVIDER_DOWN
+from services.checkout.usecases.billing import CARD_GONE, PROVIDER_DOWN
 from services.checkout.usecases.views import subscription_view
 from services.common.auth import Principal
 from services.common.db import insert_ignoring_duplicates
@@ -229,9 +234,13 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.Re
                 amount=quote.total, currency=quote.currency,
                 idempotency_key=f"renewal-{f.sub.id}-{renewal.renewal_date.isoformat()}-{renewal.attempts}",
                 description=f"Renewal of {f.path}", metadata={"renewal_id": str(renewal.id)})
+        except PaymentObjectMissing:
+            # Stripe lost the card or its customer: as with no card, dunning asks for a new one.
+            result = ChargeResult("declined", None, None, CARD_GONE.code,
+                                  "The card on file is no longer available.")
         except PaymentRejected as exc:
-            # Stripe refused the customer or card (deleted, detached): for the
-            # owner this is a card that does not work, so dunning asks for another.
+            # Stripe refused the charge some other way: for the owner this is a
+            # card that does not work, so dunning asks for another.
             result = ChargeResult("declined", None, None, "payment_rejected", str(exc))
     renewal.updated_at = uow.now
     if result.status == "succeeded":
