@@ -333,7 +333,7 @@ def test_one_bad_renewal_never_blocks_the_others(stripe_app: Flask, localstripe:
     assert renewed == {s.id for s in subs} - {first.id, tenth.id}
     # Stripe refused the vanished card: the dunning path, as for a declined card.
     [declined] = events(stripe_app, "subscription.renewal_failed")
-    assert (declined["subscription_id"], declined["attempt"], declined["reason"]) == (first.id, 1, "payment_rejected")
+    assert (declined["subscription_id"], declined["attempt"], declined["reason"]) == (first.id, 1, "payment_method_missing")
     assert declined["next_attempt_at"] == (first.term_end + timedelta(days=1)).isoformat()
     assert renewal_of(stripe_app, first).status == "retrying"
     assert failure_of(stripe_app, renewals.CHARGES, renewal_of(stripe_app, first).id) is None

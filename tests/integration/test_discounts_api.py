@@ -133,7 +133,7 @@ def test_unknown_paused_and_ended_codes_read_alike_to_a_buyer(client: FlaskClien
     client.post(f"/admin/campaigns/{cid}/end", headers=ADMIN)
     ended = quote(client, "SPRING-26").json["code_result"]
     answers = {(r["reason"], r["message"], r["applied"]) for r in (unknown, paused, ended)}
-    assert answers == {("code_unknown", "We don't recognise this code. Check the spelling.", False)}
+    assert answers == {("code_unknown", "This code isn't valid: it may be mistyped, or the offer may have ended.", False)}
 
 
 def test_bulk_campaign_exports_unique_single_use_codes_as_csv(client: FlaskClient) -> None:
