@@ -17,7 +17,6 @@ ACCESS_LEVELS: dict[str, str] = {role: access for access, role in ROLES.items()}
 GROUP_CREATE, GROUP_RENAME, GROUP_DESTROY = "group_create", "group_rename", "group_destroy"
 MEMBER_ADD, MEMBER_UPDATE = "user_add_to_group", "user_update_for_group"
 MEMBER_REMOVE = "user_remove_from_group"
-GROUP_EVENTS = (GROUP_CREATE, GROUP_RENAME, GROUP_DESTROY)
 MEMBER_EVENTS = (MEMBER_ADD, MEMBER_UPDATE, MEMBER_REMOVE)
 
 # Two changes stamped with the same second: an add comes before an update, and
