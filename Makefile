@@ -66,7 +66,7 @@ bench-report: $(STAMP)
 PROSPECTS ?= 300
 OWNERS ?= 120
 demo-traffic: $(STAMP)
-	$(BIN)/python -m experiments.traffic --prospects $(PROSPECTS) --owners $(OWNERS)
+	$(BIN)/python -m loadtests.traffic --prospects $(PROSPECTS) --owners $(OWNERS)
 
 .PHONY: report bench-report demo-traffic
 

@@ -10,7 +10,9 @@ APP_ENV=production:
 
 1. fresh PostgreSQL databases bench_checkout and bench_trials (dropped first),
    migrated and seeded; localstripe from scratch with checkout's webhook; a
-   synthetic population (loadtests/population.py);
+   synthetic population (loadtests/population.py, over HTTP: the directory
+   hooks and the Premium purchases go to a checkout of this copy of the code,
+   in-process, since the served copy may predate them);
 2. closed-loop runs (no think time, --users at once) of the bare endpoint
    (benchmarks/bare_app.py), POST /quotes, trial eligibility, checkout's
    GET /namespaces/{id} (what eligibility asks checkout for) and the purchase
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import secrets
@@ -46,6 +49,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import timeit
 from collections.abc import Iterator
@@ -57,11 +61,13 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from benchmarks.ceiling_report import TOTAL, Result, Run, render
 from deploy.entrypoint import GUNICORN_CONFIG, plan
 from flags.client import Flags
 from loadtests import population
+from services.checkout.app import create_app
 from services.checkout.seed import seed_database
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
@@ -168,6 +174,24 @@ def databases(server_url: str) -> Iterator[dict[str, str]]:
     for service, url in urls.items():
         upgrade(service, url)
     yield urls
+
+
+@contextmanager
+def provisioning_checkout(settings: Settings) -> Iterator[str]:
+    """Checkout from this copy of the code on a free port, in this process: where
+    the population is made (the copy served by --code-root may have no directory API)."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per hook
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        app.extensions["checkout"].ctx.close()
 
 
 def with_role(people: list[population.SyntheticUser], secret: str, role: str
@@ -353,10 +377,13 @@ class Bench:
         print("population ...", flush=True)
         quoting, buying = args.users * 2, args.users * 25 * (args.duration + args.warmup) // 10
         prospecting = args.prospect_users * (args.prospect_time // 6 + 2)
-        free = population.provision(self.settings, first_id=population.FIRST_IDS["free"],
-                                    count=quoting + buying + prospecting, kind="free")
-        owners = population.provision(self.settings, first_id=population.FIRST_IDS["premium"],
-                                      count=max(args.users, 64), kind="premium")
+        with provisioning_checkout(self.settings) as url:
+            stack = population.Stack(checkout_url=url, stripe_url=self.stripe_url,
+                                     secret=self.settings.auth_secret)
+            free = population.provision(stack, first_id=population.FIRST_IDS["free"],
+                                        count=quoting + buying + prospecting, kind="free")
+            owners = population.provision(stack, first_id=population.FIRST_IDS["premium"],
+                                          count=max(args.users, 64), kind="premium")
         warm = args.users * 25 * args.warmup // 10
         self.files = {
             "synthetic": self._write("synthetic", free[:quoting], owners),

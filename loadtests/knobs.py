@@ -10,9 +10,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from services.common.config import local_url, var_dir
-
 ROOT = Path(__file__).resolve().parents[1]
+# `make run`'s ports, and the settings that move them. Load tests are outside
+# clients (they import no service code), so they read the same environment
+# contract the stack documents (docs/configuration.md) rather than its config module.
+STACK_PORTS = {"checkout": 8001, "trials": 8002, "localstripe": 8420}
+
+
+def local_url(name: str) -> str:
+    """Where this machine's stack serves `name`: <NAME>_PORT, else its port + PORT_OFFSET."""
+    explicit = os.environ.get(f"{name.upper()}_PORT")
+    port = int(explicit) if explicit else STACK_PORTS[name] + int(os.environ.get("PORT_OFFSET") or 0)
+    return f"http://127.0.0.1:{port}"
+
+
+def var_dir() -> Path:
+    """Where `make run` keeps its state, and load tests their output: VAR_DIR, else var/."""
+    return Path(os.environ.get("VAR_DIR") or ROOT / "var").absolute()
 
 
 def env(name: str, default: str) -> str:

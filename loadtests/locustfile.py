@@ -149,7 +149,7 @@ class Prospect(Api):
 
     def capture_card(self, headers: dict[str, str], number: str) -> bool:
         """Card set-up: our server's SetupIntent, the browser's confirmation at
-        Stripe (services/checkout/devcard.py), then our server records the card."""
+        Stripe (as loadtests/stripejs.py does), then our server records the card."""
         status, setup = self.call("POST", "/billing-account/card-setup", "/billing-account/card-setup",
                                   (201,), headers=headers)
         if status != 201:

@@ -5,11 +5,11 @@ check loadtests/thresholds.toml.
     make loadtest USERS=50 TIME=2m          # against a running `make run`
 
 Population: fresh prospects (Free groups nobody bought yet) and Premium Owners
-are provisioned in checkout's database (Settings.from_env("checkout"): the
-`make run` SQLite file unless CHECKOUT_DATABASE_URL says otherwise), with
-tokens signed by AUTH_SECRET (the development secret unless set), carrying the
-`synthetic` role. Results: var/loadtest/<run>_stats.csv (and the other locust
-CSVs), var/loadtest/<run>.html, var/loadtest/<run>_server_timing.json.
+are made over HTTP (loadtests/population.py: the platform's directory hooks to
+checkout, then a purchase for each Premium group), with tokens signed by
+AUTH_SECRET (the development secret unless set), carrying the `synthetic` role.
+Results: var/loadtest/<run>_stats.csv (and the other locust CSVs),
+var/loadtest/<run>.html, var/loadtest/<run>_server_timing.json.
 Exit status: 0 when every threshold holds, 1 when one is missed, 2 when the
 run itself did not happen.
 """
@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-from sqlalchemy.exc import SQLAlchemyError
 
 from loadtests import population
+from loadtests.knobs import ROOT, local_url, var_dir
 from loadtests.thresholds import THRESHOLDS_FILE, check, format_table, load_thresholds, read_stats
-from services.common.config import ROOT, Settings, local_url, var_dir
+from loadtests.tokens import auth_secret
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
 OUT = var_dir() / "loadtest"
@@ -106,12 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def provision_population(settings: Settings, path: Path, *, prospects: int, owners: int,
+def provision_population(stack: population.Stack, path: Path, *, prospects: int, owners: int,
                          analysts: int) -> None:
-    fresh = population.prospects(settings, prospects)
-    premium = population.provision(settings, first_id=population.FIRST_IDS["premium"], count=owners,
+    fresh = population.prospects(stack, prospects)
+    premium = population.provision(stack, first_id=population.FIRST_IDS["premium"], count=owners,
                                    kind="premium")
-    readers = population.analysts(settings, analysts)
+    readers = population.analysts(stack, analysts)
     population.write(path, {"free": fresh, "premium": premium, "analyst": readers}, role="synthetic")
     print(f"population: {len(fresh)} fresh prospects, {len(premium)} Premium Owners, "
           f"{len(readers)} analysts -> {path}")
@@ -170,13 +170,13 @@ def main(argv: list[str]) -> int:
     owners = args.owners if args.owners is not None else (args.users if "TrialOwner" in profiles else 0)
     analysts = args.users if "GrowthAnalyst" in profiles else 0
     population_file = args.out / "population.json"
+    url = {name: getattr(args, f"{name}_url").rstrip("/") for name in ("checkout", "trials", "stripe")}
+    stack = population.Stack(checkout_url=url["checkout"], trials_url=url["trials"], stripe_url=url["stripe"],
+                             secret=auth_secret())
     try:
-        provision_population(Settings.from_env("checkout"), population_file, prospects=prospects,
-                             owners=owners, analysts=analysts)
-    except SQLAlchemyError as exc:
-        print(f"error: can not provision the population in checkout's database ({type(exc).__name__}); "
-              "is CHECKOUT_DATABASE_URL the stack's database, and migrated (`make run` does both)?",
-              file=sys.stderr)
+        provision_population(stack, population_file, prospects=prospects, owners=owners, analysts=analysts)
+    except (population.PopulationError, requests.RequestException) as exc:
+        print(f"error: can not make the population through checkout's API: {exc}", file=sys.stderr)
         return 2
 
     csv_prefix, html = args.out / name, args.out / f"{name}.html"

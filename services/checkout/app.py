@@ -1,5 +1,6 @@
 """The checkout service: catalog, quotes, billing accounts, cards, purchases,
-subscriptions and Stripe webhooks. `create_app()` is the WSGI factory."""
+subscriptions, Stripe webhooks and the platform's directory hooks.
+`create_app()` is the WSGI factory."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from services.checkout.adapters.models import (
 )
 from services.checkout.adapters.payments import PaymentGateway, StripeGateway
 from services.checkout.adapters.ratelimit import AttemptLimiter
-from services.checkout.api import admin, billing, catalog, namespaces, purchases, quotes, webhooks
+from services.checkout.api import admin, billing, catalog, directory, namespaces, purchases, quotes, webhooks
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.offers import OfferRules
 from services.checkout.domain.renewal import RenewalRules
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     app = create_service_app(
         checkout.ctx, title="Checkout", description=__doc__ or "",
         blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, namespaces.blp,
-                    webhooks.blp, admin.blp,
+                    webhooks.blp, admin.blp, directory.blp,
                     events_blueprint(InboxEvent, trial_events.HANDLERS, {"trial.": "trials"})],
         readiness_checks=[_stripe_reachable(checkout.payments)],
         json_exempt_paths=[webhooks.WEBHOOK_PATH])

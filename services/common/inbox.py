@@ -103,6 +103,17 @@ def _traffic_of(payload: dict[str, Any], default: Traffic) -> Traffic:
 
 
 # --- HTTP ----------------------------------------------------------------------------
+def services_only(detail: str) -> Callable[[], None]:
+    """A `before_request` hook admitting only tokens with the 'service' role. It runs
+    before the body is validated: a stranger learns nothing about the format."""
+
+    def check() -> None:
+        if SERVICE_ROLE not in current_principal().roles:
+            raise Problem(403, "service_only", "Services only", detail)
+
+    return check
+
+
 class EventEnvelopeSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
@@ -127,12 +138,8 @@ def events_blueprint(model: type[InboxMixin], handlers: Mapping[str, Handler],
     ("trial." -> "trials"): an event from anyone else is refused."""
     blp = Blueprint("events", __name__, description="Events from other services, handled once each")
 
-    @blp.before_request
-    def _services_only() -> None:
-        # Before the body is validated: a stranger learns nothing about the format.
-        if SERVICE_ROLE not in current_principal().roles:
-            raise Problem(403, "service_only", "Services only",
-                          "Only other services may deliver events; the token needs the 'service' role.")
+    blp.before_request(services_only(
+        "Only other services may deliver events; the token needs the 'service' role."))
 
     @blp.route(EVENTS_PATH)
     class Events(MethodView):

@@ -194,8 +194,6 @@ def test_the_flags_and_experiments_packages_and_their_data_are_in_the_image() ->
 
     default_payload = Path(Settings(service="checkout", database_url="sqlite://").growthbook_payload_file)
     assert default_payload.relative_to(APP_ROOT).as_posix() in files
-    # The demo traffic generator needs loadtests/, which the image leaves out.
-    assert "experiments/traffic.py" not in files
     assert not any(f.startswith(("loadtests/", "benchmarks/", "tests/")) for f in files)
     runs = " ".join(args for instruction, args in stages()["runtime"] if instruction == "RUN")
     assert "compileall" in runs and " flags" in runs and " experiments" in runs

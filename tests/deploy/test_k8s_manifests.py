@@ -412,7 +412,7 @@ def public_routes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[st
     return routes
 
 
-INTERNAL = ("/internal/events", "/metrics", "/healthz", "/readyz")
+INTERNAL = ("/internal/events", "/internal/directory/hooks", "/metrics", "/healthz", "/readyz")
 
 
 @pytest.mark.parametrize("name", ALL)

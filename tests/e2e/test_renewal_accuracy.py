@@ -54,8 +54,7 @@ def test_a_year_of_renewals_charges_what_the_reminders_said(backend: str, checko
         pytest.skip("one simulated year is enough: it runs on SQLite")
     localstripe = own_localstripe
     stripe_app = create_app(make_settings("checkout", checkout_db_url, localstripe.url), clock)
-    with Session(stripe_app.extensions["checkout"].ctx.engine) as s:
-        seed(s, clock)
+    seed(stripe_app.extensions["checkout"].ctx)
     rng = random.Random(20261121)
     app = stripe_app.extensions["checkout"]
     today = clock.now().date()

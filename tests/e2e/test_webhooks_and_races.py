@@ -15,10 +15,17 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.checkout.adapters.models import BillingAccount, Order, StripeEvent, Subscription
+from services.checkout.adapters.models import (
+    BillingAccount,
+    FunnelEventRow,
+    Order,
+    OutboxMessage,
+    StripeEvent,
+    Subscription,
+)
 from services.checkout.devcard import confirm_card_payment, confirm_card_setup
 from tests.e2e.helpers import Buyer
-from tests.support import WEBHOOK_SECRET, LiveServer, LocalStripe
+from tests.support import WEBHOOK_SECRET, LiveServer, LocalStripe, auth
 
 pytestmark = pytest.mark.e2e
 
@@ -173,3 +180,21 @@ def test_off_session_authentication_failure_event_does_not_fail_a_waiting_order(
     assert response.json["outcome"].endswith("awaiting authentication")
     confirm_card_payment(localstripe.url, pending["client_secret"])
     assert buyer.post(f"/orders/{pending['order']['id']}/confirm").status_code == 201
+
+
+def test_an_order_a_webhook_completes_keeps_its_buyers_traffic(stripe_app: Flask, localstripe: LocalStripe) -> None:
+    """A load test's purchase finished by Stripe's webhook stays out of the analyses."""
+    buyer = Buyer(stripe_app.test_client(), localstripe.url)
+    buyer.headers = {**auth(1, roles=("synthetic",)), "X-Traffic-Source": "synthetic"}
+    buyer.save_account()
+    buyer.add_card("4000002500003155")
+    pending = buyer.buy("wh-synthetic").json
+    intent_id = pending["order"]["payment_intent_id"]
+    done = deliver(stripe_app.test_client(), *signed(event("evt_synthetic", "payment_intent.succeeded",
+                                                           {"id": intent_id, "metadata": {}})))
+    assert "completed" in done.json["outcome"]
+    with Session(stripe_app.extensions["checkout"].ctx.engine) as s:
+        steps = s.execute(select(FunnelEventRow.step, FunnelEventRow.traffic)).all()
+        announced = s.scalar(select(OutboxMessage.payload).where(OutboxMessage.topic == "order.completed"))
+    assert ("purchase_completed", "synthetic") in steps and {t for _, t in steps} == {"synthetic"}
+    assert announced is not None and announced["traffic"] == "synthetic"

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from services.checkout.domain.directory import GROUP_DESTROY, MEMBER_REMOVE
 from services.common.db import BigIntPK, UTCDateTime
 from services.common.exposures import ExposureMixin
 from services.common.inbox import InboxMixin
@@ -85,6 +86,45 @@ class Membership(Base):
     billable: Mapped[bool] = mapped_column(Boolean, default=True)
 
     namespace: Mapped[Namespace] = relationship(back_populates="members")
+
+
+class DirectoryGroup(Base):
+    """What the platform said last about a group (its system hooks), whether
+    `namespaces` has it yet or not: a subgroup heard of before its parent waits
+    here until the parent comes. `changed_at` and `last_event` tell a late hook
+    from a new one; a destroyed group keeps its row, so it never comes back."""
+
+    __tablename__ = "directory_groups"
+
+    group_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(255))  # the full path: "acme/backend"
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # group_create was heard: only it says where the group sits (a rename may come first).
+    created: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the platform's time
+    last_event: Mapped[str] = mapped_column(String(32))
+
+    @property
+    def destroyed(self) -> bool:
+        return self.last_event == GROUP_DESTROY
+
+
+class DirectoryMember(Base):
+    """What the platform said last about one membership, whether its group is in
+    `namespaces` yet or not. A removal keeps the row, so a late add is known as late."""
+
+    __tablename__ = "directory_members"
+
+    group_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    role: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_event: Mapped[str] = mapped_column(String(32))
+
+    @property
+    def removed(self) -> bool:
+        return self.last_event == MEMBER_REMOVE
 
 
 class BillingAccount(Base):

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
+from services.checkout.domain.directory import (
+    GROUP_CREATE,
+    GROUP_DESTROY,
+    GROUP_RENAME,
+    MEMBER_EVENTS,
+    ROLES,
+)
 from services.common.schemas import Pattern, StrictSchema, printable
 
 MAX_SEATS_ACCEPTED = 1_000_000  # beyond any catalog limit: the domain says how many are sold
@@ -387,3 +396,81 @@ class RenewalResultSchema(ma.Schema):
     amount = ma.fields.Integer()
     changes = ma.fields.List(ma.fields.String())
     subscription = ma.fields.Nested(SubscriptionSchema)
+
+
+# --- the platform's directory (system hooks) ----------------------------------------
+def _name(**kwargs: object) -> ma.fields.String:
+    return ma.fields.String(validate=[validate.Length(1, 255), printable()], **kwargs)  # type: ignore[arg-type]
+
+
+def _id(**kwargs: object) -> ma.fields.Integer:
+    return _int(validate=validate.Range(1, MAX_ID), **kwargs)
+
+
+class _SystemHookSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE  # the platform sends more than checkout keeps
+
+    event_name = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    updated_at = ma.fields.AwareDateTime(load_default=None, metadata={
+        "description": "When the change happened (default: created_at); older changes are ignored"})
+
+
+class GroupHookSchema(_SystemHookSchema):
+    """group_create, group_destroy."""
+
+    group_id = _id(required=True)
+    name = _name(required=True)
+    path = _name(required=True)
+    full_path = _name(load_default=None, metadata={"description": "A subgroup's path with its parents'"})
+    parent_id = _id(load_default=None, allow_none=True, metadata={"description": "A subgroup's parent"})
+
+
+class GroupRenameHookSchema(GroupHookSchema):
+    old_path = _name(load_default=None)
+    old_full_path = _name(load_default=None)
+
+
+class MemberHookSchema(_SystemHookSchema):
+    """user_add_to_group, user_update_for_group, user_remove_from_group."""
+
+    group_id = _id(required=True)
+    group_name = _name(load_default=None)
+    group_path = _name(load_default=None)
+    user_id = _id(required=True)
+    user_username = _name(load_default=None)
+    user_name = _name(required=True)
+    user_email = ma.fields.Email(required=True, validate=validate.Length(max=254))
+    group_access = ma.fields.String(required=True, validate=validate.OneOf(list(ROLES)))
+
+
+SYSTEM_HOOK_SCHEMAS: dict[str, type[ma.Schema]] = {
+    GROUP_CREATE: GroupHookSchema, GROUP_DESTROY: GroupHookSchema, GROUP_RENAME: GroupRenameHookSchema,
+    **{event: MemberHookSchema for event in MEMBER_EVENTS},
+}
+
+
+class SystemHookSchema(ma.Schema):
+    """One of the platform's system hooks, checked against its event's schema
+    (GroupHookSchema, GroupRenameHookSchema, MemberHookSchema). Other events
+    (the platform sends every kind to one address) pass unchecked and are ignored."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    event_name = ma.fields.String(required=True, validate=validate.Length(1, 64))
+
+    @ma.post_load(pass_original=True)
+    def _by_event(self, data: dict[str, Any], original: dict[str, Any], **_: Any) -> dict[str, Any]:
+        schema = SYSTEM_HOOK_SCHEMAS.get(data["event_name"])
+        return schema().load(original) if schema else {"event_name": data["event_name"]}  # type: ignore[no-any-return]
+
+
+class HookReceivedSchema(ma.Schema):
+    event_id = ma.fields.String(metadata={
+        "description": "X-Gitlab-Event-UUID, or one made from the body when none was sent"})
+    outcome = ma.fields.String(metadata={
+        "description": "What checkout did: 'created: ...', 'added: ...', 'unchanged: ...', 'stale: ...' "
+                       "(older than the last change applied), 'ignored: ...', or 'duplicate'"})
+    events = ma.fields.List(ma.fields.String(), metadata={"description": "The directory.* events published"})

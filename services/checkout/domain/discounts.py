@@ -89,7 +89,8 @@ class Rejection:
 # paused or ended campaign, is an admin's business. These reasons answer the
 # public as one; the exact reason stays in the funnel event and the admin report.
 HIDDEN_REASONS = frozenset({"code_unknown", "campaign_paused", "campaign_ended"})
-NOT_RECOGNISED = Rejection("code_unknown", "This code isn't valid: it may be mistyped, or the offer may have ended.")
+NOT_RECOGNISED = Rejection(
+    "code_unknown", "This code isn't valid: it may be mistyped, or the offer may have ended.")
 
 
 def public(rejection: Rejection) -> Rejection:

@@ -20,11 +20,21 @@ from services.checkout.runtime import Checkout
 from services.checkout.usecases.settlement import apply_charge, lock_order
 from services.common.problems import Problem
 from services.common.service import ServiceUnitOfWork
+from services.common.telemetry import Traffic
 
 Handler = Callable[[Checkout, ServiceUnitOfWork, dict[str, Any]], str]
 
 
 def _order_for_intent(uow: ServiceUnitOfWork, intent: dict[str, Any]) -> Order | None:
+    order = _locate_order(uow, intent)
+    if order is not None:
+        # What the order's settlement records belongs to its buyer's traffic (a load
+        # test's, demo traffic's), not to Stripe's call, which says nothing of it.
+        uow.traffic = Traffic(order.traffic)
+    return order
+
+
+def _locate_order(uow: ServiceUnitOfWork, intent: dict[str, Any]) -> Order | None:
     order_id = uow.session.scalar(select(Order.id).where(Order.stripe_payment_intent_id == intent["id"]))
     if order_id is not None:
         return lock_order(uow, order_id)

@@ -1,12 +1,16 @@
 """Demo traffic: people walking the funnel against a running `make run`, so the
 experiments have data to show.
 
-    python -m experiments.traffic --prospects 300 --owners 120
+    python -m loadtests.traffic --prospects 300 --owners 120
 
 Every request is real HTTP through the services (and localstripe for cards),
 marked `X-Traffic-Source: demo` with demo-role tokens: demo traffic counts in
 the analysis (synthetic load-test traffic does not) and can be told apart from
-real buyers. The people are new Owners provisioned for the run.
+real buyers. The people are new Owners made for the run through checkout's
+directory hooks (loadtests/population.py); the Premium groups of the trial
+Owners are bought first, as synthetic traffic that no analysis sees.
+CHECKOUT_URL, TRIALS_URL, STRIPE_URL and AUTH_SECRET say where the stack is
+(`make run`'s by default).
 
 How the simulated people behave is made up, and said here so nobody mistakes
 it for a finding: a prospect shown the SMB prompt uses the code more often,
@@ -29,17 +33,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from sqlalchemy import func, select
 
-from loadtests.population import SyntheticUser, prospects, provision
-from services.checkout.adapters.models import User
-from services.checkout.devcard import confirm_card_setup
-from services.common.config import Settings
-from services.common.db import make_engine
-from services.common.telemetry import TRAFFIC_HEADER, Traffic
+from loadtests.knobs import DECLINED_CARD, GOOD_CARD
+from loadtests.platform import TRAFFIC_HEADER
+from loadtests.population import PopulationError, Stack, SyntheticUser, fresh, prospects
+from loadtests.stripejs import confirm_card_setup
 
+DEMO = "demo"  # the role and traffic source of demo people
 DEMO_FIRST_IDS = {"free": 3_000_000, "premium": 4_000_000}
-GOOD_CARD, DECLINED_CARD = "4242424242424242", "4000000000000002"
 ACCOUNT = {"company": "Demo Co", "email": "billing@demo.invalid", "country": "US",
            "address_line1": "1 Demo Street", "city": "Springfield", "state": "IL", "postal_code": "62701"}
 
@@ -80,8 +81,8 @@ class Person:
         self.urls = urls
         self.stripe_base = stripe_base
         self.http = requests.Session()
-        self.http.headers.update({"Authorization": f"Bearer {user.token}",
-                                  TRAFFIC_HEADER: Traffic.DEMO.value})
+        self.http.headers.update({"Authorization": f"Bearer {user.token}", TRAFFIC_HEADER: DEMO})
+        self.browser = requests.Session()  # what talks to Stripe: never our token
 
     def call(self, method: str, service: str, path: str, **kwargs: Any) -> requests.Response:
         return self.http.request(method, f"{self.urls[service]}{path}", timeout=30, **kwargs)
@@ -91,7 +92,7 @@ class Person:
         if setup.status_code != 201:
             return False
         body = setup.json()
-        if "error" in confirm_card_setup(self.stripe_base, body["client_secret"], number):
+        if not confirm_card_setup(self.browser, self.stripe_base, body["client_secret"], number):
             return False
         recorded = self.call("POST", "checkout", "/billing-account/cards",
                              json={"setup_intent_id": body["setup_intent_id"]})
@@ -166,14 +167,14 @@ def trial_owner(person: Person, rng: random.Random, odds: Behaviour, tally: Tall
         tally.add("upgrades" if person.buy("ultimate", 5, None) else "upgrade failed")
 
 
-def run(settings: Settings, prospect_count: int, owner_count: int, workers: int = 6,
+def run(stack: Stack, prospect_count: int, owner_count: int, workers: int = 6,
         seed: int = 7) -> Counter[str]:
-    """Walk the people through the services at `settings.service_urls` (checkout's settings:
-    the people are provisioned in its database)."""
-    urls = dict(settings.service_urls)
-    stripe_base = settings.stripe_api_base or ""
-    buyers = prospects(settings, prospect_count, role=Traffic.DEMO.value, first_id=DEMO_FIRST_IDS["free"])
-    owners = _fresh_owners(settings, owner_count)
+    """Make the people in `stack` and walk them through its services."""
+    urls = {"checkout": stack.checkout_url, "trials": stack.trials_url}
+    stripe_base = stack.stripe_url
+    buyers = prospects(stack, prospect_count, role=DEMO, first_id=DEMO_FIRST_IDS["free"])
+    # Premium Owners who have not started a trial: each run takes the ids after the last run's.
+    owners = fresh(stack, owner_count, kind="premium", role=DEMO, first_id=DEMO_FIRST_IDS["premium"])
     odds, tally = Behaviour(), Tally()
     jobs = [(prospect, user) for user in buyers] + [(trial_owner, user) for user in owners]
     random.Random(seed).shuffle(jobs)
@@ -190,21 +191,8 @@ def run(settings: Settings, prospect_count: int, owner_count: int, workers: int 
     return tally.counts
 
 
-def _fresh_owners(settings: Settings, count: int) -> list[SyntheticUser]:
-    """Premium Owners who have not started a trial: each run takes the ids after the last run's."""
-    low = DEMO_FIRST_IDS["premium"]
-    engine = make_engine(settings.database_url)
-    try:
-        with engine.connect() as conn:
-            last = conn.scalar(select(func.max(User.id)).where(User.id.between(low, low + 999_999)))
-    finally:
-        engine.dispose()
-    return provision(settings, first_id=(last or low - 1) + 1, count=count, kind="premium",
-                     role=Traffic.DEMO.value)
-
-
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.traffic", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m loadtests.traffic", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prospects", type=int, default=300, help="Free-group Owners who may buy")
     parser.add_argument("--owners", type=int, default=120, help="Premium Owners who may start trials")
@@ -212,9 +200,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     try:
-        counts = run(Settings.from_env("checkout"), args.prospects, args.owners, args.workers, args.seed)
+        counts = run(Stack.from_env(), args.prospects, args.owners, args.workers, args.seed)
     except requests.RequestException as exc:
         print(f"traffic: the stack is not reachable ({exc}); start it with `make run`", file=sys.stderr)
+        return 1
+    except PopulationError as exc:
+        print(f"traffic: could not make the demo people: {exc}", file=sys.stderr)
         return 1
     for what, n in sorted(counts.items()):
         print(f"  {what:<28} {n}")
