@@ -30,7 +30,7 @@ from services.checkout.adapters.models import (
 from services.checkout.domain import discounts as rules
 from services.checkout.domain.pricing import AppliedDiscount, Quote
 from services.common.auth import Principal
-from services.common.problems import Problem
+from services.common.errors import Invalid
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
@@ -39,13 +39,13 @@ from services.common.telemetry import Step
 class CodeOutcome:
     code: str
     applied: AppliedDiscount | None
-    rejection: Problem | None
+    rejection: Invalid | None
 
 
-def rejection_problem(rejection: rules.Rejection) -> Problem:
+def rejection_problem(rejection: rules.Rejection) -> Invalid:
     """The buyer's answer: hidden reasons (unknown, paused, ended) answer as one."""
     shown = rules.public(rejection)
-    return Problem(422, shown.reason, "Discount code not applicable", shown.message)
+    return Invalid(shown.reason, "Discount code not applicable", shown.message)
 
 
 def campaign_rules(c: DiscountCampaign) -> rules.CampaignRules:

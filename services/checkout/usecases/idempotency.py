@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import IdempotencyRecord
 from services.checkout.runtime import UowFactory
+from services.common.errors import Conflict, Invalid
 from services.common.problems import Problem
 
 REPLAY_WINDOW = timedelta(hours=24)
@@ -90,7 +91,7 @@ def claim(new_uow: UowFactory, user_id: int, key: str, fingerprint: str) -> Clai
                     uow.rollback()
                     continue  # someone claimed it between our read and write
             if record.request_hash != fingerprint:
-                raise Problem(422, "idempotency_key_reused", "Idempotency-Key already used",
+                raise Invalid("idempotency_key_reused", "Idempotency-Key already used",
                               "This Idempotency-Key was used with a different request body. "
                               "Use a new key for a new purchase.")
             if record.state == "done" and record.status_code is not None:
@@ -109,9 +110,9 @@ def claim(new_uow: UowFactory, user_id: int, key: str, fingerprint: str) -> Clai
                 uow.commit()
                 return Claim(record.id, record.order_id)
         if time.monotonic() > deadline:
-            raise Problem(409, "idempotency_key_in_use", "Request still in progress",
-                          "A request with this Idempotency-Key is still being processed; "
-                          "retry shortly to get its result.", headers={"Retry-After": "2"})
+            raise Conflict("idempotency_key_in_use", "Request still in progress",
+                           "A request with this Idempotency-Key is still being processed; "
+                           "retry shortly to get its result.", retry_after=2)
         time.sleep(0.05)
 
 

@@ -60,7 +60,15 @@ from services.checkout.usecases.settlement import (
 from services.checkout.usecases.subscriptions import active_subscription
 from services.checkout.usecases.views import line_view, order_view, subscription_view
 from services.common.auth import Principal
-from services.common.problems import Problem, not_found
+from services.common.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    Unavailable,
+    not_found,
+)
+from services.common.problems import status_of
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
@@ -71,11 +79,11 @@ log = logging.getLogger(__name__)
 # when Stripe's webhook for it arrives (settlement refunds duplicates).
 STALE_PENDING = timedelta(minutes=15)
 
-PAYMENT_UNCERTAIN = Problem(
-    503, "payment_status_unknown", "Payment status unknown",
+PAYMENT_UNCERTAIN = Unavailable(
+    "payment_status_unknown", "Payment status unknown",
     "Our payment provider did not answer in time, so we can not tell yet whether your card was "
     "charged. Send the same request with the same Idempotency-Key again: it finishes this "
-    "purchase and never charges twice.", headers={"Retry-After": "10"})
+    "purchase and never charges twice.", retry_after=10)
 
 @dataclass(frozen=True)
 class PurchaseRequest:
@@ -110,7 +118,7 @@ def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: 
             opened = _reopen(app, new_uow(), claimed.resume_order_id, claimed.record_id)
         else:
             opened = _open_order(app, new_uow(), principal, request, claimed.record_id)
-    except Problem as problem:
+    except DomainError as problem:
         idempotency.release(new_uow, claimed.record_id)
         _record_refusal(new_uow(), principal, request, problem)
         raise
@@ -131,7 +139,7 @@ def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: 
         # The money moved: keep the pending order; the payment_intent.succeeded
         # webhook completes it (matched by the order id in the intent's metadata).
         raise exc.__cause__ or exc from None
-    except Problem as rejection:
+    except DomainError as rejection:
         abandon(rejection.code)
         raise
     except PaymentProviderUnavailable as exc:
@@ -183,9 +191,9 @@ def _redeem_and_charge(app: Checkout, new_uow: UowFactory, opened: _OpenOrder, s
 
 
 def _record_refusal(uow: ServiceUnitOfWork, principal: Principal, request: PurchaseRequest,
-                    problem: Problem) -> None:
+                    problem: DomainError) -> None:
     """A purchase refused before any charge is still a funnel step worth counting."""
-    if problem.status in (401, 404):
+    if isinstance(problem, NotFound) or status_of(problem) == 401:
         return  # not a buyer of this namespace: nothing to measure
     with uow:
         uow.track(Step.PURCHASE_FAILED, user_id=principal.user_id,
@@ -233,8 +241,8 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
             uow.session.flush()
         except IntegrityError as exc:  # the one-open-order index, should the lock be bypassed
             uow.rollback()
-            raise Problem(409, "purchase_in_progress", "A purchase is already in progress",
-                          f"Another purchase for {path} is being processed.") from exc
+            raise Conflict("purchase_in_progress", "A purchase is already in progress",
+                           f"Another purchase for {path} is being processed.") from exc
         idempotency.link_order(uow.session, record_id, order.id)
         opened = _OpenOrder(order.id, account.stripe_customer_id or "", card.stripe_payment_method_id,
                             quote.total, quote.currency, _describe(app, order, namespace.path),
@@ -255,9 +263,9 @@ def _supersede_open_order(app: Checkout, uow: ServiceUnitOfWork, namespace: Name
     if current is None:
         return
     if current.status == "pending" and current.created_at > uow.now - STALE_PENDING:
-        raise Problem(409, "purchase_in_progress", "A purchase is already in progress",
-                      f"Another purchase for {namespace.path} is being processed; "
-                      "wait for it to finish.")
+        raise Conflict("purchase_in_progress", "A purchase is already in progress",
+                       f"Another purchase for {namespace.path} is being processed; "
+                       "wait for it to finish.")
     current.status = "canceled" if current.status == "requires_action" else "abandoned"
     uow.session.flush()  # frees the one-open-order index before our insert
     intent = current.stripe_payment_intent_id
@@ -301,8 +309,8 @@ def _choose_card(uow: ServiceUnitOfWork, account_id: int, default: PaymentMethod
             raise not_found("payment_method", wanted)
         return card
     if default is None:
-        raise Problem(409, "payment_method_missing", "No card on file",
-                      "Add a card to your billing account before buying.")
+        raise Conflict("payment_method_missing", "No card on file",
+                       "Add a card to your billing account before buying.")
     return default
 
 
@@ -337,7 +345,7 @@ def _visible_order(uow: ServiceUnitOfWork, principal: Principal, order_id: int,
     if order is None or (role is None and not principal.is_admin):
         raise not_found("order", order_id)
     if owner and role != "owner":
-        raise Problem(403, "not_owner", "Owner role required", "Only Owners can finish a purchase.")
+        raise Forbidden("not_owner", "Owner role required", "Only Owners can finish a purchase.")
     return order
 
 
@@ -359,9 +367,9 @@ def confirm(app: Checkout, new_uow: UowFactory, principal: Principal, order_id: 
         outcome = apply_charge(app, uow, order, charge) if charge else current_outcome(uow, order)
         uow.commit()
     if charge is not None and charge.status == "requires_action" and outcome.status_code == 202:
-        raise Problem(409, "authentication_pending", "Authentication not finished",
-                      "The bank's check (3-D Secure) has not been completed yet.",
-                      client_secret=charge.client_secret, order_id=order_id)
+        raise Conflict("authentication_pending", "Authentication not finished",
+                       "The bank's check (3-D Secure) has not been completed yet.",
+                       client_secret=charge.client_secret, order_id=order_id)
     return outcome
 
 

@@ -43,7 +43,7 @@ from services.checkout.usecases.billing import PROVIDER_DOWN
 from services.checkout.usecases.views import subscription_view
 from services.common.auth import Principal
 from services.common.db import insert_ignoring_duplicates
-from services.common.problems import Problem
+from services.common.errors import Conflict, NotFound, PaymentFailed
 from services.common.service import ServiceUnitOfWork
 from services.common.sweeps import Sweep, clear
 
@@ -51,8 +51,8 @@ BATCH = 1000
 # The sweeps' names in sweep_failures, the logs and /metrics.
 REMINDERS, CHARGES = "renewal_reminders", "renewal_charges"
 EXPIRY, CARD_NOTICES = "subscription_expiry", "card_expiry_notices"
-NO_SUBSCRIPTION = Problem(404, "no_subscription", "No subscription",
-                          "This namespace has no active subscription.")
+NO_SUBSCRIPTION = NotFound("no_subscription", "No subscription",
+                           "This namespace has no active subscription.")
 
 
 @dataclass(frozen=True)
@@ -359,8 +359,8 @@ def renew_now(app: Checkout, new_uow: UowFactory, principal: Principal, namespac
         sub = _owned_subscription(uow, principal, namespace_id)
         today = uow.now.date()
         if today < R.manual_renewal_opens(sub.term_end, rules):
-            raise Problem(409, "renewal_not_open", "Too early to renew",
-                          f"You can renew from {R.manual_renewal_opens(sub.term_end, rules):%B %-d, %Y}.")
+            raise Conflict("renewal_not_open", "Too early to renew",
+                           f"You can renew from {R.manual_renewal_opens(sub.term_end, rules):%B %-d, %Y}.")
         renewal = uow.session.scalar(select(Renewal).where(
             Renewal.subscription_id == sub.id, Renewal.renewal_date == sub.term_end).with_for_update())
         if renewal is None:
@@ -376,9 +376,9 @@ def renew_now(app: Checkout, new_uow: UowFactory, principal: Principal, namespac
             raise PROVIDER_DOWN from exc
         uow.commit()
         if outcome == "failed":
-            raise Problem(402, "card_declined", "Card declined",
-                          f"The renewal charge failed ({renewal.last_error}). "
-                          "Update your card and try again.")
+            raise PaymentFailed("card_declined", "Card declined",
+                                f"The renewal charge failed ({renewal.last_error}). "
+                                "Update your card and try again.")
         return {"renewal_date": renewal.renewal_date.isoformat(), "amount": renewal.amount,
                 "changes": renewal.changes or [], "subscription": subscription_view(sub)}
 

@@ -29,7 +29,8 @@ from services.checkout.adapters.payments import ChargeResult
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import discounts
 from services.checkout.usecases.views import order_view, subscription_view
-from services.common.problems import Problem, not_found
+from services.common.errors import Conflict, DomainError, PaymentFailed, not_found
+from services.common.problems import as_problem
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
@@ -90,20 +91,21 @@ def current_outcome(uow: ServiceUnitOfWork, order: Order) -> Outcome:
     if order.status == "completed":
         return completed_outcome(uow, order)
     if order.status == "failed" and order.refunded:
-        problem = Problem(409, order.failure_code or "purchase_refunded", "Purchase refunded",
-                          order.failure_message, order_id=order.id, refunded=True)
-        return Outcome(409, problem.to_dict())
+        problem = Conflict(order.failure_code or "purchase_refunded", "Purchase refunded",
+                           order.failure_message, order_id=order.id, refunded=True)
+        return Outcome(409, as_problem(problem).to_dict())
     if order.status == "failed":
-        problem = Problem(402, "card_declined", "Card declined",
-                          f"{order.failure_message or 'Your card was declined.'} Nothing was charged; "
-                          "add another card and try again with a new Idempotency-Key.",
-                          decline_code=order.failure_code, order_id=order.id)
-        return Outcome(402, problem.to_dict())
+        problem = PaymentFailed(
+            "card_declined", "Card declined",
+            f"{order.failure_message or 'Your card was declined.'} Nothing was charged; "
+            "add another card and try again with a new Idempotency-Key.",
+            decline_code=order.failure_code, order_id=order.id)
+        return Outcome(402, as_problem(problem).to_dict())
     if order.status in ("canceled", "abandoned"):
-        problem = Problem(409, "order_superseded", "Order replaced",
-                          "A newer purchase for this namespace replaced this order; nothing was "
-                          "kept from it.", order_id=order.id)
-        return Outcome(409, problem.to_dict())
+        problem = Conflict("order_superseded", "Order replaced",
+                           "A newer purchase for this namespace replaced this order; nothing was "
+                           "kept from it.", order_id=order.id)
+        return Outcome(409, as_problem(problem).to_dict())
     return Outcome(202, {"status": order.status, "order": order_view(order), "client_secret": None,
                          "next_step": "The payment is being processed; ask again shortly."})
 
@@ -123,15 +125,15 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
     if order.status in CLOSED or not _still_priced_right(order, active):
         # A replaced order paid late, or the namespace changed under this order
         # (bought, upgraded or renewed by another): keep that, return this money.
-        return _refund(app, uow, order, Problem(
-            409, "already_subscribed", "Namespace already subscribed",
+        return _refund(app, uow, order, Conflict(
+            "already_subscribed", "Namespace already subscribed",
             "This namespace was bought or changed by another order meanwhile."))
     if order.discount_code and not discounts.is_redeemed(uow.session, order.id):
         # Completed after 3-D Secure: the code's use is taken only now.
         try:
             with uow.session.begin_nested():
                 discounts.redeem(uow, order)
-        except Problem as rejection:
+        except DomainError as rejection:
             return _refund(app, uow, order, rejection)
     addons = [line for line in order.lines if line["kind"] == "addon"]
     if active is not None:
@@ -214,7 +216,7 @@ def _recipient(uow: ServiceUnitOfWork, order: Order) -> dict[str, str]:
     return {"email": account.email, "company": account.company} if account else {}
 
 
-def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, reason: Problem) -> Outcome:
+def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, reason: DomainError) -> Outcome:
     """Money arrived for an order that can't be provisioned: give it back.
 
     Called with the order locked; the refund's idempotency key makes a repeat
