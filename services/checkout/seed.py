@@ -23,6 +23,7 @@ from services.checkout.adapters.models import (
     User,
 )
 from services.checkout.domain.pricing import add_months
+from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.usecases.campaigns import unique_codes
 from services.common.clock import Clock, SystemClock
 from services.common.db import make_engine
@@ -72,7 +73,7 @@ def seed(session: Session, clock: Clock, data: dict[str, Any] | None = None) -> 
         session.add(Subscription(
             namespace_id=ns["id"], billing_account_id=account.id, plan=sub["plan"],
             seats=sub["seats"], term_start=start, term_end=add_months(start, 12), auto_renew=True,
-            status="active", created_at=now, updated_at=now))
+            status=SubscriptionStatus.ACTIVE, created_at=now, updated_at=now))
     for campaign in data.get("campaigns", []):
         _seed_campaign(session, campaign, now)
     session.commit()

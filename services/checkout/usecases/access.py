@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 
 from services.checkout.adapters.models import Membership, Namespace, Subscription
 from services.checkout.domain.pricing import CurrentTerm, NamespaceFacts
+from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.common.auth import Principal
 from services.common.errors import Forbidden, not_found
 
@@ -71,6 +72,7 @@ _NAMESPACE_AND_MEMBERSHIP = (
 _FACTS = (
     select(billable_count(Namespace.id).scalar_subquery(), Subscription)
     .select_from(Namespace)
-    .outerjoin(Subscription, and_(Subscription.namespace_id == Namespace.id, Subscription.status == "active"))
+    .outerjoin(Subscription, and_(Subscription.namespace_id == Namespace.id,
+                                  Subscription.status == SubscriptionStatus.ACTIVE))
     .where(Namespace.id == bindparam("ns"))
     .options(selectinload(Subscription.addons)))

@@ -42,6 +42,7 @@ MAX_KEY_LENGTH = 255
 
 @dataclass(frozen=True)
 class Replay:
+    """A response as first sent (status and body), kept for the key's replays."""
     status_code: int
     body: dict[str, Any]
 
@@ -121,15 +122,14 @@ def _find(session: Session, user_id: int, key: str) -> IdempotencyRecord | None:
         IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key))
 
 
-def finish(session: Session, record_id: int, status_code: int, body: dict[str, Any],
-           now: datetime) -> None:
+def finish(session: Session, record_id: int, response: Replay, now: datetime) -> None:
     """Store the response in the caller's transaction (with the order it describes)."""
     record = session.get(IdempotencyRecord, record_id)
     if record is None:
         return
     record.state = "done"
-    record.status_code = status_code
-    record.response_body = body
+    record.status_code = response.status_code
+    record.response_body = response.body
     record.updated_at = now
 
 

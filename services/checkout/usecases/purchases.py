@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -46,13 +47,15 @@ from services.checkout.adapters.payments import (
     PaymentProviderUnavailable,
     PaymentRejected,
 )
+from services.checkout.domain import orders
+from services.checkout.domain.orders import OPEN, OrderStatus
 from services.checkout.domain.pricing import Quote, Selection, assemble_quote
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access, discounts, idempotency
 from services.checkout.usecases.billing import PROVIDER_DOWN, PROVIDER_REJECTED, require_account
 from services.checkout.usecases.settlement import (
-    OPEN,
-    Outcome,
+    PurchaseResult,
+    Settled,
     apply_charge,
     current_outcome,
     lock_order,
@@ -78,6 +81,10 @@ log = logging.getLogger(__name__)
 # crash); a new purchase may replace it. Any payment it did take is refunded
 # when Stripe's webhook for it arrives (settlement refunds duplicates).
 STALE_PENDING = timedelta(minutes=15)
+
+# How the HTTP edge answers a settled purchase: kept with the order, in the
+# same commit, for the Idempotency-Key's replays.
+Render = Callable[[Settled], idempotency.Replay]
 
 PAYMENT_UNCERTAIN = Unavailable(
     "payment_status_unknown", "Payment status unknown",
@@ -109,13 +116,14 @@ class _ChargedButUnsettled(Exception):
 
 
 def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: PurchaseRequest,
-             key: str, fingerprint: str) -> Outcome:
+             key: str, fingerprint: str, render: Render) -> Settled | idempotency.Replay:
+    """The purchase's result, or the stored answer to an earlier request with this key."""
     claimed = idempotency.claim(new_uow, principal.user_id, key, fingerprint)
     if isinstance(claimed, idempotency.Replay):
-        return Outcome(claimed.status_code, claimed.body)
+        return claimed
     try:
         if claimed.resume_order_id is not None:
-            opened = _reopen(app, new_uow(), claimed.resume_order_id, claimed.record_id)
+            opened = _reopen(app, new_uow(), claimed.resume_order_id, claimed.record_id, render)
         else:
             opened = _open_order(app, new_uow(), principal, request, claimed.record_id)
     except DomainError as problem:
@@ -125,14 +133,14 @@ def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: 
     except BaseException:
         idempotency.release(new_uow, claimed.record_id)
         raise
-    if isinstance(opened, Outcome):
+    if not isinstance(opened, _OpenOrder):
         return opened  # a webhook settled the resumed order meanwhile
     stripe_key = "purchase-" + hashlib.sha256(
         f"{principal.user_id}\n{key}\n{fingerprint}".encode()).hexdigest()
     abandon = partial(_abandon, new_uow, opened.order_id, claimed.record_id, principal, request)
     try:
         if opened.discount_code:
-            result = _redeem_and_charge(app, new_uow, opened, stripe_key, claimed.record_id)
+            result = _redeem_and_charge(app, new_uow, opened, stripe_key, claimed.record_id, render)
         else:
             result = _charge(app, opened, stripe_key)
     except _ChargedButUnsettled as exc:
@@ -151,9 +159,9 @@ def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: 
     except PaymentRejected as exc:
         abandon("payment_provider_rejected")
         raise PROVIDER_REJECTED from exc
-    if isinstance(result, Outcome):
+    if not isinstance(result, ChargeResult):
         return result
-    return _settle(app, new_uow(), opened.order_id, result, claimed.record_id)
+    return _settle(app, new_uow(), opened.order_id, result, claimed.record_id, render)
 
 
 def _charge(app: Checkout, opened: _OpenOrder, stripe_key: str) -> ChargeResult:
@@ -166,7 +174,7 @@ def _charge(app: Checkout, opened: _OpenOrder, stripe_key: str) -> ChargeResult:
 
 
 def _redeem_and_charge(app: Checkout, new_uow: UowFactory, opened: _OpenOrder, stripe_key: str,
-                       record_id: int) -> Outcome | ChargeResult:
+                       record_id: int, render: Render) -> Settled | ChargeResult:
     """Take the code's use, charge, and complete in one transaction.
 
     The conditional UPDATE holds the campaign row until commit, so buyers of
@@ -183,7 +191,7 @@ def _redeem_and_charge(app: Checkout, new_uow: UowFactory, opened: _OpenOrder, s
             return charge  # declined or 3-D Secure: the use rolls back with the transaction
         try:
             outcome = apply_charge(app, uow, order, charge)
-            idempotency.finish(uow.session, record_id, outcome.status_code, outcome.body, uow.now)
+            idempotency.finish(uow.session, record_id, render(outcome), uow.now)
             uow.commit()
         except Exception as exc:
             raise _ChargedButUnsettled() from exc
@@ -231,7 +239,7 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
             discount_total=quote.discount_total, total=quote.total,
             lines=[line_view(line) for line in quote.lines], catalog_version=quote.catalog_version,
             discount_code=quote.discount.code if quote.discount else None,
-            term_start=quote.term_start, term_end=quote.term_end, status="pending",
+            term_start=quote.term_start, term_end=quote.term_end, status=OrderStatus.PENDING,
             payment_method_id=card.id, upgrades_subscription_id=quote.upgrade_of,
             upgrade_from_plan=namespace.plan if quote.upgrade_of else None,
             traffic=uow.traffic.value, created_at=uow.now)
@@ -262,11 +270,11 @@ def _supersede_open_order(app: Checkout, uow: ServiceUnitOfWork, namespace: Name
                                                      Order.status.in_(OPEN)))
     if current is None:
         return
-    if current.status == "pending" and current.created_at > uow.now - STALE_PENDING:
+    if current.status == OrderStatus.PENDING and current.created_at > uow.now - STALE_PENDING:
         raise Conflict("purchase_in_progress", "A purchase is already in progress",
                        f"Another purchase for {namespace.path} is being processed; "
                        "wait for it to finish.")
-    current.status = "canceled" if current.status == "requires_action" else "abandoned"
+    current.status = orders.supersede(current.status).status
     uow.session.flush()  # frees the one-open-order index before our insert
     intent = current.stripe_payment_intent_id
     if intent:
@@ -281,15 +289,15 @@ def _cancel_intent(app: Checkout, intent_id: str) -> None:
         log.warning("could not cancel superseded payment intent %s", intent_id)
 
 
-def _reopen(app: Checkout, uow: ServiceUnitOfWork, order_id: int,
-            record_id: int) -> _OpenOrder | Outcome:
+def _reopen(app: Checkout, uow: ServiceUnitOfWork, order_id: int, record_id: int,
+            render: Render) -> _OpenOrder | Settled:
     """The order a retried request left pending: charge it again (same Stripe
     key, same parameters), unless a webhook settled it meanwhile."""
     with uow:
         order = lock_order(uow, order_id)
-        if order.status != "pending":
+        if order.status != OrderStatus.PENDING:
             outcome = current_outcome(uow, order)
-            idempotency.finish(uow.session, record_id, outcome.status_code, outcome.body, uow.now)
+            idempotency.finish(uow.session, record_id, render(outcome), uow.now)
             uow.commit()
             return outcome
         card = uow.session.get(PaymentMethod, order.payment_method_id)
@@ -326,11 +334,11 @@ def _abandon(new_uow: UowFactory, order_id: int, record_id: int, principal: Prin
 
 
 def _settle(app: Checkout, uow: ServiceUnitOfWork, order_id: int, charge: ChargeResult,
-            record_id: int) -> Outcome:
+            record_id: int, render: Render) -> Settled:
     with uow:
         order = lock_order(uow, order_id)
         outcome = apply_charge(app, uow, order, charge)
-        idempotency.finish(uow.session, record_id, outcome.status_code, outcome.body, uow.now)
+        idempotency.finish(uow.session, record_id, render(outcome), uow.now)
         uow.commit()
         return outcome
 
@@ -349,7 +357,7 @@ def _visible_order(uow: ServiceUnitOfWork, principal: Principal, order_id: int,
     return order
 
 
-def confirm(app: Checkout, new_uow: UowFactory, principal: Principal, order_id: int) -> Outcome:
+def confirm(app: Checkout, new_uow: UowFactory, principal: Principal, order_id: int) -> Settled:
     """Finish an order after the browser authenticated its payment (3-D Secure).
 
     Stripe is asked outside any transaction; the answer is applied under lock."""
@@ -357,7 +365,7 @@ def confirm(app: Checkout, new_uow: UowFactory, principal: Principal, order_id: 
         order = _visible_order(uow, principal, order_id, owner=True)
         intent_id, status = order.stripe_payment_intent_id, order.status
     charge = None
-    if intent_id and status != "completed":
+    if intent_id and status != OrderStatus.COMPLETED:
         try:
             charge = app.payments.get_payment_intent(intent_id)
         except PaymentProviderUnavailable as exc:
@@ -366,7 +374,8 @@ def confirm(app: Checkout, new_uow: UowFactory, principal: Principal, order_id: 
         order = lock_order(uow, order_id)
         outcome = apply_charge(app, uow, order, charge) if charge else current_outcome(uow, order)
         uow.commit()
-    if charge is not None and charge.status == "requires_action" and outcome.status_code == 202:
+    if charge is not None and charge.status == "requires_action" and isinstance(outcome, PurchaseResult) \
+            and outcome.status is not OrderStatus.COMPLETED:
         raise Conflict("authentication_pending", "Authentication not finished",
                        "The bank's check (3-D Secure) has not been completed yet.",
                        client_secret=charge.client_secret, order_id=order_id)
@@ -386,5 +395,5 @@ def confirmation(uow: ServiceUnitOfWork, principal: Principal,
     with uow:
         order = _visible_order(uow, principal, order_id)
         path = uow.session.scalar(select(Namespace.path).where(Namespace.id == order.namespace_id))
-        sub = active_subscription(uow, order.namespace_id) if order.status == "completed" else None
+        sub = active_subscription(uow, order.namespace_id) if order.status == OrderStatus.COMPLETED else None
         return order_view(order), path or "", subscription_view(sub) if sub else None

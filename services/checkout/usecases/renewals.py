@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import (
@@ -37,6 +37,8 @@ from services.checkout.adapters.models import (
 )
 from services.checkout.adapters.payments import ChargeResult, PaymentProviderUnavailable, PaymentRejected
 from services.checkout.domain import renewal as R
+from services.checkout.domain import subscriptions
+from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access
 from services.checkout.usecases.billing import PROVIDER_DOWN
@@ -125,7 +127,7 @@ def announce_renewals(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules)
                 lower = days[i + 1] if i + 1 < len(days) else 0
                 due: Select[Any] = select(
                     Subscription.id, Subscription.term_end, literal(d), literal(uow.now)).where(
-                    Subscription.status == "active", Subscription.auto_renew.is_(auto_renew),
+                    Subscription.status == SubscriptionStatus.ACTIVE, Subscription.auto_renew.is_(auto_renew),
                     Subscription.term_end > today + timedelta(days=lower),
                     Subscription.term_end <= today + timedelta(days=d))
                 uow.session.execute(insert_ignoring_duplicates(uow.session, RenewalNotice).from_select(
@@ -186,7 +188,7 @@ def charge_due(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> tup
         today = uow.now.date()
         due = select(Subscription.id, Subscription.term_end, literal("due"), literal(0),
                      Subscription.term_end, literal(uow.now), literal(uow.now), literal(False)).where(
-            Subscription.status == "active", Subscription.auto_renew.is_(True),
+            Subscription.status == SubscriptionStatus.ACTIVE, Subscription.auto_renew.is_(True),
             Subscription.term_end <= today)
         uow.session.execute(insert_ignoring_duplicates(uow.session, Renewal).from_select(
             ["subscription_id", "renewal_date", "status", "attempts", "next_attempt_on", "created_at",
@@ -213,7 +215,7 @@ def charge_due(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> tup
 def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.RenewalRules) -> str:
     clear(uow, CHARGES, renewal.id)  # whatever this attempt ends in, a manual renewal's too, is no error
     f = _facts(uow.session, [renewal.subscription_id])[renewal.subscription_id]
-    if f.sub.status != "active" or f.sub.term_end != renewal.renewal_date:
+    if f.sub.status != SubscriptionStatus.ACTIVE or f.sub.term_end != renewal.renewal_date:
         renewal.status, renewal.next_attempt_on = "succeeded", None  # renewed by hand meanwhile
         return "skipped"
     quote = R.renewal_quote(app.catalog, f.term(), f.billable)
@@ -287,21 +289,26 @@ def expire_lapsed(new_uow: UowFactory, rules: R.RenewalRules) -> int:
     """End every subscription whose grace period is over, once; the namespace goes back to Free."""
     def lapsed(uow: ServiceUnitOfWork) -> Select[Any]:
         cutoff = uow.now.date() - timedelta(days=rules.grace_days)
-        return select(Subscription.id).where(Subscription.status == "active", Subscription.term_end <= cutoff)
+        return select(Subscription.id).where(Subscription.status == SubscriptionStatus.ACTIVE,
+                                             Subscription.term_end <= cutoff)
     return len(Sweep(EXPIRY, lapsed, _expire, batch=BATCH).run(new_uow))
 
 
 def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
-    ended = uow.session.execute(
-        update(Subscription).where(Subscription.id.in_(ids), Subscription.status == "active")
-        .values(status="expired", updated_at=uow.now).returning(Subscription.id)).scalars().all()
+    # Locked and re-read: a subscription renewed or expired meanwhile is skipped.
+    ended = uow.session.scalars(
+        select(Subscription.id).where(Subscription.id.in_(ids),
+                                      Subscription.status == SubscriptionStatus.ACTIVE)
+        .with_for_update()).all()
     facts = _facts(uow.session, list(ended))
     for f in facts.values():
+        for event in subscriptions.expire(f.sub.status, {**_who(f), "plan": f.sub.plan,
+                                                          "term_end": f.sub.term_end.isoformat()}):
+            uow.publish(event.topic, dict(event.payload))
+        f.sub.status, f.sub.updated_at = SubscriptionStatus.EXPIRED, uow.now
         namespace = uow.session.get(Namespace, f.sub.namespace_id)
         assert namespace is not None
         namespace.plan = "free"
-        uow.publish("subscription.expired", {**_who(f), "plan": f.sub.plan,
-                                             "term_end": f.sub.term_end.isoformat()})
     return list(ended)
 
 
@@ -309,7 +316,7 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
 def _owned_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> Subscription:
     access.load_namespace(uow.session, namespace_id, principal, owner=True, lock=True)
     sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
-                                                        Subscription.status == "active"))
+                                                        Subscription.status == SubscriptionStatus.ACTIVE))
     if sub is None:
         raise NO_SUBSCRIPTION
     return sub
@@ -334,7 +341,7 @@ def preview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespa
     with uow:
         _, membership = access.load_with_membership(uow.session, namespace_id, principal)
         sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
-                                                            Subscription.status == "active"))
+                                                            Subscription.status == SubscriptionStatus.ACTIVE))
         if sub is None:
             raise NO_SUBSCRIPTION
         f = _facts(uow.session, [sub.id])[sub.id]

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from services.checkout.adapters.models import Membership, Namespace, Order, Subscription, SubscriptionAddOn
+from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access
 from services.checkout.usecases.trial_events import active_trials
@@ -18,7 +19,7 @@ from services.common.service import ServiceUnitOfWork
 
 def active_subscription(uow: ServiceUnitOfWork, namespace_id: int) -> Subscription | None:
     return uow.session.scalar(select(Subscription).where(
-        Subscription.namespace_id == namespace_id, Subscription.status == "active"))
+        Subscription.namespace_id == namespace_id, Subscription.status == SubscriptionStatus.ACTIVE))
 
 
 def get_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.checkout.adapters.models import BillingAccount, Order, StripeEvent
 from services.checkout.adapters.payments import ChargeResult
+from services.checkout.domain.orders import OrderStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases.settlement import apply_charge, lock_order
 from services.common.problems import Problem
@@ -58,7 +59,7 @@ def _intent_failed(app: Checkout, uow: ServiceUnitOfWork, intent: dict[str, Any]
         return "ignored: no order"
     before = order.status
     error = intent.get("last_payment_error") or {}
-    if error.get("code") == "authentication_required" and order.status == "requires_action":
+    if error.get("code") == "authentication_required" and order.status == OrderStatus.REQUIRES_ACTION:
         # Off-session 3-D Secure: Stripe calls it a failure, the buyer is still authenticating.
         return f"order {order.id}: awaiting authentication"
     apply_charge(app, uow, order, ChargeResult(
