@@ -14,13 +14,11 @@ and save what it returns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from services.common.errors import Conflict
-from services.common.events import Event
+from services.common.events import Event, OrderCompleted, SubscriptionChanged
 
 
 class OrderStatus(StrEnum):
@@ -79,7 +77,7 @@ def supersede(current: str) -> Transition:
     return Transition(_move(current, target, OPEN))
 
 
-def complete(current: str, receipt: Mapping[str, Any], subscription: Mapping[str, Any], *,
+def complete(current: str, receipt: OrderCompleted, subscription: SubscriptionChanged, *,
              upgrade: bool) -> Transition:
     """Paid and provisioned: the receipt (the order as it now is) goes out, and
     the namespace's subscription was created or upgraded."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
 
 from services.common.errors import Conflict
-from services.common.events import Event
+from services.common.events import Event, SubscriptionExpired
 
 
 class SubscriptionStatus(StrEnum):
@@ -16,7 +14,7 @@ class SubscriptionStatus(StrEnum):
     CANCELED = "canceled"
 
 
-def expire(current: str, notice: Mapping[str, Any]) -> list[Event]:
+def expire(current: str, notice: SubscriptionExpired) -> list[Event]:
     """Only an active subscription expires; the owner hears of it."""
     status = SubscriptionStatus(current)
     if status is not SubscriptionStatus.ACTIVE:

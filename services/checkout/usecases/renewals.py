@@ -43,6 +43,7 @@ from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access
 from services.checkout.usecases.billing import PROVIDER_DOWN
 from services.checkout.usecases.views import subscription_view
+from services.common import events
 from services.common.auth import Principal
 from services.common.db import insert_ignoring_duplicates
 from services.common.errors import Conflict, NotFound, PaymentFailed
@@ -147,10 +148,11 @@ def _announce(app: Checkout, uow: ServiceUnitOfWork, ids: list[int]) -> list[int
         f = facts[notice.subscription_id]
         quote = R.renewal_quote(app.catalog, f.term(), f.billable)
         notice.quote = quote.snapshot()
-        uow.publish("subscription.renewal_upcoming", {
+        upcoming: events.RenewalUpcoming = {
             **_who(f), "renewal_date": notice.renewal_date.isoformat(), "days_before": notice.days_before,
             "auto_renew": f.sub.auto_renew, "plan": f.sub.plan, "quote": notice.quote,
-            "card": _card(f, today, notice.renewal_date)})
+            "card": _card(f, today, notice.renewal_date)}
+        uow.publish("subscription.renewal_upcoming", upcoming)
     return [n.id for n in notices]
 
 
@@ -170,9 +172,10 @@ def _announce_cards(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
                                 .where(PaymentMethod.id.in_(ids)).order_by(PaymentMethod.id)).all()
     for card, account in cards:
         card.expiry_notice_for = _month(uow.now.date())
-        uow.publish("card.expiring", {"billing_account_id": account.id, "email": account.email,
-                                      "brand": card.brand, "last4": card.last4,
-                                      "exp_month": card.exp_month, "exp_year": card.exp_year})
+        expiring: events.CardExpiring = {"billing_account_id": account.id, "email": account.email,
+                                         "brand": card.brand, "last4": card.last4,
+                                         "exp_month": card.exp_month, "exp_year": card.exp_year}
+        uow.publish("card.expiring", expiring)
     return [card.id for card, _ in cards]
 
 
@@ -261,10 +264,11 @@ def _renewed(uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, quote: R.Renewa
     renewal.status, renewal.next_attempt_on = "succeeded", None
     renewal.amount, renewal.quote, renewal.changes = quote.total, quote.snapshot(), changes
     renewal.payment_intent_id, renewal.last_error = intent_id, None
-    uow.publish("subscription.renewed", {
+    renewed: events.SubscriptionRenewed = {
         **_who(f), **subscription_view(sub), "amount": quote.total, "currency": quote.currency,
         "renewal_date": renewal.renewal_date.isoformat(), "changes": changes, "quote": quote.snapshot(),
-        "manual": renewal.manual})
+        "manual": renewal.manual}
+    uow.publish("subscription.renewed", renewed)
 
 
 def _failed(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, quote: R.RenewalQuote,
@@ -275,13 +279,14 @@ def _failed(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, q
     renewal.amount, renewal.payment_intent_id = quote.total, result.payment_intent_id
     renewal.changes = R.changes_between(_stated_quote(uow.session, renewal), quote)
     renewal.last_error = f"{result.decline_code or result.status}: {result.message or ''}"[:500]
-    uow.publish("subscription.renewal_failed", {
+    failed: events.RenewalFailed = {
         **_who(f), "renewal_date": renewal.renewal_date.isoformat(), "amount": quote.total,
         "currency": quote.currency, "attempt": renewal.attempts, "final": retry is None,
         "next_attempt_at": retry.isoformat() if retry else None, "reason": result.decline_code,
         "grace_ends": R.grace_ends(renewal.renewal_date, rules).isoformat(), "manual": renewal.manual,
         "changes": renewal.changes,
-        "update_card_url": f"{app.ctx.settings.service_urls['checkout']}/billing-account"})
+        "update_card_url": f"{app.ctx.settings.service_urls['checkout']}/billing-account"}
+    uow.publish("subscription.renewal_failed", failed)
 
 
 # --- expiry ----------------------------------------------------------------------------
@@ -302,8 +307,9 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
         .with_for_update()).all()
     facts = _facts(uow.session, list(ended))
     for f in facts.values():
-        for event in subscriptions.expire(f.sub.status, {**_who(f), "plan": f.sub.plan,
-                                                          "term_end": f.sub.term_end.isoformat()}):
+        notice: events.SubscriptionExpired = {**_who(f), "plan": f.sub.plan,
+                                              "term_end": f.sub.term_end.isoformat()}
+        for event in subscriptions.expire(f.sub.status, notice):
             uow.publish(event.topic, dict(event.payload))
         f.sub.status, f.sub.updated_at = SubscriptionStatus.EXPIRED, uow.now
         namespace = uow.session.get(Namespace, f.sub.namespace_id)

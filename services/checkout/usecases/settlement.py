@@ -32,6 +32,7 @@ from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import discounts
 from services.checkout.usecases.views import order_view, subscription_view
+from services.common import events
 from services.common.errors import Conflict, DomainError, PaymentFailed, not_found
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
@@ -166,17 +167,18 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Settled:
     uow.session.flush()
     order.subscription_id = subscription.id
     card = uow.session.get(PaymentMethod, order.payment_method_id) if order.payment_method_id else None
-    completion = orders.complete(order.status, {
+    receipt: events.OrderCompleted = {
         **order_view(order), **_recipient(uow, order), "order_id": order.id, "user_id": order.user_id,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
         "card": {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
                  "exp_year": card.exp_year} if card else None,
-    }, {
+    }
+    created: events.SubscriptionChanged = {
         **subscription_view(subscription), "subscription_id": subscription.id,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
         "features": app.catalog.features_for(order.plan, tuple(a["sku"] for a in addons)),
-    }, upgrade=False)
-    _save(uow, order, completion)
+    }
+    _save(uow, order, orders.complete(order.status, receipt, created, upgrade=False))
     uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
               order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
               discount_code=order.discount_code)
@@ -207,16 +209,17 @@ def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: 
     namespace.plan = order.plan
     order.completed_at, order.subscription_id = uow.now, sub.id
     uow.session.flush()
-    completion = orders.complete(order.status, {
+    receipt: events.OrderCompleted = {
         **order_view(order), **_recipient(uow, order), "order_id": order.id, "user_id": order.user_id,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
         "upgrade_from": before,
-    }, {
+    }
+    upgraded: events.SubscriptionChanged = {
         **subscription_view(sub), "subscription_id": sub.id, "plan_before": before,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
         "features": app.catalog.features_for(sub.plan, tuple(a.sku for a in sub.addons)),
-    }, upgrade=True)
-    _save(uow, order, completion)
+    }
+    _save(uow, order, orders.complete(order.status, receipt, upgraded, upgrade=True))
     uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
               order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
               upgrade_from=before, discount_code=order.discount_code)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
+from services.common import events
 from services.common.auth import Principal
 from services.common.errors import Conflict, Forbidden, Invalid, not_found
 from services.common.service import ServiceUnitOfWork
@@ -46,7 +47,7 @@ def trial_view(trial: Trial, now: datetime, rules: R.TrialRules) -> dict[str, An
     }
 
 
-def _event(app: Trials, trial: Trial, now: datetime, **extra: Any) -> dict[str, Any]:
+def _event(app: Trials, trial: Trial, now: datetime, **extra: Any) -> events.TrialChanged:
     """A trial change for others; bumps the trial's version so order can't be mistaken."""
     kind = app.rules.kinds[trial.kind]
     trial.version = (trial.version or 0) + 1
