@@ -25,6 +25,10 @@ class DomainError(Exception):
         self.extra = extra
 
 
+class Malformed(DomainError):
+    """The request can not be taken as sent (a missing key, a bad signature)."""
+
+
 class Invalid(DomainError):
     """The request breaks a rule (an unknown plan, too few seats)."""
 

@@ -19,6 +19,7 @@ PROBLEM_JSON = "application/problem+json"
 
 # The HTTP status each kind of domain error is answered with.
 STATUS_OF_KIND: dict[type[DomainError], int] = {
+    errors.Malformed: 400,
     errors.PaymentFailed: 402,
     errors.Forbidden: 403,
     errors.NotFound: 404,

@@ -50,7 +50,7 @@ def test_problem_serialises_as_rfc9457_with_extras() -> None:
 
 
 @pytest.mark.parametrize("kind,status", [
-    (errors.PaymentFailed, 402), (errors.Forbidden, 403), (errors.NotFound, 404),
+    (errors.Malformed, 400), (errors.PaymentFailed, 402), (errors.Forbidden, 403), (errors.NotFound, 404),
     (errors.Conflict, 409), (errors.Invalid, 422), (errors.ProviderRefused, 502),
     (errors.Unavailable, 503),
 ])

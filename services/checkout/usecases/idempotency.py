@@ -29,8 +29,7 @@ from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import IdempotencyRecord
 from services.checkout.runtime import UowFactory
-from services.common.errors import Conflict, Invalid
-from services.common.problems import Problem
+from services.common.errors import Conflict, Invalid, Malformed
 
 REPLAY_WINDOW = timedelta(hours=24)
 # A claim older than this belongs to a crashed request; Stripe's own
@@ -60,13 +59,13 @@ def request_fingerprint(path: str, body: dict[str, Any]) -> str:
 
 def validate_key(key: str | None) -> str:
     if key is None or not key.strip():
-        raise Problem(400, "idempotency_key_missing", "Idempotency-Key header required",
-                      "Send a unique 'Idempotency-Key' header (for example a UUID) with each "
-                      "purchase, and the same one when you retry it.")
+        raise Malformed("idempotency_key_missing", "Idempotency-Key header required",
+                        "Send a unique 'Idempotency-Key' header (for example a UUID) with each "
+                        "purchase, and the same one when you retry it.")
     key = key.strip()
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise Problem(400, "idempotency_key_invalid", "Invalid Idempotency-Key",
-                      f"The key must be printable and at most {MAX_KEY_LENGTH} characters.")
+        raise Malformed("idempotency_key_invalid", "Invalid Idempotency-Key",
+                        f"The key must be printable and at most {MAX_KEY_LENGTH} characters.")
     return key
 
 

@@ -71,7 +71,6 @@ from services.common.errors import (
     Unavailable,
     not_found,
 )
-from services.common.problems import status_of
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
@@ -201,7 +200,7 @@ def _redeem_and_charge(app: Checkout, new_uow: UowFactory, opened: _OpenOrder, s
 def _record_refusal(uow: ServiceUnitOfWork, principal: Principal, request: PurchaseRequest,
                     problem: DomainError) -> None:
     """A purchase refused before any charge is still a funnel step worth counting."""
-    if isinstance(problem, NotFound) or status_of(problem) == 401:
+    if isinstance(problem, NotFound):
         return  # not a buyer of this namespace: nothing to measure
     with uow:
         uow.track(Step.PURCHASE_FAILED, user_id=principal.user_id,

@@ -19,7 +19,7 @@ from services.checkout.adapters.payments import ChargeResult
 from services.checkout.domain.orders import OrderStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases.settlement import apply_charge, lock_order
-from services.common.problems import Problem
+from services.common.errors import Malformed
 from services.common.service import ServiceUnitOfWork
 
 Handler = Callable[[Checkout, ServiceUnitOfWork, dict[str, Any]], str]
@@ -78,8 +78,8 @@ def receive(app: Checkout, uow: ServiceUnitOfWork, payload: bytes, signature: st
     try:
         event = app.payments.construct_event(payload, signature)
     except Exception as exc:  # bad signature, stale timestamp, or not JSON
-        raise Problem(400, "invalid_signature", "Invalid webhook signature",
-                      "The Stripe-Signature header does not match the body.") from exc
+        raise Malformed("invalid_signature", "Invalid webhook signature",
+                        "The Stripe-Signature header does not match the body.") from exc
     with uow:
         if uow.session.get(StripeEvent, event["id"]) is not None:
             return "duplicate"
