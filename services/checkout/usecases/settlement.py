@@ -40,7 +40,6 @@ from services.common.telemetry import Step
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class PurchaseResult:
     """Where a purchase stands: completed (with its subscription), or waiting
