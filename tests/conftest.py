@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -19,6 +20,7 @@ from sqlalchemy import MetaData, text
 from services.checkout.app import create_app
 from services.checkout.runtime import Checkout
 from services.checkout.seed import seed
+from services.common import events, outbox
 from services.common.clock import FixedClock
 from services.common.config import Settings
 from services.common.db import make_engine
@@ -36,6 +38,26 @@ from tests.support import (
 )
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def event_contracts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The producers' half of the event contracts: every payload any test's code
+    publishes meets its topic's contract (services/common/events.py)."""
+    if request.node.get_closest_marker("any_event_payload"):
+        yield
+        return
+    broken: list[str] = []
+    publish = outbox.publish
+
+    def checked(session: Session, model: type[outbox.OutboxMixin], topic: str, payload: dict[str, Any],
+                occurred_at: datetime) -> str:
+        broken.extend(f"{topic}: {problem}" for problem in events.violations(topic, payload))
+        return publish(session, model, topic, payload, occurred_at)
+
+    monkeypatch.setattr(outbox, "publish", checked)
+    yield
+    assert not broken, "payloads that break their topic's contract:\n" + "\n".join(broken)
 
 
 # --- databases -----------------------------------------------------------------

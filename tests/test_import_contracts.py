@@ -28,6 +28,18 @@ CONTRACTS = (
              modules=("flags",), forbidden=("services", "experiments")),
     Contract("the shared kit does not know the experiments app, which is built on it",
              modules=("services.common",), forbidden=("experiments",)),
+    Contract("a domain is plain Python: it raises domain errors and knows no HTTP, Flask or database",
+             modules=("services.checkout.domain", "services.trials.domain", "services.notifications.domain"),
+             forbidden=("services.common.problems", "services.common.web", "flask", "flask_smorest",
+                        "werkzeug", "sqlalchemy")),
+    Contract("use cases return domain results and raise domain errors: the HTTP edge picks the status",
+             modules=("services.checkout.usecases", "services.trials.usecases",
+                      "services.notifications.usecases"),
+             forbidden=("services.common.problems", "services.common.web", "flask", "flask_smorest",
+                        "werkzeug")),
+    Contract("the domain errors are plain Python, for the domains to raise",
+             modules=("services.common.errors",), forbidden=("services.common.problems", "flask",
+                                                              "werkzeug")),
 )
 
 

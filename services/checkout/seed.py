@@ -28,6 +28,7 @@ from services.checkout.adapters.models import (
 from services.checkout.domain.directory import ACCESS_LEVELS, GROUP_CREATE, MEMBER_ADD
 from services.checkout.domain.pricing import add_months
 from services.checkout.usecases import directory
+from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.usecases.campaigns import unique_codes
 from services.common.clock import SystemClock
 from services.common.config import Settings
@@ -99,7 +100,7 @@ def _seed_billing(session: Session, data: dict[str, Any], now: datetime) -> None
         session.add(Subscription(
             namespace_id=ns["id"], billing_account_id=account.id, plan=sub["plan"],
             seats=sub["seats"], term_start=start, term_end=add_months(start, 12), auto_renew=True,
-            status="active", created_at=now, updated_at=now))
+            status=SubscriptionStatus.ACTIVE, created_at=now, updated_at=now))
         namespace = session.get(Namespace, ns["id"])
         assert namespace is not None, f"demo namespace {ns['id']} was not created"
         namespace.plan = sub["plan"]  # as a completed purchase sets it

@@ -23,7 +23,8 @@ from werkzeug.exceptions import HTTPException
 from services.common import formatting
 from services.common.auth import Principal, verify_token
 from services.common.config import Settings
-from services.common.problems import Problem, from_status
+from services.common.errors import DomainError
+from services.common.problems import Problem, as_problem, from_status
 from services.common.sessions import SESSION_COOKIE, csrf_token
 from services.common.web import current_principal
 
@@ -84,8 +85,8 @@ def page(view: PageView) -> Callable[..., Response]:
         try:
             principal = current_principal()
             response = make_response(view(principal, *args, **kwargs))
-        except Problem as problem:
-            return problem_page(_in_browser_words(problem))
+        except DomainError as error:
+            return problem_page(_in_browser_words(as_problem(error)))
         except HTTPException as error:
             return problem_page(from_status(error.code or 500, error.description))
         except Exception:

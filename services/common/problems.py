@@ -1,20 +1,38 @@
 """RFC 9457 problem+json errors with a stable `code` a client can switch on.
 
-Use cases raise `Problem`; the HTTP layer turns it (and every other error,
-including Werkzeug's and webargs' validation errors) into problem+json. A
-response never carries a stack trace: unexpected errors are logged with the
-request id and answered with a generic 500.
+Domains and use cases raise `DomainError`s (`services/common/errors.py`);
+the HTTP edge turns them, its own `Problem`s (authentication, bad input) and
+every other error (Werkzeug's and webargs' validation errors) into
+problem+json. A response never carries a stack trace: unexpected errors are
+logged with the request id and answered with a generic 500.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from services.common import errors
+from services.common.errors import DomainError
+
 PROBLEM_JSON = "application/problem+json"
 
 
-class Problem(Exception):
-    """A failure the client can act on. `code` is part of the API contract."""
+# The HTTP status each kind of domain error is answered with.
+STATUS_OF_KIND: dict[type[DomainError], int] = {
+    errors.Malformed: 400,
+    errors.PaymentFailed: 402,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Invalid: 422,
+    errors.ProviderRefused: 502,
+    errors.Unavailable: 503,
+}
+
+
+class Problem(DomainError):
+    """A failure the client can act on, with its HTTP status: what the HTTP edge
+    raises itself (authentication, bad input) and what a domain error becomes."""
 
     def __init__(
         self,
@@ -25,13 +43,9 @@ class Problem(Exception):
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
-        super().__init__(detail or title)
+        super().__init__(code, title, detail, **extra)
         self.status = status
-        self.code = code
-        self.title = title
-        self.detail = detail
         self.headers = headers or {}
-        self.extra = extra
 
     def to_dict(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -70,6 +84,15 @@ def from_status(status: int, detail: str | None = None, **extra: Any) -> Problem
     return Problem(status, code, title, detail, **extra)
 
 
-def not_found(what: str, ident: object) -> Problem:
-    return Problem(404, f"{what}_not_found", f"{what.replace('_', ' ').capitalize()} not found",
-                   f"No {what.replace('_', ' ')} with id {ident}.")
+def status_of(error: DomainError) -> int:
+    if isinstance(error, Problem):
+        return error.status
+    return next((status for kind, status in STATUS_OF_KIND.items() if isinstance(error, kind)), 500)
+
+
+def as_problem(error: DomainError) -> Problem:
+    """The problem+json a domain error is answered with."""
+    if isinstance(error, Problem):
+        return error
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    return Problem(status_of(error), error.code, error.title, error.detail, headers, **error.extra)

@@ -23,9 +23,10 @@ from werkzeug.routing import IntegerConverter, Map
 
 from services.common import input_guard, timing
 from services.common.auth import Principal, bearer_token, verify_token
+from services.common.errors import DomainError
 from services.common.logs import init_error_monitoring, request_id_var
 from services.common.metrics import metrics_response, observe_request
-from services.common.problems import PROBLEM_JSON, Problem, from_status
+from services.common.problems import PROBLEM_JSON, Problem, as_problem, from_status
 from services.common.service import ServiceContext, ServiceUnitOfWork
 from services.common.sessions import SESSION_COOKIE, session_principal
 from services.common.telemetry import TRAFFIC_HEADER, Traffic
@@ -234,9 +235,9 @@ def create_service_app(
         if token := g.get("request_id_token"):
             request_id_var.reset(token)
 
-    @app.errorhandler(Problem)
-    def _problem(problem: Problem) -> Response:
-        return problem_response(problem)
+    @app.errorhandler(DomainError)
+    def _problem(error: DomainError) -> Response:
+        return problem_response(as_problem(error))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

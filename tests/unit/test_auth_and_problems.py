@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
+from services.common import errors
 from services.common.auth import issue_token, principal_from_header, verify_token
-from services.common.problems import Problem
+from services.common.problems import Problem, as_problem
 
 NOW = datetime.now(UTC)
 S = "a-test-secret-of-at-least-32-bytes-long"
@@ -46,3 +47,22 @@ def test_problem_serialises_as_rfc9457_with_extras() -> None:
     assert body == {"type": "/problems/seats_below_minimum", "title": "Too few seats", "status": 422,
                     "code": "seats_below_minimum", "detail": "Need 3.", "instance": "r1",
                     "minimum_seats": 3}
+
+
+@pytest.mark.parametrize("kind,status", [
+    (errors.Malformed, 400), (errors.PaymentFailed, 402), (errors.Forbidden, 403), (errors.NotFound, 404),
+    (errors.Conflict, 409), (errors.Invalid, 422), (errors.ProviderRefused, 502),
+    (errors.Unavailable, 503),
+])
+def test_each_kind_of_domain_error_answers_with_its_status(kind: type[errors.DomainError],
+                                                           status: int) -> None:
+    """The domain names what went wrong; only the HTTP edge knows the status."""
+    problem = as_problem(kind("code_x", "Title", "Detail.", order_id=4))
+    assert problem.to_dict() == {"type": "/problems/code_x", "title": "Title", "status": status,
+                                 "code": "code_x", "detail": "Detail.", "order_id": 4}
+    assert problem.headers == {}
+
+
+def test_a_domain_error_that_may_pass_later_says_when() -> None:
+    problem = as_problem(errors.Unavailable("busy", "Busy", retry_after=10))
+    assert (problem.status, problem.headers) == (503, {"Retry-After": "10"})

@@ -17,7 +17,7 @@ from services.checkout.domain.pricing import (
     minimum_seats,
     price_lines,
 )
-from services.common.problems import Problem
+from services.common.errors import DomainError
 
 CATALOG = Catalog.load()
 TODAY = date(2026, 11, 21)
@@ -27,7 +27,7 @@ def ns(billable: int = 3, top: bool = True, plan: str = "free") -> NamespaceFact
     return NamespaceFacts(id=100, is_top_level=top, current_plan=plan, billable_members=billable)
 
 
-def code_of(excinfo: pytest.ExceptionInfo[Problem]) -> str:
+def code_of(excinfo: pytest.ExceptionInfo[DomainError]) -> str:
     return excinfo.value.code
 
 
@@ -69,7 +69,7 @@ def test_addon_lines_are_priced_per_addon_seat() -> None:
 
 
 def test_seats_below_billable_members_are_refused_with_the_minimum() -> None:
-    with pytest.raises(Problem) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         price_lines(CATALOG, Selection("premium", 2), ns(4))
     assert code_of(excinfo) == "seats_below_minimum"
     assert excinfo.value.extra == {"minimum_seats": 4, "billable_members": 4}
@@ -77,7 +77,7 @@ def test_seats_below_billable_members_are_refused_with_the_minimum() -> None:
 
 
 def test_seats_above_self_service_maximum_are_refused() -> None:
-    with pytest.raises(Problem) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         price_lines(CATALOG, Selection("premium", CATALOG.max_seats + 1), ns(1))
     assert code_of(excinfo) == "seats_above_maximum"
 
@@ -93,13 +93,13 @@ def test_seats_above_self_service_maximum_are_refused() -> None:
     (Selection("premium", 5, (AddOnSelection("copilot", 1),)), "unknown_addon"),
 ])
 def test_selection_rules(selection: Selection, code: str) -> None:
-    with pytest.raises(Problem) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         price_lines(CATALOG, selection, ns(1))
     assert code_of(excinfo) == code
 
 
 def test_subgroups_can_not_buy() -> None:
-    with pytest.raises(Problem) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         price_lines(CATALOG, Selection("premium", 5), ns(1, top=False))
     assert code_of(excinfo) == "not_top_level"
 
@@ -164,13 +164,13 @@ def test_upgrade_with_more_seats_and_an_addon() -> None:
 @pytest.mark.parametrize("selection,code", [(Selection("premium", 5), "already_subscribed"),
                                             (Selection("ultimate", 4), "seats_below_minimum")])
 def test_upgrade_refusals(selection: Selection, code: str) -> None:
-    with pytest.raises(Problem) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         assemble_quote(CATALOG, selection, PREMIUM_NS, TODAY)
     assert code_of(excinfo) == code
 
 
 def test_no_upgrade_after_the_term_ended() -> None:
-    with pytest.raises(Problem) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         assemble_quote(CATALOG, Selection("ultimate", 5), PREMIUM_NS, TERM.term_end)
     assert code_of(excinfo) == "term_ended"
 

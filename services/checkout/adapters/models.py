@@ -21,14 +21,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.checkout.domain.directory import GROUP_DESTROY, MEMBER_REMOVE
+from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.common.db import BigIntPK, UTCDateTime
 from services.common.exposures import ExposureMixin
 from services.common.inbox import InboxMixin
 from services.common.outbox import OutboxMixin
 from services.common.sweeps import SweepFailureMixin
 from services.common.telemetry import FunnelEventMixin
-
-OPEN_ORDER_STATES = ("pending", "requires_action")
 
 
 class Base(DeclarativeBase):
@@ -197,9 +196,7 @@ class Order(Base):
     discount_code: Mapped[str | None] = mapped_column(String(64))
     term_start: Mapped[date] = mapped_column(Date)
     term_end: Mapped[date] = mapped_column(Date)
-    # pending -> requires_action -> completed | failed; an open order that a
-    # newer purchase superseded becomes canceled (requires_action) or
-    # abandoned (pending for longer than STALE_PENDING).
+    # An OrderStatus; which may follow which is services/checkout/domain/orders.py.
     status: Mapped[str] = mapped_column(String(20), index=True)
     payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
     # Set for an upgrade: the active subscription this order moves to a higher plan.
@@ -237,7 +234,7 @@ class Subscription(Base):
     term_start: Mapped[date] = mapped_column(Date)
     term_end: Mapped[date] = mapped_column(Date, index=True)
     auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active, expired, canceled
+    status: Mapped[str] = mapped_column(String(16), default=SubscriptionStatus.ACTIVE)
     first_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

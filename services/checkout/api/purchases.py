@@ -9,20 +9,47 @@ from flask_smorest import Blueprint
 from services.checkout.api.context import checkout
 from services.checkout.api.quotes import count_code_attempt, selection_from
 from services.checkout.api.schemas import OrderSchema, PurchaseRequestSchema, PurchaseResultSchema
+from services.checkout.domain.orders import OrderStatus
 from services.checkout.usecases import idempotency, purchases
-from services.checkout.usecases.settlement import Outcome
-from services.common.problems import PROBLEM_JSON
+from services.checkout.usecases.settlement import PurchaseResult, Settled
+from services.common.problems import PROBLEM_JSON, as_problem, status_of
 from services.common.web import ProblemSchema, current_principal, request_uow
 
 blp = Blueprint("purchases", __name__, description="Buying a plan and following its order")
 
 
-def outcome_response(outcome: Outcome) -> Response:
-    response = jsonify(outcome.body)
-    response.status_code = outcome.status_code
-    if outcome.status_code >= 400:
-        response.mimetype = PROBLEM_JSON
-    return response
+def _fields(result: PurchaseResult) -> tuple[dict[str, Any], int]:
+    """What PurchaseResultSchema serialises, and the status: 201 once
+    provisioned, 202 while the payment waits (3-D Secure, processing)."""
+    fields: dict[str, Any] = {"status": result.status, "order": result.order}
+    if result.status is OrderStatus.COMPLETED:
+        return fields | {"subscription": result.subscription}, 201
+    return fields | {"client_secret": result.client_secret, "next_step": result.next_step}, 202
+
+
+def settled_response(settled: Settled) -> idempotency.Replay:
+    """A purchase's answer as the Idempotency-Key replays it: serialised by the
+    same schema, or problem+json when it ended without provisioning (without a
+    request id, which would be the first request's)."""
+    if isinstance(settled, PurchaseResult):
+        fields, status = _fields(settled)
+        return idempotency.Replay(status, PurchaseResultSchema().dump(fields))
+    return idempotency.Replay(status_of(settled.error), as_problem(settled.error).to_dict())
+
+
+def replayed(response: idempotency.Replay) -> Response:
+    """A stored answer, sent as it was first."""
+    sent = jsonify(response.body)
+    sent.status_code = response.status_code
+    if response.status_code >= 400:
+        sent.mimetype = PROBLEM_JSON
+    return sent
+
+
+def answer(settled: Settled) -> Response | tuple[dict[str, Any], int]:
+    if isinstance(settled, PurchaseResult):
+        return _fields(settled)  # the view's response schema serialises it
+    return replayed(settled_response(settled))
 
 
 @blp.route("/purchases")
@@ -39,7 +66,7 @@ class Purchases(MethodView):
         "schema": {"type": "string", "minLength": 1, "maxLength": 255,
                    "pattern": "^[ -~]*[!-~][ -~]*$"},
         "description": "Same key, same body: the first response is replayed for 24 h."}])
-    def post(self, body: dict[str, Any]) -> Response:
+    def post(self, body: dict[str, Any]) -> Response | tuple[dict[str, Any], int]:
         """Buy a plan for a namespace with the saved card (Owners only)."""
         principal = current_principal()
         if body["discount_code"]:
@@ -49,9 +76,11 @@ class Purchases(MethodView):
         purchase_request = purchases.PurchaseRequest(
             namespace_id=body["namespace_id"], selection=selection_from(body),
             discount_code=body["discount_code"], payment_method_id=body["payment_method_id"])
-        outcome = purchases.purchase(checkout(), request_uow, principal, purchase_request, key,
-                                     fingerprint)
-        return outcome_response(outcome)
+        result = purchases.purchase(checkout(), request_uow, principal, purchase_request, key,
+                                    fingerprint, settled_response)
+        if isinstance(result, idempotency.Replay):
+            return replayed(result)
+        return answer(result)
 
 
 @blp.route("/orders/<id:order_id>")
@@ -69,7 +98,6 @@ class OrderConfirm(MethodView):
     @blp.alt_response(402, schema=ProblemSchema, description="Authentication failed or declined")
     @blp.alt_response(409, schema=ProblemSchema, description="Authentication not finished")
     @blp.doc(security=[{"bearerAuth": []}])
-    def post(self, order_id: int) -> Response:
+    def post(self, order_id: int) -> Response | tuple[dict[str, Any], int]:
         """Finish an order once the browser completed 3-D Secure."""
-        outcome = purchases.confirm(checkout(), request_uow, current_principal(), order_id)
-        return outcome_response(outcome)
+        return answer(purchases.confirm(checkout(), request_uow, current_principal(), order_id))

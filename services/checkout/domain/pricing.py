@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from services.checkout.domain.catalog import Catalog
-from services.common.problems import Problem
+from services.common.errors import Conflict, Invalid
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def add_months(start: date, months: int) -> date:
 
 def require_top_level(namespace: NamespaceFacts) -> None:
     if not namespace.is_top_level:
-        raise Problem(422, "not_top_level", "Not a top-level namespace",
+        raise Invalid("not_top_level", "Not a top-level namespace",
                       "Subscriptions are bought for top-level groups only; choose the parent group.")
 
 
@@ -126,23 +126,23 @@ def price_lines(catalog: Catalog, selection: Selection, namespace: NamespaceFact
                 today: date | None = None) -> list[LineItem]:
     plan = catalog.plans.get(selection.plan)
     if plan is None:
-        raise Problem(422, "unknown_plan", "Unknown plan",
+        raise Invalid("unknown_plan", "Unknown plan",
                       f"There is no plan '{selection.plan}'. Choose one of: "
                       f"{', '.join(p for p, v in catalog.plans.items() if v.purchasable)}.")
     if not plan.purchasable:
-        raise Problem(422, "plan_not_purchasable", "Plan not for sale",
+        raise Invalid("plan_not_purchasable", "Plan not for sale",
                       f"The {plan.name} plan can not be bought.")
     require_top_level(namespace)
     minimum = minimum_seats(namespace.billable_members)
     if selection.seats < minimum:
-        raise Problem(
-            422, "seats_below_minimum", "Too few seats",
+        raise Invalid(
+            "seats_below_minimum", "Too few seats",
             f"This namespace has {namespace.billable_members} billable members, so at least "
             f"{minimum} seats are needed.",
             minimum_seats=minimum, billable_members=namespace.billable_members,
         )
     if selection.seats > catalog.max_seats:
-        raise Problem(422, "seats_above_maximum", "Too many seats",
+        raise Invalid("seats_above_maximum", "Too many seats",
                       f"Self-service purchases are limited to {catalog.max_seats} seats; "
                       "contact sales for more.", maximum_seats=catalog.max_seats)
     if namespace.current is not None:
@@ -159,19 +159,19 @@ def _addon_lines(catalog: Catalog, selection: Selection, plan_id: str,
     for chosen in selection.addons:
         addon = catalog.addons.get(chosen.sku)
         if addon is None:
-            raise Problem(422, "unknown_addon", "Unknown add-on",
+            raise Invalid("unknown_addon", "Unknown add-on",
                           f"There is no add-on '{chosen.sku}'. Choose one of: "
                           f"{', '.join(catalog.addons)}.")
         if chosen.sku in seen:
-            raise Problem(422, "duplicate_addon", "Add-on listed twice",
+            raise Invalid("duplicate_addon", "Add-on listed twice",
                           f"{addon.name} appears more than once.")
         seen.add(chosen.sku)
         if plan_id not in addon.requires_plans:
             needs = " or ".join(catalog.plans[p].name for p in addon.requires_plans)
-            raise Problem(422, "addon_not_available", "Add-on not available on this plan",
+            raise Invalid("addon_not_available", "Add-on not available on this plan",
                           f"{addon.name} needs {needs}.")
         if not 1 <= chosen.seats <= selection.seats:
-            raise Problem(422, "addon_seats_exceed_plan", "Add-on seats out of range",
+            raise Invalid("addon_seats_exceed_plan", "Add-on seats out of range",
                           f"{addon.name} needs between 1 and {selection.seats} seats "
                           "(no more than the subscription's seats).",
                           maximum_seats=selection.seats)
@@ -191,17 +191,17 @@ def _upgrade_lines(catalog: Catalog, selection: Selection, current: CurrentTerm,
     seats already paid, the new plan for any seats added, both pro rata."""
     old, new = catalog.plans[current.plan], catalog.plans[selection.plan]
     if new.rank <= old.rank:
-        raise Problem(409, "already_subscribed", "Namespace already subscribed",
-                      f"This namespace already has {old.name} until {current.term_end.isoformat()}; "
-                      "only an upgrade to a higher plan can be bought now.")
+        raise Conflict("already_subscribed", "Namespace already subscribed",
+                       f"This namespace already has {old.name} until {current.term_end.isoformat()}; "
+                       "only an upgrade to a higher plan can be bought now.")
     if selection.seats < current.seats:
-        raise Problem(422, "seats_below_minimum", "Too few seats",
+        raise Invalid("seats_below_minimum", "Too few seats",
                       f"An upgrade keeps at least the {current.seats} seats already bought.",
                       minimum_seats=current.seats)
     term_days = (current.term_end - current.term_start).days
     days_left = (current.term_end - today).days
     if days_left <= 0:
-        raise Problem(409, "term_ended", "Term ended", "The current term has ended; renew instead.")
+        raise Conflict("term_ended", "Term ended", "The current term has ended; renew instead.")
 
     def price(amount: int) -> int:
         return prorate(amount, days_left, term_days)
@@ -233,7 +233,7 @@ def assemble_quote(catalog: Catalog, selection: Selection, namespace: NamespaceF
         ]
     total = sum(line.net for line in lines)
     if total > catalog.max_order_amount:
-        raise Problem(422, "order_too_large", "Order too large for self-service",
+        raise Invalid("order_too_large", "Order too large for self-service",
                       f"Online purchases are limited to ${catalog.max_order_amount / 100:,.2f}; "
                       "contact sales for this order.", maximum_amount=catalog.max_order_amount)
     return Quote(

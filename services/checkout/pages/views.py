@@ -14,8 +14,8 @@ from services.checkout.api.schemas import MAX_ID
 from services.checkout.usecases import offers, purchases, subscriptions
 from services.checkout.usecases.views import quote_view
 from services.common.auth import Principal
+from services.common.errors import not_found
 from services.common.pages import page
-from services.common.problems import not_found
 from services.common.web import request_uow
 
 blp = Blueprint("checkout_pages", __name__, template_folder="templates", static_folder="static",

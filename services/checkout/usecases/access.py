@@ -7,8 +7,9 @@ from sqlalchemy.orm import Session, aliased, selectinload
 
 from services.checkout.adapters.models import Membership, Namespace, Subscription
 from services.checkout.domain.pricing import CurrentTerm, NamespaceFacts
+from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.common.auth import Principal
-from services.common.problems import Problem, not_found
+from services.common.errors import Forbidden, not_found
 
 
 def load_namespace(session: Session, namespace_id: int, principal: Principal,
@@ -32,8 +33,8 @@ def load_with_membership(session: Session, namespace_id: int, principal: Princip
     if namespace is None or (membership is None and not principal.is_admin):
         raise not_found("namespace", namespace_id)
     if owner and (membership is None or membership.role != "owner"):
-        raise Problem(403, "not_owner", "Owner role required",
-                      f"Only Owners of {namespace.path} can buy for it.")
+        raise Forbidden("not_owner", "Owner role required",
+                        f"Only Owners of {namespace.path} can buy for it.")
     return namespace, membership
 
 
@@ -71,6 +72,7 @@ _NAMESPACE_AND_MEMBERSHIP = (
 _FACTS = (
     select(billable_count(Namespace.id).scalar_subquery(), Subscription)
     .select_from(Namespace)
-    .outerjoin(Subscription, and_(Subscription.namespace_id == Namespace.id, Subscription.status == "active"))
+    .outerjoin(Subscription, and_(Subscription.namespace_id == Namespace.id,
+                                  Subscription.status == SubscriptionStatus.ACTIVE))
     .where(Namespace.id == bindparam("ns"))
     .options(selectinload(Subscription.addons)))

@@ -23,28 +23,34 @@ from services.checkout.adapters.payments import (
 )
 from services.checkout.runtime import Checkout, UowFactory
 from services.common.auth import Principal
-from services.common.problems import Problem
+from services.common.errors import (
+    Conflict,
+    NotFound,
+    PaymentFailed,
+    ProviderRefused,
+    Unavailable,
+)
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
 log = logging.getLogger(__name__)
 
-PROVIDER_DOWN = Problem(503, "payment_provider_unavailable", "Payment provider unavailable",
-                        "We could not reach our payment provider. Nothing was charged; "
-                        "try again in a moment.", headers={"Retry-After": "30"})
+PROVIDER_DOWN = Unavailable("payment_provider_unavailable", "Payment provider unavailable",
+                            "We could not reach our payment provider. Nothing was charged; "
+                            "try again in a moment.", retry_after=30)
 
-PROVIDER_REJECTED = Problem(
-    502, "payment_provider_rejected", "Payment provider refused the request",
+PROVIDER_REJECTED = ProviderRefused(
+    "payment_provider_rejected", "Payment provider refused the request",
     "Our payment provider refused this request; nothing was charged. Contact support with the "
     "request id.")
 
 # Stripe no longer knows the card (or its customer): the buyer's way out is a new card.
-CARD_GONE = Problem(409, "payment_method_missing", "Card no longer available",
-                    "Our payment provider no longer has the card on file, so nothing was charged. "
-                    "Add a card again (POST /billing-account/card-setup), then retry.")
+CARD_GONE = Conflict("payment_method_missing", "Card no longer available",
+                     "Our payment provider no longer has the card on file, so nothing was charged. "
+                     "Add a card again (POST /billing-account/card-setup), then retry.")
 
-SETUP_NOT_FOUND = Problem(404, "setup_intent_not_found", "Card setup not found",
-                          "No card setup with that id belongs to your billing account.")
+SETUP_NOT_FOUND = NotFound("setup_intent_not_found", "Card setup not found",
+                           "No card setup with that id belongs to your billing account.")
 
 ACCOUNT_FIELDS = ("company", "email", "country", "address_line1", "address_line2", "city",
                   "state", "postal_code")
@@ -65,8 +71,8 @@ def find_account(session: Session, user_id: int) -> BillingAccount | None:
 def require_account(session: Session, principal: Principal) -> BillingAccount:
     account = find_account(session, principal.user_id)
     if account is None:
-        raise Problem(409, "billing_account_missing", "No billing account",
-                      "Create your billing account (PUT /billing-account) first.")
+        raise Conflict("billing_account_missing", "No billing account",
+                       "Create your billing account (PUT /billing-account) first.")
     return account
 
 
@@ -167,17 +173,17 @@ def record_card(app: Checkout, new_uow: UowFactory, principal: Principal,
     if not customer_id or intent.customer_id != customer_id:
         raise SETUP_NOT_FOUND
     if intent.status == "requires_action":
-        raise Problem(409, "authentication_required", "Card needs authentication",
-                      "Your bank asks you to authenticate this card (3-D Secure); "
-                      "finish the check in the browser and try again.",
-                      client_secret=intent.client_secret)
+        raise Conflict("authentication_required", "Card needs authentication",
+                       "Your bank asks you to authenticate this card (3-D Secure); "
+                       "finish the check in the browser and try again.",
+                       client_secret=intent.client_secret)
     with new_uow() as uow:
         if intent.status != "succeeded" or intent.card is None:
             uow.track(Step.CARD_DECLINED, user_id=principal.user_id, namespace_id=None,
                       stripe_status=intent.status)
             uow.commit()
-            raise Problem(402, "card_declined", "Card declined",
-                          "Your card was declined. Try another card or contact your bank.")
+            raise PaymentFailed("card_declined", "Card declined",
+                                "Your card was declined. Try another card or contact your bank.")
         account = require_account(uow.session, principal)
         card = intent.card
         saved = uow.session.scalar(select(PaymentMethod).where(

@@ -21,7 +21,7 @@ from services.checkout.domain import discounts as rules
 from services.checkout.runtime import Checkout
 from services.checkout.usecases.discounts import campaign_rules
 from services.common.auth import Principal
-from services.common.problems import Problem, not_found
+from services.common.errors import Conflict, Forbidden, Invalid, not_found
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
@@ -45,8 +45,8 @@ class NewCampaign:
 
 def require_admin(principal: Principal) -> None:
     if not principal.is_admin:
-        raise Problem(403, "admin_required", "Admin role required",
-                      "Only admins manage discount campaigns.")
+        raise Forbidden("admin_required", "Admin role required",
+                        "Only admins manage discount campaigns.")
 
 
 def create(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, new: NewCampaign) -> dict[str, Any]:
@@ -57,16 +57,16 @@ def create(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, new: New
     known = set(app.catalog.plans) | set(app.catalog.addons)
     problem = rules.validate_rules(candidate, known)
     if problem:
-        raise Problem(422, "invalid_campaign", "Invalid campaign", problem)
+        raise Invalid("invalid_campaign", "Invalid campaign", problem)
     if new.kind == "shared":
         code = rules.normalise_code(new.code or "")
         if not rules.is_well_formed(code):
-            raise Problem(422, "code_malformed", "Malformed code",
+            raise Invalid("code_malformed", "Malformed code",
                           "Codes have 3 to 64 letters A-Z, digits and dashes.")
         codes = [code]
     else:
         if not new.code_count or not 1 <= new.code_count <= MAX_BULK_CODES:
-            raise Problem(422, "invalid_campaign", "Invalid campaign",
+            raise Invalid("invalid_campaign", "Invalid campaign",
                           f"Bulk campaigns have between 1 and {MAX_BULK_CODES} codes.")
         codes = unique_codes(new.code_count, new.code_prefix.upper())
     with uow:
@@ -81,8 +81,8 @@ def create(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, new: New
                 {"campaign_id": campaign.id, "code": c, "max_redemptions": per_code,
                  "redeemed_count": 0} for c in codes])
         except IntegrityError as exc:
-            raise Problem(409, "code_taken", "Code already exists",
-                          "Another campaign already uses this code.") from exc
+            raise Conflict("code_taken", "Code already exists",
+                           "Another campaign already uses this code.") from exc
         uow.publish("discount_campaign.created", {"campaign_id": campaign.id, "name": campaign.name,
                                                    "kind": campaign.kind, "codes": len(codes)})
         uow.commit()
@@ -163,8 +163,8 @@ def transition(uow: ServiceUnitOfWork, principal: Principal, campaign_id: int, a
     with uow:
         campaign = _load(uow, principal, campaign_id)
         if campaign.status not in allowed_from:
-            raise Problem(409, "invalid_transition", "Not possible in this state",
-                          f"A {campaign.status} campaign can not be {target}.")
+            raise Conflict("invalid_transition", "Not possible in this state",
+                           f"A {campaign.status} campaign can not be {target}.")
         campaign.status = target
         campaign.updated_at = uow.now
         uow.publish(f"discount_campaign.{target}", {"campaign_id": campaign.id, "by": principal.user_id})

@@ -28,9 +28,11 @@ from services.checkout.adapters.models import (
     Subscription,
 )
 from services.checkout.domain import discounts as rules
+from services.checkout.domain.orders import OrderStatus
 from services.checkout.domain.pricing import AppliedDiscount, Quote
+from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.common.auth import Principal
-from services.common.problems import Problem
+from services.common.errors import Invalid
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
@@ -39,13 +41,13 @@ from services.common.telemetry import Step
 class CodeOutcome:
     code: str
     applied: AppliedDiscount | None
-    rejection: Problem | None
+    rejection: Invalid | None
 
 
-def rejection_problem(rejection: rules.Rejection) -> Problem:
+def rejection_problem(rejection: rules.Rejection) -> Invalid:
     """The buyer's answer: hidden reasons (unknown, paused, ended) answer as one."""
     shown = rules.public(rejection)
-    return Problem(422, shown.reason, "Discount code not applicable", shown.message)
+    return Invalid(shown.reason, "Discount code not applicable", shown.message)
 
 
 def campaign_rules(c: DiscountCampaign) -> rules.CampaignRules:
@@ -79,10 +81,10 @@ def is_new_customer(session: Session, account_id: int | None, namespace_id: int)
 def paid_or_subscribed(account_id: Any, namespace_id: Any) -> ColumnElement[bool]:
     """The opposite of is_new_customer, as SQL (ids may be columns or bound parameters)."""
     paid_before = select(Order.id).where(
-        Order.status == "completed", Order.total > 0,
+        Order.status == OrderStatus.COMPLETED, Order.total > 0,
         or_(Order.billing_account_id == account_id, Order.namespace_id == namespace_id))
     subscribed = select(Subscription.id).where(Subscription.namespace_id == namespace_id,
-                                               Subscription.status == "active")
+                                               Subscription.status == SubscriptionStatus.ACTIVE)
     return exists(paid_before) | exists(subscribed)
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import IdempotencyRecord
 from services.checkout.runtime import UowFactory
-from services.common.problems import Problem
+from services.common.errors import Conflict, Invalid, Malformed
 
 REPLAY_WINDOW = timedelta(hours=24)
 # A claim older than this belongs to a crashed request; Stripe's own
@@ -41,6 +41,7 @@ MAX_KEY_LENGTH = 255
 
 @dataclass(frozen=True)
 class Replay:
+    """A response as first sent (status and body), kept for the key's replays."""
     status_code: int
     body: dict[str, Any]
 
@@ -58,13 +59,13 @@ def request_fingerprint(path: str, body: dict[str, Any]) -> str:
 
 def validate_key(key: str | None) -> str:
     if key is None or not key.strip():
-        raise Problem(400, "idempotency_key_missing", "Idempotency-Key header required",
-                      "Send a unique 'Idempotency-Key' header (for example a UUID) with each "
-                      "purchase, and the same one when you retry it.")
+        raise Malformed("idempotency_key_missing", "Idempotency-Key header required",
+                        "Send a unique 'Idempotency-Key' header (for example a UUID) with each "
+                        "purchase, and the same one when you retry it.")
     key = key.strip()
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise Problem(400, "idempotency_key_invalid", "Invalid Idempotency-Key",
-                      f"The key must be printable and at most {MAX_KEY_LENGTH} characters.")
+        raise Malformed("idempotency_key_invalid", "Invalid Idempotency-Key",
+                        f"The key must be printable and at most {MAX_KEY_LENGTH} characters.")
     return key
 
 
@@ -90,7 +91,7 @@ def claim(new_uow: UowFactory, user_id: int, key: str, fingerprint: str) -> Clai
                     uow.rollback()
                     continue  # someone claimed it between our read and write
             if record.request_hash != fingerprint:
-                raise Problem(422, "idempotency_key_reused", "Idempotency-Key already used",
+                raise Invalid("idempotency_key_reused", "Idempotency-Key already used",
                               "This Idempotency-Key was used with a different request body. "
                               "Use a new key for a new purchase.")
             if record.state == "done" and record.status_code is not None:
@@ -109,9 +110,9 @@ def claim(new_uow: UowFactory, user_id: int, key: str, fingerprint: str) -> Clai
                 uow.commit()
                 return Claim(record.id, record.order_id)
         if time.monotonic() > deadline:
-            raise Problem(409, "idempotency_key_in_use", "Request still in progress",
-                          "A request with this Idempotency-Key is still being processed; "
-                          "retry shortly to get its result.", headers={"Retry-After": "2"})
+            raise Conflict("idempotency_key_in_use", "Request still in progress",
+                           "A request with this Idempotency-Key is still being processed; "
+                           "retry shortly to get its result.", retry_after=2)
         time.sleep(0.05)
 
 
@@ -120,15 +121,14 @@ def _find(session: Session, user_id: int, key: str) -> IdempotencyRecord | None:
         IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key))
 
 
-def finish(session: Session, record_id: int, status_code: int, body: dict[str, Any],
-           now: datetime) -> None:
+def finish(session: Session, record_id: int, response: Replay, now: datetime) -> None:
     """Store the response in the caller's transaction (with the order it describes)."""
     record = session.get(IdempotencyRecord, record_id)
     if record is None:
         return
     record.state = "done"
-    record.status_code = status_code
-    record.response_body = body
+    record.status_code = response.status_code
+    record.response_body = response.body
     record.updated_at = now
 
 

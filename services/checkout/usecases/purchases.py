@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -47,6 +48,8 @@ from services.checkout.adapters.payments import (
     PaymentProviderUnavailable,
     PaymentRejected,
 )
+from services.checkout.domain import orders
+from services.checkout.domain.orders import OPEN, OrderStatus
 from services.checkout.domain.pricing import Quote, Selection, assemble_quote
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access, discounts, idempotency
@@ -57,8 +60,8 @@ from services.checkout.usecases.billing import (
     require_account,
 )
 from services.checkout.usecases.settlement import (
-    OPEN,
-    Outcome,
+    PurchaseResult,
+    Settled,
     apply_charge,
     current_outcome,
     lock_order,
@@ -66,7 +69,14 @@ from services.checkout.usecases.settlement import (
 from services.checkout.usecases.subscriptions import active_subscription
 from services.checkout.usecases.views import line_view, order_view, subscription_view
 from services.common.auth import Principal
-from services.common.problems import Problem, not_found
+from services.common.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    Unavailable,
+    not_found,
+)
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
@@ -77,11 +87,15 @@ log = logging.getLogger(__name__)
 # when Stripe's webhook for it arrives (settlement refunds duplicates).
 STALE_PENDING = timedelta(minutes=15)
 
-PAYMENT_UNCERTAIN = Problem(
-    503, "payment_status_unknown", "Payment status unknown",
+# How the HTTP edge answers a settled purchase: kept with the order, in the
+# same commit, for the Idempotency-Key's replays.
+Render = Callable[[Settled], idempotency.Replay]
+
+PAYMENT_UNCERTAIN = Unavailable(
+    "payment_status_unknown", "Payment status unknown",
     "Our payment provider did not answer in time, so we can not tell yet whether your card was "
     "charged. Send the same request with the same Idempotency-Key again: it finishes this "
-    "purchase and never charges twice.", headers={"Retry-After": "10"})
+    "purchase and never charges twice.", retry_after=10)
 
 @dataclass(frozen=True)
 class PurchaseRequest:
@@ -107,37 +121,38 @@ class _ChargedButUnsettled(Exception):
 
 
 def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: PurchaseRequest,
-             key: str, fingerprint: str) -> Outcome:
+             key: str, fingerprint: str, render: Render) -> Settled | idempotency.Replay:
+    """The purchase's result, or the stored answer to an earlier request with this key."""
     claimed = idempotency.claim(new_uow, principal.user_id, key, fingerprint)
     if isinstance(claimed, idempotency.Replay):
-        return Outcome(claimed.status_code, claimed.body)
+        return claimed
     try:
         if claimed.resume_order_id is not None:
-            opened = _reopen(app, new_uow(), claimed.resume_order_id, claimed.record_id)
+            opened = _reopen(app, new_uow(), claimed.resume_order_id, claimed.record_id, render)
         else:
             opened = _open_order(app, new_uow(), principal, request, claimed.record_id)
-    except Problem as problem:
+    except DomainError as problem:
         idempotency.release(new_uow, claimed.record_id)
         _record_refusal(new_uow(), principal, request, problem)
         raise
     except BaseException:
         idempotency.release(new_uow, claimed.record_id)
         raise
-    if isinstance(opened, Outcome):
+    if not isinstance(opened, _OpenOrder):
         return opened  # a webhook settled the resumed order meanwhile
     stripe_key = "purchase-" + hashlib.sha256(
         f"{principal.user_id}\n{key}\n{fingerprint}".encode()).hexdigest()
     abandon = partial(_abandon, new_uow, opened.order_id, claimed.record_id, principal, request)
     try:
         if opened.discount_code:
-            result = _redeem_and_charge(app, new_uow, opened, stripe_key, claimed.record_id)
+            result = _redeem_and_charge(app, new_uow, opened, stripe_key, claimed.record_id, render)
         else:
             result = _charge(app, opened, stripe_key)
     except _ChargedButUnsettled as exc:
         # The money moved: keep the pending order; the payment_intent.succeeded
         # webhook completes it (matched by the order id in the intent's metadata).
         raise exc.__cause__ or exc from None
-    except Problem as rejection:
+    except DomainError as rejection:
         abandon(rejection.code)
         raise
     except PaymentProviderUnavailable as exc:
@@ -153,9 +168,9 @@ def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: 
     except PaymentRejected as exc:
         abandon("payment_provider_rejected")
         raise PROVIDER_REJECTED from exc
-    if isinstance(result, Outcome):
+    if not isinstance(result, ChargeResult):
         return result
-    return _settle(app, new_uow(), opened.order_id, result, claimed.record_id)
+    return _settle(app, new_uow(), opened.order_id, result, claimed.record_id, render)
 
 
 def _charge(app: Checkout, opened: _OpenOrder, stripe_key: str) -> ChargeResult:
@@ -168,7 +183,7 @@ def _charge(app: Checkout, opened: _OpenOrder, stripe_key: str) -> ChargeResult:
 
 
 def _redeem_and_charge(app: Checkout, new_uow: UowFactory, opened: _OpenOrder, stripe_key: str,
-                       record_id: int) -> Outcome | ChargeResult:
+                       record_id: int, render: Render) -> Settled | ChargeResult:
     """Take the code's use, charge, and complete in one transaction.
 
     The conditional UPDATE holds the campaign row until commit, so buyers of
@@ -185,7 +200,7 @@ def _redeem_and_charge(app: Checkout, new_uow: UowFactory, opened: _OpenOrder, s
             return charge  # declined or 3-D Secure: the use rolls back with the transaction
         try:
             outcome = apply_charge(app, uow, order, charge)
-            idempotency.finish(uow.session, record_id, outcome.status_code, outcome.body, uow.now)
+            idempotency.finish(uow.session, record_id, render(outcome), uow.now)
             uow.commit()
         except Exception as exc:
             raise _ChargedButUnsettled() from exc
@@ -193,9 +208,9 @@ def _redeem_and_charge(app: Checkout, new_uow: UowFactory, opened: _OpenOrder, s
 
 
 def _record_refusal(uow: ServiceUnitOfWork, principal: Principal, request: PurchaseRequest,
-                    problem: Problem) -> None:
+                    problem: DomainError) -> None:
     """A purchase refused before any charge is still a funnel step worth counting."""
-    if problem.status in (401, 404):
+    if isinstance(problem, NotFound):
         return  # not a buyer of this namespace: nothing to measure
     with uow:
         uow.track(Step.PURCHASE_FAILED, user_id=principal.user_id,
@@ -233,7 +248,7 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
             discount_total=quote.discount_total, total=quote.total,
             lines=[line_view(line) for line in quote.lines], catalog_version=quote.catalog_version,
             discount_code=quote.discount.code if quote.discount else None,
-            term_start=quote.term_start, term_end=quote.term_end, status="pending",
+            term_start=quote.term_start, term_end=quote.term_end, status=OrderStatus.PENDING,
             payment_method_id=card.id, upgrades_subscription_id=quote.upgrade_of,
             upgrade_from_plan=namespace.plan if quote.upgrade_of else None,
             traffic=uow.traffic.value, created_at=uow.now)
@@ -243,8 +258,8 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
             uow.session.flush()
         except IntegrityError as exc:  # the one-open-order index, should the lock be bypassed
             uow.rollback()
-            raise Problem(409, "purchase_in_progress", "A purchase is already in progress",
-                          f"Another purchase for {path} is being processed.") from exc
+            raise Conflict("purchase_in_progress", "A purchase is already in progress",
+                           f"Another purchase for {path} is being processed.") from exc
         idempotency.link_order(uow.session, record_id, order.id)
         opened = _OpenOrder(order.id, account.stripe_customer_id or "", card.stripe_payment_method_id,
                             quote.total, quote.currency, _describe(app, order, namespace.path),
@@ -264,11 +279,11 @@ def _supersede_open_order(app: Checkout, uow: ServiceUnitOfWork, namespace: Name
                                                      Order.status.in_(OPEN)))
     if current is None:
         return
-    if current.status == "pending" and current.created_at > uow.now - STALE_PENDING:
-        raise Problem(409, "purchase_in_progress", "A purchase is already in progress",
-                      f"Another purchase for {namespace.path} is being processed; "
-                      "wait for it to finish.")
-    current.status = "canceled" if current.status == "requires_action" else "abandoned"
+    if current.status == OrderStatus.PENDING and current.created_at > uow.now - STALE_PENDING:
+        raise Conflict("purchase_in_progress", "A purchase is already in progress",
+                       f"Another purchase for {namespace.path} is being processed; "
+                       "wait for it to finish.")
+    current.status = orders.supersede(current.status).status
     uow.session.flush()  # frees the one-open-order index before our insert
     intent = current.stripe_payment_intent_id
     if intent:
@@ -283,15 +298,15 @@ def _cancel_intent(app: Checkout, intent_id: str) -> None:
         log.warning("could not cancel superseded payment intent %s", intent_id)
 
 
-def _reopen(app: Checkout, uow: ServiceUnitOfWork, order_id: int,
-            record_id: int) -> _OpenOrder | Outcome:
+def _reopen(app: Checkout, uow: ServiceUnitOfWork, order_id: int, record_id: int,
+            render: Render) -> _OpenOrder | Settled:
     """The order a retried request left pending: charge it again (same Stripe
     key, same parameters), unless a webhook settled it meanwhile."""
     with uow:
         order = lock_order(uow, order_id)
-        if order.status != "pending":
+        if order.status != OrderStatus.PENDING:
             outcome = current_outcome(uow, order)
-            idempotency.finish(uow.session, record_id, outcome.status_code, outcome.body, uow.now)
+            idempotency.finish(uow.session, record_id, render(outcome), uow.now)
             uow.commit()
             return outcome
         card = uow.session.get(PaymentMethod, order.payment_method_id)
@@ -311,8 +326,8 @@ def _choose_card(uow: ServiceUnitOfWork, account_id: int, default: PaymentMethod
             raise not_found("payment_method", wanted)
         return card
     if default is None:
-        raise Problem(409, "payment_method_missing", "No card on file",
-                      "Add a card to your billing account before buying.")
+        raise Conflict("payment_method_missing", "No card on file",
+                       "Add a card to your billing account before buying.")
     return default
 
 
@@ -328,11 +343,11 @@ def _abandon(new_uow: UowFactory, order_id: int, record_id: int, principal: Prin
 
 
 def _settle(app: Checkout, uow: ServiceUnitOfWork, order_id: int, charge: ChargeResult,
-            record_id: int) -> Outcome:
+            record_id: int, render: Render) -> Settled:
     with uow:
         order = lock_order(uow, order_id)
         outcome = apply_charge(app, uow, order, charge)
-        idempotency.finish(uow.session, record_id, outcome.status_code, outcome.body, uow.now)
+        idempotency.finish(uow.session, record_id, render(outcome), uow.now)
         uow.commit()
         return outcome
 
@@ -347,11 +362,11 @@ def _visible_order(uow: ServiceUnitOfWork, principal: Principal, order_id: int,
     if order is None or (role is None and not principal.is_admin):
         raise not_found("order", order_id)
     if owner and role != "owner":
-        raise Problem(403, "not_owner", "Owner role required", "Only Owners can finish a purchase.")
+        raise Forbidden("not_owner", "Owner role required", "Only Owners can finish a purchase.")
     return order
 
 
-def confirm(app: Checkout, new_uow: UowFactory, principal: Principal, order_id: int) -> Outcome:
+def confirm(app: Checkout, new_uow: UowFactory, principal: Principal, order_id: int) -> Settled:
     """Finish an order after the browser authenticated its payment (3-D Secure).
 
     Stripe is asked outside any transaction; the answer is applied under lock."""
@@ -359,7 +374,7 @@ def confirm(app: Checkout, new_uow: UowFactory, principal: Principal, order_id: 
         order = _visible_order(uow, principal, order_id, owner=True)
         intent_id, status = order.stripe_payment_intent_id, order.status
     charge = None
-    if intent_id and status != "completed":
+    if intent_id and status != OrderStatus.COMPLETED:
         try:
             charge = app.payments.get_payment_intent(intent_id)
         except PaymentProviderUnavailable as exc:
@@ -368,10 +383,11 @@ def confirm(app: Checkout, new_uow: UowFactory, principal: Principal, order_id: 
         order = lock_order(uow, order_id)
         outcome = apply_charge(app, uow, order, charge) if charge else current_outcome(uow, order)
         uow.commit()
-    if charge is not None and charge.status == "requires_action" and outcome.status_code == 202:
-        raise Problem(409, "authentication_pending", "Authentication not finished",
-                      "The bank's check (3-D Secure) has not been completed yet.",
-                      client_secret=charge.client_secret, order_id=order_id)
+    if charge is not None and charge.status == "requires_action" and isinstance(outcome, PurchaseResult) \
+            and outcome.status is not OrderStatus.COMPLETED:
+        raise Conflict("authentication_pending", "Authentication not finished",
+                       "The bank's check (3-D Secure) has not been completed yet.",
+                       client_secret=charge.client_secret, order_id=order_id)
     return outcome
 
 
@@ -388,5 +404,5 @@ def confirmation(uow: ServiceUnitOfWork, principal: Principal,
     with uow:
         order = _visible_order(uow, principal, order_id)
         path = uow.session.scalar(select(Namespace.path).where(Namespace.id == order.namespace_id))
-        sub = active_subscription(uow, order.namespace_id) if order.status == "completed" else None
+        sub = active_subscription(uow, order.namespace_id) if order.status == OrderStatus.COMPLETED else None
         return order_view(order), path or "", subscription_view(sub) if sub else None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import (
@@ -42,13 +42,16 @@ from services.checkout.adapters.payments import (
     PaymentRejected,
 )
 from services.checkout.domain import renewal as R
+from services.checkout.domain import subscriptions
+from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access
 from services.checkout.usecases.billing import CARD_GONE, PROVIDER_DOWN
 from services.checkout.usecases.views import subscription_view
+from services.common import events
 from services.common.auth import Principal
 from services.common.db import insert_ignoring_duplicates
-from services.common.problems import Problem
+from services.common.errors import Conflict, NotFound, PaymentFailed
 from services.common.service import ServiceUnitOfWork
 from services.common.sweeps import Sweep, clear
 
@@ -56,8 +59,8 @@ BATCH = 1000
 # The sweeps' names in sweep_failures, the logs and /metrics.
 REMINDERS, CHARGES = "renewal_reminders", "renewal_charges"
 EXPIRY, CARD_NOTICES = "subscription_expiry", "card_expiry_notices"
-NO_SUBSCRIPTION = Problem(404, "no_subscription", "No subscription",
-                          "This namespace has no active subscription.")
+NO_SUBSCRIPTION = NotFound("no_subscription", "No subscription",
+                           "This namespace has no active subscription.")
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def announce_renewals(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules)
             for d, lower in rules.windows(auto_renew):
                 due: Select[Any] = select(
                     Subscription.id, Subscription.term_end, literal(d), literal(uow.now)).where(
-                    Subscription.status == "active", Subscription.auto_renew.is_(auto_renew),
+                    Subscription.status == SubscriptionStatus.ACTIVE, Subscription.auto_renew.is_(auto_renew),
                     Subscription.term_end > today + timedelta(days=lower),
                     Subscription.term_end <= today + timedelta(days=d))
                 uow.session.execute(insert_ignoring_duplicates(uow.session, RenewalNotice).from_select(
@@ -150,12 +153,13 @@ def _announce(app: Checkout, uow: ServiceUnitOfWork, ids: list[int], rules: R.Re
         f = facts[notice.subscription_id]
         quote = R.renewal_quote(app.catalog, f.term(), f.billable)
         notice.quote = quote.snapshot()
-        uow.publish("subscription.renewal_upcoming", {
+        upcoming: events.RenewalUpcoming = {
             **_who(f), "renewal_date": notice.renewal_date.isoformat(), "days_before": notice.days_before,
             # the mail is skipped if still unsent once the next notice is due
             "next_days_before": rules.next_notice(notice.days_before, f.sub.auto_renew),
             "auto_renew": f.sub.auto_renew, "plan": f.sub.plan, "quote": notice.quote,
-            "card": _card(f, today, notice.renewal_date)})
+            "card": _card(f, today, notice.renewal_date)}
+        uow.publish("subscription.renewal_upcoming", upcoming)
     return [n.id for n in notices]
 
 
@@ -175,9 +179,10 @@ def _announce_cards(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
                                 .where(PaymentMethod.id.in_(ids)).order_by(PaymentMethod.id)).all()
     for card, account in cards:
         card.expiry_notice_for = _month(uow.now.date())
-        uow.publish("card.expiring", {"billing_account_id": account.id, "email": account.email,
-                                      "brand": card.brand, "last4": card.last4,
-                                      "exp_month": card.exp_month, "exp_year": card.exp_year})
+        expiring: events.CardExpiring = {"billing_account_id": account.id, "email": account.email,
+                                         "brand": card.brand, "last4": card.last4,
+                                         "exp_month": card.exp_month, "exp_year": card.exp_year}
+        uow.publish("card.expiring", expiring)
     return [card.id for card, _ in cards]
 
 
@@ -193,7 +198,7 @@ def charge_due(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> tup
         today = uow.now.date()
         due = select(Subscription.id, Subscription.term_end, literal("due"), literal(0),
                      Subscription.term_end, literal(uow.now), literal(uow.now), literal(False)).where(
-            Subscription.status == "active", Subscription.auto_renew.is_(True),
+            Subscription.status == SubscriptionStatus.ACTIVE, Subscription.auto_renew.is_(True),
             Subscription.term_end <= today)
         uow.session.execute(insert_ignoring_duplicates(uow.session, Renewal).from_select(
             ["subscription_id", "renewal_date", "status", "attempts", "next_attempt_on", "created_at",
@@ -220,7 +225,7 @@ def charge_due(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> tup
 def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.RenewalRules) -> str:
     clear(uow, CHARGES, renewal.id)  # whatever this attempt ends in, a manual renewal's too, is no error
     f = _facts(uow.session, [renewal.subscription_id])[renewal.subscription_id]
-    if f.sub.status != "active" or f.sub.term_end != renewal.renewal_date:
+    if f.sub.status != SubscriptionStatus.ACTIVE or f.sub.term_end != renewal.renewal_date:
         renewal.status, renewal.next_attempt_on = "succeeded", None  # renewed by hand meanwhile
         return "skipped"
     quote = R.renewal_quote(app.catalog, f.term(), f.billable)
@@ -270,10 +275,11 @@ def _renewed(uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, quote: R.Renewa
     renewal.status, renewal.next_attempt_on = "succeeded", None
     renewal.amount, renewal.quote, renewal.changes = quote.total, quote.snapshot(), changes
     renewal.payment_intent_id, renewal.last_error = intent_id, None
-    uow.publish("subscription.renewed", {
+    renewed: events.SubscriptionRenewed = {
         **_who(f), **subscription_view(sub), "amount": quote.total, "currency": quote.currency,
         "renewal_date": renewal.renewal_date.isoformat(), "changes": changes, "quote": quote.snapshot(),
-        "manual": renewal.manual})
+        "manual": renewal.manual}
+    uow.publish("subscription.renewed", renewed)
 
 
 def _failed(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, quote: R.RenewalQuote,
@@ -284,13 +290,14 @@ def _failed(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, q
     renewal.amount, renewal.payment_intent_id = quote.total, result.payment_intent_id
     renewal.changes = R.changes_between(_stated_quote(uow.session, renewal), quote)
     renewal.last_error = f"{result.decline_code or result.status}: {result.message or ''}"[:500]
-    uow.publish("subscription.renewal_failed", {
+    failed: events.RenewalFailed = {
         **_who(f), "renewal_date": renewal.renewal_date.isoformat(), "amount": quote.total,
         "currency": quote.currency, "attempt": renewal.attempts, "final": retry is None,
         "next_attempt_at": retry.isoformat() if retry else None, "reason": result.decline_code,
         "grace_ends": R.grace_ends(renewal.renewal_date, rules).isoformat(), "manual": renewal.manual,
         "changes": renewal.changes,
-        "update_card_url": f"{app.ctx.settings.service_urls['checkout']}/billing-account"})
+        "update_card_url": f"{app.ctx.settings.service_urls['checkout']}/billing-account"}
+    uow.publish("subscription.renewal_failed", failed)
 
 
 # --- expiry ----------------------------------------------------------------------------
@@ -298,21 +305,27 @@ def expire_lapsed(new_uow: UowFactory, rules: R.RenewalRules) -> int:
     """End every subscription whose grace period is over, once; the namespace goes back to Free."""
     def lapsed(uow: ServiceUnitOfWork) -> Select[Any]:
         cutoff = uow.now.date() - timedelta(days=rules.grace_days)
-        return select(Subscription.id).where(Subscription.status == "active", Subscription.term_end <= cutoff)
+        return select(Subscription.id).where(Subscription.status == SubscriptionStatus.ACTIVE,
+                                             Subscription.term_end <= cutoff)
     return len(Sweep(EXPIRY, lapsed, _expire, batch=BATCH).run(new_uow))
 
 
 def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
-    ended = uow.session.execute(
-        update(Subscription).where(Subscription.id.in_(ids), Subscription.status == "active")
-        .values(status="expired", updated_at=uow.now).returning(Subscription.id)).scalars().all()
+    # Locked and re-read: a subscription renewed or expired meanwhile is skipped.
+    ended = uow.session.scalars(
+        select(Subscription.id).where(Subscription.id.in_(ids),
+                                      Subscription.status == SubscriptionStatus.ACTIVE)
+        .with_for_update()).all()
     facts = _facts(uow.session, list(ended))
     for f in facts.values():
+        notice: events.SubscriptionExpired = {**_who(f), "plan": f.sub.plan,
+                                              "term_end": f.sub.term_end.isoformat()}
+        for event in subscriptions.expire(f.sub.status, notice):
+            uow.publish(event.topic, dict(event.payload))
+        f.sub.status, f.sub.updated_at = SubscriptionStatus.EXPIRED, uow.now
         namespace = uow.session.get(Namespace, f.sub.namespace_id)
         assert namespace is not None
         namespace.plan = "free"
-        uow.publish("subscription.expired", {**_who(f), "plan": f.sub.plan,
-                                             "term_end": f.sub.term_end.isoformat()})
     return list(ended)
 
 
@@ -320,7 +333,7 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
 def _owned_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> Subscription:
     access.load_namespace(uow.session, namespace_id, principal, owner=True, lock=True)
     sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
-                                                        Subscription.status == "active"))
+                                                        Subscription.status == SubscriptionStatus.ACTIVE))
     if sub is None:
         raise NO_SUBSCRIPTION
     return sub
@@ -345,7 +358,7 @@ def preview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespa
     with uow:
         _, membership = access.load_with_membership(uow.session, namespace_id, principal)
         sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
-                                                            Subscription.status == "active"))
+                                                            Subscription.status == SubscriptionStatus.ACTIVE))
         if sub is None:
             raise NO_SUBSCRIPTION
         f = _facts(uow.session, [sub.id])[sub.id]
@@ -370,8 +383,8 @@ def renew_now(app: Checkout, new_uow: UowFactory, principal: Principal, namespac
         sub = _owned_subscription(uow, principal, namespace_id)
         today = uow.now.date()
         if today < R.manual_renewal_opens(sub.term_end, rules):
-            raise Problem(409, "renewal_not_open", "Too early to renew",
-                          f"You can renew from {R.manual_renewal_opens(sub.term_end, rules):%B %-d, %Y}.")
+            raise Conflict("renewal_not_open", "Too early to renew",
+                           f"You can renew from {R.manual_renewal_opens(sub.term_end, rules):%B %-d, %Y}.")
         renewal = uow.session.scalar(select(Renewal).where(
             Renewal.subscription_id == sub.id, Renewal.renewal_date == sub.term_end).with_for_update())
         if renewal is None:
@@ -387,9 +400,9 @@ def renew_now(app: Checkout, new_uow: UowFactory, principal: Principal, namespac
             raise PROVIDER_DOWN from exc
         uow.commit()
         if outcome == "failed":
-            raise Problem(402, "card_declined", "Card declined",
-                          f"The renewal charge failed ({renewal.last_error}). "
-                          "Update your card and try again.")
+            raise PaymentFailed("card_declined", "Card declined",
+                                f"The renewal charge failed ({renewal.last_error}). "
+                                "Update your card and try again.")
         return {"renewal_date": renewal.renewal_date.isoformat(), "amount": renewal.amount,
                 "changes": renewal.changes or [], "subscription": subscription_view(sub)}
 

@@ -26,23 +26,40 @@ from services.checkout.adapters.models import (
     SubscriptionAddOn,
 )
 from services.checkout.adapters.payments import ChargeResult
+from services.checkout.domain import orders
+from services.checkout.domain.orders import CLOSED, OrderStatus
+from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import discounts
 from services.checkout.usecases.views import order_view, subscription_view
-from services.common.problems import Problem, not_found
+from services.common import events
+from services.common.errors import Conflict, DomainError, PaymentFailed, not_found
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
 log = logging.getLogger(__name__)
 
-OPEN = ("pending", "requires_action")
-CLOSED = ("failed", "canceled", "abandoned")
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    """Where a purchase stands: completed (with its subscription), or waiting
+    for 3-D Secure (`requires_action`, with the client secret) or for the
+    payment to go through (`pending`)."""
+    status: OrderStatus
+    order: dict[str, Any]
+    subscription: dict[str, Any] | None = None
+    client_secret: str | None = None
+    next_step: str | None = None
 
 
 @dataclass(frozen=True)
-class Outcome:
-    status_code: int
-    body: dict[str, Any]
+class PurchaseRefused:
+    """The purchase ended without provisioning (declined, refunded, replaced).
+    Returned, not raised: the order's final state commits with the answer."""
+    error: DomainError
+
+
+Settled = PurchaseResult | PurchaseRefused
 
 
 def lock_order(uow: ServiceUnitOfWork, order_id: int) -> Order:
@@ -57,8 +74,8 @@ def lock_order(uow: ServiceUnitOfWork, order_id: int) -> Order:
     return order
 
 
-def apply_charge(app: Checkout, uow: ServiceUnitOfWork, order: Order, charge: ChargeResult) -> Outcome:
-    if order.status == "completed":
+def apply_charge(app: Checkout, uow: ServiceUnitOfWork, order: Order, charge: ChargeResult) -> Settled:
+    if order.status == OrderStatus.COMPLETED:
         return completed_outcome(uow, order)
     if charge.payment_intent_id and not order.stripe_payment_intent_id:
         order.stripe_payment_intent_id = charge.payment_intent_id
@@ -69,15 +86,15 @@ def apply_charge(app: Checkout, uow: ServiceUnitOfWork, order: Order, charge: Ch
     if order.status in CLOSED:
         return current_outcome(uow, order)  # late news of a closed order changes nothing
     if charge.status in ("requires_action", "processing"):
-        if order.status != "requires_action":
-            order.status = "requires_action"
+        if order.status != OrderStatus.REQUIRES_ACTION:
+            order.status = orders.require_action(order.status).status
             uow.track(Step.THREE_DS_REQUIRED, user_id=order.user_id, namespace_id=order.namespace_id,
                       order_id=order.id)
-        return Outcome(202, {"status": "requires_action", "order": order_view(order),
-                             "client_secret": charge.client_secret,
-                             "next_step": f"Authenticate the payment with Stripe.js, then POST "
-                                          f"/orders/{order.id}/confirm."})
-    order.status = "failed"
+        return PurchaseResult(OrderStatus.REQUIRES_ACTION, order_view(order),
+                              client_secret=charge.client_secret,
+                              next_step=f"Authenticate the payment with Stripe.js, then POST "
+                                        f"/orders/{order.id}/confirm.")
+    order.status = orders.decline(order.status).status
     order.failure_code = charge.decline_code or "card_declined"
     order.failure_message = charge.message
     uow.track(Step.PURCHASE_FAILED, user_id=order.user_id, namespace_id=order.namespace_id,
@@ -85,53 +102,51 @@ def apply_charge(app: Checkout, uow: ServiceUnitOfWork, order: Order, charge: Ch
     return current_outcome(uow, order)
 
 
-def current_outcome(uow: ServiceUnitOfWork, order: Order) -> Outcome:
+def current_outcome(uow: ServiceUnitOfWork, order: Order) -> Settled:
     """The answer that describes the order as it is now."""
-    if order.status == "completed":
+    if order.status == OrderStatus.COMPLETED:
         return completed_outcome(uow, order)
-    if order.status == "failed" and order.refunded:
-        problem = Problem(409, order.failure_code or "purchase_refunded", "Purchase refunded",
-                          order.failure_message, order_id=order.id, refunded=True)
-        return Outcome(409, problem.to_dict())
-    if order.status == "failed":
-        problem = Problem(402, "card_declined", "Card declined",
-                          f"{order.failure_message or 'Your card was declined.'} Nothing was charged; "
-                          "add another card and try again with a new Idempotency-Key.",
-                          decline_code=order.failure_code, order_id=order.id)
-        return Outcome(402, problem.to_dict())
-    if order.status in ("canceled", "abandoned"):
-        problem = Problem(409, "order_superseded", "Order replaced",
-                          "A newer purchase for this namespace replaced this order; nothing was "
-                          "kept from it.", order_id=order.id)
-        return Outcome(409, problem.to_dict())
-    return Outcome(202, {"status": order.status, "order": order_view(order), "client_secret": None,
-                         "next_step": "The payment is being processed; ask again shortly."})
+    if order.status == OrderStatus.FAILED and order.refunded:
+        return PurchaseRefused(Conflict(order.failure_code or "purchase_refunded", "Purchase refunded",
+                                        order.failure_message, order_id=order.id, refunded=True))
+    if order.status == OrderStatus.FAILED:
+        return PurchaseRefused(PaymentFailed(
+            "card_declined", "Card declined",
+            f"{order.failure_message or 'Your card was declined.'} Nothing was charged; "
+            "add another card and try again with a new Idempotency-Key.",
+            decline_code=order.failure_code, order_id=order.id))
+    if order.status in CLOSED:  # canceled or abandoned
+        return PurchaseRefused(Conflict("order_superseded", "Order replaced",
+                                        "A newer purchase for this namespace replaced this order; "
+                                        "nothing was kept from it.", order_id=order.id))
+    return PurchaseResult(OrderStatus(order.status), order_view(order), client_secret=None,
+                          next_step="The payment is being processed; ask again shortly.")
 
 
-def completed_outcome(uow: ServiceUnitOfWork, order: Order, sub: Subscription | None = None) -> Outcome:
+def completed_outcome(uow: ServiceUnitOfWork, order: Order,
+                      sub: Subscription | None = None) -> PurchaseResult:
     if sub is None and order.upgrades_subscription_id:
         sub = uow.session.get(Subscription, order.upgrades_subscription_id)
     if sub is None:
         sub = uow.session.scalar(select(Subscription).where(Subscription.first_order_id == order.id))
-    return Outcome(201, {"status": "completed", "order": order_view(order),
-                         "subscription": subscription_view(sub) if sub else None})
+    return PurchaseResult(OrderStatus.COMPLETED, order_view(order),
+                          subscription=subscription_view(sub) if sub else None)
 
 
-def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
+def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Settled:
     active = uow.session.scalar(select(Subscription).where(
-        Subscription.namespace_id == order.namespace_id, Subscription.status == "active"))
+        Subscription.namespace_id == order.namespace_id, Subscription.status == SubscriptionStatus.ACTIVE))
     if order.status in CLOSED or not _still_priced_right(order, active):
         # A replaced order paid late, or the namespace changed under this order
         # (bought, upgraded or renewed by another): keep that, return this money.
-        return _refund(app, uow, order, Problem(
-            409, "already_subscribed", "Namespace already subscribed",
+        return _refund(app, uow, order, Conflict("already_subscribed", "Namespace already subscribed",
             "This namespace was bought or changed by another order meanwhile."))
     if order.discount_code and not discounts.is_redeemed(uow.session, order.id):
         # Completed after 3-D Secure: the code's use is taken only now.
         try:
             with uow.session.begin_nested():
                 discounts.redeem(uow, order)
-        except Problem as rejection:
+        except DomainError as rejection:
             return _refund(app, uow, order, rejection)
     addons = [line for line in order.lines if line["kind"] == "addon"]
     if active is not None:
@@ -139,30 +154,30 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Outcome:
     subscription = Subscription(
         namespace_id=order.namespace_id, billing_account_id=order.billing_account_id,
         plan=order.plan, seats=order.seats, term_start=order.term_start, term_end=order.term_end,
-        auto_renew=True, status="active", first_order_id=order.id, created_at=uow.now,
+        auto_renew=True, status=SubscriptionStatus.ACTIVE, first_order_id=order.id, created_at=uow.now,
         updated_at=uow.now,
         addons=[SubscriptionAddOn(sku=line["sku"], seats=line["quantity"]) for line in addons])
     uow.session.add(subscription)
     namespace = uow.session.get(Namespace, order.namespace_id)
     assert namespace is not None
     namespace.plan = order.plan
-    order.status = "completed"
     order.completed_at = uow.now
     order.failure_code = order.failure_message = None
     uow.session.flush()
     order.subscription_id = subscription.id
     card = uow.session.get(PaymentMethod, order.payment_method_id) if order.payment_method_id else None
-    uow.publish("order.completed", {
+    receipt: events.OrderCompleted = {
         **order_view(order), **_recipient(uow, order), "order_id": order.id, "user_id": order.user_id,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
         "card": {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
                  "exp_year": card.exp_year} if card else None,
-    })
-    uow.publish("subscription.created", {
+    }
+    created: events.SubscriptionChanged = {
         **subscription_view(subscription), "subscription_id": subscription.id,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
         "features": app.catalog.features_for(order.plan, tuple(a["sku"] for a in addons)),
-    })
+    }
+    _save(uow, order, orders.complete(order.status, receipt, created, upgrade=False))
     uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
               order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
               discount_code=order.discount_code)
@@ -178,7 +193,7 @@ def _still_priced_right(order: Order, active: Subscription | None) -> bool:
 
 
 def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: Subscription,
-                      addons: list[dict[str, Any]]) -> Outcome:
+                      addons: list[dict[str, Any]]) -> PurchaseResult:
     """Same term, higher plan, maybe more seats and add-ons."""
     before = sub.plan
     sub.plan, sub.seats, sub.updated_at = order.plan, order.seats, uow.now
@@ -191,21 +206,29 @@ def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: 
     namespace = uow.session.get(Namespace, order.namespace_id)
     assert namespace is not None
     namespace.plan = order.plan
-    order.status, order.completed_at, order.subscription_id = "completed", uow.now, sub.id
+    order.completed_at, order.subscription_id = uow.now, sub.id
     uow.session.flush()
-    uow.publish("order.completed", {**order_view(order), **_recipient(uow, order), "order_id": order.id,
-                                    "user_id": order.user_id,
-                                    "billing_account_id": order.billing_account_id,
-                                    "namespace_path": namespace.path, "upgrade_from": before})
-    uow.publish("subscription.upgraded", {
+    receipt: events.OrderCompleted = {
+        **order_view(order), **_recipient(uow, order), "order_id": order.id, "user_id": order.user_id,
+        "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
+        "upgrade_from": before,
+    }
+    upgraded: events.SubscriptionChanged = {
         **subscription_view(sub), "subscription_id": sub.id, "plan_before": before,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
-        "features": app.catalog.features_for(sub.plan, tuple(a.sku for a in sub.addons))})
+        "features": app.catalog.features_for(sub.plan, tuple(a.sku for a in sub.addons)),
+    }
+    _save(uow, order, orders.complete(order.status, receipt, upgraded, upgrade=True))
     uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
               order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
               upgrade_from=before, discount_code=order.discount_code)
-    return Outcome(201, {"status": "completed", "order": order_view(order),
-                         "subscription": subscription_view(sub)})
+    return PurchaseResult(OrderStatus.COMPLETED, order_view(order), subscription=subscription_view(sub))
+
+
+def _save(uow: ServiceUnitOfWork, order: Order, transition: orders.Transition) -> None:
+    order.status = transition.status
+    for event in transition.events:
+        uow.publish(event.topic, dict(event.payload))
 
 
 def _recipient(uow: ServiceUnitOfWork, order: Order) -> dict[str, str]:
@@ -214,7 +237,7 @@ def _recipient(uow: ServiceUnitOfWork, order: Order) -> dict[str, str]:
     return {"email": account.email, "company": account.company} if account else {}
 
 
-def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, reason: Problem) -> Outcome:
+def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, reason: DomainError) -> Settled:
     """Money arrived for an order that can't be provisioned: give it back.
 
     Called with the order locked; the refund's idempotency key makes a repeat
@@ -222,7 +245,7 @@ def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, reason: Problem
     if order.stripe_payment_intent_id and order.total > 0:
         app.payments.refund(order.stripe_payment_intent_id, idempotency_key=f"refund-order-{order.id}")
     log.warning("order %s refunded: %s", order.id, reason.code)
-    order.status = "failed"
+    order.status = orders.refund(order.status).status
     order.refunded = True
     order.refunded_amount = order.amount_charged
     order.failure_code = reason.code

@@ -7,18 +7,19 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from services.checkout.adapters.models import Membership, Namespace, Order, Subscription, SubscriptionAddOn
+from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access
 from services.checkout.usecases.trial_events import active_trials
 from services.checkout.usecases.views import paid_by_view, subscription_view
 from services.common.auth import Principal
-from services.common.problems import Problem
+from services.common.errors import NotFound
 from services.common.service import ServiceUnitOfWork
 
 
 def active_subscription(uow: ServiceUnitOfWork, namespace_id: int) -> Subscription | None:
     return uow.session.scalar(select(Subscription).where(
-        Subscription.namespace_id == namespace_id, Subscription.status == "active"))
+        Subscription.namespace_id == namespace_id, Subscription.status == SubscriptionStatus.ACTIVE))
 
 
 def get_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> dict[str, Any]:
@@ -26,8 +27,8 @@ def get_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id:
         namespace = access.load_namespace(uow.session, namespace_id, principal)
         sub = active_subscription(uow, namespace_id)
         if sub is None:
-            raise Problem(404, "no_subscription", "No subscription",
-                          f"{namespace.path} has no active paid subscription (plan: {namespace.plan}).")
+            raise NotFound("no_subscription", "No subscription",
+                           f"{namespace.path} has no active paid subscription (plan: {namespace.plan}).")
         paid_by = uow.session.scalars(select(Order).where(Order.subscription_id == sub.id)
                                       .order_by(Order.completed_at, Order.id))
         return {**subscription_view(sub), "orders": [paid_by_view(o) for o in paid_by]}

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 
 from services.checkout.adapters.models import NamespaceTrial
+from services.common import events
 from services.common.inbox import Handler
 from services.common.service import ServiceUnitOfWork
 
 
-def _apply(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
+def _apply(uow: ServiceUnitOfWork, payload: events.TrialChanged) -> str:
     """Apply a trial's change if it is newer than what we hold (its version says so)."""
     row = uow.session.scalar(select(NamespaceTrial).where(
         NamespaceTrial.namespace_id == payload["namespace_id"], NamespaceTrial.kind == payload["kind"])

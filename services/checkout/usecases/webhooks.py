@@ -16,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 
 from services.checkout.adapters.models import BillingAccount, Order, StripeEvent
 from services.checkout.adapters.payments import ChargeResult
+from services.checkout.domain.orders import OrderStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases.settlement import apply_charge, lock_order
-from services.common.problems import Problem
+from services.common.errors import Malformed
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Traffic
 
@@ -68,7 +69,7 @@ def _intent_failed(app: Checkout, uow: ServiceUnitOfWork, intent: dict[str, Any]
         return "ignored: no order"
     before = order.status
     error = intent.get("last_payment_error") or {}
-    if error.get("code") == "authentication_required" and order.status == "requires_action":
+    if error.get("code") == "authentication_required" and order.status == OrderStatus.REQUIRES_ACTION:
         # Off-session 3-D Secure: Stripe calls it a failure, the buyer is still authenticating.
         return f"order {order.id}: awaiting authentication"
     apply_charge(app, uow, order, ChargeResult(
@@ -87,8 +88,8 @@ def receive(app: Checkout, uow: ServiceUnitOfWork, payload: bytes, signature: st
     try:
         event = app.payments.construct_event(payload, signature)
     except Exception as exc:  # bad signature, stale timestamp, or not JSON
-        raise Problem(400, "invalid_signature", "Invalid webhook signature",
-                      "The Stripe-Signature header does not match the body.") from exc
+        raise Malformed("invalid_signature", "Invalid webhook signature",
+                        "The Stripe-Signature header does not match the body.") from exc
     with uow:
         if uow.session.get(StripeEvent, event["id"]) is not None:
             return "duplicate"

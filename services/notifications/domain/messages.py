@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.common.errors import Invalid
 from services.common.formatting import date_or_moment
-from services.common.problems import Problem
 from services.notifications.domain import schedule as S
 from services.notifications.domain.schedule import Schedule
 
@@ -29,9 +29,9 @@ class Planned:
     send_after: datetime
 
 
-class InvalidEvent(Problem):
+class InvalidEvent(Invalid):
     def __init__(self, topic: str, detail: str) -> None:
-        super().__init__(422, "invalid_event", "Invalid event", f"{topic}: {detail}")
+        super().__init__("invalid_event", "Invalid event", f"{topic}: {detail}")
 
 
 def _take(topic: str, payload: dict[str, Any], required: Iterable[str],

@@ -19,8 +19,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from services.common.errors import NotFound
 from services.common.formatting import date_or_moment, long_date, money
-from services.common.problems import Problem
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES_DIR = ROOT / "templates"
@@ -41,9 +41,9 @@ class RenderedMessage:
     html: str
 
 
-class TemplateNotFound(Problem):
+class TemplateNotFound(NotFound):
     def __init__(self, name: str) -> None:
-        super().__init__(404, "template_not_found", "Template not found",
+        super().__init__("template_not_found", "Template not found",
                          f"No template {name!r}; choose one of: {', '.join(TEMPLATES)}.")
 
 

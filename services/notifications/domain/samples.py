@@ -12,8 +12,8 @@ import copy
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from services.common.errors import Invalid
 from services.common.formatting import date_or_moment
-from services.common.problems import from_status
 from services.notifications.domain import messages as M
 from services.notifications.domain import schedule as S
 from services.notifications.domain.rendering import TemplateNotFound
@@ -112,8 +112,9 @@ def apply_overrides(template: str, payload: dict[str, Any], overrides: dict[str,
         except ValueError as exc:
             errors[name] = [f"Invalid value: {exc}"]
     if errors:
-        raise from_status(422, "Some preview parameters do not apply or are invalid; see 'errors'.",
-                          errors={"query": errors})
+        raise Invalid("validation_failed", "The request body or parameters are invalid",
+                      "Some preview parameters do not apply or are invalid; see 'errors'.",
+                      errors={"query": errors})
     return result
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from services.common.auth import Principal
-from services.common.problems import Problem, not_found
+from services.common.errors import Forbidden, not_found
 from services.common.service import ServiceUnitOfWork
 from services.notifications.adapters.models import Notification
 from services.notifications.domain.rendering import render
@@ -17,8 +17,8 @@ from services.notifications.domain.schedule import Schedule
 
 def require_admin(principal: Principal) -> None:
     if not principal.is_admin:
-        raise Problem(403, "admin_required", "Admin role required",
-                      "Only support (admin role) can see notifications and previews.")
+        raise Forbidden("admin_required", "Admin role required",
+                        "Only support (admin role) can see notifications and previews.")
 
 
 def notification_view(row: Notification, *, with_context: bool = False) -> dict[str, Any]:

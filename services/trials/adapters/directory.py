@@ -9,13 +9,13 @@ from typing import Any, Protocol
 
 import urllib3
 
+from services.common.errors import Unavailable
 from services.common.logs import request_id_var
-from services.common.problems import Problem
 from services.trials.domain.rules import Namespace
 
-DIRECTORY_DOWN = Problem(503, "directory_unavailable", "Namespace directory unavailable",
-                         "We could not look up the namespace right now; nothing was changed. "
-                         "Try again in a moment.", headers={"Retry-After": "5"})
+DIRECTORY_DOWN = Unavailable("directory_unavailable", "Namespace directory unavailable",
+                             "We could not look up the namespace right now; nothing was changed. "
+                             "Try again in a moment.", retry_after=5)
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from services.common import events
 from services.common.inbox import Handler
 from services.common.service import ServiceUnitOfWork
 from services.trials.runtime import Trials
 from services.trials.usecases.trials import convert_on_purchase
 
 
-def _converted(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
+def _converted(uow: ServiceUnitOfWork, payload: events.SubscriptionChanged) -> str:
     app: Trials = uow.ctx.extras["trials"]
     return convert_on_purchase(app, uow, payload)
 

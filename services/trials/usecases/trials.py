@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
+from services.common import events
 from services.common.auth import Principal
-from services.common.problems import Problem, not_found
+from services.common.errors import Conflict, Forbidden, Invalid, not_found
 from services.common.service import ServiceUnitOfWork
 from services.common.sweeps import Sweep
 from services.common.telemetry import Step
@@ -46,7 +47,7 @@ def trial_view(trial: Trial, now: datetime, rules: R.TrialRules) -> dict[str, An
     }
 
 
-def _event(app: Trials, trial: Trial, now: datetime, **extra: Any) -> dict[str, Any]:
+def _event(app: Trials, trial: Trial, now: datetime, **extra: Any) -> events.TrialChanged:
     """A trial change for others; bumps the trial's version so order can't be mistaken."""
     kind = app.rules.kinds[trial.kind]
     trial.version = (trial.version or 0) + 1
@@ -153,7 +154,7 @@ def start(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
           kind: str) -> tuple[bool, dict[str, Any]]:
     """(created, trial). A repeat of a start that succeeded answers with that trial."""
     if kind not in app.rules.kinds:
-        raise Problem(422, "unknown_trial_kind", "Unknown trial kind",
+        raise Invalid("unknown_trial_kind", "Unknown trial kind",
                       f"Choose one of: {', '.join(app.rules.kinds)}.")
     ns = _namespace(app, namespace_id, token)
     with uow:
@@ -163,9 +164,9 @@ def start(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
             return False, trial_view(existing, uow.now, app.rules)
         decision = _verdict(app, uow, principal, ns, history, kind)
         if not decision.eligible:
-            raise Problem(409 if decision.reason in ("already_trialed", "trial_active") else 403
-                          if decision.reason == "not_owner" else 422,
-                          decision.reason or "not_eligible", "Trial not available", decision.message)
+            refusal = Conflict if decision.reason in ("already_trialed", "trial_active") \
+                else Forbidden if decision.reason == "not_owner" else Invalid
+            raise refusal(decision.reason or "not_eligible", "Trial not available", decision.message)
         assert decision.duration_days is not None
         trial = Trial(namespace_id=ns.id, namespace_path=ns.path, kind=kind, status="active",
                       plan_before=ns.plan, seats=R.trial_seats(app.rules.kinds[kind], ns),
@@ -179,8 +180,8 @@ def start(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
             uow.rollback()
             winner = _active_started_by_anyone(uow, namespace_id, kind)
             if winner is None:
-                raise Problem(409, "already_trialed", "Trial not available",
-                              f"{ns.path} has had this trial.") from None
+                raise Conflict("already_trialed", "Trial not available",
+                               f"{ns.path} has had this trial.") from None
             return False, trial_view(winner, uow.now, app.rules)
         duo = R.verdict(app.rules, DUO_PRO, ns, history) if kind == ULTIMATE else None
         offer = upsell(app, uow, principal, ns, duo) if duo else None
@@ -208,8 +209,8 @@ def list_for(app: Trials, uow: ServiceUnitOfWork, token: str, namespace_id: int)
 
 def _admin_trial(uow: ServiceUnitOfWork, principal: Principal, trial_id: int) -> Trial:
     if not principal.is_admin:
-        raise Problem(403, "admin_required", "Admin role required",
-                      "Only support (admin role) can extend or reactivate trials.")
+        raise Forbidden("admin_required", "Admin role required",
+                        "Only support (admin role) can extend or reactivate trials.")
     trial = uow.session.scalar(select(Trial).where(Trial.id == trial_id).with_for_update())
     if trial is None:
         raise not_found("trial", trial_id)
@@ -229,7 +230,7 @@ def extend(app: Trials, uow: ServiceUnitOfWork, principal: Principal, trial_id: 
         trial = _admin_trial(uow, principal, trial_id)
         refusal = R.extension_refusal(R.TrialStatus(trial.status), trial.extended, trial.reactivated)
         if refusal:
-            raise Problem(409, refusal[0], "Can not extend", refusal[1])
+            raise Conflict(refusal[0], "Can not extend", refusal[1])
         before = trial.ends_at
         trial.ends_at = R.ends_at(trial.ends_at, app.rules.extension_days)
         trial.extended = True
@@ -250,7 +251,7 @@ def reactivate(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token:
         refusal = R.reactivation_refusal(app.rules.kinds[trial.kind], R.TrialStatus(trial.status),
                                          trial.extended, trial.reactivated, ns.plan)
         if refusal:
-            raise Problem(409, refusal[0], "Can not reactivate", refusal[1])
+            raise Conflict(refusal[0], "Can not reactivate", refusal[1])
         before = trial.ends_at
         trial.status = "active"
         trial.ends_at = R.ends_at(uow.now, app.rules.reactivation_days)

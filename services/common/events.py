@@ -1,0 +1,187 @@
+"""Events between services: one definition of each topic's payload, shared by
+the producer that publishes it and the consumers that read it.
+
+Each contract is a TypedDict: its required keys are what some consumer relies
+on (a producer must send them, with the type given); `NotRequired` keys are
+read when present. Consumers ignore keys they do not know, so a producer may
+send more. `tests/integration/test_event_contracts.py` holds both sides to
+it: every payload published in the tests meets its topic's contract, and each
+consumer accepts a payload that carries no more than the contract requires.
+"""
+
+# No `from __future__ import annotations` here: a TypedDict learns which keys
+# are NotRequired from its annotations when the class is made.
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict, Union, get_args, get_origin, get_type_hints
+
+
+@dataclass(frozen=True)
+class Event:
+    topic: str
+    payload: Mapping[str, Any]
+
+
+class Card(TypedDict):
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+# --- checkout's -----------------------------------------------------------------
+class OrderCompleted(TypedDict):
+    """A receipt: the order as completed (an order view) and who pays for it."""
+    order_id: int
+    namespace_id: int
+    user_id: int
+    email: str
+    namespace_path: str
+    plan: str
+    seats: int
+    lines: list[dict[str, Any]]
+    total: int
+    currency: str
+    term_start: str
+    term_end: str
+    company: NotRequired[str | None]
+    subtotal: NotRequired[int]
+    discount_total: NotRequired[int]
+    discount_code: NotRequired[str | None]
+    card: NotRequired[Card | None]
+    upgrade_from: NotRequired[str]
+
+
+class SubscriptionChanged(TypedDict):
+    """subscription.created and .upgraded: what the namespace now pays for."""
+    subscription_id: int
+    namespace_id: int
+    namespace_path: str
+    plan: str
+    seats: int
+    addons: list[dict[str, Any]]
+    features: list[str]
+    plan_before: NotRequired[str]
+
+
+class SubscriptionNotice(TypedDict):
+    """Who hears of a subscription's renewal or end: its billing contact."""
+    subscription_id: int
+    namespace_id: int
+    namespace_path: str
+    email: str
+
+
+class RenewalUpcoming(SubscriptionNotice):
+    renewal_date: str
+    days_before: int
+    auto_renew: bool
+    plan: str
+    # Always sent; the auto-renewal notice can not go out without the quote.
+    quote: dict[str, Any] | None
+    card: dict[str, Any] | None
+    company: NotRequired[str | None]
+
+
+class SubscriptionRenewed(SubscriptionNotice):
+    amount: int
+    currency: str
+    term_start: str
+    term_end: str
+    seats: int
+    plan: NotRequired[str]
+    changes: NotRequired[list[str]]
+
+
+class RenewalFailed(SubscriptionNotice):
+    amount: int
+    currency: str
+    attempt: int
+    renewal_date: str
+    final: bool
+    update_card_url: str
+    next_attempt_at: NotRequired[str | None]
+
+
+class SubscriptionExpired(SubscriptionNotice):
+    plan: str
+    term_end: str
+
+
+class CardExpiring(TypedDict):
+    billing_account_id: int
+    email: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+# --- trials' --------------------------------------------------------------------
+class TrialChanged(TypedDict):
+    """Every trial.* event: the trial as it now is; `version` orders them."""
+    version: int
+    trial_id: int
+    namespace_id: int
+    namespace_path: str
+    kind: str
+    status: str
+    ends_at: str
+    occurred_at: str
+    email: str
+    grants_plan: NotRequired[str | None]
+    grants_addon: NotRequired[str | None]
+    seats: NotRequired[int | None]
+    user_id: NotRequired[int | None]
+    plan_before: NotRequired[str | None]
+
+
+TRIAL_TOPICS = ("trial.started", "trial.extended", "trial.reactivated", "trial.expired", "trial.converted")
+
+# The topics that cross services, and their contracts.
+CONTRACTS: dict[str, type] = {
+    "order.completed": OrderCompleted,
+    "subscription.created": SubscriptionChanged,
+    "subscription.upgraded": SubscriptionChanged,
+    "subscription.renewal_upcoming": RenewalUpcoming,
+    "subscription.renewed": SubscriptionRenewed,
+    "subscription.renewal_failed": RenewalFailed,
+    "subscription.expired": SubscriptionExpired,
+    "card.expiring": CardExpiring,
+    **{topic: TrialChanged for topic in TRIAL_TOPICS},
+}
+
+
+def required_fields(topic: str) -> frozenset[str]:
+    return frozenset(CONTRACTS[topic].__required_keys__)  # type: ignore[attr-defined]
+
+
+def violations(topic: str, payload: Mapping[str, Any]) -> list[str]:
+    """How a payload breaks its topic's contract (none for a topic without one)."""
+    contract = CONTRACTS.get(topic)
+    if contract is None:
+        return []
+    found = []
+    for name, expected in get_type_hints(contract).items():
+        if name not in payload:
+            if name in contract.__required_keys__:  # type: ignore[attr-defined]
+                found.append(f"{name} is missing")
+        elif not _fits(payload[name], expected):
+            found.append(f"{name} is not {expected}: {payload[name]!r}"[:200])
+    return found
+
+
+def _fits(value: Any, expected: Any) -> bool:
+    origin = get_origin(expected)
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, option) for option in get_args(expected))
+    if expected is type(None):
+        return value is None
+    if isinstance(expected, type) and hasattr(expected, "__required_keys__"):  # a nested TypedDict
+        return isinstance(value, dict) and not [
+            name for name in expected.__required_keys__ if name not in value]
+    kind = origin or expected
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)

@@ -1,0 +1,112 @@
+"""The consumers' half of the event contracts (services/common/events.py): each
+consumer of a topic accepts a payload that carries only what the contract
+requires. The producers' half is the `event_contracts` fixture (tests/conftest.py):
+every payload any test's code publishes meets its topic's contract."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from services.checkout.adapters.models import InboxEvent as CheckoutInbox
+from services.checkout.usecases.trial_events import HANDLERS as CHECKOUT_HANDLERS
+from services.common import events
+from services.common.clock import FixedClock
+from services.common.inbox import DUPLICATE, IGNORED, receive
+from services.common.service import ServiceContext
+from services.notifications.adapters.models import InboxEvent as NotificationsInbox
+from services.notifications.app import create_app as create_notifications_app
+from services.notifications.usecases.events import HANDLERS as NOTIFICATIONS_HANDLERS
+from services.trials.adapters.models import InboxEvent as TrialsInbox
+from services.trials.usecases.events import HANDLERS as TRIALS_HANDLERS
+from tests.conftest import NOW, make_settings
+
+CARD = {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2034}
+LINE = {"sku": "premium", "kind": "plan", "description": "Premium plan, 5 seats, 12 months", "quantity": 5,
+        "unit_amount": 34800, "amount": 174000, "discount": 0, "net": 174000}
+SUBSCRIPTION = {"subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "plan": "premium",
+                "seats": 5, "addons": [{"sku": "duo_pro", "seats": 5}], "features": ["epics"]}
+TRIAL = {"version": 1, "trial_id": 7, "namespace_id": 100, "namespace_path": "acme", "kind": "ultimate",
+         "status": "active", "ends_at": "2026-12-21T12:00:00+00:00", "occurred_at": NOW.isoformat(),
+         "email": "owner@acme.test"}
+# One example per topic with more than its contract requires; the tests send only the required part.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "order.completed": {
+        "order_id": 42, "namespace_id": 100, "user_id": 1, "email": "billing@acme.test",
+        "namespace_path": "acme", "plan": "premium", "seats": 5, "lines": [LINE], "total": 174000,
+        "currency": "USD", "term_start": "2026-11-21", "term_end": "2027-11-21", "card": CARD},
+    "subscription.created": SUBSCRIPTION,
+    "subscription.upgraded": {**SUBSCRIPTION, "plan_before": "premium", "plan": "ultimate"},
+    "subscription.renewal_upcoming": {
+        "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
+        "renewal_date": "2027-11-21", "days_before": 15, "auto_renew": True, "plan": "premium",
+        "quote": {"lines": [LINE], "seats": 5, "total": 174000, "currency": "USD"}, "card": CARD},
+    "subscription.renewed": {
+        "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
+        "amount": 174000, "currency": "USD", "term_start": "2027-11-21", "term_end": "2028-11-21",
+        "seats": 5, "changes": []},
+    "subscription.renewal_failed": {
+        "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
+        "amount": 174000, "currency": "USD", "attempt": 1, "renewal_date": "2027-11-21", "final": False,
+        "update_card_url": "https://checkout.test/billing-account", "next_attempt_at": None},
+    "subscription.expired": {
+        "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
+        "plan": "premium", "term_end": "2027-11-21"},
+    "card.expiring": {"billing_account_id": 3, "email": "billing@acme.test", "brand": "visa",
+                      "last4": "4242", "exp_month": 1, "exp_year": 2027},
+    **{topic: {**TRIAL, "status": topic.removeprefix("trial.")} for topic in events.TRIAL_TOPICS},
+}
+
+
+def required_only(topic: str) -> dict[str, Any]:
+    return {name: EXAMPLES[topic][name] for name in events.required_fields(topic)}
+
+
+@pytest.fixture
+def notifications(fresh_db: Callable[[str], str], clock: FixedClock) -> Iterator[ServiceContext]:
+    flask_app = create_notifications_app(make_settings("notifications", fresh_db("notifications")), clock)
+    yield flask_app.extensions["service_context"]
+    flask_app.extensions["service_context"].close()
+
+
+def deliver(ctx: ServiceContext, inbox: type[Any], handlers: Any, topic: str, source: str) -> str:
+    event = {"id": str(uuid.uuid4()), "topic": topic, "source": source, "occurred_at": NOW.isoformat(),
+             "payload": required_only(topic)}
+    with ctx.uow() as uow:
+        return receive(uow, inbox, event, handlers)
+
+
+def test_every_example_meets_its_contract() -> None:
+    """So that what the consumers are given below is a payload a producer may send."""
+    assert set(EXAMPLES) == set(events.CONTRACTS)
+    for topic, example in EXAMPLES.items():
+        assert events.violations(topic, required_only(topic)) == [], topic
+        assert events.violations(topic, example) == [], topic
+
+
+@pytest.mark.parametrize("topic", sorted(NOTIFICATIONS_HANDLERS))
+def test_notifications_needs_no_more_than_the_contract(notifications: ServiceContext, topic: str) -> None:
+    source = "trials" if topic.startswith("trial.") else "checkout"
+    outcome = deliver(notifications, NotificationsInbox, NOTIFICATIONS_HANDLERS, topic, source)
+    assert outcome not in (IGNORED, DUPLICATE)
+
+
+@pytest.mark.parametrize("topic", sorted(CHECKOUT_HANDLERS))
+def test_checkout_needs_no_more_of_a_trial_event_than_the_contract(app: Flask, topic: str) -> None:
+    outcome = deliver(app.extensions["checkout"].ctx, CheckoutInbox, CHECKOUT_HANDLERS, topic, "trials")
+    assert outcome.startswith("trial ultimate on 100")
+
+
+@pytest.mark.parametrize("topic", sorted(TRIALS_HANDLERS))
+def test_trials_needs_no_more_of_a_subscription_event_than_the_contract(trials_app: Flask, topic: str) -> None:
+    outcome = deliver(trials_app.extensions["trials"].ctx, TrialsInbox, TRIALS_HANDLERS, topic, "checkout")
+    assert outcome == "converted 0"  # it read the plan and add-ons; no trial was running
+
+
+def test_every_topic_a_consumer_handles_across_services_has_a_contract() -> None:
+    handled = set(NOTIFICATIONS_HANDLERS) | set(CHECKOUT_HANDLERS) | set(TRIALS_HANDLERS)
+    assert handled == set(events.CONTRACTS)
