@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run reset test install migrate seed tokens timetravel bench-renewals bench-mail-kill lint clean
+.PHONY: run reset test install migrate seed tokens timetravel bench-renewals bench-mail-kill lint typecheck clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ tokens: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check services flags tests
+
+## typecheck: mypy over every package, strictly on the domains, the use cases and the flag library.
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) var

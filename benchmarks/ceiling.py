@@ -40,6 +40,7 @@ comes from 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -270,7 +271,7 @@ def flag_costs(settings: Settings, loops: int = 20_000) -> dict[str, float]:
     costs = {}
     for feature in features:
         flags.evaluate(feature, dict(FLAG_ATTRIBUTES)).value  # noqa: B018  (warm the cache)
-        timer = timeit.Timer(lambda f=feature: flags.evaluate(f, FLAG_ATTRIBUTES))
+        timer = timeit.Timer(functools.partial(flags.evaluate, feature, FLAG_ATTRIBUTES))
         best = min(timer.repeat(repeat=5, number=loops))
         costs[feature] = best / loops * 1e6
     return costs

@@ -129,7 +129,7 @@ def load(engine: Engine) -> float:
         for position in (1, 2, 3):
             conn.execute(text(STEP), {"position": position, "day": DAY_US})
         conn.execute(text(STEP_EVENTS))
-        missing = TOTAL_EVENTS - conn.scalar(select(func.count()).select_from(events))
+        missing = TOTAL_EVENTS - (conn.scalar(select(func.count()).select_from(events)) or 0)
         conn.execute(text(FILLER), {**params, "n": missing})
     return time.perf_counter() - started
 
@@ -178,8 +178,8 @@ def main() -> int:
         engine = make_engine(url)
         load_seconds = load(engine)
         with engine.connect() as conn:
-            rows = conn.scalar(select(func.count()).select_from(events))
-            exposures = conn.scalar(select(func.count()).where(events.c.experiment_key.is_not(None)))
+            rows = conn.scalar(select(func.count()).select_from(events)) or 0
+            exposures = conn.scalar(select(func.count()).where(events.c.experiment_key.is_not(None))) or 0
         print(f"loaded {rows:,} events ({exposures:,} exposures) in {load_seconds:.1f} s", flush=True)
         fresh = time_reports(engine, catalog)
         with engine.begin() as conn:

@@ -191,7 +191,7 @@ def funnel_query(metrics: ExperimentMetrics, dialect: str) -> CompoundSelect[Any
     return union_all(*counts)
 
 
-def _pivot(rows: Sequence[Row[Any]], steps: int) -> dict[int, _Counts]:
+def _pivot(rows: Sequence[Row[int, int, int, int]], steps: int) -> dict[int, _Counts]:
     exposed: dict[int, tuple[int, int]] = {}
     reached: dict[int, list[int]] = {}
     for variation, position, units, multi in rows:

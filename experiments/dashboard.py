@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, g, jsonify, redirect, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from experiments.catalog import Catalog, UnknownExperiment
 from experiments.definitions import PayloadUnreadable
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     secure = settings.is_production  # behind the TLS ingress request.is_secure is False
 
     @app.post("/session")
-    def sign_in() -> Response:
+    def sign_in() -> BaseResponse:
         _same_origin_only()
         token = (request.form.get("token") or "").strip()
         _growth_member(settings.auth_secret, ("cookie", token))
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         return response
 
     @app.post("/sign-out")
-    def sign_out() -> Response:
+    def sign_out() -> BaseResponse:
         _same_origin_only()  # another site must not sign the analyst out either
         response = redirect("/", code=303)
         response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="Lax", secure=secure)

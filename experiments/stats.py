@@ -56,7 +56,8 @@ def compare(control_units: int, control_conversions: int, units: int, conversion
                                  bayesian.chance_to_win)]
     if not all(math.isfinite(v) for v in values):
         return Effect(None, None, None, None, None, note="not enough data")
-    return Effect(*values)
+    uplift, ci_low, ci_high, p_value, chance_to_win = values
+    return Effect(uplift, ci_low, ci_high, p_value, chance_to_win)
 
 
 def srm_p_value(units: Sequence[int], weights: Sequence[float]) -> float:

@@ -265,7 +265,8 @@ def exposure_columns(step: str, properties: Mapping[str, Any], user_id: int | No
         return empty
     key, variation = properties.get("experiment"), properties.get("variation")
     attribute = properties.get("hash_attribute")
-    unit_id = {USER_ID: user_id, NAMESPACE_ID: namespace_id}.get(attribute)
+    units: dict[str | None, int | None] = {USER_ID: user_id, NAMESPACE_ID: namespace_id}
+    unit_id = units.get(attribute)
     if unit_id is None:
         try:
             unit_id = int(properties.get("hash_value"))  # type: ignore[arg-type]
@@ -284,4 +285,5 @@ def exposure_columns(step: str, properties: Mapping[str, Any], user_id: int | No
 def last_collected_at(store: Engine) -> datetime | None:
     """When the collector last finished a pass over any source (the data's freshness)."""
     with store.connect() as conn:
-        return conn.scalar(select(func.max(collector_checkpoints.c.collected_at)))
+        latest: datetime | None = conn.scalar(select(func.max(collector_checkpoints.c.collected_at)))
+        return latest

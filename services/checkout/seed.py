@@ -27,8 +27,8 @@ from services.checkout.adapters.models import (
 )
 from services.checkout.domain.directory import ACCESS_LEVELS, GROUP_CREATE, MEMBER_ADD
 from services.checkout.domain.pricing import add_months
-from services.checkout.usecases import directory
 from services.checkout.domain.subscriptions import SubscriptionStatus
+from services.checkout.usecases import directory
 from services.checkout.usecases.campaigns import unique_codes
 from services.common.clock import SystemClock
 from services.common.config import Settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event
 from sqlalchemy.engine import Engine
@@ -97,7 +97,7 @@ class UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
         self.session: Session
 
-    def __enter__(self) -> UnitOfWork:
+    def __enter__(self) -> Self:
         self.session = self._session_factory()
         self._after_commit = []
         return self

@@ -52,8 +52,8 @@ def keep_state_in(path: Path) -> None:
             pickle.dump(dict(store), f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(partial, path)
 
-    store.try_load_from_disk = load  # type: ignore[method-assign]
-    store.dump_to_disk = save  # type: ignore[method-assign]
+    store.try_load_from_disk = load
+    store.dump_to_disk = save
 
 
 def main(argv: list[str]) -> int:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import BigInteger, Integer, String, UniqueConstraint, bindparam, select
+from sqlalchemy import BigInteger, FromClause, Integer, String, UniqueConstraint, bindparam, select
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from flags.exposures import Exposure, Unit
@@ -28,6 +28,8 @@ from services.common.db import BigIntPK, UTCDateTime, insert_ignoring_duplicates
 
 class ExposureMixin:
     __tablename__ = "exposures"
+    if TYPE_CHECKING:
+        __table__: ClassVar[FromClause]  # the mapped class's, from the declarative base
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     experiment_key: Mapped[str] = mapped_column(String(100))
@@ -62,7 +64,9 @@ class TableExposures:
         return inserted is not None
 
     def variations(self, unit: Unit) -> dict[str, int]:
-        rows = self._session.execute(_variations(self._model), {"attribute": unit[0], "value": unit[1]})
+        # A class is always hashable; mypy 2.4 does not see it for this mixin (a false positive).
+        query = _variations(self._model)  # type: ignore[arg-type]
+        rows = self._session.execute(query, {"attribute": unit[0], "value": unit[1]})
         return {key: variation for key, variation in rows}
 
 

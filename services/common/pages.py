@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, make_response, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from services.common import formatting
 from services.common.auth import Principal, verify_token
@@ -29,6 +30,7 @@ from services.common.sessions import SESSION_COOKIE, csrf_token
 from services.common.web import current_principal
 
 PageView = Callable[..., Any]
+AnyResponse = TypeVar("AnyResponse", bound=BaseResponse)  # Flask's, or werkzeug's from redirect()
 log = logging.getLogger(__name__)
 SESSION_ENDED = "Your session has ended; sign in again."
 
@@ -47,7 +49,7 @@ def local_path(target: str | None, default: str) -> str:
     return target
 
 
-def security_headers(response: Response) -> Response:
+def security_headers(response: AnyResponse) -> AnyResponse:
     """Pages run only our scripts and Stripe.js, and are never framed (clickjacking)."""
     stripe = "{0.scheme}://{0.netloc}".format(urlsplit(_settings().stripe_js_url))
     response.headers["Content-Security-Policy"] = "; ".join([
@@ -120,7 +122,7 @@ def pages_blueprint(home: str, settings: Settings) -> Blueprint:
         return blp  # the platform's login sets the session cookie
 
     @blp.get("/sign-in")
-    def sign_in() -> Response:
+    def sign_in() -> BaseResponse:
         """Verify the token, keep it in the session cookie, go back to `next`."""
         token = request.args.get("token", "")
         target = local_path(request.args.get("next"), home)

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import requests
 from sqlalchemy import Select, or_, select
@@ -121,7 +121,8 @@ def _deliver(http: requests.Session, subscriber: Subscriber, event: Envelope, he
              timeout: float, unreachable: dict[str, str]) -> str | None:
     """POST one event; None if taken, else a short reason (no URL, no token)."""
     try:
-        response = http.post(f"{subscriber.url.rstrip('/')}{EVENTS_PATH}", json=event, headers=headers,
+        body = cast(dict[str, Any], event)  # a TypedDict of JSON values, which mypy sees as any Mapping
+        response = http.post(f"{subscriber.url.rstrip('/')}{EVENTS_PATH}", json=body, headers=headers,
                              timeout=timeout)
     except requests.RequestException as exc:
         reason = f"{subscriber.name}: unreachable ({type(exc).__name__})"

@@ -21,7 +21,7 @@ class Pattern(validate.Regexp):
     `pattern`, which JSON Schema reads as ECMAScript: write it `^...$` (no `\\Z`),
     and matching the whole value here makes Python read it the same way."""
 
-    def __call__(self, value):  # type: ignore[no-untyped-def]  # marshmallow's overloads
+    def __call__(self, value):  # untyped, as marshmallow's overloads (str and bytes) are
         if self.regex.fullmatch(value) is None:
             raise ma.ValidationError(self._format_error(value))
         return value

@@ -22,9 +22,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import BigInteger, Integer, Select, String, Text, delete, exists, select
+from sqlalchemy import BigInteger, FromClause, Integer, Select, String, Text, delete, exists, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.common.db import UTCDateTime, insert_ignoring_duplicates, is_postgres
@@ -42,6 +42,8 @@ class SweepFailureMixin:
     """One item a sweep failed on: why, how often, and when it is tried again."""
 
     __tablename__ = "sweep_failures"
+    if TYPE_CHECKING:
+        __table__: ClassVar[FromClause]  # the mapped class's, from the declarative base
 
     sweep: Mapped[str] = mapped_column(String(32), primary_key=True)
     item_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -59,7 +61,7 @@ def backoff(failures: int, first: timedelta, cap: timedelta) -> timedelta:
     `first`, doubling with each failure, never more than `cap`."""
     if failures <= 0:
         return timedelta(0)
-    return min(first * 2 ** min(failures - 1, 30), cap)
+    return min(first * (1 << min(failures - 1, 30)), cap)
 
 
 def reason_of(error: BaseException) -> str:

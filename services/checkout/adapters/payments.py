@@ -211,7 +211,7 @@ class StripeGateway:
 
     def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         event = stripe.Webhook.construct_event(payload, signature, self._webhook_secret, tolerance=300)
-        return event.to_dict()
+        return dict(event.to_dict())
 
     def ping(self) -> None:
         self._call(self._client.v1.customers.list, params={"limit": 1})

@@ -13,7 +13,7 @@ from services.common.web import ProblemSchema, current_principal, request_uow
 
 blp = Blueprint("admin", __name__, url_prefix="/admin",
                 description="Discount campaigns (admin role required)")
-ADMIN = [{"bearerAuth": []}]
+ADMIN: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 @blp.route("/campaigns")

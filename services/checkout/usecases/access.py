@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, select
+from sqlalchemy import Select, SQLColumnExpression, and_, bindparam, func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from services.checkout.adapters.models import Membership, Namespace, Subscription
@@ -38,7 +38,7 @@ def load_with_membership(session: Session, namespace_id: int, principal: Princip
     return namespace, membership
 
 
-def billable_count(namespace_id: int | ColumnElement[int]) -> Select[tuple[int]]:
+def billable_count(namespace_id: int | SQLColumnExpression[int]) -> Select[int]:
     """COUNT of the billable members; `namespace_id` may be an outer query's column
     (a correlated subquery: one statement for many namespaces, not one each)."""
     return (select(func.count()).select_from(_BILLABLE)

@@ -136,7 +136,7 @@ def start_card_setup(app: Checkout, new_uow: UowFactory, principal: Principal) -
         uow.track(Step.CARD_SETUP_STARTED, user_id=principal.user_id, namespace_id=None)
         uow.commit()
         stored = account.stripe_customer_id
-    if stored != customer_id:
+    if stored is not None and stored != customer_id:
         # A concurrent setup created the account's customer first: set up for that one.
         intent = app.payments.create_setup_intent(stored, {"billing_account_id": str(account_id)})
     return CardSetup(intent.id, intent.client_secret, app.ctx.settings.stripe_publishable_key,

@@ -131,7 +131,7 @@ def announce_renewals(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules)
         today = uow.now.date()
         for auto_renew in (True, False):
             for d, lower in rules.windows(auto_renew):
-                due: Select[Any] = select(
+                due = select(
                     Subscription.id, Subscription.term_end, literal(d), literal(uow.now)).where(
                     Subscription.status == SubscriptionStatus.ACTIVE, Subscription.auto_renew.is_(auto_renew),
                     Subscription.term_end > today + timedelta(days=lower),
@@ -196,13 +196,13 @@ def charge_due(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> tup
     failed cards on the dunning days. Returns (renewed, failed attempts)."""
     with new_uow() as uow:
         today = uow.now.date()
-        due = select(Subscription.id, Subscription.term_end, literal("due"), literal(0),
-                     Subscription.term_end, literal(uow.now), literal(uow.now), literal(False)).where(
+        arrived = select(Subscription.id, Subscription.term_end, literal("due"), literal(0),
+                         Subscription.term_end, literal(uow.now), literal(uow.now), literal(False)).where(
             Subscription.status == SubscriptionStatus.ACTIVE, Subscription.auto_renew.is_(True),
             Subscription.term_end <= today)
         uow.session.execute(insert_ignoring_duplicates(uow.session, Renewal).from_select(
             ["subscription_id", "renewal_date", "status", "attempts", "next_attempt_on", "created_at",
-             "updated_at", "manual"], due))
+             "updated_at", "manual"], arrived))
         uow.commit()
     def due(uow: ServiceUnitOfWork) -> Select[Any]:
         return select(Renewal.id).where(Renewal.status.in_(("due", "retrying")),

@@ -42,7 +42,8 @@ def get_entitlements(app: Checkout, uow: ServiceUnitOfWork, principal: Principal
         sub = active_subscription(uow, namespace_id)
         trials = active_trials(uow, namespace_id)
         plan = namespace.plan
-        addons = [{"sku": a.sku, "seats": a.seats, "trial": False} for a in sub.addons] if sub else []
+        addons: list[dict[str, Any]] = [{"sku": a.sku, "seats": a.seats, "trial": False}
+                                        for a in sub.addons] if sub else []
         ranks = {p.id: p.rank for p in app.catalog.plans.values()}
         for trial in trials:
             if trial.grants_plan in ranks and ranks[trial.grants_plan] > ranks.get(plan, 0):

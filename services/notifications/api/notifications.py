@@ -19,7 +19,7 @@ from services.notifications.runtime import Notifications
 from services.notifications.usecases import notifications
 
 blp = Blueprint("notifications", __name__, description="Scheduled and delivered notifications (support)")
-AUTH = [{"bearerAuth": []}]
+AUTH: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def app() -> Notifications:

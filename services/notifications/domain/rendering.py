@@ -72,7 +72,7 @@ def when(value: str | date | datetime) -> str:
 
 
 def brand(value: str) -> str:
-    return _messages()["card_brands"].get(str(value).lower(), str(value).title())
+    return str(_messages()["card_brands"].get(str(value).lower(), str(value).title()))
 
 
 def card_expiry(card: dict[str, Any]) -> str:
@@ -85,7 +85,7 @@ def card(card: dict[str, Any]) -> str:
 
 
 def product(value: str) -> str:
-    return _messages()["product_names"].get(str(value), str(value).replace("_", " ").title())
+    return str(_messages()["product_names"].get(str(value), str(value).replace("_", " ").title()))
 
 
 def plural(count: int, word: str) -> str:

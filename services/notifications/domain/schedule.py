@@ -156,7 +156,7 @@ def subscription_expired_key(subscription_id: object, term_end: str) -> str:
     return f"subscription_expired/{subscription_id}/{day(term_end)}"
 
 
-def card_expiring_key(billing_account_id: object, last4: object, exp_year: object, exp_month: object) -> str:
+def card_expiring_key(billing_account_id: object, last4: object, exp_year: int, exp_month: int) -> str:
     return f"card_expiring/{billing_account_id}/{last4}/{int(exp_year):04d}-{int(exp_month):02d}"
 
 

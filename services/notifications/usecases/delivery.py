@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 
 from services.common.db import is_postgres
 from services.common.metrics import DELIVERIES
@@ -108,12 +108,13 @@ def _claim(app: Notifications, batch: int, lease: timedelta) -> list[_Claim]:
         query = select(N).where(due).order_by(N.send_after, N.id).limit(batch)
         if is_postgres(session):
             query = query.with_for_update(skip_locked=True)
-        rows = session.scalars(query).all()
-        for row in rows:
+        claims = []
+        for row in session.scalars(query).all():
             row.status, row.claimed_at = SENDING, machine_now
-            row.message_id = message_id(row.dedupe_key, app.mail.message_id_domain)
-        return [_Claim(row.id, row.dedupe_key, row.message_id, row.template, row.recipient, dict(row.context),
-                       row.traffic, row.attempts or 0, machine_now) for row in rows]
+            row.message_id = mid = message_id(row.dedupe_key, app.mail.message_id_domain)
+            claims.append(_Claim(row.id, row.dedupe_key, mid, row.template, row.recipient, dict(row.context),
+                                 row.traffic, row.attempts or 0, machine_now))
+        return claims
 
 
 def _ours(claim: _Claim) -> Any:
@@ -169,7 +170,7 @@ def _attempt(app: Notifications, mailer: Mailer, claim: _Claim) -> str:
 
 # Built once: between the relay's 250 and this commit a crash means a second
 # copy, so nothing in that window is spent building statements.
-_TABLE = N.__table__
+_TABLE = cast(Table, N.__table__)  # a mapped class's table, typed as any FROM clause
 _MARK_SENT = (update(_TABLE)
               .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == SENDING,
                      _TABLE.c.claimed_at == bindparam("claim"))

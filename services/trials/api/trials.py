@@ -17,7 +17,7 @@ from services.trials.runtime import Trials
 from services.trials.usecases import trials
 
 blp = Blueprint("trials", __name__, description="Trials of Ultimate and the Duo add-ons")
-AUTH = [{"bearerAuth": []}]
+AUTH: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def app() -> Trials:
