@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import MetaData, text
+from sqlalchemy.orm import Session
 
 from services.checkout.app import create_app
 from services.checkout.runtime import Checkout
