@@ -31,9 +31,9 @@ from typing import Any
 import requests
 from sqlalchemy import func, select
 
+from devtools.devcard import confirm_card_setup
 from loadtests.population import SyntheticUser, prospects, provision
 from services.checkout.adapters.models import User
-from services.checkout.devcard import confirm_card_setup
 from services.common.config import Settings
 from services.common.db import make_engine
 from services.common.telemetry import TRAFFIC_HEADER, Traffic

@@ -28,6 +28,19 @@ CONTRACTS = (
              modules=("flags",), forbidden=("services", "experiments")),
     Contract("the shared kit does not know the experiments app, which is built on it",
              modules=("services.common",), forbidden=("experiments",)),
+    Contract("the shared kit imports no service: what one service alone uses lives in it",
+             modules=("services.common",),
+             forbidden=("services.checkout", "services.trials", "services.notifications")),
+    Contract("checkout talks to the other services over HTTP and events, never their code",
+             modules=("services.checkout",), forbidden=("services.trials", "services.notifications")),
+    Contract("trials talks to the other services over HTTP and events, never their code",
+             modules=("services.trials",), forbidden=("services.checkout", "services.notifications")),
+    Contract("notifications hears the other services' events, never imports their code",
+             modules=("services.notifications",), forbidden=("services.checkout", "services.trials")),
+    Contract("the services run without the development tools (make run, time travel, the sinks)",
+             modules=("services",), forbidden=("devtools",)),
+    Contract("no part of services/ wires the experiments app: its collector is its own worker",
+             modules=("services",), forbidden=("experiments",)),
 )
 
 

@@ -25,6 +25,7 @@ from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.inbox import events_blueprint
 from services.common.pages import pages_blueprint
+from services.common.routing import owners
 from services.common.service import ServiceContext, build_context
 from services.common.web import ReadinessCheck, create_service_app
 
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
         checkout.ctx, title="Checkout", description=__doc__ or "",
         blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, namespaces.blp,
                     webhooks.blp, admin.blp,
-                    events_blueprint(InboxEvent, trial_events.HANDLERS, {"trial.": "trials"})],
+                    events_blueprint(InboxEvent, trial_events.HANDLERS, owners("checkout"))],
         readiness_checks=[_stripe_reachable(checkout.payments)],
         json_exempt_paths=[webhooks.WEBHOOK_PATH])
     app.register_blueprint(pages_blueprint("/checkout", checkout.ctx.settings))

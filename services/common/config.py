@@ -88,7 +88,7 @@ class Settings:
     growthbook_client_key: str | None = None
     growthbook_refresh_seconds: float = 60.0
     environment: str = "development"
-    # A file holding a time offset (development only): see services/timetravel.py.
+    # A file holding a time offset (development only): see devtools/timetravel.py.
     clock_file: str | None = None
     sentry_dsn: str | None = None
     ratelimit_storage_uri: str = "memory://"

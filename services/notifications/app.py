@@ -14,6 +14,7 @@ from flask import Flask
 from services.common.clock import Clock, SystemClock
 from services.common.config import Settings
 from services.common.inbox import events_blueprint
+from services.common.routing import owners
 from services.common.service import build_context
 from services.common.web import create_service_app
 from services.notifications.adapters.mail_api import HttpMailApi
@@ -24,9 +25,6 @@ from services.notifications.config import MailSettings, mail_settings
 from services.notifications.domain.schedule import Schedule
 from services.notifications.runtime import Notifications
 from services.notifications.usecases.events import HANDLERS
-
-# Which service may publish which topics (anything else is refused).
-EVENT_OWNERS = {"order.": "checkout", "subscription.": "checkout", "card.": "checkout", "trial.": "trials"}
 
 
 def build_notifications(settings: Settings, clock: Clock | None = None, mailer: Mailer | None = None,
@@ -52,6 +50,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
                                         machine_clock=machine_clock)
     flask_app = create_service_app(
         notifications.ctx, title="Notifications", description=__doc__ or "",
-        blueprints=[notifications_api.blp, events_blueprint(InboxEvent, HANDLERS, EVENT_OWNERS)])
+        blueprints=[notifications_api.blp, events_blueprint(InboxEvent, HANDLERS, owners("notifications"))])
     flask_app.extensions["notifications"] = notifications
     return flask_app

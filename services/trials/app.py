@@ -9,6 +9,7 @@ from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.inbox import events_blueprint
 from services.common.pages import pages_blueprint
+from services.common.routing import owners
 from services.common.service import build_context
 from services.common.web import create_service_app
 from services.trials.adapters.directory import CheckoutDirectory, NamespaceDirectory
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     trials = build_trials(settings or Settings.from_env("trials"), clock, directory)
     flask_app = create_service_app(
         trials.ctx, title="Trials", description=__doc__ or "",
-        blueprints=[trials_api.blp, events_blueprint(InboxEvent, HANDLERS, {"subscription.": "checkout"})])
+        blueprints=[trials_api.blp, events_blueprint(InboxEvent, HANDLERS, owners("trials"))])
     flask_app.register_blueprint(pages_blueprint("/trials", trials.ctx.settings))
     flask_app.register_blueprint(pages.blp)
     flask_app.extensions["trials"] = trials

@@ -310,7 +310,7 @@ def test_each_workload_has_the_settings_its_services_need_in_production(name: st
 @pytest.mark.parametrize("name", ALL)
 def test_the_experiments_collector_runs_in_exactly_one_deployment(name: str) -> None:
     """Every worker job runs somewhere; the `experiments` job in one Deployment only."""
-    from services.worker import EXPERIMENTS, JOBS
+    from deploy.worker import EXPERIMENTS, JOBS
 
     runs: dict[str, list[str]] = {job: [] for job in JOBS}
     for deployment in (r for r in rendered(name) if r["kind"] == "Deployment"):

@@ -35,9 +35,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from benchmarks.mail_kill import insert_due, kill_run, sender
+from devtools.mailsink import MaildirHandler, start
 from services.common.clock import FixedClock, OffsetClock
 from services.common.db import make_engine
-from services.common.mailsink import MaildirHandler, start
 from services.notifications.adapters.mail_api import HttpMailApi
 from services.notifications.adapters.mailer import SmtpMailer
 from services.notifications.adapters.models import FunnelEventRow, Notification

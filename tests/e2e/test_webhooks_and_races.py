@@ -15,8 +15,8 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from devtools.devcard import confirm_card_payment, confirm_card_setup
 from services.checkout.adapters.models import BillingAccount, Order, StripeEvent, Subscription
-from services.checkout.devcard import confirm_card_payment, confirm_card_setup
 from tests.e2e.helpers import Buyer
 from tests.support import WEBHOOK_SECRET, LiveServer, LocalStripe
 

@@ -9,8 +9,8 @@ process); the next `make run` carries on with the same databases, mail and
 Stripe state. A stack that is already running, or a port another program
 holds, stops it before anything is touched.
 
-`python -m services.devstack tokens` prints the demo tokens again;
-`python -m services.devstack reset` (`make reset`) forgets the stack's state.
+`python -m devtools.devstack tokens` prints the demo tokens again;
+`python -m devtools.devstack reset` (`make reset`) forgets the stack's state.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ import requests
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
+from devtools.devstripe import STATE_FILE
 from experiments import store as experiment_store
 from services.checkout.seed import load_demo, seed_database
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
 from services.common.config import DEFAULT_PORTS, ROOT, STACK_PORTS, Settings, local_url, port_for, var_dir
-from services.common.devstripe import STATE_FILE
 from services.common.migrate import SERVICES, upgrade
 
 CHECKOUT_PAGE, TRIALS_PAGE = "/checkout", "/trials"
@@ -239,7 +239,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["reset"]:
         return reset()
     if argv:
-        print("usage: python -m services.devstack [tokens | reset]", file=sys.stderr)
+        print("usage: python -m devtools.devstack [tokens | reset]", file=sys.stderr)
         return 2
     return run()
 
