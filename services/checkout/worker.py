@@ -23,8 +23,9 @@ def build(renewal_seconds: float = RENEWAL_SWEEP_SECONDS) -> jobs.Jobs:
     checkout = build_checkout(Settings.from_env("checkout"))
 
     def renewals() -> str:
-        done = run_all(checkout, checkout.ctx.uow, checkout.renewal_rules)
-        return f"checkout renewals: {done}" if any(done.values()) else ""
+        done = {what: count for what, count in run_all(checkout, checkout.ctx.uow,
+                                                       checkout.renewal_rules).items() if count}
+        return f"checkout renewals: {done}" if done else ""
 
     sweeps = jobs.Guarded("checkout sweeps", jobs.every(renewal_seconds, renewals))
     return [sweeps, *jobs.relay_jobs(checkout.ctx)], [checkout.ctx.close]
