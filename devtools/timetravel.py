@@ -22,6 +22,7 @@ import io
 import logging
 import os
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from email import policy
 from email.parser import BytesHeaderParser
@@ -74,12 +75,12 @@ def travel(days: int) -> None:
     worker_log.setLevel(logging.INFO)
     worker_log.propagate = False
     jobs: list[Guarded] = []
-    closers = []
+    closers: list[Callable[[], None]] = []
     try:
         # Renewals every pass (not every 10 s): a day here lasts well under that.
-        for built, close in (checkout_worker.build(renewal_seconds=0), trials_worker.build()):
+        for built, to_close in (checkout_worker.build(renewal_seconds=0), trials_worker.build()):
             jobs += built
-            closers += close
+            closers += to_close
         for _ in range(days):
             day_start = clock.advance(timedelta(days=1))
             print(f"{day_start:%Y-%m-%d}", end="")

@@ -129,9 +129,9 @@ def run_built(builders: Sequence[Callable[[], Jobs]], interval: float, once: boo
     closers: list[Callable[[], None]] = []
     try:
         for build in builders:
-            built, close = build()
+            built, to_close = build()
             jobs += built
-            closers += close
+            closers += to_close
         return run(jobs, interval, once)
     finally:
         for close in closers:

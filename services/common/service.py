@@ -128,7 +128,6 @@ class ServiceContext:
     known_variations: KnownVariations = field(default_factory=KnownVariations)
     # Where the sweeps record the items they failed on (services/common/sweeps.py); None: no sweeps.
     failure_model: type[sweeps.SweepFailureMixin] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def uow(self, traffic: Traffic = Traffic.REAL) -> ServiceUnitOfWork:
         return ServiceUnitOfWork(self, traffic)
