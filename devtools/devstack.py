@@ -33,6 +33,7 @@ from honcho.manager import Manager
 
 from devtools.devstripe import STATE_FILE
 from experiments import store as experiment_store
+from services.checkout.config import CheckoutSettings
 from services.checkout.seed import load_demo, seed_database
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
@@ -160,7 +161,7 @@ def register_webhook(stripe_base: str, checkout_url: str, secret: str) -> None:
     response.raise_for_status()
 
 
-def _announce(settings: Settings, var: Path) -> None:
+def _announce(settings: CheckoutSettings, var: Path) -> None:
     stripe_base = settings.stripe_api_base or ""
     urls = {name: local_url(name) for name in DEFAULT_PORTS}
     if not _wait_for(f"{stripe_base}/v1/customers"):
@@ -213,7 +214,7 @@ def _run(var: Path) -> int:
     os.environ.setdefault("CODE_ATTEMPTS_PER_CLIENT", "600/minute")
     os.environ.setdefault("CARD_ATTEMPTS_PER_CLIENT", "600/minute")
     prepare(var)
-    settings = Settings.from_env("checkout")
+    settings = CheckoutSettings.from_env()
     env = dict(os.environ)
     # Processes find this environment's python and localstripe first.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")

@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from devtools.devcard import confirm_card_setup
 from loadtests.population import SyntheticUser, prospects, provision
 from services.checkout.adapters.models import User
+from services.checkout.config import CheckoutSettings
 from services.common.config import Settings
 from services.common.db import make_engine
 from services.common.telemetry import TRAFFIC_HEADER, Traffic
@@ -166,7 +167,7 @@ def trial_owner(person: Person, rng: random.Random, odds: Behaviour, tally: Tall
         tally.add("upgrades" if person.buy("ultimate", 5, None) else "upgrade failed")
 
 
-def run(settings: Settings, prospect_count: int, owner_count: int, workers: int = 6,
+def run(settings: CheckoutSettings, prospect_count: int, owner_count: int, workers: int = 6,
         seed: int = 7) -> Counter[str]:
     """Walk the people through the services at `settings.service_urls` (checkout's settings:
     the people are provisioned in its database)."""
@@ -212,7 +213,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     try:
-        counts = run(Settings.from_env("checkout"), args.prospects, args.owners, args.workers, args.seed)
+        counts = run(CheckoutSettings.from_env(), args.prospects, args.owners, args.workers, args.seed)
     except requests.RequestException as exc:
         print(f"traffic: the stack is not reachable ({exc}); start it with `make run`", file=sys.stderr)
         return 1

@@ -11,16 +11,16 @@ from __future__ import annotations
 import sys
 
 from services.checkout.app import build_checkout
+from services.checkout.config import CheckoutSettings
 from services.checkout.usecases.renewals import run_all
 from services.common import jobs
-from services.common.config import Settings
 
 # Renewal sweeps are cheap when nothing is due, but need not run every second.
 RENEWAL_SWEEP_SECONDS = 10.0
 
 
 def build(renewal_seconds: float = RENEWAL_SWEEP_SECONDS) -> jobs.Jobs:
-    checkout = build_checkout(Settings.from_env("checkout"))
+    checkout = build_checkout(CheckoutSettings.from_env())
 
     def renewals() -> str:
         done = {what: count for what, count in run_all(checkout, checkout.ctx.uow,
