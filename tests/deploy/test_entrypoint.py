@@ -176,6 +176,8 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (["sweep", "renewals"], "checkout renewals: {'reminders': 0, 'renewed': 0"),
     (["deliver", "--once"], "notifications: sent 0, retried 0, failed 0"),
     (["worker", "--once"], ""),
+    (["worker", "checkout", "--once"], ""),  # each service's own worker
+    (["worker", "trials", "--once"], ""),
     (["worker", "experiments", "--once"], ""),
     (["migrate", "experiments"], "experiments: migrated"),  # again: a no-op
 ])
