@@ -17,11 +17,11 @@ install: $(STAMP)
 ## run: the whole stack on SQLite, localstripe and a local SMTP server, with demo data.
 ## Its state (databases, mail, Stripe's) stays in var/ (VAR_DIR) across restarts.
 run: $(STAMP)
-	$(BIN)/python -m services.devstack
+	$(BIN)/python -m devtools.devstack
 
 ## reset: forget make run's databases, mail and Stripe state (keeps .venv); `make reset run` starts afresh.
 reset: $(STAMP)
-	$(BIN)/python -m services.devstack reset
+	$(BIN)/python -m devtools.devstack reset
 
 ## test: the whole suite (PostgreSQL too when TEST_DATABASE_URL is set).
 test: $(STAMP)
@@ -33,7 +33,7 @@ migrate: $(STAMP)
 ## timetravel: move make run's clock DAYS forward, running sweeps and sending mail (RESET=1: real time).
 DAYS ?= 30
 timetravel: $(STAMP)
-	$(BIN)/python -m services.timetravel $(if $(RESET),--reset,--days $(DAYS))
+	$(BIN)/python -m devtools.timetravel $(if $(RESET),--reset,--days $(DAYS))
 
 ## bench-mail-kill: the mail sender SIGKILLed 10 times in 600 messages: lost and duplicated mail (DATABASE=postgres).
 DATABASE ?= sqlite
@@ -45,10 +45,10 @@ bench-renewals: $(STAMP)
 	$(BIN)/python -m benchmarks.renewal_sweep
 
 tokens: $(STAMP)
-	$(BIN)/python -m services.devstack tokens
+	$(BIN)/python -m devtools.devstack tokens
 
 lint: $(STAMP)
-	$(BIN)/ruff check services flags tests
+	$(BIN)/ruff check services flags tests devtools
 
 ## typecheck: mypy over every package, strictly on the domains, the use cases and the flag library.
 typecheck: $(STAMP)

@@ -66,6 +66,7 @@ from werkzeug.serving import make_server
 
 from benchmarks.ceiling_report import TOTAL, Result, Run, render
 from deploy.entrypoint import GUNICORN_CONFIG, plan
+from devtools.devstack import register_webhook
 from flags.client import Flags
 from loadtests import population
 from services.checkout.app import create_app
@@ -74,7 +75,6 @@ from services.common.auth import issue_token
 from services.common.clock import SystemClock
 from services.common.config import ROOT, Settings, normalise_database_url
 from services.common.migrate import upgrade
-from services.devstack import register_webhook
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ceiling.md"
 BENCHFILE = ROOT / "loadtests" / "bench.py"

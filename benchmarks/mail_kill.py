@@ -40,9 +40,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from devtools.mailsink import MaildirHandler, start
 from services.common.config import ROOT, normalise_database_url
 from services.common.db import make_engine
-from services.common.mailsink import MaildirHandler, start
 from services.common.migrate import upgrade
 from services.notifications.adapters.models import FunnelEventRow, Notification
 from services.notifications.domain.schedule import message_id

@@ -22,9 +22,10 @@ from pathlib import Path
 from sqlalchemy import text
 
 from services.checkout.app import build_checkout
+from services.checkout.config import CheckoutSettings
 from services.checkout.usecases.renewals import announce_renewals
 from services.common.clock import FixedClock
-from services.common.config import Settings, normalise_database_url
+from services.common.config import normalise_database_url
 from services.common.migrate import upgrade
 from tests.support import postgres_database
 
@@ -69,7 +70,7 @@ def seed(url: str, count: int, spread_days: int) -> None:
 
 def timed_sweeps(url: str) -> list[tuple[float, int]]:
     """(seconds, reminders) of a sweep today, then of one the next day."""
-    settings = Settings(service="checkout", database_url=url, stripe_api_base="http://127.0.0.1:9")
+    settings = CheckoutSettings(service="checkout", database_url=url, stripe_api_base="http://127.0.0.1:9")
     clock = FixedClock(NOW)
     app = build_checkout(settings, clock)
     results = []

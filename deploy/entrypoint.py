@@ -4,8 +4,9 @@
     dashboard                               gunicorn + deploy/gunicorn.conf.py, the growth dashboard
                                             (experiments.dashboard:create_app(), port 8004)
     worker [job ...]                        outbox relays, trial expiry, renewal sweeps, and the
-                                            experiments collector (services.worker; jobs: checkout,
-                                            trials, experiments; default all)
+                                            experiments collector (jobs: checkout, trials, experiments;
+                                            default all): one job runs its own worker (e.g.
+                                            services.trials.worker), several run in one loop (deploy.worker)
     deliver                                 send due mail through SMTP (services.notifications.deliver)
     sweep {trials,renewals}                 one pass of a sweep, then exit (for CronJobs)
     migrate [target ...]                    Alembic upgrade to head of the services' databases and
@@ -29,9 +30,11 @@ from typing import NoReturn
 from services.common.config import DEFAULT_PORTS
 
 GUNICORN_CONFIG = Path(__file__).resolve().with_name("gunicorn.conf.py")
-# The jobs `python -m services.worker` runs and the targets `deploy.migrate`
-# accepts (tests/deploy checks these against the modules, which are heavier to import).
-WORKER_SERVICES = ("checkout", "trials", "experiments")
+# The jobs `python -m deploy.worker` runs, each its own worker module, and the targets
+# `deploy.migrate` accepts (tests/deploy checks these against the modules, which are heavier to import).
+WORKERS = {"checkout": "services.checkout.worker", "trials": "services.trials.worker",
+           "experiments": "experiments.collector"}
+WORKER_SERVICES = tuple(WORKERS)
 MIGRATE_SERVICES = ("checkout", "trials", "notifications", "experiments")
 # The growth dashboard (experiments.cli.DEFAULT_PORT).
 DASHBOARD_PORT = 8004
@@ -117,7 +120,9 @@ def plan(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> list[
                 "--bind", f"0.0.0.0:{port}", DASHBOARD_APP]
     if args.role == "worker":
         _check_services(parser, args.services, WORKER_SERVICES)
-        command = [python, "-m", "services.worker", *args.services]
+        jobs = list(dict.fromkeys(args.services))
+        command = ([python, "-m", WORKERS[jobs[0]]] if len(jobs) == 1
+                   else [python, "-m", "deploy.worker", *jobs])
         if args.interval is not None:
             command += ["--interval", str(args.interval)]
         return command + (["--once"] if args.once else [])

@@ -107,7 +107,7 @@ def fresh(stack: Stack, count: int, *, kind: Kind, role: str = "synthetic", firs
     """`count` Owners of groups nobody had before: made after the last group an
     earlier run made, so none was bought or has a trial yet."""
     first = FIRST_IDS[kind] if first_id is None else first_id
-    start, people = _first_unused(stack, first), []
+    start, people = _first_unused(stack, first), list[SyntheticUser]()
     while len(people) < count:
         ids = range(start, start + count - len(people))
         if ids.stop > first + RANGE_SIZE:

@@ -4,6 +4,8 @@ completed. Card numbers go from here to Stripe only, never to our services."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 
 
@@ -11,7 +13,7 @@ def confirm_card_setup(http: requests.Session, stripe_url: str, client_secret: s
                        publishable_key: str = "pk_test_localstripe") -> bool:
     """confirmCardSetup: whether the card was set up (False: declined)."""
     seti = client_secret.split("_secret_")[0]
-    browser = {"key": publishable_key, "use_stripe_sdk": True, "client_secret": client_secret}
+    browser: dict[str, Any] = {"key": publishable_key, "use_stripe_sdk": True, "client_secret": client_secret}
     confirmed = http.post(f"{stripe_url}/v1/setup_intents/{seti}/confirm", timeout=30, json={
         **browser, "payment_method_data": {
             "type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},

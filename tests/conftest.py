@@ -19,6 +19,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.orm import Session
 
 from services.checkout.app import create_app
+from services.checkout.config import CheckoutSettings
 from services.checkout.runtime import Checkout
 from services.checkout.seed import seed
 from services.common import events, outbox
@@ -148,10 +149,13 @@ def make_settings(service: str, database_url: str, stripe_base: str | None = Non
                   payload_file: str = FLAGS_OFF) -> Settings:
     # Every simulated person comes from 127.0.0.1, as under `make run`, which raises
     # the per-client card limit the same way; the per-account limit stays as shipped.
-    return Settings(service=service, database_url=database_url, auth_secret=TEST_SECRET,
-                    stripe_api_base=stripe_base or "http://127.0.0.1:9", stripe_timeout_seconds=5,
-                    stripe_webhook_secret=WEBHOOK_SECRET, environment="test",
-                    growthbook_payload_file=payload_file, card_attempts_per_client="600/minute")
+    shared = Settings(service=service, database_url=database_url, auth_secret=TEST_SECRET, environment="test",
+                      growthbook_payload_file=payload_file)
+    if service != "checkout":
+        return shared
+    return CheckoutSettings.of(shared).with_overrides(
+        stripe_api_base=stripe_base or "http://127.0.0.1:9", stripe_timeout_seconds=5,
+        stripe_webhook_secret=WEBHOOK_SECRET, card_attempts_per_client="600/minute")
 
 
 @pytest.fixture(scope="session")

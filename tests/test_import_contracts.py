@@ -40,6 +40,19 @@ CONTRACTS = (
     Contract("the domain errors are plain Python, for the domains to raise",
              modules=("services.common.errors",), forbidden=("services.common.problems", "flask",
                                                               "werkzeug")),
+    Contract("the shared kit imports no service: what one service alone uses lives in it",
+             modules=("services.common",),
+             forbidden=("services.checkout", "services.trials", "services.notifications")),
+    Contract("checkout talks to the other services over HTTP and events, never their code",
+             modules=("services.checkout",), forbidden=("services.trials", "services.notifications")),
+    Contract("trials talks to the other services over HTTP and events, never their code",
+             modules=("services.trials",), forbidden=("services.checkout", "services.notifications")),
+    Contract("notifications hears the other services' events, never imports their code",
+             modules=("services.notifications",), forbidden=("services.checkout", "services.trials")),
+    Contract("the services run without the development tools (make run, time travel, the sinks)",
+             modules=("services",), forbidden=("devtools",)),
+    Contract("no part of services/ wires the experiments app: its collector is its own worker",
+             modules=("services",), forbidden=("experiments",)),
 )
 
 

@@ -16,6 +16,7 @@ from services.checkout.adapters.models import (
 from services.checkout.adapters.payments import PaymentGateway, StripeGateway
 from services.checkout.adapters.ratelimit import AttemptLimiter
 from services.checkout.api import admin, billing, catalog, directory, namespaces, purchases, quotes, webhooks
+from services.checkout.config import CheckoutSettings
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.offers import OfferRules
 from services.checkout.domain.renewal import RenewalRules
@@ -26,12 +27,14 @@ from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.inbox import events_blueprint
 from services.common.pages import pages_blueprint
+from services.common.routing import owners
 from services.common.service import ServiceContext, build_context
 from services.common.web import ReadinessCheck, create_service_app
 
 
 def build_checkout(settings: Settings, clock: Clock | None = None,
                    payments: PaymentGateway | None = None) -> Checkout:
+    settings = CheckoutSettings.of(settings)
     ctx = build_context("checkout", settings, clock, OutboxMessage, FunnelEventRow, ExposureRow, SweepFailure)
     gateway = payments or StripeGateway(settings.stripe_api_key, settings.stripe_api_base,
                                         settings.stripe_webhook_secret,
@@ -39,10 +42,10 @@ def build_checkout(settings: Settings, clock: Clock | None = None,
     limiter = AttemptLimiter(settings.ratelimit_storage_uri, settings.code_attempts_per_client,
                              settings.code_attempts_per_account)
     cards = AttemptLimiter(settings.ratelimit_storage_uri, settings.card_attempts_per_client,
-                           settings.card_attempts_per_account, name="card-attempts",
-                           what="card attempts")
-    return Checkout(ctx=ctx, catalog=Catalog.load(), payments=gateway, code_attempts=limiter,
-                    card_attempts=cards, renewal_rules=RenewalRules.load(), offers=OfferRules.load())
+                           settings.card_attempts_per_account, name="card-attempts", what="card attempts")
+    return Checkout(ctx=ctx, settings=settings, catalog=Catalog.load(), payments=gateway,
+                    code_attempts=limiter, card_attempts=cards, renewal_rules=RenewalRules.load(),
+                    offers=OfferRules.load())
 
 
 def _stripe_reachable(gateway: PaymentGateway) -> ReadinessCheck:
@@ -53,12 +56,12 @@ def _stripe_reachable(gateway: PaymentGateway) -> ReadinessCheck:
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None,
                payments: PaymentGateway | None = None) -> Flask:
-    checkout = build_checkout(settings or Settings.from_env("checkout"), clock, payments)
+    checkout = build_checkout(settings or CheckoutSettings.from_env(), clock, payments)
     app = create_service_app(
         checkout.ctx, title="Checkout", description=__doc__ or "",
         blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, namespaces.blp,
                     webhooks.blp, admin.blp, directory.blp,
-                    events_blueprint(InboxEvent, trial_events.HANDLERS, {"trial.": "trials"})],
+                    events_blueprint(InboxEvent, trial_events.HANDLERS, owners("checkout"))],
         readiness_checks=[_stripe_reachable(checkout.payments)],
         json_exempt_paths=[webhooks.WEBHOOK_PATH])
     app.register_blueprint(pages_blueprint("/checkout", checkout.ctx.settings))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from services.checkout.adapters.payments import PaymentGateway
 from services.checkout.adapters.ratelimit import AttemptLimiter
+from services.checkout.config import CheckoutSettings
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.offers import OfferRules
 from services.checkout.domain.renewal import RenewalRules
@@ -19,6 +20,7 @@ UowFactory = Callable[[], ServiceUnitOfWork]
 @dataclass
 class Checkout:
     ctx: ServiceContext
+    settings: CheckoutSettings  # ctx.settings, with checkout's own
     catalog: Catalog
     payments: PaymentGateway
     code_attempts: AttemptLimiter

@@ -11,14 +11,14 @@ through the rows with FOR UPDATE SKIP LOCKED (services/checkout/usecases/renewal
 from __future__ import annotations
 
 from services.checkout.app import build_checkout
+from services.checkout.config import CheckoutSettings
 from services.checkout.usecases.renewals import run_all
-from services.common.config import Settings
 from services.common.logs import configure_logging
 
 
 def main() -> int:
     configure_logging("checkout-renewals")
-    checkout = build_checkout(Settings.from_env("checkout"))
+    checkout = build_checkout(CheckoutSettings.from_env())
     try:
         done = run_all(checkout, checkout.ctx.uow, checkout.renewal_rules)
         print(f"checkout renewals: {done}", flush=True)

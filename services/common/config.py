@@ -12,11 +12,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parents[2]
 
 DEV_AUTH_SECRET = "dev-only-auth-secret-change-me-in-production"
-DEV_WEBHOOK_SECRET = "whsec_dev_only_local_webhook_secret"
 
 DEFAULT_PORTS = {"checkout": 8001, "trials": 8002, "notifications": 8003}
 # Everything `make run` listens on. `<NAME>_PORT` moves one; PORT_OFFSET moves
@@ -68,12 +68,8 @@ class Settings:
     service: str
     database_url: str
     auth_secret: str = DEV_AUTH_SECRET
-    stripe_api_key: str = "sk_test_localstripe"
-    stripe_publishable_key: str = "pk_test_localstripe"
-    # None means Stripe's own API; locally it is localstripe.
-    stripe_api_base: str | None = f"http://127.0.0.1:{STACK_PORTS['localstripe']}"
-    stripe_webhook_secret: str = DEV_WEBHOOK_SECRET
-    stripe_timeout_seconds: float = 10.0
+    # Stripe.js, which the pages' Content-Security-Policy allows (checkout's other
+    # Stripe settings are its own: services/checkout/config.py).
     stripe_js_url: str = f"http://127.0.0.1:{STACK_PORTS['localstripe']}/js.stripe.com/v3/"
     posthog_api_key: str | None = None
     posthog_host: str = "https://us.i.posthog.com"
@@ -88,14 +84,10 @@ class Settings:
     growthbook_client_key: str | None = None
     growthbook_refresh_seconds: float = 60.0
     environment: str = "development"
-    # A file holding a time offset (development only): see services/timetravel.py.
+    # A file holding a time offset (development only): see devtools/timetravel.py.
     clock_file: str | None = None
     sentry_dsn: str | None = None
     ratelimit_storage_uri: str = "memory://"
-    code_attempts_per_client: str = "30/minute;300/day"
-    code_attempts_per_account: str = "10/minute;100/day"
-    card_attempts_per_client: str = "20/minute;100/day"
-    card_attempts_per_account: str = "10/minute;30/day"
     # An item a sweep failed on waits this long before its next try, doubling up to the maximum.
     sweep_retry_seconds: float = 60.0
     sweep_retry_max_seconds: float = 3600.0
@@ -106,7 +98,7 @@ class Settings:
     def is_production(self) -> bool:
         return self.environment == "production"
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: object) -> Self:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
@@ -121,11 +113,6 @@ class Settings:
             service=service,
             database_url=normalise_database_url(database_url),
             auth_secret=env.get("AUTH_SECRET", DEV_AUTH_SECRET),
-            stripe_api_key=env.get("STRIPE_SECRET_KEY", "sk_test_localstripe"),
-            stripe_publishable_key=env.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe"),
-            stripe_api_base=stripe_base or None,
-            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET),
-            stripe_timeout_seconds=float(env.get("STRIPE_TIMEOUT_SECONDS", "10")),
             stripe_js_url=env.get("STRIPE_JS_URL")
             or (f"{stripe_base}/js.stripe.com/v3/" if stripe_base else "https://js.stripe.com/v3/"),
             posthog_api_key=env.get("POSTHOG_API_KEY") or None,
@@ -141,10 +128,6 @@ class Settings:
             clock_file=env.get("CLOCK_FILE") or None,
             sentry_dsn=env.get("SENTRY_DSN") or None,
             ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
-            code_attempts_per_client=env.get("CODE_ATTEMPTS_PER_CLIENT", "30/minute;300/day"),
-            code_attempts_per_account=env.get("CODE_ATTEMPTS_PER_ACCOUNT", "10/minute;100/day"),
-            card_attempts_per_client=env.get("CARD_ATTEMPTS_PER_CLIENT", "20/minute;100/day"),
-            card_attempts_per_account=env.get("CARD_ATTEMPTS_PER_ACCOUNT", "10/minute;30/day"),
             sweep_retry_seconds=float(env.get("SWEEP_RETRY_SECONDS", "60")),
             sweep_retry_max_seconds=float(env.get("SWEEP_RETRY_MAX_SECONDS", "3600")),
             service_urls={name: env.get(f"{name.upper()}_URL") or local_url(name, env)
@@ -159,7 +142,5 @@ class Settings:
             return
         if self.auth_secret == DEV_AUTH_SECRET or len(self.auth_secret) < 32:
             raise RuntimeError("AUTH_SECRET must be set in production (32 bytes or more)")
-        if self.service == "checkout" and self.stripe_webhook_secret == DEV_WEBHOOK_SECRET:
-            raise RuntimeError("STRIPE_WEBHOOK_SECRET must be set in production")
         if self.clock_file:
             raise RuntimeError("CLOCK_FILE (time travel) is for development only")

@@ -133,6 +133,7 @@ class TrialChanged(TypedDict):
     grants_plan: NotRequired[str | None]
     grants_addon: NotRequired[str | None]
     seats: NotRequired[int | None]
+    seat_holder: NotRequired[int | None]
     user_id: NotRequired[int | None]
     plan_before: NotRequired[str | None]
 

@@ -55,7 +55,8 @@ class Envelope(TypedDict):
 
 
 # Gets the consumer's unit of work and the event's payload; returns a short outcome.
-Handler = Callable[[ServiceUnitOfWork, dict[str, Any]], str]
+# A handler takes its topic's payload: the TypedDict in services/common/events.py.
+Handler = Callable[[ServiceUnitOfWork, Any], str]
 
 
 def receive(uow: ServiceUnitOfWork, model: type[InboxMixin], event: Envelope | dict[str, Any],

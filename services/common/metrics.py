@@ -1,4 +1,5 @@
-"""Prometheus metrics at /metrics in every service.
+"""Prometheus metrics at /metrics in every service (what one service alone
+counts lives in it: checkout's Stripe calls, notifications' deliveries).
 
 Counters and histograms live in the process's default registry (under
 gunicorn with several processes, set PROMETHEUS_MULTIPROC_DIR and the scrape
@@ -11,8 +12,6 @@ same truth.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Response
@@ -29,8 +28,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from services.common import timing
-
 T = TypeVar("T")
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
@@ -40,30 +37,11 @@ FUNNEL_STEPS = Counter("funnel_steps_total", "Funnel steps recorded", ["service"
 POSTHOG_SKIPPED = Counter("posthog_events_skipped_total",
                           "Funnel events not forwarded while PostHog was failing (the local store has them)",
                           ["service"])
-STRIPE_CALLS = Counter("stripe_calls_total", "Calls to Stripe", ["operation", "outcome"])
-STRIPE_LATENCY = Histogram("stripe_call_duration_seconds", "Stripe call latency", ["operation"],
-                           buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
-DELIVERIES = Counter("notification_deliveries_total", "Mail delivery attempts", ["outcome"])
 
 
 def observe_request(service: str, method: str, route: str, status: int, seconds: float) -> None:
     REQUESTS.labels(service, method, route, str(status)).inc()
     LATENCY.labels(service, route).observe(seconds)
-
-
-def timed_stripe_call(operation: str, call: Callable[[], T]) -> T:
-    started = time.perf_counter()
-    outcome = "ok"
-    try:
-        return call()
-    except Exception as exc:
-        outcome = type(exc).__name__
-        raise
-    finally:
-        elapsed = time.perf_counter() - started
-        STRIPE_CALLS.labels(operation, outcome).inc()
-        STRIPE_LATENCY.labels(operation).observe(elapsed)
-        timing.add("stripe", elapsed)
 
 
 def _from_database(ctx: Any) -> bytes:

@@ -5,6 +5,7 @@ cases open. Workers and CLIs build the same object the web app does.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -71,7 +72,7 @@ class ServiceUnitOfWork(UnitOfWork):
                        variation_name=exposure.variation_name, feature=exposure.feature,
                        hash_attribute=exposure.hash_attribute, hash_value=exposure.hash_value)
 
-    def publish(self, topic: str, payload: dict[str, Any]) -> str:
+    def publish(self, topic: str, payload: Mapping[str, Any]) -> str:
         # The traffic source and the request id travel with the event.
         stamped = {**payload, "traffic": self.traffic.value}
         if request_id := request_id_var.get():
@@ -128,7 +129,6 @@ class ServiceContext:
     known_variations: KnownVariations = field(default_factory=KnownVariations)
     # Where the sweeps record the items they failed on (services/common/sweeps.py); None: no sweeps.
     failure_model: type[sweeps.SweepFailureMixin] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def uow(self, traffic: Traffic = Traffic.REAL) -> ServiceUnitOfWork:
         return ServiceUnitOfWork(self, traffic)

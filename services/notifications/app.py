@@ -14,6 +14,7 @@ from flask import Flask
 from services.common.clock import Clock, SystemClock
 from services.common.config import Settings
 from services.common.inbox import events_blueprint
+from services.common.routing import owners
 from services.common.service import build_context
 from services.common.web import create_service_app
 from services.notifications.adapters.mail_api import HttpMailApi
@@ -22,11 +23,8 @@ from services.notifications.adapters.models import ExposureRow, FunnelEventRow, 
 from services.notifications.api import notifications as notifications_api
 from services.notifications.config import MailSettings, mail_settings
 from services.notifications.domain.schedule import Schedule
-from services.notifications.runtime import Notifications
-from services.notifications.usecases.events import HANDLERS
-
-# Which service may publish which topics (anything else is refused).
-EVENT_OWNERS = {"order.": "checkout", "subscription.": "checkout", "card.": "checkout", "trial.": "trials"}
+from services.notifications.runtime import EXTENSION, Notifications
+from services.notifications.usecases.events import handlers
 
 
 def build_notifications(settings: Settings, clock: Clock | None = None, mailer: Mailer | None = None,
@@ -37,7 +35,6 @@ def build_notifications(settings: Settings, clock: Clock | None = None, mailer: 
     ctx = build_context("notifications", settings, clock, OutboxMessage, FunnelEventRow, ExposureRow)
     app = Notifications(ctx=ctx, schedule=schedule or Schedule.load(), mail=mail or mail_settings(),
                         mailer=mailer, machine_clock=machine_clock or SystemClock())
-    ctx.extras["notifications"] = app
     return app
 
 
@@ -52,6 +49,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
                                         machine_clock=machine_clock)
     flask_app = create_service_app(
         notifications.ctx, title="Notifications", description=__doc__ or "",
-        blueprints=[notifications_api.blp, events_blueprint(InboxEvent, HANDLERS, EVENT_OWNERS)])
-    flask_app.extensions["notifications"] = notifications
+        blueprints=[notifications_api.blp,
+                    events_blueprint(InboxEvent, handlers(notifications), owners("notifications"))])
+    flask_app.extensions[EXTENSION] = notifications
     return flask_app

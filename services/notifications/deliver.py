@@ -39,7 +39,7 @@ def run(app: Notifications, mailer: Mailer, *, once: bool, interval: float, batc
     """Deliver until told to stop (or, with `once`, until nothing is due); the totals."""
     total = DeliveryReport()
     while not stop.is_set():
-        report = deliver_due(app.ctx, mailer, batch=batch, lease=lease, stop=stop)
+        report = deliver_due(app, mailer, batch=batch, lease=lease, stop=stop)
         for name, value in vars(report).items():
             setattr(total, name, getattr(total, name) + value)
         if report.claimed:

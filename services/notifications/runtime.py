@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flask import current_app
+
 from services.common.clock import Clock, SystemClock
 from services.common.service import ServiceContext
 from services.notifications.adapters.mailer import Mailer
@@ -24,6 +26,10 @@ class Notifications:
     machine_clock: Clock = field(default_factory=SystemClock)
 
 
-def of(ctx: ServiceContext) -> Notifications:
-    """The service's parts from a context built by `build_notifications`."""
-    return ctx.extras["notifications"]  # type: ignore[no-any-return]
+# Where create_app keeps the service's parts for its requests.
+EXTENSION = "notifications"
+
+
+def current() -> Notifications:
+    """The parts of the app serving this request: the one way the HTTP layer reaches them."""
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]

@@ -94,13 +94,13 @@ def test_roles_and_commands(compose: dict[str, Any]) -> None:
     assert services["deliver"]["command"] == ["deliver"]
     assert services["dashboard"]["command"] == ["dashboard"]
     # One worker runs every job, the experiments collector included.
-    assert plan(services["worker"]["command"], {})[1:] == ["-m", "services.worker"]
+    assert plan(services["worker"]["command"], {})[1:] == ["-m", "deploy.worker"]
     for name in APP_SERVICES:
         if "entrypoint" not in services[name]:
             plan(services[name]["command"], {})  # a role the image's entrypoint knows
     assert services["localstripe"]["entrypoint"] == ["localstripe"]
     assert services["localstripe"]["command"] == ["--port", "8420", "--from-scratch"]
-    assert "'http://checkout:8001'" in services["stripe-webhook"]["command"][0]
+    assert "'http://checkout:8001/stripe/webhooks'" in services["stripe-webhook"]["command"][0]
 
 
 def test_ports_match_the_documented_defaults(compose: dict[str, Any]) -> None:

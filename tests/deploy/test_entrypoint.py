@@ -65,11 +65,12 @@ def test_the_dashboard_port_is_the_dashboards_own_default() -> None:
 
 
 @pytest.mark.parametrize(("argv", "command"), [
-    (["worker"], ["-m", "services.worker"]),
-    (["worker", "trials"], ["-m", "services.worker", "trials"]),
+    (["worker"], ["-m", "deploy.worker"]),
+    (["worker", "trials"], ["-m", "services.trials.worker"]),
+    (["worker", "checkout"], ["-m", "services.checkout.worker"]),
     (["worker", "checkout", "trials", "--interval", "2", "--once"],
-     ["-m", "services.worker", "checkout", "trials", "--interval", "2.0", "--once"]),
-    (["worker", "experiments"], ["-m", "services.worker", "experiments"]),
+     ["-m", "deploy.worker", "checkout", "trials", "--interval", "2.0", "--once"]),
+    (["worker", "experiments"], ["-m", "experiments.collector"]),
     (["deliver"], ["-m", "services.notifications.deliver"]),
     (["deliver", "--once", "--interval", "0.5", "--batch", "10"],
      ["-m", "services.notifications.deliver", "--interval", "0.5", "--batch", "10", "--once"]),
@@ -118,10 +119,11 @@ def test_a_bad_port_exits_2(port: str, capsys: pytest.CaptureFixture[str]) -> No
 
 def test_the_service_lists_match_the_modules() -> None:
     from deploy.migrate import TARGETS
+    from deploy.worker import JOBS, WORKERS
     from services.common.migrate import SERVICES
-    from services.worker import JOBS
 
     assert entrypoint.WORKER_SERVICES == JOBS
+    assert entrypoint.WORKERS == WORKERS
     assert entrypoint.MIGRATE_SERVICES == TARGETS == (*SERVICES, "experiments")
 
 
@@ -174,6 +176,8 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (["sweep", "renewals"], "checkout renewals: {'reminders': 0, 'renewed': 0"),
     (["deliver", "--once"], "notifications: sent 0, retried 0, failed 0"),
     (["worker", "--once"], ""),
+    (["worker", "checkout", "--once"], ""),  # each service's own worker
+    (["worker", "trials", "--once"], ""),
     (["worker", "experiments", "--once"], ""),
     (["migrate", "experiments"], "experiments: migrated"),  # again: a no-op
 ])

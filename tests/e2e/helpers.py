@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.checkout.devcard import confirm_card_setup
+from devtools.devcard import confirm_card_setup
 from tests.support import auth
 
 ACCOUNT = {"company": "Acme Corp", "email": "billing@acme.test", "country": "US",

@@ -1,5 +1,5 @@
 """`make run` as people use it: stopped and started again, reset, run twice, and
-run as a second stack beside the first. Each stack is `python -m services.devstack`
+run as a second stack beside the first. Each stack is `python -m devtools.devstack`
 in a folder of its own (VAR_DIR) on free ports, driven over HTTP."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import pytest
 import requests
 import stripe
 
-from services.checkout.devcard import confirm_card_setup
+from devtools.devcard import confirm_card_setup
+from devtools.devstack import demo_tokens
 from services.common.config import DEV_AUTH_SECRET, ROOT, STACK_PORTS, local_url, port_for
-from services.devstack import demo_tokens
 from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
@@ -51,12 +51,12 @@ class Stack:
         self.lines: list[str] = []
 
     def command(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "services.devstack", *args], cwd=ROOT, env=self.env,
+        return subprocess.run([sys.executable, "-m", "devtools.devstack", *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
     def start(self) -> Stack:
         self.lines = []
-        self.proc = subprocess.Popen([sys.executable, "-m", "services.devstack"], cwd=ROOT, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "devtools.devstack"], cwd=ROOT, env=self.env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self.reader.start()
@@ -282,7 +282,7 @@ def test_an_unreadable_stripe_state_file_is_set_aside_not_a_dead_end(tmp_path: P
     state = tmp_path / "localstripe.pickle"
     state.write_bytes(b"not a pickle")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "services.common.devstripe", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.devstripe", "--port", str(port),
                              "--state", str(state)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:

@@ -11,6 +11,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from devtools.devcard import confirm_card_payment
 from services.checkout.adapters.models import (
     BillingAccount,
     DiscountCampaign,
@@ -22,7 +23,6 @@ from services.checkout.adapters.models import (
     Order,
 )
 from services.checkout.adapters.ratelimit import AttemptLimiter
-from services.checkout.devcard import confirm_card_payment
 from tests.e2e.helpers import Buyer, provision_buyers
 from tests.support import LiveServer, LocalStripe, auth
 

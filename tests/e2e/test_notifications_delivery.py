@@ -35,9 +35,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from benchmarks.mail_kill import insert_due, kill_run, sender
+from devtools.mailsink import MaildirHandler, start
 from services.common.clock import FixedClock, OffsetClock
 from services.common.db import make_engine
-from services.common.mailsink import MaildirHandler, start
 from services.notifications.adapters.mail_api import HttpMailApi
 from services.notifications.adapters.mailer import SmtpMailer
 from services.notifications.adapters.models import FunnelEventRow, Notification
@@ -174,7 +174,7 @@ def rows(app: Flask) -> dict[str, Notification]:
 def run(app: Flask, smtp: Smtp, **kwargs: Any) -> DeliveryReport:
     mailer = SmtpMailer("127.0.0.1", smtp.port, timeout=10)
     try:
-        return deliver_due(app.extensions["service_context"], mailer, **kwargs)
+        return deliver_due(app.extensions["notifications"], mailer, **kwargs)
     finally:
         mailer.close()
 
@@ -255,10 +255,10 @@ def test_an_unreachable_server_is_temporary_and_attempts_run_out(client: FlaskCl
                                                                  machine: FixedClock) -> None:
     send_event(client, "order.completed", ORDER)
     dead = SmtpMailer("127.0.0.1", free_port(), timeout=2)
-    ctx = notifications_app.extensions["service_context"]
+    notifications = notifications_app.extensions["notifications"]
     outcomes = []
     for _ in range(5):
-        report = deliver_due(ctx, dead)
+        report = deliver_due(notifications, dead)
         outcomes.append((report.retried, report.failed))
         machine.advance(timedelta(hours=3))
     assert outcomes == [(1, 0), (1, 0), (1, 0), (1, 0), (0, 1)]
@@ -266,7 +266,7 @@ def test_an_unreachable_server_is_temporary_and_attempts_run_out(client: FlaskCl
     assert (row.status, row.attempts) == ("failed", 5)
     assert row.last_error is not None and "ConnectionRefused" in row.last_error
     machine.advance(timedelta(days=1))
-    assert deliver_due(ctx, dead).claimed == 0
+    assert deliver_due(notifications, dead).claimed == 0
 
 
 @pytest.mark.parametrize("behaviour,error", [
@@ -305,7 +305,7 @@ def test_a_stop_request_gives_the_rest_of_the_batch_back(client: FlaskClient, no
             stop.set()
 
     mailer = StopAfterOne("127.0.0.1", smtp.port)
-    report = deliver_due(notifications_app.extensions["service_context"], mailer, stop=stop)
+    report = deliver_due(notifications_app.extensions["notifications"], mailer, stop=stop)
     mailer.close()
     assert (report.claimed, report.sent, report.released) == (2, 1, 1)
     assert sorted(n.status for n in rows(notifications_app).values() if n.send_after <= NOW) == [
@@ -328,7 +328,7 @@ def test_a_sender_dying_after_the_250_sends_again_only_after_the_machine_lease(
 
     dying = DiesAfterThe250("127.0.0.1", smtp.port)
     with pytest.raises(KeyboardInterrupt):
-        deliver_due(notifications_app.extensions["service_context"], dying)
+        deliver_due(notifications_app.extensions["notifications"], dying)
     dying.close()
     expected = message_id("receipt/42", "checkout.test")
     assert on_record == [expected]
@@ -462,7 +462,7 @@ def test_two_workers_side_by_side_send_each_message_once(postgres_only: None, db
     def work(app: Any) -> None:
         mailer = SmtpMailer("127.0.0.1", smtp.port)
         try:
-            while (report := deliver_due(app.ctx, mailer, batch=10)).claimed:
+            while (report := deliver_due(app, mailer, batch=10)).claimed:
                 reports.append(report)
         finally:
             mailer.close()
@@ -501,7 +501,7 @@ def test_a_400_day_jump_of_the_business_clock_sends_nothing_twice(
         travel.ctx.clock.advance(timedelta(days=400))
         mailer = SmtpMailer("127.0.0.1", smtp.port)
         try:
-            while deliver_due(travel.ctx, mailer).claimed:  # what make timetravel does each day
+            while deliver_due(travel, mailer).claimed:  # what make timetravel does each day
                 pass
         finally:
             mailer.close()
@@ -566,7 +566,7 @@ def provider() -> Iterator[Provider]:
 
 def test_the_mail_api_gets_the_message_id_as_its_idempotency_key_so_a_resend_is_one_mail(
         client: FlaskClient, notifications_app: Flask, machine: FixedClock, provider: Provider) -> None:
-    ctx = notifications_app.extensions["service_context"]
+    notifications = notifications_app.extensions["notifications"]
     send_event(client, "order.completed", ORDER)
 
     class DiesAfterTheAnswer(HttpMailApi):
@@ -576,12 +576,12 @@ def test_the_mail_api_gets_the_message_id_as_its_idempotency_key_so_a_resend_is_
 
     dying = DiesAfterTheAnswer(provider.url, token="mail-api-token")
     with pytest.raises(KeyboardInterrupt):
-        deliver_due(ctx, dying)
+        deliver_due(notifications, dying)
     dying.close()
     machine.advance(timedelta(minutes=5))  # the lease is over: sent again
     mailer = make_mailer(mail_settings({"MAIL_API_URL": provider.url, "MAIL_API_TOKEN": "mail-api-token"}))
     assert isinstance(mailer, HttpMailApi)
-    assert deliver_due(ctx, mailer).sent == 1
+    assert deliver_due(notifications, mailer).sent == 1
     mailer.close()
     expected = message_id("receipt/42", "checkout.test")
     assert [r["key"] for r in provider.requests] == [expected, expected]
@@ -603,7 +603,7 @@ def test_the_mail_api_answers_are_temporary_or_permanent(client: FlaskClient, no
     send_event(client, "order.completed", ORDER)
     provider.answers = [status]
     mailer = HttpMailApi(provider.url)
-    report = deliver_due(notifications_app.extensions["service_context"], mailer)
+    report = deliver_due(notifications_app.extensions["notifications"], mailer)
     mailer.close()
     assert (report.retried, report.failed) == ((1, 0) if outcome == "retried" else (0, 1))
     row = rows(notifications_app)["receipt/42"]
@@ -614,7 +614,7 @@ def test_the_mail_api_answers_are_temporary_or_permanent(client: FlaskClient, no
 def test_an_unreachable_mail_api_is_temporary(client: FlaskClient, notifications_app: Flask) -> None:
     send_event(client, "order.completed", ORDER)
     mailer = HttpMailApi(f"http://127.0.0.1:{free_port()}/v1/messages", timeout=2)
-    assert deliver_due(notifications_app.extensions["service_context"], mailer).retried == 1
+    assert deliver_due(notifications_app.extensions["notifications"], mailer).retried == 1
     mailer.close()
     assert "ConnectionError" in (rows(notifications_app)["receipt/42"].last_error or "")
 

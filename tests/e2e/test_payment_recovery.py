@@ -15,9 +15,9 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from devtools.devcard import confirm_card_payment, confirm_card_setup
 from services.checkout.adapters.models import BillingAccount, Order, Subscription
 from services.checkout.adapters.payments import ChargeResult, PaymentProviderUnavailable
-from services.checkout.devcard import confirm_card_payment, confirm_card_setup
 from tests.e2e.helpers import Buyer
 from tests.support import LiveServer, LocalStripe
 

@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from devtools.devcard import confirm_card_payment
 from services.checkout.adapters.models import (
     BillingAccount,
     FunnelEventRow,
@@ -21,7 +22,6 @@ from services.checkout.adapters.models import (
     Subscription,
 )
 from services.checkout.adapters.payments import StripeGateway
-from services.checkout.devcard import confirm_card_payment
 from tests.e2e.helpers import Buyer
 from tests.support import LocalStripe
 

@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import Membership
 from services.common.clock import FixedClock
+from services.common.jobs import service_token
 from services.common.relay import Subscriber, relay_once
 from services.trials.adapters.models import OutboxMessage, Trial
 from services.trials.app import create_app as create_trials_app
 from services.trials.usecases.trials import expire_due
-from services.worker import service_token
 from tests.conftest import trials_settings
 from tests.e2e.helpers import Buyer
 from tests.support import LiveServer, LocalStripe, auth

@@ -15,6 +15,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from devtools.devcard import confirm_card_payment, confirm_card_setup
 from services.checkout.adapters.models import (
     BillingAccount,
     FunnelEventRow,
@@ -23,7 +24,6 @@ from services.checkout.adapters.models import (
     StripeEvent,
     Subscription,
 )
-from services.checkout.devcard import confirm_card_payment, confirm_card_setup
 from tests.e2e.helpers import Buyer
 from tests.support import WEBHOOK_SECRET, LiveServer, LocalStripe, auth
 

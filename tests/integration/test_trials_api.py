@@ -15,7 +15,7 @@ from services.common.clock import FixedClock
 from services.common.inbox import receive
 from services.trials.adapters.models import FunnelEventRow, InboxEvent, OutboxMessage, Trial, TrialAudit
 from services.trials.app import create_app
-from services.trials.usecases.events import HANDLERS
+from services.trials.usecases.events import handlers
 from services.trials.usecases.trials import expire_due
 from tests.conftest import NOW, trials_settings
 from tests.support import auth
@@ -188,7 +188,7 @@ def _subscription_event(namespace_id: int, plan: str, event_id: str = "evt-1") -
 
 def _deliver(app: Any, event: dict[str, Any]) -> str:
     with app.ctx.uow() as uow:
-        return receive(uow, InboxEvent, event, HANDLERS)
+        return receive(uow, InboxEvent, event, handlers(app))
 
 
 def test_buying_ultimate_converts_the_trial_once(client: FlaskClient, trials_app: Flask) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from services.checkout.config import CheckoutSettings
 from services.common.config import Settings, port_for, var_dir
 from services.notifications.config import mail_settings
 
@@ -16,7 +17,7 @@ def test_the_urls_a_process_calls_follow_the_ports_it_was_given() -> None:
     settings = Settings.from_env("trials", env)
     assert settings.service_urls == {"checkout": "http://127.0.0.1:9101", "trials": "http://127.0.0.1:9102",
                                      "notifications": "http://127.0.0.1:9103"}
-    assert settings.stripe_api_base == "http://127.0.0.1:9420"
+    assert CheckoutSettings.from_env("checkout", env).stripe_api_base == "http://127.0.0.1:9420"
     assert settings.stripe_js_url == "http://127.0.0.1:9420/js.stripe.com/v3/"
 
 
@@ -24,7 +25,7 @@ def test_port_offset_moves_every_port_and_every_url_with_it() -> None:
     env = {"PORT_OFFSET": "100"}
     assert [port_for(name, env) for name in ("checkout", "trials", "notifications", "experiments",
                                              "localstripe", "smtp")] == [8101, 8102, 8103, 8104, 8520, 8125]
-    settings = Settings.from_env("checkout", env)
+    settings = CheckoutSettings.from_env("checkout", env)
     assert settings.service_urls["notifications"] == "http://127.0.0.1:8103"
     assert settings.stripe_api_base == "http://127.0.0.1:8520"
     assert mail_settings(env).smtp_port == 8125  # notifications send to the stack's own mail sink
@@ -33,13 +34,13 @@ def test_port_offset_moves_every_port_and_every_url_with_it() -> None:
 def test_what_is_set_explicitly_wins() -> None:
     env = {"PORT_OFFSET": "100", "CHECKOUT_PORT": "9001", "TRIALS_URL": "http://trials:8002",
            "STRIPE_API_BASE": "http://stripe.test", "SMTP_PORT": "2525"}
-    settings = Settings.from_env("checkout", env)
+    settings = CheckoutSettings.from_env("checkout", env)
     assert port_for("checkout", env) == 9001
     assert settings.service_urls == {"checkout": "http://127.0.0.1:9001", "trials": "http://trials:8002",
                                      "notifications": "http://127.0.0.1:8103"}
     assert settings.stripe_api_base == "http://stripe.test"
     assert mail_settings(env).smtp_port == 2525
-    assert Settings.from_env("checkout", {"STRIPE_API_BASE": ""}).stripe_api_base is None  # Stripe itself
+    assert CheckoutSettings.from_env("checkout", {"STRIPE_API_BASE": ""}).stripe_api_base is None  # Stripe itself
 
 
 @pytest.mark.parametrize(("env", "said"), [

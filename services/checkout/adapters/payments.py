@@ -15,7 +15,7 @@ import requests
 import stripe
 from urllib3.exceptions import NewConnectionError
 
-from services.common.metrics import timed_stripe_call
+from services.checkout.adapters.stripe_metrics import timed_stripe_call
 
 log = logging.getLogger(__name__)
 

@@ -464,7 +464,7 @@ class SystemHookSchema(ma.Schema):
     @ma.post_load(pass_original=True)
     def _by_event(self, data: dict[str, Any], original: dict[str, Any], **_: Any) -> dict[str, Any]:
         schema = SYSTEM_HOOK_SCHEMAS.get(data["event_name"])
-        return schema().load(original) if schema else {"event_name": data["event_name"]}  # type: ignore[no-any-return]
+        return schema().load(original) if schema else {"event_name": data["event_name"]}
 
 
 class HookReceivedSchema(ma.Schema):

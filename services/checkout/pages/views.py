@@ -41,7 +41,7 @@ def checkout_page(principal: Principal) -> str:
         return pick_namespace(principal)
     app = checkout()
     opened = offers.open_checkout(app, request_uow(), principal, page_id("namespace", raw))
-    settings = app.ctx.settings
+    settings = app.settings
     return render_template("checkout/checkout.html", offer=opened.offer, plans=opened.plans,
                            quote=quote_view(opened.quote) if opened.quote else None,
                            account=opened.account, catalog=app.catalog,

@@ -139,8 +139,8 @@ def start_card_setup(app: Checkout, new_uow: UowFactory, principal: Principal) -
     if stored is not None and stored != customer_id:
         # A concurrent setup created the account's customer first: set up for that one.
         intent = app.payments.create_setup_intent(stored, {"billing_account_id": str(account_id)})
-    return CardSetup(intent.id, intent.client_secret, app.ctx.settings.stripe_publishable_key,
-                     app.ctx.settings.stripe_js_url)
+    return CardSetup(intent.id, intent.client_secret, app.settings.stripe_publishable_key,
+                     app.settings.stripe_js_url)
 
 
 def _stripe_customer(app: Checkout, account_id: int, known: str | None, details: CustomerDetails,

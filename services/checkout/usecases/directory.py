@@ -215,7 +215,9 @@ def _move_descendants(session: Session, old: str, new: str) -> None:
     """Subgroups' full paths follow their ancestor's rename."""
     prefix = old + "/"
     for model in (Namespace, DirectoryGroup):
-        for row in session.scalars(select(model).where(model.path.startswith(prefix, autoescape=True))).all():
+        rows: list[Namespace | DirectoryGroup] = list(session.scalars(
+            select(model).where(model.path.startswith(prefix, autoescape=True))))
+        for row in rows:
             row.path = D.moved_path(row.path, old, new) or row.path
 
 

@@ -18,7 +18,7 @@ never to reach a person, a production relay must do one of:
   policy service in front of the relay, or the provider's own duplicate
   suppression);
 - deliver into mailboxes that discard a Message-ID they already hold (Sieve
-  `duplicate`, RFC 7352; the local sink, services/common/mailsink.py, does);
+  `duplicate`, RFC 7352; the local sink, devtools/mailsink.py, does);
 - or be replaced by a provider's HTTP API that takes an idempotency key:
   set MAIL_API_URL and the worker uses `HttpMailApi` instead.
 """

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -15,15 +14,12 @@ from services.notifications.api.schemas import (
     PreviewQuerySchema,
     PreviewSchema,
 )
-from services.notifications.runtime import Notifications
+from services.notifications.runtime import current
 from services.notifications.usecases import notifications
 
 blp = Blueprint("notifications", __name__, description="Scheduled and delivered notifications (support)")
 AUTH: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
-
-def app() -> Notifications:
-    return current_app.extensions["notifications"]  # type: ignore[no-any-return]
 
 
 @blp.route("/notifications")
@@ -47,7 +43,7 @@ class Preview(MethodView):
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """A template rendered from a real-looking event; main fields overridable (admin)."""
         template = query.pop("template")
-        return notifications.preview(current_principal(), template, query, app().schedule)
+        return notifications.preview(current_principal(), template, query, current().schedule)
 
 
 @blp.route("/notifications/<id:notification_id>")

@@ -41,7 +41,6 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, or_, select, update
 
 from services.common.db import is_postgres
-from services.common.metrics import DELIVERIES
 from services.common.service import ServiceContext
 from services.common.telemetry import Step, Traffic
 from services.notifications.adapters.mailer import Mailer, PermanentMailError, TemporaryMailError
@@ -49,7 +48,8 @@ from services.notifications.adapters.models import Notification as N
 from services.notifications.config import MailSettings
 from services.notifications.domain.rendering import render
 from services.notifications.domain.schedule import TooLate, as_sent, message_id
-from services.notifications.runtime import Notifications, of
+from services.notifications.metrics import DELIVERIES
+from services.notifications.runtime import Notifications
 from services.notifications.usecases.scheduling import CANCELED, FAILED, SCHEDULED, SENDING, SENT
 
 log = logging.getLogger(__name__)
@@ -79,16 +79,15 @@ class _Claim:
     claimed_at: datetime
 
 
-def deliver_due(ctx: ServiceContext, mailer: Mailer, *, batch: int = 50, lease: timedelta | None = None,
+def deliver_due(app: Notifications, mailer: Mailer, *, batch: int = 50, lease: timedelta | None = None,
                 stop: threading.Event | None = None) -> DeliveryReport:
     """Send up to `batch` due notifications (lease: the schedule's, 5 minutes).
     `stop` set between two messages gives the rest of the claim back."""
-    app = of(ctx)
     claims = _claim(app, batch, app.schedule.lease if lease is None else lease)
     report = DeliveryReport(claimed=len(claims))
     for index, claim in enumerate(claims):
         if stop is not None and stop.is_set():
-            report.released = sum(_finish(ctx, rest, status=SCHEDULED, claimed_at=None)
+            report.released = sum(_finish(app.ctx, rest, status=SCHEDULED, claimed_at=None)
                                   for rest in claims[index:])
             break
         outcome = _attempt(app, mailer, claim)

@@ -19,7 +19,7 @@ from services.common.telemetry import Traffic
 from services.notifications.domain import messages as M
 from services.notifications.domain import schedule as S
 from services.notifications.domain.messages import Planned
-from services.notifications.runtime import of
+from services.notifications.runtime import Notifications
 from services.notifications.usecases.scheduling import cancel, exists, keys_with_prefix, schedule_all
 
 SYNTHETIC = "synthetic: no mail"
@@ -51,7 +51,8 @@ def _one(plan: Callable[[ServiceUnitOfWork, dict[str, Any]], Planned]) -> Handle
 
 
 # --- trials ----------------------------------------------------------------------------
-def _move_endings(uow: ServiceUnitOfWork, topic: str, payload: dict[str, Any]) -> tuple[list[Planned], int]:
+def _move_endings(uow: ServiceUnitOfWork, topic: str, payload: dict[str, Any],
+                  schedule: S.Schedule) -> tuple[list[Planned], int]:
     """Ending reminders for the trial's end in `payload`: an end moved by an
     extension or a reactivation cancels the unsent reminders for the old end.
     An event about an older end than one already scheduled (delivered late)
@@ -65,7 +66,7 @@ def _move_endings(uow: ServiceUnitOfWork, topic: str, payload: dict[str, Any]) -
     if any(S.ending_day_of(key) > new_day for key in known):
         return [], 0
     canceled = cancel(uow, [key for key in known if S.ending_day_of(key) < new_day])
-    return M.trial_endings(topic, payload, uow.now, of(uow.ctx).schedule), canceled
+    return M.trial_endings(topic, payload, uow.now, schedule), canceled
 
 
 def _duo_pro_upsell(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> bool:
@@ -78,14 +79,14 @@ def _duo_pro_upsell(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> bool:
                                            "plan": payload.get("plan_before")}))
 
 
-def _trial_changed(topic: str, *, started: bool) -> Handler:
+def _trial_changed(topic: str, schedule: S.Schedule, *, started: bool) -> Handler:
     @_people_only
     def handler(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
         planned = []
         if started:
             planned = [M.trial_once("trial_started", topic, payload, uow.now)]
             planned[0].context["duo_pro_upsell"] = _duo_pro_upsell(uow, payload)
-        endings, canceled = _move_endings(uow, topic, payload)
+        endings, canceled = _move_endings(uow, topic, payload, schedule)
         planned += endings
         return _outcome(schedule_all(uow, planned), planned, canceled)
     handler.__name__ = topic.replace(".", "_")
@@ -105,17 +106,20 @@ def _trial_ended(topic: str, template: str) -> Handler:
 
 DUO_UPSELL_FLAG = "duo-pro-upsell"
 
-HANDLERS: dict[str, Handler] = {
-    "order.completed": _one(lambda uow, p: M.receipt(p, uow.now)),
-    "subscription.renewal_upcoming": _one(lambda uow, p: M.renewal_upcoming(p, uow.now,
-                                                                           of(uow.ctx).schedule)),
-    "subscription.renewed": _one(lambda uow, p: M.renewal_receipt(p, uow.now)),
-    "subscription.renewal_failed": _one(lambda uow, p: M.renewal_failed(p, uow.now)),
-    "subscription.expired": _one(lambda uow, p: M.subscription_expired(p, uow.now)),
-    "card.expiring": _one(lambda uow, p: M.card_expiring(p, uow.now)),
-    "trial.started": _trial_changed("trial.started", started=True),
-    "trial.extended": _trial_changed("trial.extended", started=False),
-    "trial.reactivated": _trial_changed("trial.reactivated", started=False),
-    "trial.expired": _trial_ended("trial.expired", "trial_expired"),
-    "trial.converted": _trial_ended("trial.converted", "trial_converted"),
-}
+
+def handlers(app: Notifications) -> dict[str, Handler]:
+    """What each topic schedules, by the service's schedule (data/schedule.toml)."""
+    schedule = app.schedule
+    return {
+        "order.completed": _one(lambda uow, p: M.receipt(p, uow.now)),
+        "subscription.renewal_upcoming": _one(lambda uow, p: M.renewal_upcoming(p, uow.now, schedule)),
+        "subscription.renewed": _one(lambda uow, p: M.renewal_receipt(p, uow.now)),
+        "subscription.renewal_failed": _one(lambda uow, p: M.renewal_failed(p, uow.now)),
+        "subscription.expired": _one(lambda uow, p: M.subscription_expired(p, uow.now)),
+        "card.expiring": _one(lambda uow, p: M.card_expiring(p, uow.now)),
+        "trial.started": _trial_changed("trial.started", schedule, started=True),
+        "trial.extended": _trial_changed("trial.extended", schedule, started=False),
+        "trial.reactivated": _trial_changed("trial.reactivated", schedule, started=False),
+        "trial.expired": _trial_ended("trial.expired", "trial_expired"),
+        "trial.converted": _trial_ended("trial.converted", "trial_converted"),
+    }

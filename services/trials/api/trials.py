@@ -13,17 +13,11 @@ from services.trials.api.schemas import (
     TrialSchema,
     VerdictSchema,
 )
-from services.trials.runtime import Trials
+from services.trials.runtime import current
 from services.trials.usecases import trials
 
 blp = Blueprint("trials", __name__, description="Trials of Ultimate and the Duo add-ons")
 AUTH: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-
-
-def app() -> Trials:
-    from flask import current_app
-
-    return current_app.extensions["trials"]  # type: ignore[no-any-return]
 
 
 def bearer() -> str:
@@ -39,8 +33,8 @@ class Eligibility(MethodView):
     @blp.doc(security=AUTH)
     def get(self, namespace_id: int) -> list[dict[str, Any]]:
         """Which trials this namespace can start now, and the reason where not."""
-        verdicts = trials.eligibility(app(), request_uow(), current_principal(), bearer(), namespace_id)
-        return [{**v.__dict__, "name": app().rules.kinds[v.kind].name} for v in verdicts]
+        verdicts = trials.eligibility(current(), request_uow(), current_principal(), bearer(), namespace_id)
+        return [{**v.__dict__, "name": current().rules.kinds[v.kind].name} for v in verdicts]
 
 
 @blp.route("/namespaces/<id:namespace_id>/trials")
@@ -49,7 +43,7 @@ class NamespaceTrials(MethodView):
     @blp.doc(security=AUTH)
     def get(self, namespace_id: int) -> list[dict[str, Any]]:
         """The namespace's trials with their days left and end dates (members)."""
-        return trials.list_for(app(), request_uow(), bearer(), namespace_id)
+        return trials.list_for(current(), request_uow(), bearer(), namespace_id)
 
     @blp.arguments(StartTrialSchema)
     @blp.response(201, TrialSchema, description="Started")
@@ -59,7 +53,7 @@ class NamespaceTrials(MethodView):
     @blp.doc(security=AUTH)
     def post(self, body: dict[str, Any], namespace_id: int) -> tuple[dict[str, Any], int]:
         """Start a trial (Owners of top-level groups). Idempotent per namespace and kind."""
-        created, trial = trials.start(app(), request_uow(), current_principal(), bearer(), namespace_id,
+        created, trial = trials.start(current(), request_uow(), current_principal(), bearer(), namespace_id,
                                       body["kind"])
         return trial, 201 if created else 200
 
@@ -72,7 +66,7 @@ class Extend(MethodView):
     @blp.doc(security=AUTH)
     def post(self, body: dict[str, Any], trial_id: int) -> dict[str, Any]:
         """Support: extend an active trial once (audited)."""
-        return trials.extend(app(), request_uow(), current_principal(), trial_id, body["reason"])
+        return trials.extend(current(), request_uow(), current_principal(), trial_id, body["reason"])
 
 
 @blp.route("/trials/<id:trial_id>/reactivate")
@@ -83,5 +77,5 @@ class Reactivate(MethodView):
     @blp.doc(security=AUTH)
     def post(self, body: dict[str, Any], trial_id: int) -> dict[str, Any]:
         """Support: reactivate an expired trial once, on a namespace back on Free (audited)."""
-        return trials.reactivate(app(), request_uow(), current_principal(), bearer(), trial_id,
+        return trials.reactivate(current(), request_uow(), current_principal(), bearer(), trial_id,
                                  body["reason"])

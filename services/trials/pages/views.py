@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 
 from services.common.auth import Principal
 from services.common.pages import page
 from services.common.sessions import caller_token
 from services.common.web import request_uow
-from services.trials.runtime import Trials
+from services.trials.runtime import current
 from services.trials.usecases import trials
 
 blp = Blueprint("trials_pages", __name__, template_folder="templates", static_folder="static",
@@ -22,7 +22,7 @@ blp = Blueprint("trials_pages", __name__, template_folder="templates", static_fo
 @blp.get("/trials")
 @page
 def trials_page(principal: Principal) -> str:
-    app: Trials = current_app.extensions["trials"]
+    app = current()
     token = caller_token()
     groups: list[dict[str, Any]] = []
     for ns in trials.owned_namespaces(app, token):

@@ -9,12 +9,9 @@ from services.trials.runtime import Trials
 from services.trials.usecases.trials import convert_on_purchase
 
 
-def _converted(uow: ServiceUnitOfWork, payload: events.SubscriptionChanged) -> str:
-    app: Trials = uow.ctx.extras["trials"]
-    return convert_on_purchase(app, uow, payload)
+def handlers(app: Trials) -> dict[str, Handler]:
+    """A subscription bought for a namespace converts its running trial."""
+    def converted(uow: ServiceUnitOfWork, payload: events.SubscriptionChanged) -> str:
+        return convert_on_purchase(app, uow, payload)
 
-
-HANDLERS: dict[str, Handler] = {
-    "subscription.created": _converted,
-    "subscription.upgraded": _converted,
-}
+    return {"subscription.created": converted, "subscription.upgraded": converted}

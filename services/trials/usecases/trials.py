@@ -282,7 +282,7 @@ def expire_due(app: Trials, new_uow: UowFactory) -> list[int]:
     return Sweep(TRIAL_EXPIRY, due, expire).run(new_uow)
 
 
-def convert_on_purchase(app: Trials, uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
+def convert_on_purchase(app: Trials, uow: ServiceUnitOfWork, payload: events.SubscriptionChanged) -> str:
     """A subscription bought or changed: the trials it pays for end as converted."""
     namespace_id = payload["namespace_id"]
     bought = {payload.get("plan")} | {a["sku"] for a in payload.get("addons", [])}

@@ -3,8 +3,8 @@ SetupIntent with a test card number (and complete 3-D Secure) against
 localstripe. Never used by the services themselves: card numbers only ever
 travel from the browser (or this tool) to Stripe.
 
-    python -m services.checkout.devcard <setup_intent_client_secret> [card] [--fail-3ds]
-    python -m services.checkout.devcard --pay <payment_intent_client_secret> [--fail-3ds]
+    python -m devtools.devcard <setup_intent_client_secret> [card] [--fail-3ds]
+    python -m devtools.devcard --pay <payment_intent_client_secret> [--fail-3ds]
 """
 
 from __future__ import annotations

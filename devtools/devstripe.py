@@ -8,7 +8,7 @@ other stack's: this points localstripe's store at a file of our choosing
 (`localstripe.pickle` in VAR_DIR), written whole or not at all, then starts
 localstripe's own server.
 
-    python -m services.common.devstripe [--port 8420] [--state var/localstripe.pickle]
+    python -m devtools.devstripe [--port 8420] [--state var/localstripe.pickle]
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ process); the next `make run` carries on with the same databases, mail and
 Stripe state. A stack that is already running, or a port another program
 holds, stops it before anything is touched.
 
-`python -m services.devstack tokens` prints the demo tokens again;
-`python -m services.devstack reset` (`make reset`) forgets the stack's state.
+`python -m devtools.devstack tokens` prints the demo tokens again;
+`python -m devtools.devstack reset` (`make reset`) forgets the stack's state.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ import requests
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
+from devtools.devstripe import STATE_FILE
 from experiments import store as experiment_store
+from services.checkout.config import CheckoutSettings
 from services.checkout.seed import load_demo, seed_database
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
 from services.common.config import DEFAULT_PORTS, ROOT, STACK_PORTS, Settings, local_url, port_for, var_dir
-from services.common.devstripe import STATE_FILE
 from services.common.migrate import SERVICES, upgrade
 
 CHECKOUT_PAGE, TRIALS_PAGE = "/checkout", "/trials"
@@ -160,7 +161,7 @@ def register_webhook(stripe_base: str, checkout_url: str, secret: str) -> None:
     response.raise_for_status()
 
 
-def _announce(settings: Settings, var: Path) -> None:
+def _announce(settings: CheckoutSettings, var: Path) -> None:
     stripe_base = settings.stripe_api_base or ""
     urls = {name: local_url(name) for name in DEFAULT_PORTS}
     if not _wait_for(f"{stripe_base}/v1/customers"):
@@ -213,7 +214,7 @@ def _run(var: Path) -> int:
     os.environ.setdefault("CODE_ATTEMPTS_PER_CLIENT", "600/minute")
     os.environ.setdefault("CARD_ATTEMPTS_PER_CLIENT", "600/minute")
     prepare(var)
-    settings = Settings.from_env("checkout")
+    settings = CheckoutSettings.from_env()
     env = dict(os.environ)
     # Processes find this environment's python and localstripe first.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
@@ -239,7 +240,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["reset"]:
         return reset()
     if argv:
-        print("usage: python -m services.devstack [tokens | reset]", file=sys.stderr)
+        print("usage: python -m devtools.devstack [tokens | reset]", file=sys.stderr)
         return 2
     return run()
 

@@ -1,0 +1,35 @@
+"""`python -m services.checkout.worker [--interval S] [--once]`: checkout's background work.
+
+Relays checkout's outbox to the services routed its topics
+(services/common/routing.py) every pass, and runs the renewal sweeps
+(services/checkout/sweep.py: reminders, charges with dunning, expiry,
+expiring-card notices) every 10 s. SIGTERM finishes the current pass first.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from services.checkout.app import build_checkout
+from services.checkout.config import CheckoutSettings
+from services.checkout.usecases.renewals import run_all
+from services.common import jobs
+
+# Renewal sweeps are cheap when nothing is due, but need not run every second.
+RENEWAL_SWEEP_SECONDS = 10.0
+
+
+def build(renewal_seconds: float = RENEWAL_SWEEP_SECONDS) -> jobs.Jobs:
+    checkout = build_checkout(CheckoutSettings.from_env())
+
+    def renewals() -> str:
+        done = {what: count for what, count in run_all(checkout, checkout.ctx.uow,
+                                                       checkout.renewal_rules).items() if count}
+        return f"checkout renewals: {done}" if done else ""
+
+    sweeps = jobs.Guarded("checkout sweeps", jobs.every(renewal_seconds, renewals))
+    return [sweeps, *jobs.relay_jobs(checkout.ctx)], [checkout.ctx.close]
+
+
+if __name__ == "__main__":
+    raise SystemExit(jobs.main(__doc__ or "", build, sys.argv[1:]))
