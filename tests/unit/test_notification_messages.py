@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from services.common.problems import Problem
+from services.common.errors import DomainError
+from services.common.problems import status_of
 from services.notifications.domain import messages as M
 from services.notifications.domain.samples import SAMPLES, sample_context
 from services.notifications.domain.schedule import Schedule
@@ -189,7 +190,7 @@ def test_an_event_that_can_not_make_a_correct_mail_is_refused_with_the_reason(
         plan: Plan, event: dict[str, Any], detail: str) -> None:
     with pytest.raises(M.InvalidEvent) as refused:
         plan(event)
-    assert (refused.value.status, refused.value.code) == (422, "invalid_event")
+    assert (status_of(refused.value), refused.value.code) == (422, "invalid_event")
     assert str(refused.value).startswith(detail), str(refused.value)
 
 
@@ -212,7 +213,7 @@ def test_a_preview_is_what_the_sample_event_plans() -> None:
 
 
 def test_a_preview_override_that_does_not_apply_is_refused() -> None:
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(DomainError) as refused:
         sample_context("receipt", {"colour": "red", "total": "a lot", "term_end": "2027-02-30"})
-    assert refused.value.status == 422
+    assert status_of(refused.value) == 422
     assert sorted(refused.value.extra["errors"]["query"]) == ["colour", "term_end", "total"]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from jinja2 import UndefinedError
 
+from services.common.problems import status_of
 from services.notifications.domain import rendering as R
 from services.notifications.domain.rendering import SUBJECT_MAX, TEMPLATES, TemplateNotFound, render
 from services.notifications.domain.samples import sample_context
@@ -125,4 +126,4 @@ def test_a_context_missing_a_field_is_an_error_not_a_blank() -> None:
 def test_an_unknown_template_is_not_found() -> None:
     with pytest.raises(TemplateNotFound) as missing:
         render("newsletter", {})
-    assert (missing.value.status, missing.value.code) == (404, "template_not_found")
+    assert (status_of(missing.value), missing.value.code) == (404, "template_not_found")
