@@ -467,6 +467,13 @@ class SystemHookSchema(ma.Schema):
         return schema().load(original) if schema else {"event_name": data["event_name"]}
 
 
+class StripeEventReceivedSchema(ma.Schema):
+    received = ma.fields.Boolean(metadata={"description": "Always true: the event is stored once"})
+    outcome = ma.fields.String(metadata={
+        "description": "What checkout did with it: 'order 7: pending -> completed', "
+                       "'ignored: no order', 'duplicate', ..."})
+
+
 class HookReceivedSchema(ma.Schema):
     event_id = ma.fields.String(metadata={
         "description": "X-Gitlab-Event-UUID, or one made from the body when none was sent"})
