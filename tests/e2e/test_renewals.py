@@ -251,6 +251,22 @@ def test_members_who_are_not_owners_see_whether_the_card_will_do_not_the_card(
     assert member.json["quote"]["total"] == 3 * 34800  # the plan and seats stay readable
 
 
+def test_renew_now_never_charges_a_term_already_renewed(stripe_app: Flask, localstripe: LocalStripe,
+                                                        clock: FixedClock) -> None:
+    """The sweep renewed this term while the owner's click waited for the renewal's
+    lock, with the subscription read from before: the click charges nothing."""
+    [user] = provision_buyers(stripe_app, localstripe.url, 1)
+    sub = subscribe(stripe_app, user, days_left=20)
+    with Session(checkout_of(stripe_app).ctx.engine) as s:
+        s.add(Renewal(subscription_id=sub.id, renewal_date=sub.term_end, status="succeeded", attempts=1,
+                      amount=3 * 34800, created_at=clock.now(), updated_at=clock.now()))
+        s.commit()
+        customer = s.scalar(select(BillingAccount.stripe_customer_id).where(BillingAccount.user_id == user))
+    answer = stripe_app.test_client().post(f"/namespaces/{user}/subscription/renewal", headers=auth(user))
+    assert answer.status_code == 409 and answer.json["code"] == "already_renewed"
+    assert localstripe.payment_intents(customer) == []
+
+
 def test_parallel_sweeps_charge_each_renewal_once(postgres_only: None, stripe_app: Flask,
                                                   localstripe: LocalStripe, clock: FixedClock) -> None:
     users = provision_buyers(stripe_app, localstripe.url, 20)

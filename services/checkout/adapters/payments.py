@@ -186,8 +186,12 @@ class StripeGateway:
             charge_id = _id_of(getattr(error, "charge", None)) if error else None
             if intent_id is None and charge_id:
                 # localstripe names only the failed charge; the charge names its intent,
-                # so a declined order still records the attempt it made.
-                intent_id = _id_of(self._call(self._client.v1.charges.retrieve, charge_id).payment_intent)
+                # so a declined order still records the attempt it made. A failed look-up
+                # must not turn a plain decline into something else.
+                try:
+                    intent_id = _id_of(self._call(self._client.v1.charges.retrieve, charge_id).payment_intent)
+                except (PaymentProviderUnavailable, PaymentRejected):
+                    intent_id = None
             code = (getattr(error, "decline_code", None) or exc.code or "card_declined")
             if code == "authentication_required" and intent_id:
                 # Real Stripe refuses off-session 3DS with an error that carries the intent.

@@ -138,7 +138,12 @@ def start_card_setup(app: Checkout, new_uow: UowFactory, principal: Principal) -
         stored = account.stripe_customer_id
     if stored is not None and stored != customer_id:
         # A concurrent setup created the account's customer first: set up for that one.
-        intent = app.payments.create_setup_intent(stored, {"billing_account_id": str(account_id)})
+        try:
+            intent = app.payments.create_setup_intent(stored, {"billing_account_id": str(account_id)})
+        except PaymentProviderUnavailable as exc:
+            raise PROVIDER_DOWN from exc
+        except PaymentRejected as exc:
+            raise PROVIDER_REJECTED from exc
     return CardSetup(intent.id, intent.client_secret, app.settings.stripe_publishable_key,
                      app.settings.stripe_js_url)
 

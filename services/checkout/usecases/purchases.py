@@ -379,6 +379,8 @@ def confirm(app: Checkout, new_uow: UowFactory, principal: Principal, order_id: 
             charge = app.payments.get_payment_intent(intent_id)
         except PaymentProviderUnavailable as exc:
             raise PROVIDER_DOWN from exc
+        except PaymentRejected as exc:  # the intent is gone at Stripe: say so, not a 500
+            raise PROVIDER_REJECTED from exc
     with new_uow() as uow:
         order = lock_order(uow, order_id)
         outcome = apply_charge(app, uow, order, charge) if charge else current_outcome(uow, order)

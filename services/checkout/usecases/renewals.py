@@ -224,6 +224,10 @@ def charge_due(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules) -> tup
 
 def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.RenewalRules) -> str:
     clear(uow, CHARGES, renewal.id)  # whatever this attempt ends in, a manual renewal's too, is no error
+    if renewal.status == "succeeded":
+        # Renewed while the caller waited for this row's lock (the sweep, or another
+        # click): the subscription it read may be from before; never charge again.
+        return "skipped"
     f = _facts(uow.session, [renewal.subscription_id])[renewal.subscription_id]
     if f.sub.status != SubscriptionStatus.ACTIVE or f.sub.term_end != renewal.renewal_date:
         renewal.status, renewal.next_attempt_on = "succeeded", None  # renewed by hand meanwhile
@@ -393,6 +397,9 @@ def renew_now(app: Checkout, new_uow: UowFactory, principal: Principal, namespac
                               updated_at=uow.now)
             uow.session.add(renewal)
             uow.session.flush()
+        if renewal.status == "succeeded":
+            raise Conflict("already_renewed", "Already renewed",
+                           "This term was renewed meanwhile; nothing more was charged.")
         renewal.manual = True
         try:
             outcome = _charge(app, uow, renewal, rules)
