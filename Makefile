@@ -23,9 +23,11 @@ run: $(STAMP)
 reset: $(STAMP)
 	$(BIN)/python -m devtools.devstack reset
 
-## test: the whole suite (PostgreSQL too when TEST_DATABASE_URL is set).
+## test: the whole suite (PostgreSQL too when TEST_DATABASE_URL is set), TEST_WORKERS processes
+## at once (pytest-xdist; a test file stays on one worker, so its servers start once; 0: one process).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 migrate: $(STAMP)
 	$(BIN)/python -m services.common.migrate
