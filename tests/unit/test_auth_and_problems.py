@@ -6,7 +6,7 @@ import jwt
 import pytest
 
 from services.common import errors
-from services.common.auth import issue_token, principal_from_header, verify_token
+from services.common.auth import bearer_token, issue_token, verify_token
 from services.common.problems import Problem, as_problem
 
 NOW = datetime.now(UTC)
@@ -37,7 +37,7 @@ def test_bad_tokens_are_refused_with_a_stable_code(token: str, code: str) -> Non
                                          ("Bearer ", "invalid_token")])
 def test_authorization_header_shapes(header: str | None, code: str) -> None:
     with pytest.raises(Problem) as excinfo:
-        principal_from_header(S, header)
+        bearer_token(header)
     assert excinfo.value.code == code
     assert excinfo.value.headers["WWW-Authenticate"] == "Bearer"
 
