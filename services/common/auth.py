@@ -66,6 +66,14 @@ class Principal:
         return "admin" in self.roles
 
 
+def verified_email_matches(principal: Principal, address: str) -> bool:
+    """Whether the provider vouched that this person holds `address`: what accepting
+    an invitation sent to an address (a billing manager's) must check. An email
+    claim the provider did not verify proves nothing."""
+    email, wanted = principal.email.strip().casefold(), address.strip().casefold()
+    return principal.email_verified and bool(email) and email == wanted
+
+
 def invalid_token() -> Problem:
     """The one answer to a token we do not accept: nothing says which check failed."""
     return Problem(401, "invalid_token", "Invalid token", "The bearer token is not valid.",

@@ -339,3 +339,19 @@ def test_with_the_jwks_down_from_the_start_nothing_is_accepted(keys: KeyServer) 
     kid, key, public = new_key("k1")
     keys.keys, keys.down = [public], True
     refused(verifier(keys), sign(key, kid, keys.url))
+
+
+def test_a_provider_naming_no_kid_rotates_its_only_key(keys: KeyServer) -> None:
+    """oidc-provider-mock signs without a `kid` and makes a new key when it restarts."""
+    _, old, old_public = new_key("")
+    keys.keys = [{k: v for k, v in old_public.items() if k != "kid"}]
+    ticks = Ticks()
+    check = verifier(keys, ticks=ticks)
+    no_kid = {"iss": keys.url, "aud": DEV_OIDC_CLIENT_ID, "sub": "1",
+              "exp": int((datetime.now(UTC) + timedelta(minutes=5)).timestamp())}
+    assert check.verify(jwt.encode(no_kid, old, algorithm="RS256")).user_id == 1
+    _, new, new_public = new_key("")
+    keys.keys = [{k: v for k, v in new_public.items() if k != "kid"}]
+    ticks.now += 31
+    assert check.verify(jwt.encode(no_kid, new, algorithm="RS256")).user_id == 1
+    refused(check, jwt.encode(no_kid, old, algorithm="RS256"))  # the old key is gone
