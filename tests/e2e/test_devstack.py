@@ -268,6 +268,7 @@ def test_a_stack_keeps_its_stripe_state_across_restarts_until_reset(tmp_path: Pa
         assert [name for name in STACK_PORTS if not _bindable(port_for(name, stack.env))] == []
         assert (var / "localstripe.pickle").exists()  # the stack's own Stripe state, not /tmp's
         stack.start().wait_until_up()
+        session = as_alice(stack)  # the provider's keys live in memory: tokens do not outlive a restart
         bought = buy_acme(stack, session, 5)
         assert bought.status_code == 201, bought.text  # the saved card still exists at Stripe
         refused = stack.command("reset")
@@ -278,6 +279,7 @@ def test_a_stack_keeps_its_stripe_state_across_restarts_until_reset(tmp_path: Pa
         assert not (var / "mail").exists()
         stack.start().wait_until_up()
         assert stack.stripe_customers() == []
+        session = as_alice(stack)
         account = session.get(f"{stack.checkout}/billing-account", timeout=10).json()
         assert account["cards"] == [] and account["has_stripe_customer"] is False
         entitlements = session.get(f"{stack.checkout}/namespaces/100/entitlements", timeout=10).json()
