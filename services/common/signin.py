@@ -26,6 +26,8 @@ import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import FlaskOAuth2App, OAuth
 from flask import Blueprint, Response, redirect, request, session, url_for
+from flask.blueprints import BlueprintSetupState
+from joserfc.errors import JoseError
 from werkzeug.wrappers import Response as BaseResponse
 
 from services.common import sessions
@@ -75,8 +77,8 @@ def sign_in_blueprint(settings: Settings, verifier: TokenVerifier, home: str,
     oauth = OAuth()
 
     @blp.record_once
-    def _register(state: object) -> None:
-        oauth.init_app(state.app)  # type: ignore[attr-defined]
+    def _register(state: BlueprintSetupState) -> None:
+        oauth.init_app(state.app)
         if settings.oidc_issuer:
             oauth.register(
                 PROVIDER, client_id=settings.oidc_client_id, client_secret=settings.oidc_client_secret,
@@ -112,7 +114,7 @@ def sign_in_blueprint(settings: Settings, verifier: TokenVerifier, home: str,
             raise sign_in_failed()
         try:
             tokens = provider.authorize_access_token(leeway=settings.oidc_clock_skew_seconds)
-        except (requests.RequestException, AuthlibBaseError, ValueError) as exc:
+        except (requests.RequestException, AuthlibBaseError, JoseError, ValueError) as exc:
             log.info("sign-in refused: %s", type(exc).__name__)
             raise sign_in_failed() from exc
         token = tokens.get("id_token")
