@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## run: the whole stack on SQLite, localstripe and a local SMTP server, with demo data.
+## run: the whole stack on SQLite, localstripe, a local SMTP server and a local identity provider, with demo data.
 ## Its state (databases, mail, Stripe's) stays in var/ (VAR_DIR) across restarts.
 run: $(STAMP)
 	$(BIN)/python -m devtools.devstack

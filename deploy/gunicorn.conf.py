@@ -75,8 +75,8 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 errorlog = "-"
 # One JSON object per request on stdout (values are escaped for quotes only, hence
 # "JSON-ish"); GUNICORN_ACCESS_LOG=off leaves request logging to the app's own
-# JSON "access" logger instead. No query strings and no referer: the development
-# sign-in link carries a token in its query, and logs must never hold one.
+# JSON "access" logger instead. No query strings and no referer: the sign-in
+# callback carries an authorisation code in its query, and logs must never hold one.
 accesslog = None if os.environ.get("GUNICORN_ACCESS_LOG", "on").lower() == "off" else "-"
 access_log_format = (
     '{"time":"%(t)s","remote_addr":"%(h)s","method":"%(m)s","path":"%(U)s",'

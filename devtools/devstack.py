@@ -4,10 +4,11 @@ Migrates each service's SQLite database in VAR_DIR (var/), seeds the demo
 data, then hands the Procfile to honcho (localstripe with its state in the
 same folder, the SMTP mail sink, the services) and, once they answer,
 registers checkout's Stripe webhook with localstripe and prints the URLs and
-demo tokens. Ctrl-C stops everything (honcho forwards the signal to every
-process); the next `make run` carries on with the same databases, mail and
-Stripe state. A stack that is already running, or a port another program
-holds, stops it before anything is touched.
+demo tokens (issued by the local identity provider, devtools/devoidc.py).
+Ctrl-C stops everything (honcho forwards the signal to every process); the
+next `make run` carries on with the same databases, mail and Stripe state. A
+stack that is already running, or a port another program holds, stops it
+before anything is touched.
 
 `python -m devtools.devstack tokens` prints the demo tokens again;
 `python -m devtools.devstack reset` (`make reset`) forgets the stack's state.
@@ -22,49 +23,41 @@ import socket
 import sys
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlencode
 
 import requests
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
+from devtools.devoidc import DEMO_ROLE_MAP, provider_token
 from devtools.devstripe import STATE_FILE
 from experiments import store as experiment_store
 from services.checkout.config import CheckoutSettings
 from services.checkout.seed import load_demo, seed_database
-from services.common.auth import issue_token
-from services.common.clock import SystemClock
 from services.common.config import DEFAULT_PORTS, ROOT, STACK_PORTS, Settings, local_url, port_for, var_dir
 from services.common.migrate import SERVICES, upgrade
 
 CHECKOUT_PAGE, TRIALS_PAGE = "/checkout", "/trials"
 
 
-def demo_tokens(secret: str) -> list[tuple[str, str, str]]:
-    """(name, email, token) for each demo user."""
-    now = SystemClock().now()
-    return [(u["name"], u["email"],
-             issue_token(secret, u["id"], u["email"], tuple(u.get("roles", ())), now=now,
-                         ttl=timedelta(days=30)))
+def demo_tokens(settings: Settings) -> list[tuple[str, str, str, str]]:
+    """(user id, name, email, token) for each demo user: the local provider's ID tokens."""
+    issuer = settings.oidc_issuer or local_url("oidc")
+    return [(str(u["id"]), u["name"], u["email"],
+             provider_token(issuer, settings.oidc_client_id, settings.oidc_client_secret, str(u["id"])))
             for u in load_demo()["users"]]
 
 
-def sign_in_link(service_url: str, token: str, next_path: str = CHECKOUT_PAGE) -> str:
-    return f"{service_url}/sign-in?{urlencode({'token': token, 'next': next_path})}"
-
-
-def user_lines(secret: str, checkout_url: str) -> list[str]:
-    """Each demo user's API token and page sign-in link."""
-    lines = ["Demo users: the token is for the API (export it as TOKEN and send",
-             "'Authorization: Bearer $TOKEN'); the link signs a browser in to the pages",
-             "(one sign-in covers every service on the host: cookies are per host, not port).",
-             ""]
-    for name, email, token in demo_tokens(secret):
-        lines += [f"  {name} <{email}>", f"    token    {token}",
-                  f"    sign in  {sign_in_link(checkout_url, token)}"]
+def user_lines(settings: Settings, checkout_url: str) -> list[str]:
+    """How each demo user signs in: the provider's login page, or a token for the API."""
+    lines = [f"Sign in: open a page (say {checkout_url}{CHECKOUT_PAGE}), press Sign in, and on the",
+             "local identity provider's page pick the demo user's id (1 is Alice). One sign-in",
+             "covers every service on the host (cookies are per host, not port).",
+             "API tokens (the provider's, valid an hour; `make tokens` prints fresh ones):",
+             "export one as TOKEN and send 'Authorization: Bearer $TOKEN'.", ""]
+    for user_id, name, email, token in demo_tokens(settings):
+        lines += [f"  {user_id:>2}  {name} <{email}>", f"      token  {token}"]
     return lines
 
 
@@ -172,7 +165,8 @@ def _announce(settings: CheckoutSettings, var: Path) -> None:
     ready = all(_wait_for(f"{url}/healthz") for url in [*urls.values(), dashboard])
     lines = ["", "=" * 78, "The stack is up." if ready else "Some services did not answer yet.", ""]
     lines += [f"  {name:<14} {url}   (API docs: {url}/openapi.json)" for name, url in urls.items()]
-    lines += [f"  {'localstripe':<14} {stripe_base}", f"  {'mail folder':<14} {var / 'mail'}",
+    lines += [f"  {'localstripe':<14} {stripe_base}", f"  {'sign-in':<14} {local_url('oidc')}",
+              f"  {'mail folder':<14} {var / 'mail'}",
               f"  {'state':<14} {var}   (kept across restarts; `make reset` forgets it)", "",
               "Pages (docs/pages.md):",
               f"  {'checkout':<14} {urls['checkout']}{CHECKOUT_PAGE}",
@@ -180,7 +174,10 @@ def _announce(settings: CheckoutSettings, var: Path) -> None:
               f"  {'growth':<14} {dashboard}/   (the experiments: sign in as Gina Growth first)", "",
               "`make demo-traffic` walks a few hundred demo people through the funnel so the",
               "experiments have data; `make report KEY=smb-discount-prompt` prints one.", ""]
-    lines += user_lines(settings.auth_secret, urls["checkout"])
+    if _wait_for(f"{local_url('oidc')}/.well-known/openid-configuration"):
+        lines += user_lines(settings, urls["checkout"])
+    else:
+        lines += ["The identity provider did not start; see its lines above."]
     lines += ["", "README.md walks through buying Premium for the 'acme' namespace (id 100).",
               "Ctrl-C stops everything.", "=" * 78, ""]
     print("\n".join(lines), flush=True)
@@ -213,6 +210,8 @@ def _run(var: Path) -> int:
     # and card attempts would throttle the demo traffic generator; per account still holds.
     os.environ.setdefault("CODE_ATTEMPTS_PER_CLIENT", "600/minute")
     os.environ.setdefault("CARD_ATTEMPTS_PER_CLIENT", "600/minute")
+    # The demo users' groups on the local identity provider, as platform roles.
+    os.environ.setdefault("OIDC_ROLE_MAP", DEMO_ROLE_MAP)
     prepare(var)
     settings = CheckoutSettings.from_env()
     env = dict(os.environ)
@@ -235,7 +234,12 @@ def main(argv: list[str]) -> int:
         print(f"devstack: {exc}", file=sys.stderr)
         return 2
     if argv[:1] == ["tokens"]:
-        print("\n".join(user_lines(Settings.from_env("checkout").auth_secret, local_url("checkout"))))
+        try:
+            print("\n".join(user_lines(Settings.from_env("checkout"), local_url("checkout"))))
+        except requests.RequestException:
+            print(f"make tokens: the identity provider ({local_url('oidc')}) does not answer; "
+                  "is `make run` running?", file=sys.stderr)
+            return 1
         return 0
     if argv[:1] == ["reset"]:
         return reset()

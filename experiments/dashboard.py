@@ -1,9 +1,10 @@
 """The growth dashboard (`python -m experiments serve`, port 8004): the
 experiments with their status and exposures, and each one's report.
 
-For the growth team only: a token with the `growth` or `admin` role, sent as
-`Authorization: Bearer <token>` or held in the `fd_session` cookie (the 401
-page has a form that sets it). Errors are problem+json with a stable `code`
+For the growth team only: someone with the `growth` or `admin` role, signed in
+with the platform's identity provider (the 401 page links to `/sign-in`; the
+session is the services' own, services/common/sessions.py) or sending
+`Authorization: Bearer <token>`. Errors are problem+json with a stable `code`
 for JSON clients and a page for browsers; never a stack trace.
 """
 
@@ -12,34 +13,32 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, jsonify, redirect, request
+from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Response as BaseResponse
 
 from experiments.catalog import Catalog, UnknownExperiment
 from experiments.definitions import PayloadUnreadable
 from experiments.render import render_html, render_page
 from experiments.store import last_collected_at
 from flags.client import Flags
-from services.common.auth import CHALLENGE, Principal, principal_from_header, verify_token
+from services.common import sessions
+from services.common.auth import CHALLENGE, Principal, TokenVerifier, bearer_token, verifier_for
 from services.common.config import Settings
 from services.common.db import make_engine
-from services.common.pages import local_path
 from services.common.problems import PROBLEM_JSON, Problem, from_status
-from services.common.sessions import SESSION_COOKIE
+from services.common.signin import local_path, sign_in_blueprint
 
 log = logging.getLogger(__name__)
 
 ROLES = frozenset({"growth", "admin"})
-PUBLIC = frozenset({"healthz", "sign_in", "sign_out"})
+PUBLIC = frozenset({"healthz", "sign_in.sign_in", "sign_in.callback", "sign_in.sign_out"})
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                                "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    # Not no-referrer: browsers then send `Origin: null` on the sign-in form's own POST.
+    # Not no-referrer: browsers then send `Origin: null` on the sign-out form's own POST.
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
@@ -57,12 +56,15 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in reading order
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
     app.extensions["experiments_store"] = engine
+    sessions.configure(app, settings)
+    verifier = verifier_for(settings)
+    app.register_blueprint(sign_in_blueprint(settings, verifier, "/", _problem_response))
 
     @app.before_request
     def _authenticate() -> None:
         g.request_id = uuid.uuid4().hex
         if request.endpoint not in PUBLIC:
-            g.principal = _growth_member(settings.auth_secret, _credentials())
+            g.principal = _growth_member(verifier)
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -88,24 +90,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     def report_page(key: str) -> str:
         return render_html(catalog.report(engine, key), dashboard=True, principal=g.principal)
 
-    secure = settings.is_production  # behind the TLS ingress request.is_secure is False
-
-    @app.post("/session")
-    def sign_in() -> BaseResponse:
-        _same_origin_only()
-        token = (request.form.get("token") or "").strip()
-        _growth_member(settings.auth_secret, ("cookie", token))
-        response = redirect(local_path(request.form.get("next"), "/"), code=303)
-        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax", secure=secure)
-        return response
-
-    @app.post("/sign-out")
-    def sign_out() -> BaseResponse:
-        _same_origin_only()  # another site must not sign the analyst out either
-        response = redirect("/", code=303)
-        response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="Lax", secure=secure)
-        return response
-
     @app.errorhandler(Problem)
     def _problem(problem: Problem) -> Response:
         return _problem_response(problem)
@@ -117,21 +101,17 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     return app
 
 
-def _credentials() -> tuple[str, str | None]:
+def _growth_member(verifier: TokenVerifier) -> Principal:
     header = request.headers.get("Authorization")
-    return ("header", header) if header else ("cookie", request.cookies.get(SESSION_COOKIE))
-
-
-def _growth_member(secret: str, credentials: tuple[str, str | None]) -> Principal:
-    kind, value = credentials
-    if not value:
+    token = bearer_token(header) if header else sessions.session_token()
+    if not token:
         raise Problem(401, "unauthenticated", "Sign in required",
-                      "This dashboard is for the growth team: sign in with your token, or send "
+                      "This dashboard is for the growth team: sign in, or send "
                       "'Authorization: Bearer <token>'.", headers=CHALLENGE)
-    principal = principal_from_header(secret, value) if kind == "header" else verify_token(secret, value)
+    principal = verifier.verify(token)
     if not principal.roles & ROLES:
         raise Problem(403, "growth_role_required", "Growth team only",
-                      "Your token does not carry the growth or admin role.")
+                      "Your account does not carry the growth or admin role.")
     return principal
 
 
@@ -175,13 +155,6 @@ def _wants_json() -> bool:
 
 def _next_path() -> str:
     """Where signing in from this error page leads: back to the page asked for."""
-    if request.method == "GET":
+    if request.method == "GET" and not request.path.startswith("/sign-in"):
         return local_path(request.full_path.rstrip("?"), "/")
-    return local_path(request.form.get("next"), "/")
-
-
-def _same_origin_only() -> None:
-    """The sign-in and sign-out forms post from this site's own pages (browsers send Origin)."""
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        raise Problem(403, "cross_origin", "Not allowed", "Sign in and out from the dashboard's own pages.")
+    return "/"

@@ -21,10 +21,12 @@ from typing import Any
 import requests
 import stripe
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from services.common import sessions
 from services.common.auth import issue_token
 from services.common.clock import SystemClock
 from services.common.config import normalise_database_url
@@ -48,6 +50,17 @@ def token(user_id: int, email: str | None = None, roles: tuple[str, ...] = ()) -
 
 def auth(user_id: int, roles: tuple[str, ...] = ()) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(user_id, roles=roles)}"}
+
+
+def start_session(client: FlaskClient, user_id: int = 1, session_token: str | None = None) -> FlaskClient:
+    """Sign a test client in the way the sign-in callback does (sessions.start):
+    the signed session cookie holds the token and a session id."""
+    with client.session_transaction() as session:
+        session.clear()
+        session[sessions.TOKEN] = session_token or token(user_id)
+        session[sessions.SESSION_ID] = f"test-session-{user_id}"
+        session.permanent = True
+    return client
 
 
 def pg_base_url() -> str | None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Self
 
+from services.common.auth import parse_role_map
+
 ROOT = Path(__file__).resolve().parents[2]
 
 DEV_AUTH_SECRET = "dev-only-auth-secret-change-me-in-production"
@@ -22,7 +24,11 @@ DEFAULT_PORTS = {"checkout": 8001, "trials": 8002, "notifications": 8003}
 # Everything `make run` listens on. `<NAME>_PORT` moves one; PORT_OFFSET moves
 # every one left at its default (a second stack), and the URLs a process calls
 # follow both, so one setting moves a whole stack.
-STACK_PORTS = {**DEFAULT_PORTS, "experiments": 8004, "localstripe": 8420, "smtp": 8025}
+STACK_PORTS = {**DEFAULT_PORTS, "experiments": 8004, "localstripe": 8420, "smtp": 8025, "oidc": 8430}
+# The client `make run` registers with its local identity provider (oidc-provider-mock
+# takes any client id and secret); production sets its own.
+DEV_OIDC_CLIENT_ID = "devops-checkout"
+DEV_OIDC_CLIENT_SECRET = "dev-only-oidc-client-secret"
 
 
 def var_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -67,7 +73,23 @@ def normalise_database_url(url: str) -> str:
 class Settings:
     service: str
     database_url: str
+    # Signs the pages' session cookie and CSRF tokens; in development and tests also
+    # HS256 bearer tokens (production refuses those: services/common/auth.py).
     auth_secret: str = DEV_AUTH_SECRET
+    # Sign-in with the platform's OpenID Connect provider (docs/configuration.md).
+    oidc_issuer: str | None = None
+    oidc_client_id: str = DEV_OIDC_CLIENT_ID
+    oidc_client_secret: str = DEV_OIDC_CLIENT_SECRET
+    oidc_audience: str | None = None  # what provider tokens must be for; the client id if unset
+    oidc_roles_claim: str = "groups"
+    oidc_role_map: Mapping[str, str] = field(default_factory=dict)  # provider group -> platform role
+    oidc_clock_skew_seconds: int = 30
+    jwks_cache_seconds: float = 300.0
+    # A signed-in browser's session lapses after this long without a request.
+    session_idle_minutes: int = 30
+    # This service's Ed25519 key for calling other services, and the keys it trusts.
+    service_key: str | None = None
+    service_public_keys: str = ""
     # Stripe.js, which the pages' Content-Security-Policy allows (checkout's other
     # Stripe settings are its own: services/checkout/config.py).
     stripe_js_url: str = f"http://127.0.0.1:{STACK_PORTS['localstripe']}/js.stripe.com/v3/"
@@ -113,6 +135,18 @@ class Settings:
             service=service,
             database_url=normalise_database_url(database_url),
             auth_secret=env.get("AUTH_SECRET", DEV_AUTH_SECRET),
+            oidc_issuer=env.get("OIDC_ISSUER") or (None if env.get("APP_ENV") == "production"
+                                                   else local_url("oidc", env)),
+            oidc_client_id=env.get("OIDC_CLIENT_ID", DEV_OIDC_CLIENT_ID),
+            oidc_client_secret=env.get("OIDC_CLIENT_SECRET", DEV_OIDC_CLIENT_SECRET),
+            oidc_audience=env.get("OIDC_AUDIENCE") or None,
+            oidc_roles_claim=env.get("OIDC_ROLES_CLAIM", "groups"),
+            oidc_role_map=parse_role_map(env.get("OIDC_ROLE_MAP", "")),
+            oidc_clock_skew_seconds=int(env.get("OIDC_CLOCK_SKEW_SECONDS", "30")),
+            jwks_cache_seconds=float(env.get("JWKS_CACHE_SECONDS", "300")),
+            session_idle_minutes=int(env.get("SESSION_IDLE_MINUTES", "30")),
+            service_key=env.get("SERVICE_KEY") or None,
+            service_public_keys=env.get("SERVICE_PUBLIC_KEYS", ""),
             stripe_js_url=env.get("STRIPE_JS_URL")
             or (f"{stripe_base}/js.stripe.com/v3/" if stripe_base else "https://js.stripe.com/v3/"),
             posthog_api_key=env.get("POSTHOG_API_KEY") or None,
@@ -144,3 +178,7 @@ class Settings:
             raise RuntimeError("AUTH_SECRET must be set in production (32 bytes or more)")
         if self.clock_file:
             raise RuntimeError("CLOCK_FILE (time travel) is for development only")
+        if self.oidc_issuer and not self.oidc_issuer.startswith("https://"):
+            raise RuntimeError("OIDC_ISSUER must be an https URL in production")
+        if self.oidc_issuer and self.oidc_client_secret == DEV_OIDC_CLIENT_SECRET:
+            raise RuntimeError("OIDC_CLIENT_SECRET must be set in production")

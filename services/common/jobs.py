@@ -12,11 +12,8 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 
-from services.common.auth import issue_token
-from services.common.clock import SystemClock
-from services.common.config import Settings
+from services.common.auth import service_token
 from services.common.logs import configure_logging
 from services.common.relay import relay_once
 from services.common.routing import subscribers
@@ -75,12 +72,6 @@ def every(seconds: float, job: Job) -> Job:
     return throttled
 
 
-def service_token(settings: Settings) -> str:
-    """What a relay shows the consumers: a short-lived token with the 'service' role."""
-    return issue_token(settings.auth_secret, 0, "relay@services.internal", ("service",),
-                       now=SystemClock().now(), ttl=timedelta(minutes=10))
-
-
 def relay_jobs(ctx: ServiceContext) -> list[Guarded]:
     """The relay of `ctx`'s outbox to the services routed its topics (none if nobody is)."""
     subs = subscribers(ctx.name, ctx.settings)
@@ -88,7 +79,7 @@ def relay_jobs(ctx: ServiceContext) -> list[Guarded]:
         return []
 
     def relay() -> str:
-        sent = relay_once(ctx, subs, token=service_token(ctx.settings))
+        sent = relay_once(ctx, subs, token=lambda audience: service_token(ctx.settings, audience))
         return f"{ctx.name}: relayed {sent}" if sent else ""
     return [Guarded(f"{ctx.name} relay", relay)]
 

@@ -1,12 +1,7 @@
 """What every page-serving service shares: the page layout and stylesheet,
 friendly HTML for problems (a sign-in-needed page rather than a 401 body), the
-money and date filters, the security headers pages carry, and outside
-production a development sign-in, `GET /sign-in?token=...&next=/path` (sets the
-session cookie, see sessions.py).
-
-In production the platform's login sets that cookie: the development sign-in
-is not registered there (its token travels in a URL, and a link could sign a
-browser in to someone else's session).
+money and date filters, the security headers pages carry, and signing in with
+the platform's identity provider (signin.py; the session is sessions.py's).
 """
 
 from __future__ import annotations
@@ -15,19 +10,20 @@ import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, current_app, g, make_response, redirect, render_template, request
+from flask import Blueprint, Response, current_app, g, make_response, render_template, request
+from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from services.common import formatting
-from services.common.auth import Principal, verify_token
+from services.common import formatting, sessions
+from services.common.auth import Principal
 from services.common.config import Settings
 from services.common.errors import DomainError
-from services.common.problems import Problem, as_problem, from_status
-from services.common.sessions import SESSION_COOKIE, csrf_token
-from services.common.web import current_principal
+from services.common.problems import PROBLEM_JSON, Problem, as_problem, from_status
+from services.common.signin import sign_in_blueprint
+from services.common.web import current_principal, problem_response
 
 PageView = Callable[..., Any]
 AnyResponse = TypeVar("AnyResponse", bound=BaseResponse)  # Flask's, or werkzeug's from redirect()
@@ -37,16 +33,6 @@ SESSION_ENDED = "Your session has ended; sign in again."
 
 def _settings() -> Settings:
     return current_app.extensions["service_context"].settings  # type: ignore[no-any-return]
-
-
-def local_path(target: str | None, default: str) -> str:
-    """`target` if it is a path on this site, else `default` (never an open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.isprintable():
-        return default
-    return target
 
 
 def security_headers(response: AnyResponse) -> AnyResponse:
@@ -69,6 +55,13 @@ def problem_page(problem: Problem) -> Response:
     response = make_response(render_template(template, problem=problem, request_id=g.get("request_id")),
                              problem.status)
     return security_headers(response)
+
+
+def _answer(problem: Problem) -> BaseResponse:
+    """A page for a browser, problem+json for anything else."""
+    if request.accept_mimetypes.best_match(["text/html", PROBLEM_JSON]) == "text/html":
+        return problem_page(problem)
+    return problem_response(problem)
 
 
 def _in_browser_words(problem: Problem) -> Problem:
@@ -99,41 +92,34 @@ def page(view: PageView) -> Callable[..., Response]:
     return wrapper
 
 
+def _back_here(home: str) -> str:
+    """Where signing in from this page leads: back here (home from the sign-in routes)."""
+    return home if request.path.startswith("/sign-in") else request.full_path.rstrip("?")
+
+
 def _template_globals(home: str) -> dict[str, Any]:
     principal: Principal | None = g.get("principal")
-    session = request.cookies.get(SESSION_COOKIE)
+    sid = sessions.session_id()
     return {
         "home": home,
         "signed_in_as": principal.email if principal else None,
-        "csrf_token": csrf_token(_settings().auth_secret, session) if principal and session else "",
-        "show_dev_hints": not _settings().is_production,
+        "csrf_token": sessions.csrf_token(_settings().auth_secret, sid) if principal and sid else "",
+        "sign_in_url": f"/sign-in?{urlencode({'next': _back_here(home)})}",
     }
 
 
 def pages_blueprint(home: str, settings: Settings) -> Blueprint:
-    """Layout, stylesheet and filters for a service whose main page is `home`;
-    outside production also the development sign-in."""
+    """Layout, stylesheet, filters and sign-in for a service whose main page is `home`."""
     blp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                     static_url_path="/static/pages")
     blp.app_context_processor(lambda: _template_globals(home))
     blp.add_app_template_filter(formatting.money, "money")
     blp.add_app_template_filter(formatting.long_date, "long_date")
-    if settings.is_production:
-        return blp  # the platform's login sets the session cookie
 
-    @blp.get("/sign-in")
-    def sign_in() -> BaseResponse:
-        """Verify the token, keep it in the session cookie, go back to `next`."""
-        token = request.args.get("token", "")
-        target = local_path(request.args.get("next"), home)
-        try:
-            verify_token(_settings().auth_secret, token)
-        except Problem:
-            return problem_page(Problem(401, "invalid_token", "Sign-in link not valid",
-                                        "This sign-in link is not valid or has expired."))
-        response = redirect(target, 303)
-        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax",
-                            secure=_settings().is_production, path="/")
-        return security_headers(response)
+    @blp.record_once
+    def _sign_in(state: BlueprintSetupState) -> None:
+        # The verifier is the app's own (web.create_service_app), built once.
+        verifier = state.app.extensions["token_verifier"]
+        state.app.register_blueprint(sign_in_blueprint(settings, verifier, home, _answer))
 
     return blp

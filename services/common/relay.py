@@ -14,7 +14,7 @@ rows behind it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -54,15 +54,19 @@ def envelope(row: OutboxMixin, source: str) -> Envelope:
                     payload=row.payload)
 
 
-def relay_once(ctx: ServiceContext, subscribers: Sequence[Subscriber], *, token: str, batch: int = 100,
-               http: requests.Session | None = None, timeout: float = 5.0) -> int:
+def relay_once(ctx: ServiceContext, subscribers: Sequence[Subscriber], *, token: str | Callable[[str], str],
+               batch: int = 100, http: requests.Session | None = None, timeout: float = 5.0) -> int:
     """Deliver up to `batch` due rows, oldest first; returns how many were published.
+
+    `token` is what the relay shows each subscriber: a function of the
+    subscriber's name, each service's credential being for that service alone.
 
     The rows stay locked until the batch's transaction ends, so another relay
     skips them rather than sending them again.
     """
     client = http or requests.Session()
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {s.name: {"Authorization": f"Bearer {token if isinstance(token, str) else token(s.name)}"}
+               for s in subscribers}
     published = 0
     try:
         with ctx.session_factory() as session, session.begin():
@@ -96,7 +100,7 @@ def relay_once(ctx: ServiceContext, subscribers: Sequence[Subscriber], *, token:
 
 
 def _relay_row(source: str, row: OutboxMixin, subscribers: Sequence[Subscriber], client: requests.Session,
-               headers: dict[str, str], timeout: float, unreachable: dict[str, str]) -> list[str]:
+               headers: dict[str, dict[str, str]], timeout: float, unreachable: dict[str, str]) -> list[str]:
     """Deliver one row to the subscribers that want it; the reasons of those that did not take it."""
     event = envelope(row, source)
     errors = []
@@ -104,7 +108,7 @@ def _relay_row(source: str, row: OutboxMixin, subscribers: Sequence[Subscriber],
         if not subscriber.wants(row.topic):
             continue
         error = unreachable.get(subscriber.name) or _deliver(
-            client, subscriber, event, headers, timeout, unreachable)
+            client, subscriber, event, headers[subscriber.name], timeout, unreachable)
         if error:
             errors.append(error)
     return errors

@@ -21,14 +21,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
-from services.common import input_guard, timing
-from services.common.auth import Principal, bearer_token, verify_token
+from services.common import input_guard, sessions, timing
+from services.common.auth import Principal, TokenVerifier, bearer_token, verifier_for
 from services.common.errors import DomainError
 from services.common.logs import init_error_monitoring, request_id_var
 from services.common.metrics import metrics_response, observe_request
 from services.common.problems import PROBLEM_JSON, Problem, as_problem, from_status
 from services.common.service import ServiceContext, ServiceUnitOfWork
-from services.common.sessions import SESSION_COOKIE, session_principal
+from services.common.sessions import SESSION_COOKIE
 from services.common.telemetry import TRAFFIC_HEADER, Traffic
 
 log = logging.getLogger(__name__)
@@ -120,20 +120,24 @@ def service_context() -> ServiceContext:
     return current_app.extensions["service_context"]  # type: ignore[no-any-return]
 
 
+def token_verifier() -> TokenVerifier:
+    return current_app.extensions["token_verifier"]  # type: ignore[no-any-return]
+
+
 def current_principal() -> Principal:
     """The authenticated caller, or a 401 problem: the bearer token, else the
-    pages' session cookie (which needs the CSRF token on unsafe methods). The
+    pages' session (which needs the CSRF token on unsafe methods). The
     accepted token is kept as `g.caller_token` (see sessions.caller_token)."""
     principal = getattr(g, "principal", None)
     if principal is None:
-        secret = service_context().settings.auth_secret
+        verify = token_verifier().verify
         header = request.headers.get("Authorization")
-        session = request.cookies.get(SESSION_COOKIE)
-        if session and not header:
-            token, principal = session, session_principal(secret, session)
+        token = None if header else sessions.session_token()
+        if token:
+            principal = sessions.session_principal(verify, service_context().settings.auth_secret, token)
         else:
             token = bearer_token(header)
-            principal = verify_token(secret, token)
+            principal = verify(token)
         g.principal, g.caller_token = principal, token
     return principal
 
@@ -184,6 +188,8 @@ def create_service_app(
         # Behind an ingress: the client's address (rate limits) comes from X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["service_context"] = ctx
+    app.extensions["token_verifier"] = verifier_for(ctx.settings)
+    sessions.configure(app, ctx.settings)
     app.url_map.converters["id"] = IdConverter
     api = ProblemApi(app, spec_kwargs={"info": {"description": description},
                                        "extra_plugins": [ProblemJsonPlugin()]})

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from oidc_provider_mock import User, run_server_in_thread
 from playwright.sync_api import Browser, Page, sync_playwright
 from werkzeug.serving import WSGIRequestHandler
 
@@ -43,7 +44,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 class QuietHandler(WSGIRequestHandler):
-    """Request log lines without query strings: a sign-in link carries a token."""
+    """Request log lines without query strings: the sign-in callback's carries a code."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         self.path = self.path.split("?", 1)[0]  # the request is answered: only the log line reads it
@@ -91,6 +92,19 @@ def page(browser: Browser, viewport: dict[str, int], request: pytest.FixtureRequ
 
 
 # --- the services ----------------------------------------------------------------------
+PLATFORM_GROUPS = {8: ["platform/growth"]}  # Gina reads the growth dashboard
+
+
+@pytest.fixture(scope="session")
+def identity_provider() -> Iterator[str]:
+    """A real OpenID Connect provider (oidc-provider-mock) that knows users 1 to 9
+    (user<id>@test); its login page has a button per user id."""
+    users = [User(sub=str(i), claims={"email": f"user{i}@test", "email_verified": True,
+                                      "groups": PLATFORM_GROUPS.get(i, [])}) for i in range(1, 10)]
+    with run_server_in_thread(user_claims=users) as server:
+        yield f"http://localhost:{server.server_port}"
+
+
 @pytest.fixture
 def payload_file(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every flag off, unless the test's `flags` marker forces some variations."""
@@ -108,10 +122,10 @@ def payload_file(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def checkout_site(checkout_db_url: str, clock: FixedClock, localstripe: LocalStripe,
-                  payload_file: str) -> Iterator[Site]:
+                  payload_file: str, identity_provider: str) -> Iterator[Site]:
     """Checkout over HTTP with localstripe, its pages loading localstripe's Stripe.js."""
     settings = make_settings("checkout", checkout_db_url, localstripe.url, payload_file).with_overrides(
-        stripe_js_url=f"{localstripe.url}/js.stripe.com/v3/")
+        stripe_js_url=f"{localstripe.url}/js.stripe.com/v3/", oidc_issuer=identity_provider)
     app = _seeded(create_app(settings, clock), clock)
     server = LiveServer(app, request_handler=QuietHandler)
     localstripe.register_webhook("checkout", f"{server.url}/stripe/webhooks", WEBHOOK_SECRET)
@@ -122,12 +136,12 @@ def checkout_site(checkout_db_url: str, clock: FixedClock, localstripe: LocalStr
 
 @pytest.fixture
 def trials_site(checkout_site: Site, trials_db_url: str, clock: FixedClock,
-                payload_file: str) -> Iterator[Site]:
+                payload_file: str, identity_provider: str) -> Iterator[Site]:
     """Trials over HTTP, asking the live checkout about namespaces."""
     from services.trials.app import create_app as create_trials_app
 
     settings = trials_settings(trials_db_url, checkout_site.url).with_overrides(
-        growthbook_payload_file=payload_file)
+        growthbook_payload_file=payload_file, oidc_issuer=identity_provider)
     app = create_trials_app(settings, clock)
     server = LiveServer(app, request_handler=QuietHandler)
     yield Site(app, server.url)

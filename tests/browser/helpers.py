@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from flask import Flask
 from playwright.sync_api import Locator, Page
@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import BillingAccount, FunnelEventRow
-from tests.support import LocalStripe, token
+from tests.support import LocalStripe
 
 
 @dataclass
@@ -23,7 +23,15 @@ class Site:
     url: str
 
     def sign_in(self, page: Page, user_id: int = 1, next_path: str = "/checkout") -> None:
-        page.goto(f"{self.url}/sign-in?token={token(user_id)}&next={quote(next_path)}")
+        """Sign in as a person does: our /sign-in, the provider's login page, back to `next`."""
+        page.goto(f"{self.url}/sign-in?{urlencode({'next': next_path})}")
+        log_in_at_provider(page, user_id)
+
+
+def log_in_at_provider(page: Page, user_id: int) -> None:
+    """On the identity provider's login page, pick the user and come back."""
+    page.get_by_role("button", name=str(user_id), exact=True).click()
+    page.wait_for_url(lambda url: "/oauth2/" not in url and "/sign-in" not in url)
 
 
 def enter_card(page: Page, number: str) -> None:

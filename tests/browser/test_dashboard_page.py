@@ -1,4 +1,5 @@
-"""The growth dashboard in Chromium: sign in with a growth token, find the
+"""The growth dashboard in Chromium: sign in through the identity provider as
+someone in the growth group, find the
 experiment in the list, read its report (funnel chart per variation, uplift,
 p-value, chance to win) and see the sample-ratio warning when the split is off."""
 
@@ -17,10 +18,11 @@ from experiments.store import upgrade
 from services.common.config import Settings
 from services.common.db import make_engine
 from tests.browser.conftest import QuietHandler
+from tests.browser.helpers import log_in_at_provider
 from tests.experiments.helpers import KEY, T0, EventWriter
-from tests.support import TEST_SECRET, LiveServer, sqlite_url, token
+from tests.support import TEST_SECRET, LiveServer, sqlite_url
 
-GROWTH_TOKEN = token(8, roles=("growth",))
+GINA = 8  # in the provider's platform/growth group (tests/browser/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -48,24 +50,25 @@ def write_funnel(url: str, control: int, treatment: int) -> None:
 
 
 @pytest.fixture
-def dashboard(request: pytest.FixtureRequest, store_template: Path, tmp_path: Path) -> Iterator[str]:
+def dashboard(request: pytest.FixtureRequest, store_template: Path, tmp_path: Path,
+              identity_provider: str) -> Iterator[str]:
     split: tuple[int, int] = request.param
     path = tmp_path / "experiments.db"
     shutil.copy(store_template, path)
     write_funnel(sqlite_url(path), *split)
     app = create_app(Settings(service="experiments", database_url=sqlite_url(path),
-                              auth_secret=TEST_SECRET, environment="test"))
+                              auth_secret=TEST_SECRET, environment="test", oidc_issuer=identity_provider,
+                              oidc_role_map={"platform/growth": "growth"}))
     server = LiveServer(app, QuietHandler)
     yield server.url
     server.stop()
     app.extensions["experiments_store"].dispose()
 
 
-def sign_in(page: Page, url: str) -> None:
+def sign_in(page: Page, url: str, user_id: int = GINA) -> None:
     page.goto(url + "/")
-    expect(page.get_by_label("Token")).to_be_visible()
-    page.get_by_label("Token").fill(GROWTH_TOKEN)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Sign in").click()
+    log_in_at_provider(page, user_id)
 
 
 @pytest.mark.parametrize("dashboard", [(300, 300)], indirect=True)
@@ -99,9 +102,7 @@ def test_a_broken_split_is_shouted_about(page: Page, dashboard: str) -> None:
 
 @pytest.mark.parametrize("dashboard", [(10, 10)], indirect=True)
 def test_without_the_growth_role_the_report_stays_closed(page: Page, dashboard: str) -> None:
-    page.goto(dashboard + "/")
-    page.get_by_label("Token").fill(token(1))
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, dashboard, user_id=1)
     expect(page.get_by_text("Ask an admin for the growth role")).to_be_visible()
     page.goto(f"{dashboard}/experiments/{KEY}")
     expect(page.locator("figure.funnel")).to_have_count(0)

@@ -8,6 +8,7 @@ import re
 import shlex
 import sys
 import tomllib
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from services.checkout.app import create_app
+from services.common.auth import issue_token
 from services.common.config import Settings
 from tests.deploy.helpers import DEPLOY, ROOT
 from tests.imports import FIRST_PARTY, imports, module_name
@@ -95,11 +97,13 @@ def test_the_image_defaults_to_production_and_development_must_be_asked_for() ->
     # So a container started without settings refuses the development secrets ...
     with pytest.raises(RuntimeError, match="AUTH_SECRET"):
         Settings.from_env("checkout", {"APP_ENV": env["APP_ENV"]})
-    # ... and, given real ones, serves no development sign-in link.
+    # ... and, given real ones, takes no development (HS256) token.
     real = {"APP_ENV": env["APP_ENV"], "AUTH_SECRET": "s" * 40, "STRIPE_WEBHOOK_SECRET": "whsec_" + "x" * 30,
             "CHECKOUT_DATABASE_URL": "sqlite://"}
     app = create_app(Settings.from_env("checkout", real))
-    assert "/sign-in" not in {rule.rule for rule in app.url_map.iter_rules()}
+    dev_token = issue_token("s" * 40, 1, "a@b.test", ("admin",), now=datetime.now(UTC))
+    response = app.test_client().get("/namespaces", headers={"Authorization": f"Bearer {dev_token}"})
+    assert (response.status_code, response.json["code"]) == (401, "invalid_token")  # type: ignore[index]
     app.extensions["checkout"].ctx.close()
 
 

@@ -394,7 +394,7 @@ def _routed(paths: list[tuple[str, str, str]], url: str) -> str | None:
 @pytest.fixture(scope="module")
 def public_routes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     """Each service's routes (path up to the first variable part), from its Flask app
-    as the cluster runs it (APP_ENV=production: no development sign-in)."""
+    as the cluster runs it (APP_ENV=production)."""
     import importlib
 
     folder = tmp_path_factory.mktemp("routes")
@@ -441,12 +441,10 @@ def test_ingress_routes_every_public_route_and_nothing_internal(
                 assert _routed(paths, route) == service, f"{service}: {route} is not routed"
     # Stripe reaches the webhook on the checkout host.
     assert _routed(by_service["checkout"], "/stripe/webhooks") == "checkout"
-    # The pages are routed; the development sign-in (a token in a URL) is not.
+    # The pages are routed, and signing in to them on their own host.
     for service, page in (("checkout", "/checkout/orders/7"), ("trials", "/trials")):
-        assert _routed(by_service[service], page) == service
-        assert _routed(by_service[service], "/static/pages/pages.css") == service
-    for service, paths in by_service.items():
-        assert _routed(paths, "/sign-in") is None, f"{service} routes the development sign-in"
+        for path in (page, "/static/pages/pages.css", "/sign-in", "/sign-in/callback", "/sign-out"):
+            assert _routed(by_service[service], path) == service
     tls_hosts = [host for entry in ingress["spec"]["tls"] for host in entry["hosts"]]
     assert sorted(tls_hosts) == sorted(routes)
 

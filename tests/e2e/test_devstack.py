@@ -24,8 +24,15 @@ import requests
 import stripe
 
 from devtools.devcard import confirm_card_setup
-from devtools.devstack import demo_tokens
-from services.common.config import DEV_AUTH_SECRET, ROOT, STACK_PORTS, local_url, port_for
+from devtools.devoidc import provider_token
+from services.common.config import (
+    DEV_OIDC_CLIENT_ID,
+    DEV_OIDC_CLIENT_SECRET,
+    ROOT,
+    STACK_PORTS,
+    local_url,
+    port_for,
+)
 from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +41,7 @@ T = TypeVar("T")
 START_SECONDS = 90  # eight processes on a busy two-core machine
 # Settings a developer's shell may hold that would point a stack elsewhere than its own folder and ports.
 LEAKY = re.compile(r"(_PORT|_URL|_DATABASE_URL)$|^(DATABASE_URL|STRIPE_API_BASE|STRIPE_JS_URL|PORT_OFFSET"
-                   r"|VAR_DIR|CLOCK_FILE|AUTH_SECRET|STRIPE_WEBHOOK_SECRET|APP_ENV)$")
+                   r"|VAR_DIR|CLOCK_FILE|AUTH_SECRET|STRIPE_WEBHOOK_SECRET|APP_ENV|OIDC_ISSUER|OIDC_ROLE_MAP)$")
 
 
 class Stack:
@@ -155,8 +162,9 @@ def eventually(check: Callable[[], T], timeout: float = 30, what: str = "") -> T
     return result
 
 
-def as_alice() -> requests.Session:
-    [token] = [t for _, email, t in demo_tokens(DEV_AUTH_SECRET) if email == "alice@acme.test"]
+def as_alice(stack: Stack) -> requests.Session:
+    """Alice, with a token from the stack's own identity provider (as `make tokens` gets it)."""
+    token = provider_token(local_url("oidc", stack.env), DEV_OIDC_CLIENT_ID, DEV_OIDC_CLIENT_SECRET, "1")
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     return session
@@ -195,7 +203,7 @@ def two_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack
 def test_two_stacks_side_by_side_touch_nothing_of_each_other(two_stacks: tuple[Stack, Stack]) -> None:
     first, second = two_stacks
     for stack, seats in ((first, 5), (second, 7)):
-        session = as_alice()
+        session = as_alice(stack)
         add_card(stack, session)
         bought = buy_acme(stack, session, seats)
         assert bought.status_code == 201, bought.text
@@ -217,12 +225,12 @@ def test_two_stacks_side_by_side_touch_nothing_of_each_other(two_stacks: tuple[S
     assert first.receipts() == ["Your receipt for acme: $1,740.00"]
     assert second.receipts() == ["Your receipt for acme: $2,436.00"]
     # A trial on the second stack reaches the second stack's checkout only.
-    session = as_alice()
+    session = as_alice(second)
     started = session.post(f"{second.trials}/namespaces/200/trials", json={"kind": "ultimate"}, timeout=30)
     assert started.status_code == 201, started.text
     eventually(lambda: session.get(f"{second.checkout}/namespaces/200/entitlements", timeout=10).json()["trials"],
                what="the trial reaches the second checkout")
-    assert as_alice().get(f"{first.checkout}/namespaces/200/entitlements", timeout=10).json()["trials"] == []
+    assert as_alice(first).get(f"{first.checkout}/namespaces/200/entitlements", timeout=10).json()["trials"] == []
     assert first.count("trials", "SELECT count(*) FROM trials") == 0
 
 
@@ -253,13 +261,14 @@ def test_a_stack_keeps_its_stripe_state_across_restarts_until_reset(tmp_path: Pa
     stack = Stack(var, offset_beside())
     try:
         stack.start().wait_until_up()
-        session = as_alice()
+        session = as_alice(stack)
         add_card(stack, session)
         stack.stop()
         # Stopped means stopped: every port is free for the next `make run` at once.
         assert [name for name in STACK_PORTS if not _bindable(port_for(name, stack.env))] == []
         assert (var / "localstripe.pickle").exists()  # the stack's own Stripe state, not /tmp's
         stack.start().wait_until_up()
+        session = as_alice(stack)  # the provider's keys live in memory: tokens do not outlive a restart
         bought = buy_acme(stack, session, 5)
         assert bought.status_code == 201, bought.text  # the saved card still exists at Stripe
         refused = stack.command("reset")
@@ -270,6 +279,7 @@ def test_a_stack_keeps_its_stripe_state_across_restarts_until_reset(tmp_path: Pa
         assert not (var / "mail").exists()
         stack.start().wait_until_up()
         assert stack.stripe_customers() == []
+        session = as_alice(stack)
         account = session.get(f"{stack.checkout}/billing-account", timeout=10).json()
         assert account["cards"] == [] and account["has_stripe_customer"] is False
         entitlements = session.get(f"{stack.checkout}/namespaces/100/entitlements", timeout=10).json()

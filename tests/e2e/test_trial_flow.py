@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import Membership
+from services.common.auth import service_token
 from services.common.clock import FixedClock
-from services.common.jobs import service_token
 from services.common.relay import Subscriber, relay_once
 from services.trials.adapters.models import OutboxMessage, Trial
 from services.trials.app import create_app as create_trials_app
@@ -34,15 +34,14 @@ class Stack:
     def __init__(self, checkout: Flask, checkout_url: str, trials: Flask, trials_url: str) -> None:
         self.checkout, self.trials = checkout, trials
         self.checkout_url, self.trials_url = checkout_url, trials_url
-        ctx = trials.extensions["trials"].ctx
-        self.token = service_token(ctx.settings)
 
     def relay(self) -> None:
-        """What the worker does each second, done now."""
-        relay_once(self.checkout.extensions["checkout"].ctx,
-                   [Subscriber("trials", self.trials_url, ("subscription.",))], token=self.token)
-        relay_once(self.trials.extensions["trials"].ctx,
-                   [Subscriber("checkout", self.checkout_url, ("trial.",))], token=self.token)
+        """What the worker does each second, done now (each relay with its own service's token)."""
+        for app, name, subscriber in (
+                (self.checkout, "checkout", Subscriber("trials", self.trials_url, ("subscription.",))),
+                (self.trials, "trials", Subscriber("checkout", self.checkout_url, ("trial.",)))):
+            ctx = app.extensions[name].ctx
+            relay_once(ctx, [subscriber], token=lambda audience, ctx=ctx: service_token(ctx.settings, audience))
 
     def entitlements(self, ns: int) -> dict[str, Any]:
         return requests.get(f"{self.checkout_url}/namespaces/{ns}/entitlements", headers=auth(ALICE),
@@ -165,6 +164,7 @@ def test_events_from_the_wrong_service_are_refused(stack: Stack) -> None:
                           "ends_at": "2030-01-01T00:00:00+00:00", "grants_plan": "ultimate",
                           "occurred_at": "2026-11-21T12:00:00+00:00"}}
     response = requests.post(f"{stack.checkout_url}/internal/events", json=forged, timeout=10,
-                             headers={"Authorization": f"Bearer {stack.token}"})
+                             headers={"Authorization": "Bearer " + service_token(
+                                 stack.trials.extensions["trials"].ctx.settings, "checkout")})
     assert response.status_code == 403 and response.json()["code"] == "source_not_allowed"
     assert stack.entitlements(ACME)["plan"] == "free"

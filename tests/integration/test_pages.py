@@ -26,7 +26,7 @@ from services.trials.adapters.directory import Membership, NamespaceDirectory
 from services.trials.adapters.models import FunnelEventRow as TrialsFunnelEventRow
 from services.trials.domain.rules import Namespace
 from tests.conftest import _seeded, make_settings
-from tests.support import TEST_SECRET, auth, token
+from tests.support import TEST_SECRET, auth, start_session, token
 
 ALICE, BOB = 1, 2
 ACME, ACME_BACKEND, GLOBEX = 100, 101, 200
@@ -34,8 +34,7 @@ HTML = "text/html; charset=utf-8"
 
 
 def signed_in(client: FlaskClient, user_id: int = ALICE) -> FlaskClient:
-    client.set_cookie(SESSION_COOKIE, token(user_id))
-    return client
+    return start_session(client, user_id)
 
 
 def funnel_steps(app: Flask, model: Any = FunnelEventRow) -> list[tuple[str, int | None]]:
@@ -56,7 +55,7 @@ def assert_page(response: Any, status: int, *texts: str) -> None:
         assert text in body
 
 
-# --- the development sign-in -----------------------------------------------------------
+# --- signing in -------------------------------------------------------------------------------
 @pytest.fixture
 def production_app(checkout_db_url: str, clock: FixedClock) -> Iterator[Flask]:
     settings = make_settings("checkout", checkout_db_url).with_overrides(environment="production")
@@ -65,47 +64,53 @@ def production_app(checkout_db_url: str, clock: FixedClock) -> Iterator[Flask]:
     flask_app.extensions["checkout"].ctx.close()
 
 
-def test_production_has_no_development_sign_in(production_app: Flask, client: FlaskClient) -> None:
-    """The development sign-in's token travels in a URL (history, logs) and a link can
-    sign someone in to another's session: production has none."""
-    sign_in = f"/sign-in?token={token(ALICE)}&next=/checkout"
-    assert production_app.test_client().get(sign_in).status_code == 404
-    assert not any(rule.rule == "/sign-in" for rule in production_app.url_map.iter_rules())
-    # Development and tests keep it.
-    assert client.get(sign_in).status_code == 303
+def test_a_token_in_a_link_signs_nobody_in(client: FlaskClient) -> None:
+    """The development sign-in link (a token in a URL: history, logs, and a link
+    that signs a browser in to someone else's session) is gone: /sign-in only
+    starts the provider's sign-in, here with no provider configured."""
+    response = client.get(f"/sign-in?token={token(ALICE)}&next=/checkout",
+                          headers={"Accept": "application/json"})
+    assert (response.status_code, response.json["code"]) == (503, "sign_in_unavailable")
+    assert_page(client.get("/checkout"), 401, "Please sign in to continue.")
 
 
-def test_production_pages_still_take_the_session_cookie(production_app: Flask) -> None:
-    """In production the platform's login sets the cookie; the pages read it."""
+def test_production_refuses_development_tokens_in_a_session_too(production_app: Flask) -> None:
+    """Production accepts only the provider's tokens: an HS256 one in a (validly
+    signed) session cookie reads as a session that ended."""
     response = signed_in(production_app.test_client()).get("/checkout")
-    assert_page(response, 200, "Which group are you buying for?", "Signed in as user1@test", "Buy for acme")
-    assert "make run" not in response.get_data(as_text=True)  # no development hints
+    assert_page(response, 401, "Your session has ended; sign in again.")
+    cookie = production_app.test_client().get("/checkout")
+    assert "make run" not in cookie.get_data(as_text=True)  # no development hints
 
 
 # --- sessions ---------------------------------------------------------------------------------
 def test_the_csrf_token_is_taken_from_the_header_only(app: Flask) -> None:
     """A form field is never read: a form body is refused (415) before authentication."""
-    session = token(ALICE)
-    valid = csrf_token(TEST_SECRET, session)
-    with app.test_request_context("/quotes", method="POST", data={"csrf_token": valid}):
+    client = signed_in(app.test_client())
+    valid = csrf_token(TEST_SECRET, f"test-session-{ALICE}")
+    cookie = {"Cookie": f"{SESSION_COOKIE}={client.get_cookie(SESSION_COOKIE).value}"}  # type: ignore[union-attr]
+    verify = app.extensions["token_verifier"].verify
+    with app.test_request_context("/quotes", method="POST", data={"csrf_token": valid}, headers=cookie):
         with pytest.raises(Problem) as refused:
-            session_principal(TEST_SECRET, session)
+            session_principal(verify, TEST_SECRET, token(ALICE))
         assert refused.value.code == "csrf_failed"
-    with app.test_request_context("/quotes", method="POST", headers={"X-CSRF-Token": valid}):
-        assert session_principal(TEST_SECRET, session).user_id == ALICE
-    form = signed_in(app.test_client()).post("/quotes", data={"csrf_token": valid})
+    with app.test_request_context("/quotes", method="POST", headers={"X-CSRF-Token": valid, **cookie}):
+        assert session_principal(verify, TEST_SECRET, token(ALICE)).user_id == ALICE
+    form = client.post("/quotes", data={"csrf_token": valid})
     assert form.status_code == 415
 
 
 def test_caller_token_is_the_token_current_principal_accepted(app: Flask) -> None:
-    bearer, cookie = token(ALICE), token(BOB)
+    bearer, held = token(ALICE), token(BOB)
+    client = start_session(app.test_client(), BOB, held)
+    cookie = f"{SESSION_COOKIE}={client.get_cookie(SESSION_COOKIE).value}"  # type: ignore[union-attr]
     with app.test_request_context("/namespaces", headers={"Authorization": f"Bearer  {bearer} ",
-                                                          "Cookie": f"{SESSION_COOKIE}={cookie}"}):
+                                                          "Cookie": cookie}):
         assert current_principal().user_id == ALICE
         assert caller_token() == g.caller_token == bearer
-    with app.test_request_context("/namespaces", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}):
+    with app.test_request_context("/namespaces", headers={"Cookie": cookie}):
         assert current_principal().user_id == BOB
-        assert caller_token() == cookie
+        assert caller_token() == held
 
 
 # --- the checkout page ----------------------------------------------------------------------
@@ -202,11 +207,14 @@ def test_an_expired_or_foreign_cookie_asks_to_sign_in_again(client: FlaskClient)
     expired = issue_token(TEST_SECRET, ALICE, "user1@test", now=SystemClock().now() - timedelta(days=31),
                           ttl=timedelta(days=30))
     foreign = issue_token("another-secret-" * 3, ALICE, "user1@test", now=SystemClock().now())
-    for cookie in (expired, "not-a-token", foreign):
-        client.set_cookie(SESSION_COOKIE, cookie)
+    for held in (expired, "not-a-token", foreign):
+        start_session(client, ALICE, held)
         response = client.get("/checkout")
         assert_page(response, 401, "Sign in needed", "Your session has ended; sign in again.")
         assert "bearer token" not in response.get_data(as_text=True)
+    for cookie in ("not-a-session", token(ALICE)):  # not signed with our secret, or a bare token
+        client.set_cookie(SESSION_COOKIE, cookie)
+        assert_page(client.get("/checkout"), 401, "Your session has ended; sign in again.")
     client.delete_cookie(SESSION_COOKIE)
     assert_page(client.get("/checkout"), 401, "Please sign in to continue.")
     # The API keeps its own words.

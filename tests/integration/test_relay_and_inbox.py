@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import jwt
 import pytest
 import requests
 from flask import Flask
@@ -276,6 +277,37 @@ def test_an_event_nobody_handles_is_recorded_as_ignored(consumer: Consumer) -> N
     assert response.json() == {"outcome": "ignored"}
     assert [row.outcome for row in consumer.inbox()] == ["ignored"]
     assert consumer.handlers.calls == []
+
+
+def test_each_subscriber_is_shown_a_token_for_it_alone(publisher: ServiceContext, consumer: Consumer) -> None:
+    """Services' credentials name the service called (its audience): the relay asks for one per subscriber."""
+    other = LiveServer(consumer.app)
+    shown: list[tuple[str, str]] = []
+
+    class Seeing(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+            shown.append((str(url).removesuffix("/internal/events"), kwargs["headers"]["Authorization"]))
+            return super().request(method, url, *args, **kwargs)
+
+    try:
+        publish(publisher, "subscription.created", "sub-1")
+        publish(publisher, "trial.started", "trial-1")
+        subscribers = [Subscriber("billing", consumer.server.url, ("subscription.",)),
+                       Subscriber("trials", other.url, ("trial.",))]
+        audiences: list[str] = []
+
+        def token_for(audience: str) -> str:
+            audiences.append(audience)
+            return issue_token(TEST_SECRET, 1, f"for-{audience}@services.test", ("service",),
+                               now=SystemClock().now(), ttl=timedelta(minutes=5))
+
+        assert relay_once(publisher, subscribers, token=token_for, http=Seeing()) == 2
+    finally:
+        other.stop()
+    assert sorted(audiences) == ["billing", "trials"]
+    seen = {url: jwt.decode(header.removeprefix("Bearer "), options={"verify_signature": False})["email"]
+            for url, header in shown}
+    assert seen == {consumer.server.url: "for-billing@services.test", other.url: "for-trials@services.test"}
 
 
 def test_topic_prefixes_route_events(publisher: ServiceContext, consumer: Consumer) -> None:

@@ -7,8 +7,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from services.common.sessions import SESSION_COOKIE
-from tests.support import auth, token
+from tests.support import auth, start_session
 
 ALICE = 1
 SIGNED_IN = [
@@ -25,9 +24,10 @@ def test_answers_to_a_signed_in_caller_are_never_stored(client: FlaskClient, met
 
 
 def test_pages_with_the_session_cookie_are_never_stored(client: FlaskClient) -> None:
-    client.set_cookie(SESSION_COOKIE, token(ALICE))
-    page = client.get("/checkout")
+    page = start_session(client, ALICE).get("/checkout")
+    assert page.status_code == 200
     assert page.headers["Cache-Control"] == "no-store" and page.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/namespaces").headers["Cache-Control"] == "no-store"  # the API, called by the page
 
 
 @pytest.mark.parametrize("path", ["/plans", "/healthz", "/openapi.json", "/nope", "/billing-account"])

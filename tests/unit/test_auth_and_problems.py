@@ -1,12 +1,26 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 
 from services.common import errors
-from services.common.auth import issue_token, principal_from_header, verify_token
+from services.common.auth import (
+    Principal,
+    TokenVerifier,
+    bearer_token,
+    generate_service_key,
+    issue_service_token,
+    issue_token,
+    public_key_pem,
+    service_token,
+    verified_email_matches,
+    verifier_for,
+    verify_token,
+)
+from services.common.config import Settings
 from services.common.problems import Problem, as_problem
 
 NOW = datetime.now(UTC)
@@ -37,7 +51,7 @@ def test_bad_tokens_are_refused_with_a_stable_code(token: str, code: str) -> Non
                                          ("Bearer ", "invalid_token")])
 def test_authorization_header_shapes(header: str | None, code: str) -> None:
     with pytest.raises(Problem) as excinfo:
-        principal_from_header(S, header)
+        bearer_token(header)
     assert excinfo.value.code == code
     assert excinfo.value.headers["WWW-Authenticate"] == "Bearer"
 
@@ -66,3 +80,60 @@ def test_each_kind_of_domain_error_answers_with_its_status(kind: type[errors.Dom
 def test_a_domain_error_that_may_pass_later_says_when() -> None:
     problem = as_problem(errors.Unavailable("busy", "Busy", retry_after=10))
     assert (problem.status, problem.headers) == (503, {"Retry-After": "10"})
+
+
+# --- the verified email claim (billing-manager invitations) -------------------------------------
+@pytest.mark.parametrize("email,verified,invited,matches", [
+    ("ana@acme.test", True, "ana@acme.test", True),
+    ("Ana@ACME.test", True, " ana@acme.test ", True),
+    ("ana@acme.test", False, "ana@acme.test", False),  # the provider did not verify it
+    ("ana@acme.test", True, "bob@acme.test", False),
+    ("", True, "", False),
+])
+def test_an_invitation_needs_the_invited_address_verified(email: str, verified: bool, invited: str,
+                                                           matches: bool) -> None:
+    principal = Principal(7, email, email_verified=verified)
+    assert verified_email_matches(principal, invited) is matches
+
+
+# --- services' own tokens ------------------------------------------------------------------------
+CHECKOUT_KEY, TRIALS_KEY = generate_service_key(), generate_service_key()
+
+
+def service_verifier(service: str = "trials", *, production: bool = True) -> TokenVerifier:
+    keys = json.dumps({"checkout": public_key_pem(CHECKOUT_KEY)})
+    settings = Settings(service=service, database_url="sqlite://", service_public_keys=keys,
+                        environment="production" if production else "test", auth_secret=S)
+    return verifier_for(settings)
+
+
+def test_a_service_token_is_for_one_callee_and_carries_only_the_service_role() -> None:
+    token = issue_service_token(CHECKOUT_KEY, "checkout", "trials", now=datetime.now(UTC), roles=("admin", "demo"))
+    principal = service_verifier("trials").verify(token)
+    assert principal == Principal(0, "checkout@services.internal", frozenset({"service", "demo"}))
+    assert not principal.is_admin  # a service's key never makes an admin, whatever it claims
+    with pytest.raises(Problem) as other_callee:
+        service_verifier("notifications").verify(token)
+    assert other_callee.value.code == "invalid_token"
+
+
+@pytest.mark.parametrize("token,code", [
+    (issue_service_token(TRIALS_KEY, "trials", "trials", now=NOW), "invalid_token"),  # a key we do not trust
+    (issue_service_token(TRIALS_KEY, "checkout", "trials", now=NOW), "invalid_token"),  # passing as checkout
+    (issue_service_token(CHECKOUT_KEY, "checkout", "trials", now=NOW - timedelta(minutes=10)), "token_expired"),
+    (issue_token(S, 0, "relay@x", ("service", "admin"), now=NOW), "invalid_token"),  # HS256 in production
+])
+def test_bad_service_tokens_are_refused(token: str, code: str) -> None:
+    with pytest.raises(Problem) as excinfo:
+        service_verifier().verify(token)
+    assert (excinfo.value.status, excinfo.value.code) == (401, code)
+
+
+def test_a_service_signs_with_its_own_key_and_development_falls_back_to_hs256() -> None:
+    signed = Settings(service="checkout", database_url="sqlite://", service_key=CHECKOUT_KEY)
+    assert service_verifier("trials").verify(service_token(signed, "trials")).roles == {"service"}
+    development = Settings(service="checkout", database_url="sqlite://", auth_secret=S, environment="test")
+    assert service_verifier("trials", production=False).verify(service_token(development, "trials")).user_id == 0
+    production = development.with_overrides(environment="production")
+    with pytest.raises(RuntimeError, match="SERVICE_KEY"):
+        service_token(production, "trials")
