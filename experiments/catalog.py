@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from experiments.analysis import ExperimentReport, analyse, exposure_counts
+from experiments import decisions
+from experiments.analysis import ExperimentReport, exposure_counts
 from experiments.definitions import ExperimentDefinition, definition_for, experiment_definitions, load_payload
 from experiments.metrics import METRICS_FILE, ExperimentMetrics, load_metrics
 from services.common.config import Settings
@@ -60,7 +61,7 @@ class Catalog:
         return self.metrics[key], definition_for(key, self.payload())
 
     def report(self, engine: Engine, key: str) -> ExperimentReport:
-        return analyse(engine, *self.get(key))
+        return decisions.report(engine, *self.get(key))
 
     def summaries(self, engine: Engine) -> list[Summary]:
         payload = self.payload()
