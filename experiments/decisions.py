@@ -27,7 +27,7 @@ from experiments.analysis import ExperimentReport, analyse
 from experiments.definitions import ExperimentDefinition
 from experiments.formatting import signed_percent
 from experiments.measures import MetricSums, metric_sums, time_to_convert
-from experiments.metrics import HASH_ATTRIBUTE, HIGHER, MEAN, PER_UNIT, ExperimentMetrics, Metric
+from experiments.metrics import HASH_ATTRIBUTE, HIGHER, MEAN, PER_UNIT, RATE, ExperimentMetrics, Metric
 from experiments.plan import FIXED, AnalysisPlan
 from experiments.stats import (
     Effect,
@@ -35,6 +35,7 @@ from experiments.stats import (
     Sums,
     adjust,
     cuped,
+    exact_rates,
     proportion,
     sample_mean,
     t_test,
@@ -190,6 +191,12 @@ def _compare(experiment: ExperimentMetrics, metric: Metric, role: str, variation
     direction = "unclear"
     if effect.ci_low is not None and effect.ci_high is not None and (effect.ci_low > 0 or effect.ci_high < 0):
         direction = "better" if (effect.ci_low > 0) == (metric.better == HIGHER) else "worse"
+    elif role == GUARDRAIL and metric.kind == RATE and min(control.n, treated.n) > 1 \
+            and control.total == 0 < treated.total:
+        p = exact_rates(control, treated)
+        effect = Effect(None, None, None, p, None,
+                        note="none in the control: Fisher's exact test on the counts (no relative change)")
+        direction = "better" if metric.better == HIGHER else "worse"
     return MetricResult(
         metric=metric.id, label=metric.label, role=role, definition=metric.definition(experiment.window_days),
         kind=metric.kind, better=metric.better, variation=variation, control_units=control.n, units=treated.n,

@@ -34,6 +34,7 @@ from gbstats.models.statistics import (
     compute_theta,
 )
 from gbstats.utils import check_srm
+from scipy.stats import fisher_exact
 
 ALPHA = 0.05
 SRM_THRESHOLD = 0.001
@@ -153,6 +154,15 @@ def t_test(control: Statistic, treatment: Statistic, *, sequential: bool, alpha:
         return Effect(None, None, None, None, None, note="not enough data")
     uplift, low, high, p = values
     return Effect(uplift, low, high, p, None)
+
+
+def exact_rates(control: Sums, treatment: Sums) -> float:
+    """Fisher's exact two-sided p-value for two rates. Only where gbstats has no
+    answer: a guardrail that never happened in the control (a relative change
+    from zero is undefined) must still be able to raise its alarm."""
+    table = [[int(control.total), control.n - int(control.total)],
+             [int(treatment.total), treatment.n - int(treatment.total)]]
+    return float(fisher_exact(table).pvalue)
 
 
 def adjust(p_values: Sequence[float], method: Literal["holm", "bh"]) -> list[float]:
