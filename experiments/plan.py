@@ -49,7 +49,7 @@ class AnalysisPlan:
             variance = self.baseline * (1 - self.baseline) + treated * (1 - treated)
         else:
             variance = 2 * self.baseline_sd ** 2
-        return math.ceil(z ** 2 * variance / (treated - self.baseline) ** 2)
+        return int(math.ceil(z ** 2 * variance / (treated - self.baseline) ** 2))
 
     def planned_sample(self, variations: int) -> int:
         return self.sample_per_variation() * max(variations, 2)
@@ -97,7 +97,7 @@ def parse_plan(where: str, spec: Any, metric_ids: Sequence[str], rate_ids: Seque
     if correction not in CORRECTIONS:
         raise PlanError(f"{where}.correction: must be {HOLM!r} (Holm-Bonferroni) or "
                         f"{BENJAMINI_HOCHBERG!r} (Benjamini-Hochberg), not {correction!r}")
-    return AnalysisPlan(hypothesis=hypothesis.strip(), primary=primary, secondary=secondary,
+    return AnalysisPlan(hypothesis=hypothesis.strip(), primary=str(primary), secondary=secondary,
                         guardrails=guardrails, mde=mde, power=power, alpha=alpha, baseline=baseline,
                         baseline_sd=baseline_sd, mode=mode, correction=correction)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig
 from gbstats.frequentist.tests import (
@@ -83,7 +83,7 @@ def srm_p_value(units: Sequence[int], weights: Sequence[float]) -> float:
     return float(check_srm(list(units), list(weights)))
 
 
-Statistic = ProportionStatistic | SampleMeanStatistic | RegressionAdjustedStatistic
+Statistic: TypeAlias = ProportionStatistic | SampleMeanStatistic | RegressionAdjustedStatistic
 
 
 @dataclass(frozen=True)
