@@ -104,6 +104,7 @@ class ExperimentReport:
     unknown_variation_units: int  # exposed to a variation index the payload does not have
     collected_at: datetime | None
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    step_definitions: tuple[str, ...] = ()  # what each step counts, in words
     decision: Decision | None = None  # the analysis plan's reading (experiments.decisions)
 
     @property
@@ -147,6 +148,7 @@ def analyse(engine: Engine, metrics: ExperimentMetrics, definition: ExperimentDe
         key=metrics.key, name=definition.name, status=definition.status, feature=definition.feature,
         unit=metrics.unit, window_days=metrics.window_days,
         steps=tuple((s.step, s.label) for s in metrics.steps),
+        step_definitions=tuple(s.definition(metrics.window_days) for s in metrics.steps),
         variations=results, comparisons=_comparisons(results),
         srm_p_value=srm, srm_warning=srm < SRM_THRESHOLD, weights_assumed=weights_assumed,
         multi_variant_units=sum(c.multi_variant_units for c in counts.values()),
@@ -154,12 +156,21 @@ def analyse(engine: Engine, metrics: ExperimentMetrics, definition: ExperimentDe
         collected_at=last_collected_at(engine))
 
 
-def exposure_counts(engine: Engine, metrics: ExperimentMetrics) -> dict[int, int]:
+@dataclass(frozen=True)
+class Exposed:
+    units: int
+    complete: int  # their conversion window has closed
+    first_us: int  # the earliest first exposure
+
+
+def exposure_counts(engine: Engine, metrics: ExperimentMetrics, now_us: int) -> dict[int, Exposed]:
     """{variation index: exposed units} (each unit in its first exposure's variation)."""
     units = units_cte(metrics)
+    closed = case((units.c.exposed_us + metrics.window_days * MICROS_PER_DAY <= now_us, 1), else_=0)
     with engine.connect() as conn:
-        return {int(v): int(n) for v, n in conn.execute(
-            select(units.c.variation_id, func.count()).group_by(units.c.variation_id)).all()}
+        return {int(v): Exposed(int(n), int(done or 0), int(first)) for v, n, done, first in conn.execute(
+            select(units.c.variation_id, func.count(), func.sum(closed), func.min(units.c.exposed_us))
+            .group_by(units.c.variation_id)).all()}
 
 
 def funnel_query(metrics: ExperimentMetrics, dialect: str) -> CompoundSelect[Any]:

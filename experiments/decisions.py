@@ -59,6 +59,7 @@ class MetricResult:
     definition: str
     kind: str
     better: str
+    value_property: str | None  # what a mean averages (`total`: cents)
     variation: int
     control_units: int
     units: int
@@ -199,7 +200,8 @@ def _compare(experiment: ExperimentMetrics, metric: Metric, role: str, variation
         direction = "better" if metric.better == HIGHER else "worse"
     return MetricResult(
         metric=metric.id, label=metric.label, role=role, definition=metric.definition(experiment.window_days),
-        kind=metric.kind, better=metric.better, variation=variation, control_units=control.n, units=treated.n,
+        kind=metric.kind, better=metric.better, value_property=metric.value, variation=variation,
+        control_units=control.n, units=treated.n,
         control_mean=control.mean, mean=treated.mean, uplift=effect.uplift, ci_low=effect.ci_low,
         ci_high=effect.ci_high, p_value=effect.p_value, adjusted_p_value=effect.p_value,
         significant=effect.p_value is not None and effect.p_value < alpha, direction=direction,
@@ -243,18 +245,17 @@ def _unit_notes(metrics: ExperimentMetrics, definition: ExperimentDefinition,
     if definition.hash_attribute and definition.hash_attribute != metrics.hash_attribute:
         notes.append(f"The payload randomises on {definition.hash_attribute!r} but this report analyses by "
                      f"{metrics.unit} ({HASH_ATTRIBUTE[metrics.unit]!r}): no exposure will match.")
-    for metric in {m.id: m for m in used}.values():
-        if metric.unit is None or metric.unit == metrics.unit:
-            continue
-        if metric.unit == "namespace":
-            notes.append(f"{metric.label} happens per namespace, but this experiment randomises by user: "
-                         "each user's own events count, so a namespace whose members sit in different "
-                         "variations has its orders in only one of them, and colleagues who did not buy "
-                         "count as non-converters. Analyse per namespace to decide on it.")
-        else:
-            notes.append(f"{metric.label} happens per user, but this experiment randomises by namespace: "
-                         "only events that carry the namespace count (a card saved outside a namespace's "
-                         "checkout does not).")
+    mismatched = [m.label for m in {m.id: m for m in used}.values() if m.unit and m.unit != metrics.unit]
+    if mismatched and metrics.unit == "user":
+        notes.append(f"{', '.join(mismatched)}: measured per namespace, but this experiment randomises "
+                     "users. Each user's own events count, so a namespace whose members sit in different "
+                     "variations has its orders in one of them only, and colleagues who did not buy count "
+                     "as non-converters: treat these as indicative, and randomise by namespace to decide "
+                     "on them.")
+    elif mismatched:
+        notes.append(f"{', '.join(mismatched)}: measured per user, but this experiment randomises "
+                     "namespaces. Only events that carry the namespace count (a card saved outside a "
+                     "namespace's checkout does not).")
     return tuple(notes)
 
 

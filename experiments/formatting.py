@@ -28,6 +28,11 @@ def interval(low: float | None, high: float | None) -> str:
     return DASH if low is None or high is None else f"[{signed_percent(low)}, {signed_percent(high)}]"
 
 
+def cents(value: float) -> str:
+    """17400.0 -> '$174.00'."""
+    return f"${value / 100:,.2f}"
+
+
 def p_value(value: float | None) -> str:
     if value is None:
         return DASH

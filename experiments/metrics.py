@@ -5,6 +5,7 @@ analysis, the funnel steps, the conversion window and the analysis plan."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -46,7 +47,7 @@ class FunnelStep:
 
     def definition(self, window_days: int) -> str:
         """What the step counts, in words, shown on the report next to its label."""
-        filters = "".join(f", {name} = {value!r}" for name, value in self.where.items())
+        filters = "".join(f", {name} = {json.dumps(value)}" for name, value in self.where.items())
         since = "the previous step" if self.after == AFTER_PREVIOUS else "the first exposure"
         return (f"a `{self.step}` event{filters} at or after {since} and within {window_days} days "
                 "of the first exposure")
@@ -56,6 +57,7 @@ RATE, MEAN = "rate", "mean"
 PER_UNIT, PER_CONVERTER = "unit", "converter"
 HIGHER, LOWER = "higher", "lower"
 ORDER_STEP = "purchase_completed"
+MONEY = frozenset({"total"})  # value properties in integer cents
 # An order's `kind` on purchase_completed; an order without one is a first purchase.
 ORDER_KINDS = ("purchase", "upgrade", "expansion")
 METRIC_KEYS = ("label", "type", "step", "where", "value", "per", "order_kinds", "unit", "better",
@@ -86,7 +88,7 @@ class Metric:
 
     def definition(self, window_days: int) -> str:
         """What is counted, in words, for the report."""
-        filters = "".join(f", {name} = {value!r}" for name, value in self.where.items())
+        filters = "".join(f", {name} = {json.dumps(value)}" for name, value in self.where.items())
         if self.order_kinds:
             filters += f", order kind {' or '.join(self.order_kinds)}"
         events = f"`{self.step}` events{filters} within {window_days} days of the first exposure"

@@ -300,7 +300,7 @@ def test_secondaries_are_corrected_and_the_unit_mismatch_is_reported(writer: Eve
     assert len(raw) == 1  # the AOV is the same for every order: gbstats says why instead
     assert sorted(r.adjusted_p_value for r in secondary if r.p_value is not None) == pytest.approx(
         sorted(adjust(raw, "holm")))
-    assert any("Revenue happens per namespace, but this experiment randomises by user" in n
+    assert any("Revenue: measured per namespace, but this experiment randomises users" in n
                for n in found.unit_notes)
 
 
