@@ -72,7 +72,11 @@ OWNERS ?= 120
 demo-traffic: $(STAMP)
 	$(BIN)/python -m loadtests.traffic --prospects $(PROSPECTS) --owners $(OWNERS)
 
-.PHONY: report bench-report demo-traffic
+## bench-decisions: simulated A/A false positives (sequential vs naive), a revenue effect, CUPED.
+bench-decisions: $(STAMP)
+	$(BIN)/python -m benchmarks.experiment_decisions
+
+.PHONY: report bench-report bench-decisions demo-traffic
 
 ## loadtest: locust against a running `make run` (USERS, SPAWN_RATE, TIME; CHECKOUT_URL, TRIALS_URL, STRIPE_URL, EXPERIMENTS_URL).
 USERS ?= 50

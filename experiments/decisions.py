@@ -4,8 +4,9 @@
   inside it are counted apart (they may yet convert, and the arms' windows
   close at different speeds).
 - While the planned sample is being collected every comparison uses gbstats'
-  sequential t-test, whose false-positive rate holds however often it is read;
-  once every variation has its planned sample, the fixed-horizon t-test.
+  sequential t-test, whose false-positive rate holds however often it is read,
+  at a fifth of the plan's alpha; once every variation has its planned sample,
+  the fixed-horizon t-test at the rest of it (experiments/plan.py).
 - The verdict rests on the primary metric alone (its variations corrected as
   the plan says): winner, loser, keep collecting, or inconclusive once the
   planned sample is in without a significant difference. A plan in "fixed"
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from experiments.analysis import ExperimentReport, analyse
 from experiments.definitions import ExperimentDefinition
-from experiments.formatting import signed_percent
+from experiments.formatting import signed_percent, signed_points
 from experiments.measures import MetricSums, metric_sums, time_to_convert
 from experiments.metrics import HASH_ATTRIBUTE, HIGHER, MEAN, PER_UNIT, RATE, ExperimentMetrics, Metric
 from experiments.plan import FIXED, AnalysisPlan
@@ -73,6 +74,7 @@ class MetricResult:
     significant: bool
     direction: str  # "better", "worse" (as the metric's `better` reads) or "unclear"
     cuped_variance_reduction: float | None  # None: not regression-adjusted
+    relative: bool = True  # False: uplift and interval are absolute differences (a guardrail rate's points)
     note: str | None = None
 
 
@@ -108,6 +110,7 @@ class Decision:
     planned_per_variation: int
     planned_total: int
     test: str  # SEQUENTIAL_TEST while collecting, FIXED_TEST once the planned sample is in
+    alpha: float  # the level that test is read at (the plan's early or final share of its alpha)
     progress: tuple[Progress, ...]
     progress_share: float  # the smallest variation's complete units over its planned sample
     reached: bool
@@ -150,19 +153,20 @@ def decide(engine: Engine, metrics: ExperimentMetrics, definition: ExperimentDef
     reached = share >= 1
     sequential = not reached
     tuning = plan.planned_sample(len(variations))
-    raw = [_compare(metrics, metrics.metric(metric_id), role, index, sums[metric_id], plan.alpha, sequential,
-                    tuning)
+    level = plan.early_alpha if sequential else plan.final_alpha
+    raw = [_compare(metrics, metrics.metric(metric_id), role, index, sums[metric_id],
+                    plan.alpha if role == GUARDRAIL else level, sequential, tuning)
            for metric_id, role in roles for index, _ in variations[1:]]
-    results = _corrected(raw, plan)
+    results = _corrected(raw, plan.correction, level)
     names = dict(variations)
     return Decision(
         plan=plan, planned_per_variation=per_variation, planned_total=per_variation * len(variations),
-        test=SEQUENTIAL_TEST if sequential else FIXED_TEST, progress=progress, progress_share=share,
-        reached=reached,
+        test=SEQUENTIAL_TEST if sequential else FIXED_TEST, alpha=level, progress=progress,
+        progress_share=share, reached=reached,
         verdicts=tuple(_verdict(r, names[r.variation], plan, reached) for r in results if r.role == PRIMARY),
         results=results,
         guardrail_alerts=tuple(
-            f"{r.label} is significantly worse in {names[r.variation]} ({signed_percent(r.uplift)}, "
+            f"{r.label} is significantly worse in {names[r.variation]} ({change(r)}, "
             f"p = {r.p_value:.3g}): investigate before shipping, whatever the primary metric says."
             for r in results if r.role == GUARDRAIL and r.significant and r.direction == "worse"
             and r.p_value is not None),
@@ -185,10 +189,14 @@ def _compare(experiment: ExperimentMetrics, metric: Metric, role: str, variation
             reduction, pair = variance_reduction(pair, adjusted), adjusted
     else:
         pair = (proportion(control), proportion(treated))
+    # A rare guardrail's relative change is all noise (1 refund against 3); its
+    # absolute difference, in percentage points, is what the alarm reads.
+    relative = not (role == GUARDRAIL and metric.kind == RATE)
     if control.n < 2 or treated.n < 2:
         effect = Effect(None, None, None, None, None, note="no complete windows yet in a variation")
     else:
-        effect = t_test(pair[0], pair[1], sequential=sequential, alpha=alpha, tuning=tuning)
+        effect = t_test(pair[0], pair[1], sequential=sequential, alpha=alpha, tuning=tuning,
+                        relative=relative)
     direction = "unclear"
     if effect.ci_low is not None and effect.ci_high is not None and (effect.ci_low > 0 or effect.ci_high < 0):
         direction = "better" if (effect.ci_low > 0) == (metric.better == HIGHER) else "worse"
@@ -205,18 +213,18 @@ def _compare(experiment: ExperimentMetrics, metric: Metric, role: str, variation
         control_mean=control.mean, mean=treated.mean, uplift=effect.uplift, ci_low=effect.ci_low,
         ci_high=effect.ci_high, p_value=effect.p_value, adjusted_p_value=effect.p_value,
         significant=effect.p_value is not None and effect.p_value < alpha, direction=direction,
-        cuped_variance_reduction=reduction, note=effect.note)
+        cuped_variance_reduction=reduction, relative=relative, note=effect.note)
 
 
-def _corrected(results: list[MetricResult], plan: AnalysisPlan) -> tuple[MetricResult, ...]:
+def _corrected(results: list[MetricResult], correction: str, alpha: float) -> tuple[MetricResult, ...]:
     """The primary across variations, and the secondaries across metrics and
     variations, each family corrected as the plan says; guardrails as they are."""
     found = list(results)
     for role in (PRIMARY, SECONDARY):
         family = [i for i, r in enumerate(found) if r.role == role and r.p_value is not None]
-        adjusted = adjust([found[i].p_value or 0.0 for i in family], plan.correction)  # type: ignore[arg-type]
+        adjusted = adjust([found[i].p_value or 0.0 for i in family], correction)  # type: ignore[arg-type]
         for i, p in zip(family, adjusted, strict=True):
-            significant = p < plan.alpha
+            significant = p < alpha
             found[i] = dataclasses.replace(found[i], adjusted_p_value=p, significant=significant,
                                            direction=found[i].direction if significant else "unclear")
     return tuple(found)
@@ -237,6 +245,11 @@ def _verdict(result: MetricResult, name: str, plan: AnalysisPlan, reached: bool)
     reason = result.note or ("No significant difference yet." if plan.mode != FIXED
                              else "A fixed-horizon plan is read only once the planned sample is in.")
     return Verdict(result.variation, name, KEEP_COLLECTING, reason)
+
+
+def change(result: MetricResult) -> str:
+    """The uplift as it reads: a relative change, or a difference in percentage points."""
+    return signed_percent(result.uplift) if result.relative else signed_points(result.uplift)
 
 
 def _unit_notes(metrics: ExperimentMetrics, definition: ExperimentDefinition,

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from experiments import charts, formatting
 from experiments.analysis import Comparison, ExperimentReport, VariationResult
-from experiments.decisions import GUARDRAIL, PRIMARY, SECONDARY, Decision, MetricResult
+from experiments.decisions import GUARDRAIL, PRIMARY, SECONDARY, Decision, MetricResult, change
 from experiments.metrics import HIGHER, MEAN, MONEY
 from experiments.stats import ALPHA, SRM_THRESHOLD
 
@@ -126,10 +126,10 @@ def report_context(report: ExperimentReport) -> dict[str, Any]:
 def _panels(decision: Decision) -> list[dict[str, Any]]:
     """The decision's metrics grouped for reading: primary, revenue, secondary, guardrails."""
     def rows(results: tuple[MetricResult, ...]) -> list[dict[str, Any]]:
+        scale = charts.interval_scale(results)
         return [{"result": r, "mark": charts.interval_mark(r, scale, higher_is_better=r.better == HIGHER),
-                 "value": _value(r, r.mean),
+                 "change": change(r), "interval": _interval(r), "value": _value(r, r.mean),
                  "control_value": _value(r, r.control_mean)} for r in results]
-    scale = charts.interval_scale(list(decision.results))
     secondary = decision.role(SECONDARY)
     revenue = tuple(r for r in secondary if r.kind == MEAN)
     return [p for p in (
@@ -141,6 +141,12 @@ def _panels(decision: Decision) -> list[dict[str, Any]]:
         {"id": "guardrails", "title": "Guardrails: must not get worse",
          "rows": rows(decision.role(GUARDRAIL))},
     ) if p["rows"]]
+
+
+def _interval(result: MetricResult) -> str:
+    if result.relative or result.ci_low is None or result.ci_high is None:
+        return formatting.interval(result.ci_low, result.ci_high)
+    return f"[{formatting.signed_points(result.ci_low)}, {formatting.signed_points(result.ci_high)}]"
 
 
 def _value(result: MetricResult, value: float | None) -> str:
@@ -214,8 +220,7 @@ def _decision_text(decision: Decision) -> list[str]:
         if r.p_value is None:
             lines.append(head + (r.note or ""))
             continue
-        lines.append(head + formatting.signed_percent(r.uplift).ljust(10)
-                     + formatting.interval(r.ci_low, r.ci_high).ljust(20)
+        lines.append(head + change(r).ljust(10) + _interval(r).ljust(20)
                      + formatting.p_value(r.p_value).ljust(9) + formatting.p_value(r.adjusted_p_value)
                      + (f"  CUPED -{formatting.percent(r.cuped_variance_reduction, 0)} variance"
                         if r.cuped_variance_reduction else "") + (f"  ({r.note})" if r.note else ""))

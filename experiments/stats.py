@@ -137,14 +137,16 @@ def variance_reduction(plain: tuple[Statistic, Statistic], adjusted: tuple[Stati
 
 
 def t_test(control: Statistic, treatment: Statistic, *, sequential: bool, alpha: float = ALPHA,
-           tuning: float = 5000) -> Effect:
-    """Relative uplift, its interval and p-value: gbstats' sequential two-sided
-    t-test (valid at every look; `tuning` is the sample it is most sensitive
-    at) or its fixed-horizon Welch t-test."""
+           tuning: float = 5000, relative: bool = True) -> Effect:
+    """The uplift (relative, or the absolute difference), its interval and
+    p-value: gbstats' sequential two-sided t-test (valid at every look;
+    `tuning` is the sample it is most sensitive at) or its fixed-horizon Welch
+    t-test."""
+    difference = "relative" if relative else "absolute"
     result = (SequentialTwoSidedTTest(control, treatment, SequentialConfig(
-                  alpha=alpha, difference_type="relative", sequential_tuning_parameter=tuning))
+                  alpha=alpha, difference_type=difference, sequential_tuning_parameter=tuning))
               if sequential else
-              TwoSidedTTest(control, treatment, FrequentistConfig(alpha=alpha, difference_type="relative"))
+              TwoSidedTTest(control, treatment, FrequentistConfig(alpha=alpha, difference_type=difference))
               ).compute_result()
     if result.error_message:
         note = REASONS.get(result.error_message, result.error_message)

@@ -94,7 +94,7 @@ def test_the_list_shows_status_and_exposures(client: FlaskClient, roles: tuple[s
     assert "Refresh data" in page
     # Health: the split, progress against the planned sample, days running.
     assert page.count('<span class="verdict unclear">OK</span>') == 4
-    assert "of 15,685 per variation" in page and '<th scope="col">Days running</th>' in page
+    assert "of 24,123 per variation" in page and '<th scope="col">Days running</th>' in page
 
 
 def test_the_report_leads_with_the_decision_and_downloads(client: FlaskClient) -> None:

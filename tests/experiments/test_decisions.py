@@ -69,13 +69,16 @@ def test_every_shipped_experiment_has_a_plan_with_a_planned_sample() -> None:
 def test_the_planned_sample_is_the_textbook_one() -> None:
     plan = parse_metrics(toml_with_plan())["exp"].plan
     assert plan is not None
+    assert (plan.early_alpha, plan.final_alpha) == pytest.approx((0.01, 0.04))
+    # The final read is at 0.04; the variance is gbstats' for a relative difference (delta method).
     p1, p2 = 0.2, 0.3
-    z = norm.ppf(0.975) + norm.ppf(0.8)
-    assert plan.sample_per_variation() == int(np.ceil(z ** 2 * (p1 * (1 - p1) + p2 * (1 - p2)) / (p2 - p1) ** 2))
+    z = norm.ppf(1 - 0.04 / 2) + norm.ppf(0.8)
+    relative_variance = (p2 * (1 - p2) + p1 * (1 - p1) * 1.5 ** 2) / p1 ** 2
+    assert plan.sample_per_variation() == int(np.ceil(z ** 2 * relative_variance / 0.5 ** 2))
     mean_plan = parse_metrics(toml_with_plan(primary="revenue", secondary=[], baseline=100.0,
                                              baseline_sd=400.0, mde=0.1))["exp"].plan
     assert mean_plan is not None
-    assert mean_plan.sample_per_variation() == int(np.ceil(z ** 2 * 2 * 400 ** 2 / 10 ** 2))
+    assert mean_plan.sample_per_variation() == int(np.ceil(z ** 2 * 2 * (400 * 1.1 / 100) ** 2 / 0.1 ** 2))
     assert mean_plan.planned_sample(3) == 3 * mean_plan.sample_per_variation()
 
 
@@ -205,7 +208,8 @@ def test_revenue_is_gbstats_sample_mean_over_complete_windows(writer: EventWrite
     direct = SequentialTwoSidedTTest(
         SampleMeanStatistic(n=200, sum=control.sum(), sum_squares=(control ** 2).sum()),
         SampleMeanStatistic(n=200, sum=treated.sum(), sum_squares=(treated ** 2).sum()),
-        SequentialConfig(sequential_tuning_parameter=found.plan.planned_sample(2))).compute_result()
+        SequentialConfig(alpha=found.plan.early_alpha,  # while collecting: a fifth of the plan's alpha
+                         sequential_tuning_parameter=found.plan.planned_sample(2))).compute_result()
     assert (revenue.control_mean, revenue.mean) == pytest.approx((control.mean(), treated.mean()))
     assert (revenue.uplift, revenue.ci_low, revenue.ci_high, revenue.p_value) == pytest.approx(
         (direct.expected, *direct.ci, direct.p_value))
@@ -213,7 +217,7 @@ def test_revenue_is_gbstats_sample_mean_over_complete_windows(writer: EventWrite
     aov = next(r for r in found.results if r.metric == "aov")
     assert (aov.control_units, aov.units, aov.mean) == (40, 40, pytest.approx(19140))
     assert [(p.complete, p.in_window) for p in found.progress] == [(200, 0), (200, 30)]
-    assert found.test == "sequential" and not found.reached
+    assert found.test == "sequential" and not found.reached and found.alpha == pytest.approx(0.01)
     assert found.progress_share == pytest.approx(200 / found.planned_per_variation)
 
 
@@ -256,7 +260,14 @@ def test_verdicts_follow_the_primary_and_guardrails_are_flagged(writer: EventWri
     assert found.verdicts[0].reason.startswith("Purchased +300.0%")
     assert {r.role for r in found.results} == {PRIMARY, SECONDARY, GUARDRAIL}
     declines = found.role(GUARDRAIL)[0]
-    assert declines.significant and declines.direction == "worse"
+    assert declines.significant and declines.direction == "worse" and not declines.relative
+    # A guardrail rate reads as an absolute difference: gbstats' own, at the plan's full alpha.
+    direct = SequentialTwoSidedTTest(ProportionStatistic(n=300, sum=5), ProportionStatistic(n=300, sum=60),
+                                     SequentialConfig(difference_type="absolute",
+                                                      sequential_tuning_parameter=found.plan.planned_sample(2))
+                                     ).compute_result()
+    assert (declines.uplift, declines.ci_low, declines.p_value) == pytest.approx(
+        (55 / 300, direct.ci[0], direct.p_value))
     assert found.guardrail_alerts and found.guardrail_alerts[0].startswith("Card declines is significantly worse")
     # A fixed-horizon plan calls nothing before its planned sample.
     assert [v.verdict for v in decision(store, mode=FIXED, mde=0.2).verdicts] == [KEEP_COLLECTING]
