@@ -206,13 +206,14 @@ def _decision_text(decision: Decision) -> list[str]:
         "progress: " + ", ".join(f"{p.name} {formatting.count(p.complete)} complete"
                                  f" (+{formatting.count(p.in_window)} still in their window)"
                                  for p in decision.progress)
-        + f" · {formatting.percent(decision.progress_share, 0)} of plan · {decision.test} test",
+        + f" · {formatting.percent(decision.progress_share, 0)} of plan"
+        + f" · {decision.test} test at {decision.alpha:g}",
         "",
         *(f"VERDICT {v.name}: {v.verdict.upper()} · {v.reason}" for v in decision.verdicts),
         *(f"!! GUARDRAIL: {alert}" for alert in decision.guardrail_alerts),
         *(f"note: {note}" for note in decision.unit_notes),
         "",
-        "role".ljust(11) + "metric".ljust(38) + "var".ljust(5) + "uplift".ljust(10) + "interval".ljust(20)
+        "role".ljust(11) + "metric".ljust(38) + "var".ljust(5) + "uplift".ljust(10) + "interval".ljust(26)
         + "p".ljust(9) + "adjusted p",
     ]
     for r in decision.results:
@@ -220,7 +221,7 @@ def _decision_text(decision: Decision) -> list[str]:
         if r.p_value is None:
             lines.append(head + (r.note or ""))
             continue
-        lines.append(head + change(r).ljust(10) + _interval(r).ljust(20)
+        lines.append(head + change(r).ljust(10) + _interval(r).ljust(26)
                      + formatting.p_value(r.p_value).ljust(9) + formatting.p_value(r.adjusted_p_value)
                      + (f"  CUPED -{formatting.percent(r.cuped_variance_reduction, 0)} variance"
                         if r.cuped_variance_reduction else "") + (f"  ({r.note})" if r.note else ""))
