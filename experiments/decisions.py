@@ -142,8 +142,7 @@ def decide(engine: Engine, metrics: ExperimentMetrics, definition: ExperimentDef
     roles = [(plan.primary, PRIMARY), *((m, SECONDARY) for m in plan.secondary),
              *((m, GUARDRAIL) for m in plan.guardrails)]
     with engine.connect() as conn:
-        sums = {metric_id: metric_sums(conn, metrics, metrics.metric(metric_id), now_us)
-                for metric_id, _ in roles}
+        sums = metric_sums(conn, metrics, list({m: metrics.metric(m) for m, _ in roles}.values()), now_us)
         curves = time_to_convert(conn, metrics, metrics.metric(plan.primary), now_us)
     per_variation = plan.sample_per_variation()
     primary = sums[plan.primary]
