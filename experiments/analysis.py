@@ -9,10 +9,11 @@ How units are counted:
   variation of its first exposure, the one it was assigned first (intent to
   treat: dropping it would make the groups depend on what happened after
   assignment); the report says how many there are;
-- the unit reaches a step at its first event of that step between its first
-  exposure and `window_days` after it, whatever order the steps happened in
-  (a buyer who saved a card before choosing a plan still bought); a step with
-  `after = "previous"` must also come at or after the previous step's event;
+- the unit reaches step k when it reached steps 1..k-1 and has an event of
+  step k between its first exposure and `window_days` after it, whatever
+  order the steps happened in (a buyer who saved a card before choosing a
+  plan still added a card and bought); a step with `after = "previous"` must
+  also come at or after the previous step's event;
   equal timestamps count as in order, since an exposure and the step that
   caused it are written in the same request;
 - synthetic traffic is left out everywhere (exposures and steps); demo and
@@ -189,20 +190,22 @@ def funnel_query(metrics: ExperimentMetrics, dialect: str) -> CompoundSelect[Any
     counts = [select(units.c.variation_id, literal(-1).label("position"), func.count().label("units"),
                      func.sum(case((units.c.variations > 1, 1), else_=0)).label("multi"))
               .group_by(units.c.variation_id)]
-    exposed = (select(units.c.unit_id, units.c.variation_id, units.c.exposed_us.label("at_us"),
-                      (units.c.exposed_us + metrics.window_days * MICROS_PER_DAY).label("deadline_us"))
-               .cte("exposed"))
-    previous = exposed
+    previous = (select(units.c.unit_id, units.c.variation_id, units.c.exposed_us,
+                       units.c.exposed_us.label("at_us"),
+                       (units.c.exposed_us + metrics.window_days * MICROS_PER_DAY).label("deadline_us"))
+                .cte("exposed"))
     for position, step in enumerate(metrics.steps):
-        start = previous if step.after == AFTER_PREVIOUS else exposed
+        # In any order after the exposure, unless the step must follow the previous one.
+        since = previous.c.at_us if step.after == AFTER_PREVIOUS else previous.c.exposed_us
         previous = (
-            select(start.c.unit_id, start.c.variation_id, start.c.deadline_us,
+            select(previous.c.unit_id, previous.c.variation_id, previous.c.exposed_us, previous.c.deadline_us,
                    func.min(events.c.occurred_us).label("at_us"))
-            .select_from(start.join(events, and_(
-                unit_column == start.c.unit_id, events.c.step == step.step, events.c.traffic != SYNTHETIC,
-                events.c.occurred_us >= start.c.at_us, events.c.occurred_us <= start.c.deadline_us,
+            .select_from(previous.join(events, and_(
+                unit_column == previous.c.unit_id, events.c.step == step.step, events.c.traffic != SYNTHETIC,
+                events.c.occurred_us >= since, events.c.occurred_us <= previous.c.deadline_us,
                 *(property_equals(dialect, name, value) for name, value in step.where.items()))))
-            .group_by(start.c.unit_id, start.c.variation_id, start.c.deadline_us)
+            .group_by(previous.c.unit_id, previous.c.variation_id, previous.c.exposed_us,
+                      previous.c.deadline_us)
             .cte(f"step_{position}"))
         counts.append(select(previous.c.variation_id, literal(position).label("position"),
                              func.count().label("units"), literal(0).label("multi"))
