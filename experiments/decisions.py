@@ -193,6 +193,8 @@ def _compare(experiment: ExperimentMetrics, metric: Metric, role: str, variation
     relative = not (role == GUARDRAIL and metric.kind == RATE)
     if control.n < 2 or treated.n < 2:
         effect = Effect(None, None, None, None, None, note="no complete windows yet in a variation")
+    elif metric.kind == RATE and control.total == treated.total == 0:
+        effect = Effect(None, None, None, None, None, note="none yet in any variation")
     else:
         effect = t_test(pair[0], pair[1], sequential=sequential, alpha=alpha, tuning=tuning,
                         relative=relative)

@@ -49,12 +49,12 @@ class AnalysisPlan:
     @property
     def early_alpha(self) -> float:
         """The sequential test's level while collecting."""
-        return self.alpha * EARLY_STOP_SHARE
+        return round(self.alpha * EARLY_STOP_SHARE, 12)
 
     @property
     def final_alpha(self) -> float:
         """The fixed-horizon test's level at the planned sample."""
-        return self.alpha - self.early_alpha
+        return round(self.alpha - self.early_alpha, 12)
 
     def sample_per_variation(self) -> int:
         """Units each variation needs for the final read (at `final_alpha`) to
