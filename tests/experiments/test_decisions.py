@@ -4,6 +4,7 @@ called directly on the same inputs) and the decision itself on stored events."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -321,3 +322,26 @@ def test_time_to_convert_is_cumulative_per_variation(writer: EventWriter, store:
     curve = decision(store).time_to_convert[0]
     assert curve.units == 10 and len(curve.shares) == 8
     assert curve.shares[:4] == (0.0, 0.0, 0.5, 0.5) and curve.shares[-1] == 0.5
+
+
+def test_a_namespace_experiment_is_analysed_per_namespace(writer: EventWriter, store: Engine) -> None:
+    data = toml_with_plan(primary="revenue", secondary=["purchase_completed"], baseline=100.0, baseline_sd=400.0)
+    data["experiments"]["exp"]["unit"] = "namespace"
+    data["metrics"]["card_declines"]["unit"] = "user"
+    metrics = parse_metrics(data)["exp"]
+    for namespace in range(1, 41):
+        writer.exposure(namespace, namespace % 2, hash_attribute="namespace_id")
+        # Two members buy for the namespace: both orders are the namespace's.
+        for member in (500 + namespace, 900 + namespace):
+            writer.add("purchase_completed", T0 + days(1), user=member, namespace=namespace, total=1000)
+        writer.add("card_declined", T0 + days(1), user=500 + namespace)  # a user's: carries no namespace
+    writer.save()
+    definition = dataclasses.replace(fifty_fifty(), hash_attribute="namespace_id")
+    found = decisions.report(store, metrics, definition, now=NOW).decision
+    assert found is not None
+    revenue = found.role(PRIMARY)[0]
+    assert (revenue.control_units, revenue.units, revenue.control_mean, revenue.mean) == (20, 20, 2000, 2000)
+    assert found.role(GUARDRAIL)[0].note == "none yet in any variation"
+    assert found.unit_notes == ("Card declines: measured per user, but this experiment randomises namespaces. "
+                                "Only events that carry the namespace count (a card saved outside a "
+                                "namespace's checkout does not).",)
