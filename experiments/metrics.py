@@ -32,10 +32,10 @@ class MetricsError(ValueError):
     """metrics.toml is not valid; the message says where and why."""
 
 
-# Where a step's event may fall: anywhere from the exposure to the window's end
-# (the default: a unit that chose a plan, added a card and bought reaches
-# "bought" whatever order the card and plan steps took), or only after the
-# previous step's event (a strict sequence).
+# Where a step's event may fall: anywhere from the exposure to the window's end,
+# whatever the other steps did (the default: a purchase is a purchase whatever
+# order the card and plan steps took), or only after the previous step's event
+# (a strict sequence).
 AFTER_EXPOSURE, AFTER_PREVIOUS = "exposure", "previous"
 
 
@@ -51,7 +51,7 @@ class FunnelStep:
         filters = "".join(f", {name} = {json.dumps(value)}" for name, value in self.where.items())
         since = "the previous step" if self.after == AFTER_PREVIOUS else "the first exposure"
         return (f"a `{self.step}` event{filters} at or after {since} and within {window_days} days "
-                "of the first exposure, by a unit that reached the steps above (in any order)")
+                "of the first exposure, whatever the other steps did")
 
 
 RATE, MEAN = "rate", "mean"

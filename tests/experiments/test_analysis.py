@@ -89,14 +89,21 @@ def test_a_step_after_the_window_is_not_counted(writer: EventWriter, store: Engi
 
 def test_card_first_buyers_count_as_purchased(writer: EventWriter, store: Engine) -> None:
     """Issue 18: 8 of 8 new customers who saved a card before choosing a plan
-    were counted at "Chose a plan" and never at "Added a card" or "Purchased"."""
+    were counted at "Chose a plan" and never at "Added a card" or "Purchased".
+    The quote exposes them and records the plan in one request, so the card
+    they saved first predates the exposure."""
     for user in range(1, 9):
+        writer.add("card_captured", T0 - SECOND, user=user)
+        writer.exposure(user, 0, T0)
+        writer.add("plan_chosen", T0, user=user, namespace=100 + user)
+        writer.add("purchase_completed", T0 + SECOND, user=user, namespace=100 + user, total=2900)
+    for user in range(9, 13):  # a card saved after the exposure but before the plan counts too
         writer.exposure(user, 0, T0)
         writer.add("card_captured", T0 + SECOND, user=user)
         writer.add("plan_chosen", T0 + 2 * SECOND, user=user, namespace=100 + user)
         writer.add("purchase_completed", T0 + 3 * SECOND, user=user, namespace=100 + user, total=2900)
     writer.save()
-    assert reached(analyse(store, user_metrics(), fifty_fifty()), 0) == [8, 8, 8]
+    assert reached(analyse(store, user_metrics(), fifty_fifty()), 0) == [12, 4, 12]
 
 
 def test_a_strict_step_needs_the_previous_one_and_nothing_counts_before_the_exposure(
