@@ -57,7 +57,7 @@ typecheck: $(STAMP)
 clean:
 	rm -rf $(VENV) var
 
-## report: one experiment's results as text (KEY=smb-discount-prompt; FORMAT=json|html, OUTPUT=file).
+## report: one experiment's plan, verdict and results as text (KEY=smb-discount-prompt; FORMAT=json|html|csv, OUTPUT=file).
 KEY ?= smb-discount-prompt
 report: $(STAMP)
 	$(BIN)/python -m experiments report $(KEY) $(if $(FORMAT),--format $(FORMAT)) $(if $(OUTPUT),--output $(OUTPUT))
