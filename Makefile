@@ -59,7 +59,7 @@ typecheck: $(STAMP)
 clean:
 	rm -rf $(VENV) var
 
-## report: one experiment's results as text (KEY=smb-discount-prompt; FORMAT=json|html, OUTPUT=file).
+## report: one experiment's plan, verdict and results as text (KEY=smb-discount-prompt; FORMAT=json|html|csv, OUTPUT=file).
 KEY ?= smb-discount-prompt
 report: $(STAMP)
 	$(BIN)/python -m experiments report $(KEY) $(if $(FORMAT),--format $(FORMAT)) $(if $(OUTPUT),--output $(OUTPUT))
@@ -74,7 +74,11 @@ OWNERS ?= 120
 demo-traffic: $(STAMP)
 	$(BIN)/python -m loadtests.traffic --prospects $(PROSPECTS) --owners $(OWNERS)
 
-.PHONY: report bench-report demo-traffic
+## bench-decisions: simulated A/A false positives (sequential vs naive), a revenue effect, CUPED.
+bench-decisions: $(STAMP)
+	$(BIN)/python -m benchmarks.experiment_decisions
+
+.PHONY: report bench-report bench-decisions demo-traffic
 
 ## loadtest: locust against a running `make run` (USERS, SPAWN_RATE, TIME; CHECKOUT_URL, TRIALS_URL, STRIPE_URL, EXPERIMENTS_URL).
 USERS ?= 50

@@ -23,7 +23,9 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
+from experiments.analysis import analyse
 from experiments.catalog import Catalog
+from experiments.decisions import decide
 from experiments.store import collect_once, events, to_micros, upgrade
 from services.common.config import normalise_database_url
 from services.common.db import make_engine
@@ -134,16 +136,21 @@ def load(engine: Engine) -> float:
     return time.perf_counter() - started
 
 
-def time_reports(engine: Engine, catalog: Catalog) -> dict[str, tuple[float, str]]:
-    """{experiment: (seconds, what it counted)}."""
+def time_reports(engine: Engine, catalog: Catalog) -> dict[str, tuple[float, float, str]]:
+    """{experiment: (funnel seconds, decision seconds, what it counted)}: the
+    report is both, the funnel (`analyse`) then the plan's decision (`decide`)."""
     timings = {}
     for key in catalog.keys:
+        metrics, definition = catalog.get(key)
         started = time.perf_counter()
-        report = catalog.report(engine, key)
-        seconds = time.perf_counter() - started
+        report = analyse(engine, metrics, definition)
+        funnel = time.perf_counter() - started
+        started = time.perf_counter()
+        decide(engine, metrics, definition, report)
+        decision = time.perf_counter() - started
         counted = "; ".join(f"{v.name}: {v.units:,} → " + " → ".join(f"{s.units:,}" for s in v.steps)
                             for v in report.variations)
-        timings[key] = (seconds, counted)
+        timings[key] = (funnel, decision, counted)
     return timings
 
 
@@ -185,9 +192,9 @@ def main() -> int:
         with engine.begin() as conn:
             conn.execute(text("ANALYZE events"))
         analysed = time_reports(engine, catalog)
-        for key, (seconds, counted) in analysed.items():
-            print(f"{key:<24} {fresh[key][0]:6.2f} s fresh, {seconds:6.2f} s analysed   {counted}",
-                  flush=True)
+        for key, (funnel, decision, counted) in analysed.items():
+            print(f"{key:<24} fresh {fresh[key][0]:6.2f} + {fresh[key][1]:6.2f} s, "
+                  f"analysed {funnel:6.2f} + {decision:6.2f} s   {counted}", flush=True)
         with engine.begin() as conn:
             conn.execute(text("TRUNCATE events, collector_checkpoints"))
         collect_seconds = time_collector(engine)
@@ -197,8 +204,8 @@ def main() -> int:
     return 0
 
 
-def write_results(rows: int, exposures: int, load_seconds: float, fresh: dict[str, tuple[float, str]],
-                  analysed: dict[str, tuple[float, str]], collect_seconds: float) -> None:
+def write_results(rows: int, exposures: int, load_seconds: float, fresh: dict[str, tuple[float, float, str]],
+                  analysed: dict[str, tuple[float, float, str]], collect_seconds: float) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     load = os.getloadavg()[0]  # other work on the machine shows in the timings
     lines = [
@@ -207,14 +214,17 @@ def write_results(rows: int, exposures: int, load_seconds: float, fresh: dict[st
         f"Python {platform.python_version()}, {platform.platform()}, load average {load:.1f} at the end. "
         "Command: `make bench-report`.", "",
         f"Store: {rows:,} funnel events ({exposures:,} of them exposures, 2% synthetic, a fifth of the units "
-        f"exposed in two services), loaded in {load_seconds:.1f} s. Each report is the whole `analyse()` "
-        "call: the SQL aggregation, gbstats and the SRM check. *Fresh* is straight after the bulk load, "
-        "before PostgreSQL has statistics for the table; *analysed* is after `ANALYZE`.", "",
-        "| experiment | fresh (s) | analysed (s) | units per variation → each step |",
-        "|---|---:|---:|---|",
+        f"exposed in two services), loaded in {load_seconds:.1f} s. A report is the funnel (`analyse()`: "
+        "the SQL aggregation, gbstats and the SRM check) then the plan's decision (`decide()`: every plan "
+        "metric over complete windows in one query, the time-to-convert query, gbstats). *Fresh* is "
+        "straight after the bulk load, before PostgreSQL has statistics for the table; *analysed* is "
+        "after `ANALYZE`.", "",
+        "| experiment | funnel, fresh (s) | decision, fresh (s) | funnel, analysed (s) "
+        "| decision, analysed (s) | units per variation → each step |",
+        "|---|---:|---:|---:|---:|---|",
     ]
-    lines += [f"| {key} | {fresh[key][0]:.2f} | {seconds:.2f} | {counted} |"
-              for key, (seconds, counted) in analysed.items()]
+    lines += [f"| {key} | {fresh[key][0]:.2f} | {fresh[key][1]:.2f} | {funnel:.2f} | {decision:.2f} "
+              f"| {counted} |" for key, (funnel, decision, counted) in analysed.items()]
     lines += ["", f"Collector: {COLLECTED_EVENTS:,} new rows copied from a checkout database in "
               f"{collect_seconds:.2f} s ({COLLECTED_EVENTS / collect_seconds:,.0f} rows/s, "
               "batches of 5,000)."]

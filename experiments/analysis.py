@@ -9,10 +9,13 @@ How units are counted:
   variation of its first exposure, the one it was assigned first (intent to
   treat: dropping it would make the groups depend on what happened after
   assignment); the report says how many there are;
-- the unit reaches step k at the first step-k event that is not earlier than
-  its step k-1 (the exposure for step 1) and within `window_days` of the first
-  exposure; equal timestamps count as in order, since an exposure and the step
-  that caused it are written in the same request;
+- each step counts on its own: the unit reaches it at its first event of
+  that step between its first exposure and `window_days` after it, whatever
+  the other steps did (a buyer who saved a card before the exposure, or
+  before choosing a plan, still bought); a step with `after = "previous"`
+  must also come at or after the previous step's event;
+  equal timestamps count as in order, since an exposure and the step that
+  caused it are written in the same request;
 - synthetic traffic is left out everywhere (exposures and steps); demo and
   real traffic count.
 """
@@ -23,7 +26,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -40,9 +43,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 
 from experiments.definitions import ExperimentDefinition, Variation
-from experiments.metrics import UNIT_COLUMN, ExperimentMetrics, Filter
+from experiments.metrics import AFTER_PREVIOUS, UNIT_COLUMN, ExperimentMetrics, Filter
 from experiments.stats import SRM_THRESHOLD, compare, srm_p_value
 from experiments.store import EXPOSURE_STEP, events, last_collected_at
+
+if TYPE_CHECKING:
+    from experiments.decisions import Decision
 
 SYNTHETIC = "synthetic"
 MICROS_PER_DAY = 86_400 * 1_000_000
@@ -99,6 +105,8 @@ class ExperimentReport:
     unknown_variation_units: int  # exposed to a variation index the payload does not have
     collected_at: datetime | None
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    step_definitions: tuple[str, ...] = ()  # what each step counts, in words
+    decision: Decision | None = None  # the analysis plan's reading (experiments.decisions)
 
     @property
     def exposed_units(self) -> int:
@@ -141,6 +149,7 @@ def analyse(engine: Engine, metrics: ExperimentMetrics, definition: ExperimentDe
         key=metrics.key, name=definition.name, status=definition.status, feature=definition.feature,
         unit=metrics.unit, window_days=metrics.window_days,
         steps=tuple((s.step, s.label) for s in metrics.steps),
+        step_definitions=tuple(s.definition(metrics.window_days) for s in metrics.steps),
         variations=results, comparisons=_comparisons(results),
         srm_p_value=srm, srm_warning=srm < SRM_THRESHOLD, weights_assumed=weights_assumed,
         multi_variant_units=sum(c.multi_variant_units for c in counts.values()),
@@ -148,12 +157,21 @@ def analyse(engine: Engine, metrics: ExperimentMetrics, definition: ExperimentDe
         collected_at=last_collected_at(engine))
 
 
-def exposure_counts(engine: Engine, metrics: ExperimentMetrics) -> dict[int, int]:
+@dataclass(frozen=True)
+class Exposed:
+    units: int
+    complete: int  # their conversion window has closed
+    first_us: int  # the earliest first exposure
+
+
+def exposure_counts(engine: Engine, metrics: ExperimentMetrics, now_us: int) -> dict[int, Exposed]:
     """{variation index: exposed units} (each unit in its first exposure's variation)."""
-    units = _units(metrics)
+    units = units_cte(metrics)
+    closed = case((units.c.exposed_us + metrics.window_days * MICROS_PER_DAY <= now_us, 1), else_=0)
     with engine.connect() as conn:
-        return {int(v): int(n) for v, n in conn.execute(
-            select(units.c.variation_id, func.count()).group_by(units.c.variation_id)).all()}
+        return {int(v): Exposed(int(n), int(done or 0), int(first)) for v, n, done, first in conn.execute(
+            select(units.c.variation_id, func.count(), func.sum(closed), func.min(units.c.exposed_us))
+            .group_by(units.c.variation_id)).all()}
 
 
 def funnel_query(metrics: ExperimentMetrics, dialect: str) -> CompoundSelect[Any]:
@@ -161,33 +179,39 @@ def funnel_query(metrics: ExperimentMetrics, dialect: str) -> CompoundSelect[Any
     exposed units (multi: those that saw several variations), position k the
     units reaching step k.
 
-    Each step is one CTE that looks up the previous one's units in the
-    (step, unit, time) index, carrying the variation and the deadline along,
-    so no CTE is ever joined to another: PostgreSQL estimates a CTE at one
-    row until the table is analysed, and a join between two would then run
-    as a nested loop over both.
+    Each step is one CTE that looks up every unit's events of that step in
+    the (step, unit, time) index (a left join: a step counts on its own,
+    whatever the others did), carrying the variation, the times and the
+    deadline along, so no CTE is ever joined to another: PostgreSQL estimates
+    a CTE at one row until the table is analysed, and a join between two
+    would then run as a nested loop over both (joining each step to one
+    shared exposures CTE took 51 s on the bench store).
     """
-    units = _units(metrics)
+    units = units_cte(metrics)
     unit_column = events.c[UNIT_COLUMN[metrics.unit]]
-    counts = [select(units.c.variation_id, literal(-1).label("position"), func.count().label("units"),
-                     func.sum(case((units.c.variations > 1, 1), else_=0)).label("multi"))
-              .group_by(units.c.variation_id)]
-    previous = (select(units.c.unit_id, units.c.variation_id, units.c.exposed_us.label("at_us"),
+    counts: list[Any] = [
+        select(units.c.variation_id, literal(-1).label("position"), func.count().label("units"),
+               func.sum(case((units.c.variations > 1, 1), else_=0)).label("multi"))
+        .group_by(units.c.variation_id)]
+    previous = (select(units.c.unit_id, units.c.variation_id, units.c.exposed_us,
                        (units.c.exposed_us + metrics.window_days * MICROS_PER_DAY).label("deadline_us"))
                 .cte("exposed"))
     for position, step in enumerate(metrics.steps):
+        # From the exposure, unless the step must follow the previous one (NULL: never reached).
+        since = (previous.c[f"at_{position - 1}"] if step.after == AFTER_PREVIOUS and position
+                 else previous.c.exposed_us)
+        carried = list(previous.c)
         previous = (
-            select(previous.c.unit_id, previous.c.variation_id, previous.c.deadline_us,
-                   func.min(events.c.occurred_us).label("at_us"))
-            .select_from(previous.join(events, and_(
+            select(*carried, func.min(events.c.occurred_us).label(f"at_{position}"))
+            .select_from(previous.outerjoin(events, and_(
                 unit_column == previous.c.unit_id, events.c.step == step.step, events.c.traffic != SYNTHETIC,
-                events.c.occurred_us >= previous.c.at_us, events.c.occurred_us <= previous.c.deadline_us,
-                *(_property_equals(dialect, name, value) for name, value in step.where.items()))))
-            .group_by(previous.c.unit_id, previous.c.variation_id, previous.c.deadline_us)
+                events.c.occurred_us >= since, events.c.occurred_us <= previous.c.deadline_us,
+                *(property_equals(dialect, name, value) for name, value in step.where.items()))))
+            .group_by(*carried)
             .cte(f"step_{position}"))
-        counts.append(select(previous.c.variation_id, literal(position).label("position"),
-                             func.count().label("units"), literal(0).label("multi"))
-                      .group_by(previous.c.variation_id))
+    counts += [select(previous.c.variation_id, literal(position).label("position"),
+                      func.count(previous.c[f"at_{position}"]).label("units"), literal(0).label("multi"))
+               .group_by(previous.c.variation_id) for position in range(len(metrics.steps))]
     return union_all(*counts)
 
 
@@ -203,7 +227,7 @@ def _pivot(rows: Sequence[Row[int, int, int, int]], steps: int) -> dict[int, _Co
             for variation, (units, multi) in exposed.items()}
 
 
-def _units(metrics: ExperimentMetrics) -> Any:
+def units_cte(metrics: ExperimentMetrics) -> Any:
     """Each exposed unit once: its first exposure's variation and time, and how many variations it saw."""
     ranked = (
         select(events.c.unit_id, events.c.variation_id, events.c.occurred_us,
@@ -221,7 +245,7 @@ def _units(metrics: ExperimentMetrics) -> Any:
         .cte("units"))
 
 
-def _property_equals(dialect: str, name: str, value: Filter) -> ColumnElement[bool]:
+def property_equals(dialect: str, name: str, value: Filter) -> ColumnElement[bool]:
     """The property has this value and this JSON type (5 is not "5", true is not 1).
 
     PostgreSQL's ->> gives text ('true', '5'); SQLite's json_extract gives SQL

@@ -7,15 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from experiments.analysis import ExperimentReport, analyse, exposure_counts
+from experiments import decisions
+from experiments.analysis import MICROS_PER_DAY, ExperimentReport, Exposed, exposure_counts
 from experiments.definitions import ExperimentDefinition, definition_for, experiment_definitions, load_payload
 from experiments.metrics import METRICS_FILE, ExperimentMetrics, load_metrics
+from experiments.stats import SRM_THRESHOLD, srm_p_value
+from experiments.store import to_micros
 from services.common.config import Settings
+
+NOBODY = Exposed(0, 0, 0)
 
 
 class UnknownExperiment(LookupError):
@@ -27,11 +33,21 @@ class UnknownExperiment(LookupError):
 
 @dataclass(frozen=True)
 class Summary:
+    """An experiment's health at a glance (the list view)."""
+
     key: str
     name: str
     status: str
     unit: str
     exposures: list[tuple[str, int]]  # (variation name, exposed units), payload order
+    srm_p_value: float
+    days_running: int | None  # since the first exposure; None before any
+    planned_per_variation: int | None  # None without a plan
+    progress: float | None  # the smallest variation's complete units over its planned sample
+
+    @property
+    def srm_warning(self) -> bool:
+        return self.srm_p_value < SRM_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -60,18 +76,27 @@ class Catalog:
         return self.metrics[key], definition_for(key, self.payload())
 
     def report(self, engine: Engine, key: str) -> ExperimentReport:
-        return analyse(engine, *self.get(key))
+        return decisions.report(engine, *self.get(key))
 
-    def summaries(self, engine: Engine) -> list[Summary]:
+    def summaries(self, engine: Engine, now: datetime | None = None) -> list[Summary]:
         payload = self.payload()
+        now_us = to_micros(now or datetime.now(UTC))
         found = []
         for key, metrics in self.metrics.items():
             definition = definition_for(key, payload)
-            counts = exposure_counts(engine, metrics)
+            counts = exposure_counts(engine, metrics, now_us)
             names = {v.index: v.name for v in definition.variations} or {i: str(i) for i in sorted(counts)}
-            exposures = [(name, counts.get(index, 0)) for index, name in names.items()]
-            found.append(Summary(key=key, name=definition.name, status=definition.status, unit=metrics.unit,
-                                 exposures=exposures))
+            weights = [v.weight for v in definition.variations] or [1 / max(len(names), 1)] * len(names)
+            exposed = [counts.get(index, NOBODY) for index in names]
+            planned = metrics.plan.sample_per_variation() if metrics.plan else None
+            first = min((e.first_us for e in exposed if e.units), default=None)
+            found.append(Summary(
+                key=key, name=definition.name, status=definition.status, unit=metrics.unit,
+                exposures=[(name, e.units) for name, e in zip(names.values(), exposed, strict=True)],
+                srm_p_value=srm_p_value([e.units for e in exposed], weights),
+                days_running=None if first is None else (now_us - first) // MICROS_PER_DAY,
+                planned_per_variation=planned,
+                progress=min(e.complete for e in exposed) / planned if planned and exposed else None))
         return found
 
     def problems(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""`python -m experiments migrate | collect | list | report <key> | serve`.
+"""`python -m experiments migrate | collect | list | report <key> [--format text|json|html|csv] | serve`.
 
 Exit codes: 0 ok, 1 the store, payload or metrics can not be read, 2 usage
 (an unknown experiment included)."""
@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from experiments import store
+from experiments import formatting, store
 from experiments.catalog import Catalog, UnknownExperiment
 from experiments.definitions import PayloadUnreadable
 from experiments.metrics import MetricsError
@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                         ).set_defaults(run=_migrate)
     commands.add_parser("collect", help="copy new funnel events from the three services into the store"
                         ).set_defaults(run=_collect)
-    commands.add_parser("list", help="the experiments, their status and exposures").set_defaults(run=_list)
+    commands.add_parser("list", help="the experiments: status, sample ratio, progress against the plan, "
+                        "days running and exposures").set_defaults(run=_list)
     report = commands.add_parser("report", help="one experiment's results")
     report.add_argument("key", help="the experiment key, e.g. smb-discount-prompt")
     report.add_argument("--format", choices=FORMATS, default="text")
@@ -98,7 +99,12 @@ def _list(_: argparse.Namespace) -> int:
     width = max(len(s.key) for s in summaries) + 2
     for summary in summaries:
         exposed = ", ".join(f"{name} {units:,}" for name, units in summary.exposures)
-        print(f"{summary.key.ljust(width)}{summary.status.ljust(9)}{summary.unit.ljust(11)}{exposed}")
+        srm = f"SRM p={summary.srm_p_value:.2g}!" if summary.srm_warning else "split ok"
+        progress = ("no plan" if summary.progress is None
+                    else f"{formatting.percent(summary.progress, 0)} of plan")
+        days = "-" if summary.days_running is None else f"{summary.days_running}d"
+        print(f"{summary.key.ljust(width)}{summary.status.ljust(9)}{summary.unit.ljust(11)}{srm.ljust(14)}"
+              f"{progress.ljust(13)}{days.ljust(6)}{exposed}")
     for problem in catalog.problems():
         print(f"note: {problem}", file=sys.stderr)
     return 0

@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from experiments.catalog import Catalog, UnknownExperiment
 from experiments.definitions import PayloadUnreadable
-from experiments.render import render_html, render_page
+from experiments.render import render_csv, render_html, render_page
 from experiments.store import last_collected_at
 from flags.client import Flags
 from services.common import sessions
@@ -86,6 +86,11 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     def report_json(key: str) -> Response:
         return jsonify(catalog.report(engine, key).to_dict())
 
+    @app.get("/experiments/<key>.csv")
+    def report_csv(key: str) -> Response:
+        return Response(render_csv(catalog.report(engine, key)), mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{key}.csv"'})
+
     @app.get("/experiments/<key>")
     def report_page(key: str) -> str:
         return render_html(catalog.report(engine, key), dashboard=True, principal=g.principal)
@@ -148,7 +153,7 @@ def _problem_response(problem: Problem) -> Response:
 
 
 def _wants_json() -> bool:
-    if request.path.endswith(".json"):
+    if request.path.endswith((".json", ".csv")):
         return True
     return request.accept_mimetypes.best_match(["text/html", PROBLEM_JSON, "application/json"]) != "text/html"
 

@@ -24,8 +24,18 @@ def signed_percent(value: float | None, digits: int = 1) -> str:
     return DASH if value is None else f"{value * 100:+.{digits}f}%"
 
 
+def signed_points(value: float | None, digits: int = 2) -> str:
+    """An absolute difference of two rates: 0.012 -> '+1.20 pp'."""
+    return DASH if value is None else f"{value * 100:+.{digits}f} pp"
+
+
 def interval(low: float | None, high: float | None) -> str:
     return DASH if low is None or high is None else f"[{signed_percent(low)}, {signed_percent(high)}]"
+
+
+def cents(value: float) -> str:
+    """17400.0 -> '$174.00'."""
+    return f"${value / 100:,.2f}"
 
 
 def p_value(value: float | None) -> str:

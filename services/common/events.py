@@ -51,6 +51,10 @@ class OrderCompleted(TypedDict):
     discount_code: NotRequired[str | None]
     card: NotRequired[Card | None]
     upgrade_from: NotRequired[str]
+    # "purchase" (a first order), "upgrade" or "expansion"; absent means "purchase".
+    kind: NotRequired[str]
+    # {experiment key: variation index} the buyer was in when the order completed.
+    variations: NotRequired[dict[str, int]]
 
 
 class SubscriptionChanged(TypedDict):

@@ -43,6 +43,8 @@ class Step(enum.StrEnum):
     TRIAL_STARTED = "trial_started"
     TRIAL_CONVERTED = "trial_converted"
     TRIAL_EXPIRED = "trial_expired"
+    TRIAL_EXTENDED = "trial_extended"
+    AUTO_RENEW_TURNED_OFF = "auto_renew_turned_off"
     NOTIFICATION_SENT = "notification_sent"
     EXPERIMENT_VIEWED = "experiment_viewed"
 

@@ -87,6 +87,10 @@ def test_buy_premium_with_a_good_card(stripe_app: Flask, buyer: Buyer, localstri
         assert sorted(topics) == ["order.completed", "subscription.created"]
         receipt = s.scalar(select(OutboxMessage.payload).where(OutboxMessage.topic == "order.completed"))
         assert receipt["total"] == 174000 and receipt["card"]["last4"] == "4242"
+        # The ledger the experiment analysis reads: a first order, and the buyer's variations then.
+        bought = s.scalars(select(FunnelEventRow).where(FunnelEventRow.step == "purchase_completed")).one()
+        assert receipt["kind"] == bought.properties["kind"] == "purchase"
+        assert receipt["variations"] == bought.experiments
     assert steps(stripe_app)[-1] == "purchase_completed"
     assert {"billing_account_saved", "card_setup_started", "card_captured"} <= set(steps(stripe_app))
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import (
     BillingAccount,
+    FunnelEventRow,
     Membership,
     Namespace,
     OutboxMessage,
@@ -172,6 +173,9 @@ def test_auto_renew_off_means_no_charge_and_expiry_after_grace(stripe_app: Flask
     client = stripe_app.test_client()
     off = client.put(f"/namespaces/{user}/subscription/auto-renew", json={"enabled": False}, headers=auth(user))
     assert off.status_code == 200 and off.json["auto_renew"] is False and off.json["next_renewal_date"] is None
+    with Session(checkout_of(stripe_app).ctx.engine) as s:  # the experiments' guardrail
+        [turned_off] = s.scalars(select(FunnelEventRow).where(FunnelEventRow.step == "auto_renew_turned_off"))
+        assert (turned_off.namespace_id, turned_off.properties["subscription_id"]) == (user, sub.id)
     at(clock, sub.term_end - timedelta(days=30))
     sweep(stripe_app)
     at(clock, sub.term_end - timedelta(days=15))

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from experiments.analysis import ExperimentReport, analyse
 from experiments.definitions import STOPPED, ExperimentDefinition
 from experiments.metrics import ExperimentMetrics, FunnelStep
-from tests.experiments.helpers import T0, EventWriter, days, fifty_fifty, user_metrics
+from tests.experiments.helpers import CHECKOUT_FUNNEL, T0, EventWriter, days, fifty_fifty, user_metrics
 
 SECOND = timedelta(seconds=1)
 
@@ -87,18 +87,38 @@ def test_a_step_after_the_window_is_not_counted(writer: EventWriter, store: Engi
     assert reached(analyse(store, user_metrics(window_days=7), fifty_fifty()), 0) == [1, 0, 0]
 
 
-def test_steps_out_of_order_or_before_the_exposure_are_not_counted(writer: EventWriter, store: Engine) -> None:
+def test_card_first_buyers_count_as_purchased(writer: EventWriter, store: Engine) -> None:
+    """Issue 18: 8 of 8 new customers who saved a card before choosing a plan
+    were counted at "Chose a plan" and never at "Added a card" or "Purchased".
+    The quote exposes them and records the plan in one request, so the card
+    they saved first predates the exposure."""
+    for user in range(1, 9):
+        writer.add("card_captured", T0 - SECOND, user=user)
+        writer.exposure(user, 0, T0)
+        writer.add("plan_chosen", T0, user=user, namespace=100 + user)
+        writer.add("purchase_completed", T0 + SECOND, user=user, namespace=100 + user, total=2900)
+    for user in range(9, 13):  # a card saved after the exposure but before the plan counts too
+        writer.exposure(user, 0, T0)
+        writer.add("card_captured", T0 + SECOND, user=user)
+        writer.add("plan_chosen", T0 + 2 * SECOND, user=user, namespace=100 + user)
+        writer.add("purchase_completed", T0 + 3 * SECOND, user=user, namespace=100 + user, total=2900)
+    writer.save()
+    assert reached(analyse(store, user_metrics(), fifty_fifty()), 0) == [12, 4, 12]
+
+
+def test_a_strict_step_needs_the_previous_one_and_nothing_counts_before_the_exposure(
+        writer: EventWriter, store: Engine) -> None:
+    strict = (CHECKOUT_FUNNEL[0], FunnelStep("card_captured", "Card after plan", after="previous"))
     writer.exposure(1, 0, T0)
-    writer.add("card_captured", T0 + SECOND, user=1)  # before choosing a plan: does not count
+    writer.add("card_captured", T0 + SECOND, user=1)  # before choosing a plan: not "after the plan"
     writer.add("plan_chosen", T0 + 2 * SECOND, user=1)
-    writer.add("purchase_completed", T0 + 3 * SECOND, user=1)  # no card after the plan: not reached
     writer.add("plan_chosen", T0 - SECOND, user=2)  # before the exposure
     writer.exposure(2, 0, T0)
     writer.exposure(3, 0, T0)  # the whole funnel in the exposure's own request: all in order
-    for step in ("plan_chosen", "card_captured", "purchase_completed"):
+    for step in ("plan_chosen", "card_captured"):
         writer.add(step, T0, user=3)
     writer.save()
-    assert reached(analyse(store, user_metrics(), fifty_fifty()), 0) == [2, 1, 1]
+    assert reached(analyse(store, user_metrics(steps=strict), fifty_fifty()), 0) == [2, 1]
 
 
 def test_synthetic_traffic_is_left_out_and_demo_traffic_counts(writer: EventWriter, store: Engine) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,10 +40,15 @@ def test_text_report(smb: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", KEY]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{KEY}: SMB discount prompt on the checkout page\n")
-    _, counts, comparison, warnings = [[" ".join(line.split()) for line in section.splitlines()]
-                                       for section in out.split("\n\n")]
-    assert counts == ["No prompt (control) Prompt", "Exposed units 10 10", "Chose a plan 4 (40.0%) 6 (60.0%)",
+    sections = [[" ".join(line.split()) for line in section.splitlines()] for section in out.split("\n\n")]
+    plan, verdict, table, counts, definitions, comparison, warnings = sections[1:]
+    assert plan[0].startswith("PLAN: Prompting small teams") and plan[1].startswith("primary revenue")
+    assert verdict[0].startswith("VERDICT Prompt: KEEP COLLECTING")
+    assert table[1].startswith("primary Revenue per exposed unit 1")
+    assert counts[0].startswith("Funnel (descriptive") and counts[1:] == ["No prompt (control) Prompt", "Exposed units 10 10", "Chose a plan 4 (40.0%) 6 (60.0%)",
                       "Added a card 2 (20.0%) 3 (30.0%)", "Purchased 1 (10.0%) 2 (20.0%)"]
+    assert definitions[-1] == ("Purchased: a `purchase_completed` event at or after the first exposure and "
+                               "within 14 days of the first exposure, whatever the other steps did")
     assert comparison[:2] == ["Prompt vs No prompt", "step uplift 95% CI p-value chance to win"]
     assert [line.split(" [")[0] for line in comparison[2:]] == [
         "Chose a plan +50.0%", "Added a card +50.0%", "Purchased +100.0%"]
@@ -97,7 +104,19 @@ def test_list(smb: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in out] == [KEY, "default-seats", "ultimate-trial-length", "duo-pro-upsell"]
-    assert " ".join(out[0].split()) == f"{KEY} running user No prompt 10, Prompt 10"
+    days = (datetime.now(UTC) - T0).days  # the helpers' events are from T0
+    assert " ".join(out[0].split()) == f"{KEY} running user split ok 0% of plan {days}d No prompt 10, Prompt 10"
+
+
+def test_csv_report(smb: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", KEY, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    funnel = [(r["variation"], r["metric"], r["value"]) for r in rows if r["section"] == "funnel"]
+    assert funnel[-1] == ("1", "purchase_completed", "0.2")
+    [verdict] = [r for r in rows if r["section"] == "verdict"]
+    assert (verdict["metric"], verdict["variation_name"], verdict["verdict"]) == ("revenue", "Prompt",
+                                                                                  "keep collecting")
+    assert {r["role"] for r in rows if r["section"] == "metric"} == {"primary", "secondary", "guardrail"}
 
 
 def test_a_store_that_is_not_migrated_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -48,7 +48,8 @@ def test_health_needs_no_token(client: FlaskClient) -> None:
     assert response.status_code == 200 and response.json == {"status": "ok", "service": "experiments"}
 
 
-@pytest.mark.parametrize("path", ["/", f"/experiments/{KEY}", f"/experiments/{KEY}.json"])
+@pytest.mark.parametrize("path", ["/", f"/experiments/{KEY}", f"/experiments/{KEY}.json",
+                                  f"/experiments/{KEY}.csv"])
 def test_everything_else_needs_a_token(client: FlaskClient, path: str) -> None:
     response = client.get(path, headers=JSON)
     assert response.status_code == 401
@@ -90,6 +91,29 @@ def test_the_list_shows_status_and_exposures(client: FlaskClient, roles: tuple[s
     assert page.count('<span class="badge running">running</span>') == 4
     assert "No prompt: <strong>10</strong>" in page and "Prompt: <strong>10</strong>" in page
     assert "Refresh data" in page
+    # Health: the split, progress against the planned sample, days running.
+    assert page.count('<span class="verdict unclear">OK</span>') == 4
+    assert "of 24,123 per variation" in page and '<th scope="col">Days running</th>' in page
+
+
+def test_the_report_leads_with_the_decision_and_downloads(client: FlaskClient) -> None:
+    page = client.get(f"/experiments/{KEY}", headers=GROWTH).get_data(as_text=True)
+    assert '<span class="verdict-badge keep-collecting">keep collecting</span>' in page
+    assert "Sample progress against the plan" in page and "still inside their 14-day window" in page
+    for panel in ("Primary metric: the verdict rests on this alone", "Revenue", "Guardrails: must not get worse"):
+        assert f">{panel}</h2>" in page
+    assert "measured per namespace, but this experiment randomises users" in page  # the unit of analysis
+    assert "Time to convert: Revenue per exposed unit" in page and "<polyline" in page
+    assert "Purchased</dt><dd>a `purchase_completed` event at or after the first exposure" in page
+    assert f'href="/experiments/{KEY}.csv" download' in page
+    csv_response = client.get(f"/experiments/{KEY}.csv", headers=GROWTH)
+    assert csv_response.status_code == 200 and csv_response.mimetype == "text/csv"
+    assert csv_response.headers["Content-Disposition"] == f'attachment; filename="{KEY}.csv"'
+    assert csv_response.get_data(as_text=True).startswith("section,metric,label,role,variation")
+    data = client.get(f"/experiments/{KEY}.json", headers=GROWTH).json
+    assert data is not None and data["decision"]["verdicts"][0]["verdict"] == "keep collecting"
+    assert data["decision"]["plan"]["primary"] == "revenue"
+    assert client.get("/experiments/nope.csv", headers=GROWTH).json["code"] == "experiment_not_found"
 
 
 def test_the_session_works_like_the_header(client: FlaskClient) -> None:

@@ -41,7 +41,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "order.completed": {
         "order_id": 42, "namespace_id": 100, "user_id": 1, "email": "billing@acme.test",
         "namespace_path": "acme", "plan": "premium", "seats": 5, "lines": [LINE], "total": 174000,
-        "currency": "USD", "term_start": "2026-11-21", "term_end": "2027-11-21", "card": CARD},
+        "currency": "USD", "term_start": "2026-11-21", "term_end": "2027-11-21", "card": CARD,
+        "kind": "purchase", "variations": {"smb-discount-prompt": 1}},
     "subscription.created": SUBSCRIPTION,
     "subscription.upgraded": {**SUBSCRIPTION, "plan_before": "premium", "plan": "ultimate"},
     "subscription.renewal_upcoming": {

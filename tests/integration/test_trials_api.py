@@ -158,6 +158,8 @@ def test_support_extends_once_with_an_audit_record(client: FlaskClient, trials_a
     assert (audit.action, audit.actor_user_id, audit.reason) == ("extended", 9, reason["reason"])
     assert audit.ends_at_after - audit.ends_at_before == timedelta(days=30)
     assert topics(trials_app) == ["trial.started", "trial.extended"]
+    with db(trials_app) as s:  # the experiments' "support extensions" guardrail
+        assert s.scalars(select(FunnelEventRow.step).order_by(FunnelEventRow.id.desc())).first() == "trial_extended"
 
 
 def test_support_reactivates_an_expired_trial_on_free_once(client: FlaskClient, trials_app: Flask,

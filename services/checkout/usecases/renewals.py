@@ -54,6 +54,7 @@ from services.common.db import insert_ignoring_duplicates
 from services.common.errors import Conflict, NotFound, PaymentFailed
 from services.common.service import ServiceUnitOfWork
 from services.common.sweeps import Sweep, clear
+from services.common.telemetry import Step
 
 BATCH = 1000
 # The sweeps' names in sweep_failures, the logs and /metrics.
@@ -352,6 +353,9 @@ def set_auto_renew(uow: ServiceUnitOfWork, principal: Principal, namespace_id: i
             uow.publish("subscription.auto_renew_changed", {
                 "subscription_id": sub.id, "namespace_id": namespace_id, "auto_renew": enabled,
                 "by": principal.user_id})
+            if not enabled:  # a guardrail of the checkout experiments
+                uow.track(Step.AUTO_RENEW_TURNED_OFF, user_id=principal.user_id, namespace_id=namespace_id,
+                          subscription_id=sub.id, plan=sub.plan)
         uow.commit()
         return subscription_view(sub)
 

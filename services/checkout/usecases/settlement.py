@@ -171,6 +171,7 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Settled:
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
         "card": {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
                  "exp_year": card.exp_year} if card else None,
+        **_ledger_facts(uow, order, "purchase"),
     }
     created: events.SubscriptionChanged = {
         **subscription_view(subscription), "subscription_id": subscription.id,
@@ -180,7 +181,7 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Settled:
     _save(uow, order, orders.complete(order.status, receipt, created, upgrade=False))
     uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
               order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
-              discount_code=order.discount_code)
+              discount_code=order.discount_code, kind="purchase")
     return completed_outcome(uow, order, subscription)
 
 
@@ -211,7 +212,7 @@ def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: 
     receipt: events.OrderCompleted = {
         **order_view(order), **_recipient(uow, order), "order_id": order.id, "user_id": order.user_id,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
-        "upgrade_from": before,
+        "upgrade_from": before, **_ledger_facts(uow, order, "upgrade"),
     }
     upgraded: events.SubscriptionChanged = {
         **subscription_view(sub), "subscription_id": sub.id, "plan_before": before,
@@ -221,7 +222,7 @@ def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: 
     _save(uow, order, orders.complete(order.status, receipt, upgraded, upgrade=True))
     uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
               order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
-              upgrade_from=before, discount_code=order.discount_code)
+              upgrade_from=before, discount_code=order.discount_code, kind="upgrade")
     return PurchaseResult(OrderStatus.COMPLETED, order_view(order), subscription=subscription_view(sub))
 
 
@@ -229,6 +230,12 @@ def _save(uow: ServiceUnitOfWork, order: Order, transition: orders.Transition) -
     order.status = transition.status
     for event in transition.events:
         uow.publish(event.topic, dict(event.payload))
+
+
+def _ledger_facts(uow: ServiceUnitOfWork, order: Order, kind: str) -> dict[str, Any]:
+    """What the experiment analysis reads from a completed order: its kind and the
+    variations its buyer was in at the time of purchase."""
+    return {"kind": kind, "variations": uow.variations(order.user_id, order.namespace_id)}
 
 
 def _recipient(uow: ServiceUnitOfWork, order: Order) -> dict[str, str]:

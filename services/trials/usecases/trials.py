@@ -236,6 +236,8 @@ def extend(app: Trials, uow: ServiceUnitOfWork, principal: Principal, trial_id: 
         trial.extended = True
         _audit(uow, trial, principal, "extended", reason, before)
         uow.publish("trial.extended", _event(app, trial, uow.now, by=principal.user_id, reason=reason))
+        uow.track(Step.TRIAL_EXTENDED, user_id=trial.started_by, namespace_id=trial.namespace_id,
+                  kind=trial.kind, by_support=True)
         uow.commit()
         return trial_view(trial, uow.now, app.rules)
 
