@@ -14,8 +14,10 @@ from sqlalchemy import BigInteger, bindparam, select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import BillingAccount, Namespace
-from services.checkout.domain.catalog import Plan
+from services.checkout.domain.catalog import Catalog, Plan
+from services.checkout.domain.expansions import Expansion, Kind
 from services.checkout.domain.offers import OfferRules, SmbPrompt, default_seats, seat_minimum
+from services.checkout.domain.renewal import card_flags
 from services.checkout.domain.pricing import (
     NamespaceFacts,
     Quote,
@@ -23,11 +25,13 @@ from services.checkout.domain.pricing import (
     assemble_quote,
     require_top_level,
 )
-from services.checkout.runtime import Checkout
-from services.checkout.usecases import access
+from services.checkout.runtime import Checkout, UowFactory
+from services.checkout.usecases import access, expansions
 from services.checkout.usecases.billing import ACCOUNT_FIELDS, find_account
 from services.checkout.usecases.discounts import paid_or_subscribed
+from services.checkout.usecases.views import card_view
 from services.common.auth import Principal
+from services.common.errors import Invalid
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
@@ -108,6 +112,7 @@ class CheckoutPage:
     plans: list[Plan]  # what can be bought: the plans above the current one
     quote: Quote | None  # the first plan's price for the offered seats; None if nothing to buy
     account: dict[str, str]  # the billing account to prefill (empty before the first purchase)
+    saved_card: dict[str, Any] | None  # the card to offer instead of typing one (card_view)
 
 
 def open_checkout(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
@@ -124,8 +129,93 @@ def open_checkout(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
         plans = app.catalog.plans_above(offer.current_plan)
         quote = assemble_quote(app.catalog, Selection(plans[0].id, offer.default_seats), facts,
                                uow.now.date()) if plans else None
-        account = find_account(uow.session, principal.user_id)
-        fields = {name: getattr(account, name) or "" for name in ACCOUNT_FIELDS} if account else {}
+        fields, card = buyer_account(uow, principal)
         _track_viewed(app, uow, principal, offer)
         uow.commit()
-        return CheckoutPage(offer, plans, quote, fields)
+        return CheckoutPage(offer, plans, quote, fields, card)
+
+
+def buyer_account(uow: ServiceUnitOfWork, principal: Principal) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """The billing account's fields to prefill, and its default card unless it has
+    expired: a returning buyer pays with it and is not asked to type a card again."""
+    account = find_account(uow.session, principal.user_id)
+    if account is None:
+        return {}, None
+    fields = {name: getattr(account, name) or "" for name in ACCOUNT_FIELDS}
+    card = account.default_payment_method
+    today = uow.now.date()
+    if card is None or card_flags(card.exp_month, card.exp_year, today, today)["expired"]:
+        return fields, None
+    return fields, card_view(card)
+
+
+@dataclass(frozen=True)
+class ExpansionOption:
+    """One thing the page can grow: seats of the plan, an add-on, or a pack."""
+
+    kind: str  # an expansion kind: seats, addon, compute_minutes, storage
+    sku: str | None  # the add-on, for kind "addon"
+    name: str
+    unit_amount: int  # per seat per term, or per pack
+
+
+@dataclass(frozen=True)
+class ExpansionPage:
+    namespace_id: int
+    namespace_path: str
+    plan: str
+    seats: int  # the subscription's (0 without one)
+    addons: tuple[tuple[str, int], ...]  # the add-ons held and their seats
+    options: list[ExpansionOption]
+    chosen: ExpansionOption
+    quantity: int  # offered first
+    quote: dict[str, Any]  # the chosen option's price for that quantity
+    account: dict[str, str]
+    saved_card: dict[str, Any] | None
+
+
+def expansion_options(catalog: Catalog, kinds: tuple[str, ...], plan: str) -> list[ExpansionOption]:
+    """What a mode offers: the plan's seats, the add-ons the plan allows (all of them
+    when it allows none: the quote then says why), or the packs."""
+    options: list[ExpansionOption] = []
+    for kind in kinds:
+        if kind == Kind.SEATS:
+            options.append(ExpansionOption(kind, None, catalog.plan_name(plan),
+                                           catalog.plans[plan].unit_amount if plan in catalog.plans else 0))
+        elif kind == Kind.ADDON:
+            addons = [a for a in catalog.addons.values() if plan in a.requires_plans] or list(catalog.addons.values())
+            options += [ExpansionOption(kind, a.id, a.name, a.unit_amount) for a in addons]
+        else:
+            pack = catalog.packs[kind]
+            options.append(ExpansionOption(kind, None, pack.name, pack.unit_amount))
+    return options
+
+
+def open_expansion(app: Checkout, new_uow: UowFactory, principal: Principal, namespace_id: int,
+                   kinds: tuple[str, ...], sku: str | None) -> ExpansionPage:
+    """Everything the checkout page opens with to grow a namespace: the choices, the
+    quantity offered and its quote. A choice the rules refuse (no subscription to add
+    to, a subgroup, an add-on the plan does not allow) refuses the page, in the
+    quote's words; the quote records the funnel's steps."""
+    with new_uow() as uow:
+        namespace = access.load_namespace(uow.session, namespace_id, principal, owner=True)
+        facts = access.namespace_facts(uow.session, namespace)
+        account, card = buyer_account(uow, principal)
+        path = namespace.path
+    options = expansion_options(app.catalog, kinds, facts.current_plan)
+    if sku is not None and Kind.ADDON in kinds:
+        addon = app.catalog.addons.get(sku)
+        if addon is None:
+            raise Invalid("unknown_addon", "Unknown add-on",
+                          f"There is no add-on '{sku}'. Choose one of: {', '.join(app.catalog.addons)}.")
+        options = [o for o in options if o.sku == sku] or [ExpansionOption(Kind.ADDON, sku, addon.name,
+                                                                           addon.unit_amount)]
+    chosen = options[0]
+    seats = facts.current.seats if facts.current else 0
+    held = dict(facts.current.addons) if facts.current else {}
+    # A new add-on for everyone who has a seat; otherwise one more at a time.
+    quantity = max(1, seats) if chosen.kind == Kind.ADDON and chosen.sku not in held else 1
+    quote, _ = expansions.quote_expansion(app, new_uow(), principal, namespace_id,
+                                          Expansion(Kind(chosen.kind), quantity, chosen.sku), None)
+    return ExpansionPage(namespace_id, path, facts.current_plan, seats, tuple(sorted(held.items())), options,
+                         chosen, quantity, expansions.quote_view(quote), account, card)
