@@ -112,7 +112,8 @@ class Settings:
         if not database_url:
             database_url = f"sqlite:///{var_dir(env) / (service + '.db')}"
         stripe_base = env.get("STRIPE_API_BASE", local_url("localstripe", env))
-        service_urls = {name: env.get(f"{name.upper()}_URL") or local_url(name, env) for name in DEFAULT_PORTS}
+        service_urls = {name: env.get(f"{name.upper()}_URL") or local_url(name, env)
+                        for name in DEFAULT_PORTS}
         settings = cls(
             service=service,
             database_url=normalise_database_url(database_url),

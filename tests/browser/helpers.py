@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import BillingAccount, FunnelEventRow
+from tests.e2e.helpers import Buyer
 from tests.support import LocalStripe, token
 
 
@@ -35,7 +36,16 @@ def enter_card(page: Page, number: str) -> None:
 
 
 def buy_button(page: Page) -> Locator:
-    return page.get_by_role("button", name="Buy", exact=True)
+    """The Buy button: it reads "Pay <the quote's total>"."""
+    return page.locator("#buy")
+
+
+def save_card(site: Site, localstripe: LocalStripe, number: str = "4242424242424242", user_id: int = 1) -> None:
+    """A returning buyer: a billing account with a saved card, made through the API."""
+    buyer = Buyer(site.app.test_client(), localstripe.url, user_id)
+    buyer.save_account()
+    _, recorded = buyer.add_card(number)
+    assert recorded.status_code == 201, recorded.json
 
 
 def funnel_steps(app: Flask) -> list[str]:

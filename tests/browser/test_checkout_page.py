@@ -162,18 +162,13 @@ def test_a_lost_answer_is_retried_with_the_same_key(page: Page, checkout_site: S
     open_checkout(page, checkout_site)
     enter_card(page, "4242424242424242")
     buy_button(page).click()
-    expect(page.locator("#form-error")).to_contain_text("Press Buy again")
+    expect(page.locator("#form-error")).to_contain_text("Press Pay again")
     buy_button(page).click()
 
     expect_order_page(page, "Thank you! acme is on Premium.", "$696.00")
     assert len(keys) == 2 and keys[0] == keys[1]
     assert count(checkout_site.app, Order) == 1
     assert len(payment_intents(checkout_site.app, localstripe)) == 1
-
-
-@pytest.fixture
-def phone(viewport: dict[str, int]) -> None:
-    viewport.update(width=375, height=740)
 
 
 @pytest.mark.flags({"smb-discount-prompt": 1})

@@ -162,6 +162,42 @@ def test_a_namespace_id_that_is_not_an_id_is_a_404_page(client: FlaskClient, raw
     assert_page(response, 404, "Namespace not found", f"No namespace with id {shown}.")
 
 
+# --- growing a namespace: add seats, add Duo, buy packs ----------------------------------------
+def test_the_add_seats_page_opens_with_a_quote_and_the_billing_form_without_a_saved_card(
+        client: FlaskClient) -> None:
+    response = signed_in(client).get(f"/checkout?namespace_id={GLOBEX}&mode=add-seats")
+    assert_page(response, 200, "Add 1 seat to globex's Premium", "globex is on Premium with 5 seats today.",
+                "Premium, 1 more seats, 65 of 365 days", "$61.97", "Pay $61.97", "Billing details")
+    assert "Pay with" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query,status,texts", [
+    (f"namespace_id={ACME}&mode=add-seats", 404, ("has no active subscription to add to",)),
+    (f"namespace_id={ACME}&mode=add-duo", 404, ("has no active subscription to add to",)),
+    (f"namespace_id={ACME_BACKEND}&mode=buy-packs", 422, ("Not a top-level namespace",)),
+    (f"namespace_id={GLOBEX}&mode=add-duo&sku=duo_enterprise", 422,
+     ("GitLab Duo Enterprise needs Ultimate; globex has Premium.",)),
+    (f"namespace_id={GLOBEX}&mode=add-duo&sku=gold", 422, ("Unknown add-on", "There is no add-on 'gold'.")),
+    (f"namespace_id={GLOBEX}&mode=more-everything", 404, ("No such checkout", "mode=add-seats")),
+])
+def test_a_way_to_grow_that_does_not_apply_is_a_page_that_says_why(client: FlaskClient, query: str, status: int,
+                                                                   texts: tuple[str, ...]) -> None:
+    assert_page(signed_in(client).get(f"/checkout?{query}"), status, *texts)
+
+
+def test_only_owners_get_a_page_to_grow(client: FlaskClient) -> None:
+    response = signed_in(client, BOB).get(f"/checkout?namespace_id={GLOBEX}&mode=add-seats")
+    assert_page(response, 403, "Only Owners of globex can buy for it.")
+
+
+def test_the_picker_links_a_subscriber_to_growing(client: FlaskClient) -> None:
+    body = html.unescape(signed_in(client).get("/checkout").get_data(as_text=True))
+    assert f"/checkout?namespace_id={GLOBEX}&mode=add-seats" in body
+    assert f"/checkout?namespace_id={GLOBEX}&mode=add-duo" in body
+    assert f"/checkout?namespace_id={ACME}&mode=buy-packs" in body  # Free groups buy packs too
+    assert f"/checkout?namespace_id={ACME}&mode=add-seats" not in body  # nothing to add seats to
+
+
 # --- the order page -----------------------------------------------------------------------------
 @pytest.mark.parametrize("order_id", ["abc", "0", "-1", str(2**63), "999"])
 def test_an_order_page_for_a_bad_or_unknown_id_is_a_404_page(client: FlaskClient, order_id: str) -> None:
@@ -260,6 +296,11 @@ def test_the_trials_page_asks_checkout_once_per_namespace(trials_app: Flask) -> 
     response = signed_in(client).get("/trials")
     assert_page(response, 200, "Active: 60 days left, ends January 20, 2027.",
                 "Trials are for top-level groups; start it on the parent group.")
+    # Buying what a trial gives: the upgrade for Ultimate, the add-on's checkout for Duo.
+    checkout_url = trials_app.extensions["trials"].ctx.settings.checkout_pages_url
+    body = html.unescape(response.get_data(as_text=True))
+    assert f'href="{checkout_url}/checkout?namespace_id={GLOBEX}"' in body
+    assert f'href="{checkout_url}/checkout?namespace_id={GLOBEX}&mode=add-duo&sku=duo_pro"' in body
     owned = [ACME, ACME_BACKEND, GLOBEX]
     assert directory.calls == [("memberships", None)] + [("lookup", ns) for ns in owned]  # 1 + N
     checked = funnel_steps(trials_app, TrialsFunnelEventRow)[before:]

@@ -28,7 +28,8 @@ blp = Blueprint("checkout_pages", __name__, template_folder="templates", static_
                 static_url_path="/static/checkout")
 
 # The page's modes for growing a namespace, and the kinds of expansion each offers.
-EXPANSION_MODES = {"add-seats": ("seats",), "add-duo": ("addon",), "buy-packs": ("compute_minutes", "storage")}
+EXPANSION_MODES = {"add-seats": ("seats",), "add-duo": ("addon",),
+                   "buy-packs": ("compute_minutes", "storage")}
 
 
 def page_id(what: str, raw: str) -> int:
@@ -75,7 +76,8 @@ def expansion_page(principal: Principal, namespace_id: int, mode: str, sku: str 
     catalog = app.catalog
     names = {item.id: item.name for item in (*catalog.plans.values(), *catalog.addons.values())}
     return render_template("checkout/expand.html", mode=mode, opened=opened, catalog=catalog, names=names,
-                           plan_name=catalog.plan_name(opened.plan), account=opened.account, saved_card=opened.saved_card,
+                           plan_name=catalog.plan_name(opened.plan), account=opened.account,
+                           saved_card=opened.saved_card,
                            stripe_js_url=settings.stripe_js_url,
                            publishable_key=settings.stripe_publishable_key)
 

@@ -17,7 +17,6 @@ from services.checkout.adapters.models import BillingAccount, Namespace
 from services.checkout.domain.catalog import Catalog, Plan
 from services.checkout.domain.expansions import Expansion, Kind
 from services.checkout.domain.offers import OfferRules, SmbPrompt, default_seats, seat_minimum
-from services.checkout.domain.renewal import card_flags
 from services.checkout.domain.pricing import (
     NamespaceFacts,
     Quote,
@@ -25,6 +24,7 @@ from services.checkout.domain.pricing import (
     assemble_quote,
     require_top_level,
 )
+from services.checkout.domain.renewal import card_flags
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access, expansions
 from services.checkout.usecases.billing import ACCOUNT_FIELDS, find_account
@@ -135,7 +135,8 @@ def open_checkout(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
         return CheckoutPage(offer, plans, quote, fields, card)
 
 
-def buyer_account(uow: ServiceUnitOfWork, principal: Principal) -> tuple[dict[str, str], dict[str, Any] | None]:
+def buyer_account(uow: ServiceUnitOfWork,
+                  principal: Principal) -> tuple[dict[str, str], dict[str, Any] | None]:
     """The billing account's fields to prefill, and its default card unless it has
     expired: a returning buyer pays with it and is not asked to type a card again."""
     account = find_account(uow.session, principal.user_id)
@@ -183,7 +184,8 @@ def expansion_options(catalog: Catalog, kinds: tuple[str, ...], plan: str) -> li
             options.append(ExpansionOption(kind, None, catalog.plan_name(plan),
                                            catalog.plans[plan].unit_amount if plan in catalog.plans else 0))
         elif kind == Kind.ADDON:
-            addons = [a for a in catalog.addons.values() if plan in a.requires_plans] or list(catalog.addons.values())
+            addons = ([a for a in catalog.addons.values() if plan in a.requires_plans]
+                      or list(catalog.addons.values()))
             options += [ExpansionOption(kind, a.id, a.name, a.unit_amount) for a in addons]
         else:
             pack = catalog.packs[kind]

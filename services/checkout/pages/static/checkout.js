@@ -337,7 +337,7 @@
       result = await api("POST", PATHS.buy, body, {"Idempotency-Key": attempt.key});
     } catch (_) {
       showError("form", "We could not reach checkout, so we do not know yet whether this went through. "
-                + "Press Buy again: it finishes this same purchase and never charges twice.");
+                + "Press Pay again: it finishes this same purchase and never charges twice.");
       return false;
     }
     if (result.status === 201) return finish(result.body.order.id);
