@@ -51,6 +51,8 @@ class OrderCompleted(TypedDict):
     discount_code: NotRequired[str | None]
     card: NotRequired[Card | None]
     upgrade_from: NotRequired[str]
+    kind: NotRequired[str]  # purchase, upgrade or expansion
+    heading: NotRequired[str | None]  # an expansion's "Add 3 seats to globex's Premium"
 
 
 class SubscriptionChanged(TypedDict):
@@ -63,6 +65,18 @@ class SubscriptionChanged(TypedDict):
     addons: list[dict[str, Any]]
     features: list[str]
     plan_before: NotRequired[str]
+
+
+class Added(TypedDict):
+    kind: str  # seats, addon or pack
+    sku: str
+    quantity: int
+
+
+class SubscriptionExpanded(SubscriptionChanged):
+    """subscription.expanded: seats, an add-on or storage added mid-term."""
+    order_id: int
+    added: list[Added]
 
 
 class SubscriptionNotice(TypedDict):
@@ -145,6 +159,7 @@ CONTRACTS: dict[str, type] = {
     "order.completed": OrderCompleted,
     "subscription.created": SubscriptionChanged,
     "subscription.upgraded": SubscriptionChanged,
+    "subscription.expanded": SubscriptionExpanded,
     "subscription.renewal_upcoming": RenewalUpcoming,
     "subscription.renewed": SubscriptionRenewed,
     "subscription.renewal_failed": RenewalFailed,

@@ -75,7 +75,8 @@ class Facts:
     addons: tuple[tuple[str, int], ...]
 
     def term(self) -> R.Term:
-        return R.Term(self.sub.plan, self.sub.seats, self.addons, self.sub.term_start, self.sub.term_end)
+        return R.Term(self.sub.plan, self.sub.seats, self.addons, self.sub.term_start, self.sub.term_end,
+                      self.sub.storage_packs)
 
 
 def _facts(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:

@@ -114,7 +114,8 @@ def receipt(payload: dict[str, Any], now: datetime) -> Planned:
     context = _take(topic, payload, ["order_id", "email", "namespace_path", "plan", "seats", "lines",
                                      "total", "currency", "term_start", "term_end"],
                     {"namespace_id": None, "user_id": None, "company": None, "subtotal": None,
-                     "discount_total": 0, "card": None, "discount_code": None})
+                     "discount_total": 0, "card": None, "discount_code": None, "kind": "purchase",
+                     "heading": None})
     _wholes(topic, context, "seats", "total", "subtotal", "discount_total")
     _dates(topic, context, "term_start", "term_end")
     context["lines"] = _lines(topic, context["lines"])

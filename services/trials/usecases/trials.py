@@ -282,10 +282,14 @@ def expire_due(app: Trials, new_uow: UowFactory) -> list[int]:
     return Sweep(TRIAL_EXPIRY, due, expire).run(new_uow)
 
 
-def convert_on_purchase(app: Trials, uow: ServiceUnitOfWork, payload: events.SubscriptionChanged) -> str:
+def convert_on_purchase(app: Trials, uow: ServiceUnitOfWork,
+                        payload: events.SubscriptionChanged | events.SubscriptionExpanded) -> str:
     """A subscription bought or changed: the trials it pays for end as converted."""
     namespace_id = payload["namespace_id"]
-    bought = {payload.get("plan")} | {a["sku"] for a in payload.get("addons", [])}
+    if "added" in payload:  # subscription.expanded: only what this order added was bought now
+        bought = {a["sku"] for a in payload["added"]}
+    else:
+        bought = {payload.get("plan")} | {a["sku"] for a in payload.get("addons", [])}
     kinds = [k.id for k in app.rules.kinds.values()
              if (k.grants_plan and k.grants_plan in bought) or (k.grants_addon and k.grants_addon in bought)]
     if not kinds:
