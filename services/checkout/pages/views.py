@@ -74,7 +74,7 @@ def expansion_page(principal: Principal, namespace_id: int, mode: str, sku: str 
     opened = offers.open_expansion(app, request_uow, principal, namespace_id, kinds, sku)
     settings = app.settings
     catalog = app.catalog
-    names = {item.id: item.name for item in (*catalog.plans.values(), *catalog.addons.values())}
+    names = {p.id: p.name for p in catalog.plans.values()} | {a.id: a.name for a in catalog.addons.values()}
     return render_template("checkout/expand.html", mode=mode, opened=opened, catalog=catalog, names=names,
                            plan_name=catalog.plan_name(opened.plan), account=opened.account,
                            saved_card=opened.saved_card,

@@ -31,7 +31,6 @@ from services.checkout.usecases.billing import ACCOUNT_FIELDS, find_account
 from services.checkout.usecases.discounts import paid_or_subscribed
 from services.checkout.usecases.views import card_view
 from services.common.auth import Principal
-from services.common.errors import Invalid
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
 
@@ -206,12 +205,9 @@ def open_expansion(app: Checkout, new_uow: UowFactory, principal: Principal, nam
         path = namespace.path
     options = expansion_options(app.catalog, kinds, facts.current_plan)
     if sku is not None and Kind.ADDON in kinds:
-        addon = app.catalog.addons.get(sku)
-        if addon is None:
-            raise Invalid("unknown_addon", "Unknown add-on",
-                          f"There is no add-on '{sku}'. Choose one of: {', '.join(app.catalog.addons)}.")
-        options = [o for o in options if o.sku == sku] or [ExpansionOption(Kind.ADDON, sku, addon.name,
-                                                                           addon.unit_amount)]
+        # Just the one asked for: one the plan does not allow, or no such add-on, is
+        # refused by its quote below.
+        options = [o for o in options if o.sku == sku] or [ExpansionOption(Kind.ADDON, sku, sku, 0)]
     chosen = options[0]
     seats = facts.current.seats if facts.current else 0
     held = dict(facts.current.addons) if facts.current else {}
