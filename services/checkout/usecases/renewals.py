@@ -229,7 +229,13 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.Re
         # Renewed while the caller waited for this row's lock (the sweep, or another
         # click): the subscription it read may be from before; never charge again.
         return "skipped"
+    # The subscription's row lock orders this renewal with an expansion settling at
+    # the same moment: one waits for the other and then prices what the other left
+    # (renewal row, then subscription; settlement takes namespace, order, subscription).
+    uow.session.execute(select(Subscription.id).where(Subscription.id == renewal.subscription_id)
+                        .with_for_update())
     f = _facts(uow.session, [renewal.subscription_id])[renewal.subscription_id]
+    uow.session.refresh(f.sub)
     if f.sub.status != SubscriptionStatus.ACTIVE or f.sub.term_end != renewal.renewal_date:
         renewal.status, renewal.next_attempt_on = "succeeded", None  # renewed by hand meanwhile
         return "skipped"

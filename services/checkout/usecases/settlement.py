@@ -135,11 +135,18 @@ def completed_outcome(uow: ServiceUnitOfWork, order: Order,
 
 
 def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Settled:
+    # Locked: a renewal charging this subscription meanwhile finishes first (or waits).
     active = uow.session.scalar(select(Subscription).where(
-        Subscription.namespace_id == order.namespace_id, Subscription.status == SubscriptionStatus.ACTIVE))
+        Subscription.namespace_id == order.namespace_id, Subscription.status == SubscriptionStatus.ACTIVE)
+        .with_for_update().execution_options(populate_existing=True))
     if order.status in CLOSED or not _still_priced_right(order, active):
         # A replaced order paid late, or the namespace changed under this order
         # (bought, upgraded or renewed by another): keep that, return this money.
+        if order.kind == "expansion":
+            return _refund(app, uow, order, Conflict(
+                "subscription_changed", "Subscription changed",
+                "The subscription was renewed or ended while this was being paid for; ask for a new "
+                "quote."))
         return _refund(app, uow, order, Conflict("already_subscribed", "Namespace already subscribed",
             "This namespace was bought or changed by another order meanwhile."))
     if order.discount_code and not discounts.is_redeemed(uow.session, order.id):
