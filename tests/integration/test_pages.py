@@ -15,7 +15,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import Gone
 
-from services.checkout.adapters.models import BillingAccount, FunnelEventRow, Order
+from services.checkout.adapters.models import BillingAccount, FunnelEventRow, Order, PaymentMethod
 from services.checkout.app import create_app
 from services.common.auth import issue_token
 from services.common.clock import FixedClock, SystemClock
@@ -169,6 +169,23 @@ def test_the_add_seats_page_opens_with_a_quote_and_the_billing_form_without_a_sa
     assert_page(response, 200, "Add 1 seat to globex's Premium", "globex is on Premium with 5 seats today.",
                 "Premium, 1 more seats, 65 of 365 days", "$61.97", "Pay $61.97", "Billing details")
     assert "Pay with" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("exp_year,exp_month,offered", [(2026, 11, True), (2026, 10, False)])
+def test_the_default_card_is_offered_until_it_expires(app: Flask, client: FlaskClient, exp_year: int,
+                                                      exp_month: int, offered: bool) -> None:
+    """A card is valid through its expiry month (the tests' clock: November 21, 2026)."""
+    with Session(app.extensions["checkout"].ctx.engine) as s:
+        account = s.scalars(select(BillingAccount)).one()
+        s.add(PaymentMethod(billing_account_id=account.id, stripe_payment_method_id="pm_test", brand="visa",
+                            last4="4242", exp_month=exp_month, exp_year=exp_year, is_default=True,
+                            created_at=SystemClock().now()))
+        s.commit()
+    for url in (f"/checkout?namespace_id={ACME}", f"/checkout?namespace_id={GLOBEX}&mode=add-seats"):
+        body = " ".join(html.unescape(signed_in(client).get(url).get_data(as_text=True)).split())
+        saved = f"Your saved Visa card ending in 4242, expires {exp_month:02d}/{exp_year}"
+        assert (saved in body) is offered
+        assert ('<fieldset class="billing" hidden>' in body) is offered
 
 
 @pytest.mark.parametrize("query,status,texts", [

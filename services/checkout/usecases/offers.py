@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, select
+from sqlalchemy import BigInteger, and_, bindparam, select
 from sqlalchemy.orm import Session
 
-from services.checkout.adapters.models import BillingAccount, Namespace
+from services.checkout.adapters.models import BillingAccount, Namespace, PaymentMethod
 from services.checkout.domain.catalog import Catalog, Plan
 from services.checkout.domain.expansions import Expansion, Kind
 from services.checkout.domain.offers import OfferRules, SmbPrompt, default_seats, seat_minimum
@@ -27,7 +27,7 @@ from services.checkout.domain.pricing import (
 from services.checkout.domain.renewal import card_flags
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access, expansions
-from services.checkout.usecases.billing import ACCOUNT_FIELDS, find_account
+from services.checkout.usecases.billing import ACCOUNT_FIELDS
 from services.checkout.usecases.discounts import paid_or_subscribed
 from services.checkout.usecases.views import card_view
 from services.common.auth import Principal
@@ -138,15 +138,23 @@ def buyer_account(uow: ServiceUnitOfWork,
                   principal: Principal) -> tuple[dict[str, str], dict[str, Any] | None]:
     """The billing account's fields to prefill, and its default card unless it has
     expired: a returning buyer pays with it and is not asked to type a card again."""
-    account = find_account(uow.session, principal.user_id)
+    row = uow.session.execute(_ACCOUNT_AND_CARD, {"user": principal.user_id}).first()
+    account, card = row or (None, None)
     if account is None:
         return {}, None
     fields = {name: getattr(account, name) or "" for name in ACCOUNT_FIELDS}
-    card = account.default_payment_method
     today = uow.now.date()
     if card is None or card_flags(card.exp_month, card.exp_year, today, today)["expired"]:
         return fields, None
     return fields, card_view(card)
+
+
+# The account and its default card in one round trip (every checkout page asks).
+_ACCOUNT_AND_CARD = (
+    select(BillingAccount, PaymentMethod)
+    .outerjoin(PaymentMethod, and_(PaymentMethod.billing_account_id == BillingAccount.id,
+                                   PaymentMethod.is_default.is_(True)))
+    .where(BillingAccount.user_id == bindparam("user")))
 
 
 @dataclass(frozen=True)
