@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from devtools.devcard import confirm_card_payment
-from services.checkout.adapters.models import Order, OutboxMessage, Subscription
+from services.checkout.adapters.models import FunnelEventRow, Order, OutboxMessage, Subscription
 from services.common.clock import FixedClock
 from services.common.formatting import money
 from services.notifications.domain import messages
@@ -109,6 +109,13 @@ def test_add_seats_then_duo_pro_then_more_duo_seats(stripe_app: Flask, buyer: Bu
     assert_amount_truth(stripe_app, localstripe, more, done.json)
     renewal = buyer.get(f"/namespaces/{ACME}/subscription/renewal").json["quote"]
     assert renewal["total"] == 8 * 34800 + 8 * 22800
+    with Session(stripe_app.extensions["checkout"].ctx.engine) as s:
+        completed = s.scalars(select(FunnelEventRow).where(FunnelEventRow.step == "purchase_completed")
+                              .order_by(FunnelEventRow.id)).all()
+    assert [(e.properties["kind"], e.properties["duo_pro"], e.properties.get("expansion")) for e in completed] == [
+        ("purchase", False, None), ("expansion", False, "seats"), ("expansion", True, "addon"),
+        ("expansion", True, "addon")]
+    assert all(isinstance(e.experiments, dict) for e in completed)  # the person's variations ride along
     history = buyer.get(f"/namespaces/{ACME}/subscription").json["orders"]
     assert [o["kind"] for o in history] == ["purchase", "expansion", "expansion", "expansion"]
     with Session(stripe_app.extensions["checkout"].ctx.engine) as s:
@@ -174,7 +181,11 @@ def test_a_declined_card_adds_nothing_and_the_answer_is_replayed(stripe_app: Fla
         sub = s.scalar(select(Subscription).where(Subscription.namespace_id == ACME))
         assert sub is not None and sub.seats == 5
         statuses = s.scalars(select(Order.status).where(Order.kind == "expansion")).all()
+        failed_step = s.scalars(select(FunnelEventRow.properties).where(
+            FunnelEventRow.step == "purchase_failed")).one()
     assert statuses == ["failed"]
+    assert (failed_step["kind"], failed_step["expansion"], failed_step["reason"]) == (
+        "expansion", "seats", "card_declined")
 
 
 def test_same_key_same_answer_one_charge(stripe_app: Flask, buyer: Buyer, clock: FixedClock,
