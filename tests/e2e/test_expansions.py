@@ -13,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from devtools.devcard import confirm_card_payment
-from services.checkout.adapters.models import Order, OutboxMessage, Subscription
+from services.checkout.adapters.models import FunnelEventRow, Order, OutboxMessage, Subscription
 from services.common.clock import FixedClock
 from services.common.formatting import money
 from services.notifications.domain import messages
 from services.notifications.domain.rendering import render
 from tests.e2e.helpers import Buyer
-from tests.support import LocalStripe
+from tests.support import LocalStripe, auth
 
 pytestmark = pytest.mark.e2e
 
@@ -109,6 +109,13 @@ def test_add_seats_then_duo_pro_then_more_duo_seats(stripe_app: Flask, buyer: Bu
     assert_amount_truth(stripe_app, localstripe, more, done.json)
     renewal = buyer.get(f"/namespaces/{ACME}/subscription/renewal").json["quote"]
     assert renewal["total"] == 8 * 34800 + 8 * 22800
+    with Session(stripe_app.extensions["checkout"].ctx.engine) as s:
+        completed = s.scalars(select(FunnelEventRow).where(FunnelEventRow.step == "purchase_completed")
+                              .order_by(FunnelEventRow.id)).all()
+    assert [(e.properties["kind"], e.properties["duo_pro"], e.properties.get("expansion")) for e in completed] == [
+        ("purchase", False, None), ("expansion", False, "seats"), ("expansion", True, "addon"),
+        ("expansion", True, "addon")]
+    assert all(isinstance(e.experiments, dict) for e in completed)  # the person's variations ride along
     history = buyer.get(f"/namespaces/{ACME}/subscription").json["orders"]
     assert [o["kind"] for o in history] == ["purchase", "expansion", "expansion", "expansion"]
     with Session(stripe_app.extensions["checkout"].ctx.engine) as s:
@@ -174,7 +181,11 @@ def test_a_declined_card_adds_nothing_and_the_answer_is_replayed(stripe_app: Fla
         sub = s.scalar(select(Subscription).where(Subscription.namespace_id == ACME))
         assert sub is not None and sub.seats == 5
         statuses = s.scalars(select(Order.status).where(Order.kind == "expansion")).all()
+        failed_step = s.scalars(select(FunnelEventRow.properties).where(
+            FunnelEventRow.step == "purchase_failed")).one()
     assert statuses == ["failed"]
+    assert (failed_step["kind"], failed_step["expansion"], failed_step["reason"]) == (
+        "expansion", "seats", "card_declined")
 
 
 def test_same_key_same_answer_one_charge(stripe_app: Flask, buyer: Buyer, clock: FixedClock,
@@ -186,3 +197,34 @@ def test_same_key_same_answer_one_charge(stripe_app: Flask, buyer: Buyer, clock:
     other = grow(buyer, "twice", kind="seats", quantity=2)
     assert other.status_code == 422 and other.json["code"] == "idempotency_key_reused"
     assert buyer.get(f"/namespaces/{ACME}/entitlements").json["seats"] == 6
+
+
+def test_campaigns_target_an_add_on_or_a_pack_and_first_term_only_ends_at_renewal(
+        stripe_app: Flask, buyer: Buyer, clock: FixedClock, localstripe: LocalStripe) -> None:
+    admin = {"Authorization": auth(9, roles=("admin",))["Authorization"]}
+    for code, sku in (("DUO-20", "duo_pro"), ("MINUTES-20", "compute_minutes")):
+        created = buyer.client.post("/admin/campaigns", headers=admin, json={
+            "name": code, "kind": "shared", "code": code, "discount_type": "percent", "value": 20,
+            "applies_to": [sku], "first_term_only": True})
+        assert created.status_code == 201, created.json
+    subscribed(buyer, clock)
+    # A plan's code does not reach an add-on: it says so and the quote stays at list price.
+    wrong = quote(buyer, kind="addon", sku="duo_pro", quantity=4, discount_code="MINUTES-20")
+    assert wrong["code_result"]["reason"] == "plan_not_eligible" and wrong["discount_total"] == 0
+    duo = quote(buyer, kind="addon", sku="duo_pro", quantity=4, discount_code="duo-20")
+    assert duo["code_result"]["applied"] and duo["discount_code"] == "DUO-20"
+    line = duo["lines"][0]
+    assert line["discount"] == (line["amount"] * 20 + 50) // 100 and duo["total"] == line["net"]
+    bought = grow(buyer, "duo-code", kind="addon", sku="duo_pro", quantity=4, discount_code="DUO-20")
+    assert bought.status_code == 201, bought.json
+    text = assert_amount_truth(stripe_app, localstripe, duo, bought.json)
+    assert "DUO-20" in text
+    # First term only: the co-terminous add-on renews at list price, as the reminder says.
+    renewal = buyer.get(f"/namespaces/{ACME}/subscription/renewal").json["quote"]
+    assert renewal["total"] == 5 * 34800 + 4 * 22800
+    assert grow(buyer, "duo-again", kind="addon", sku="duo_pro", quantity=1,
+                discount_code="DUO-20").json["code"] == "already_redeemed"
+    minutes = quote(buyer, kind="compute_minutes", quantity=5, discount_code="MINUTES-20")
+    assert minutes["total"] == 4000
+    paid = grow(buyer, "minutes-code", kind="compute_minutes", quantity=5, discount_code="MINUTES-20")
+    assert_amount_truth(stripe_app, localstripe, minutes, paid.json)

@@ -16,6 +16,7 @@ from services.checkout.adapters.models import (
     BillingAccount,
     FunnelEventRow,
     IdempotencyRecord,
+    NamespaceTrial,
     Order,
     OutboxMessage,
     PackPurchase,
@@ -180,3 +181,16 @@ def test_the_openapi_documents_expansions(client: FlaskClient) -> None:
     spec = client.get("/openapi.json").json
     assert {"/expansions", "/expansions/quote"} <= set(spec["paths"])
     assert "kind" in spec["components"]["schemas"]["Order"]["properties"]
+
+
+def test_the_duo_trials_seat_holder_keeps_the_seat_once_duo_is_bought(client: FlaskClient, app: Flask,
+                                                                       clock: FixedClock) -> None:
+    sub = term(app)
+    with Session(app.extensions["checkout"].ctx.engine) as s:  # as trial.converted and the order leave it
+        s.add(NamespaceTrial(namespace_id=GLOBEX, kind="duo_pro", status="converted", ends_at=clock.now(),
+                             grants_addon="duo_pro", seats=5, seat_holder=ALICE, version=2,
+                             last_event_at=clock.now()))
+        s.add(SubscriptionAddOn(subscription_id=sub.id, sku="duo_pro", seats=5))
+        s.commit()
+    body = client.get(f"/namespaces/{GLOBEX}/entitlements", headers=auth(ALICE)).json
+    assert body["addons"] == [{"sku": "duo_pro", "seats": 5, "trial": False, "seat_holders": [ALICE]}]

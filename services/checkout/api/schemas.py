@@ -280,6 +280,8 @@ class ExpansionQuoteSchema(ma.Schema):
 
 class EntitlementAddOnSchema(SubscriptionAddOnSchema):
     trial = ma.fields.Boolean(metadata={"description": "Granted by an active trial"})
+    seat_holders = ma.fields.List(ma.fields.Integer(), metadata={
+        "description": "Users holding a seat: an add-on trial's, kept when the add-on is bought"})
 
 
 class ActiveTrialSchema(ma.Schema):

@@ -11,7 +11,7 @@ from services.checkout.adapters.models import Membership, Namespace, Order, Subs
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access, expansions
-from services.checkout.usecases.trial_events import active_trials
+from services.checkout.usecases.trial_events import active_trials, converted_seat_holders
 from services.checkout.usecases.views import paid_by_view, subscription_view
 from services.common.auth import Principal
 from services.common.errors import NotFound
@@ -43,14 +43,17 @@ def get_entitlements(app: Checkout, uow: ServiceUnitOfWork, principal: Principal
         sub = active_subscription(uow, namespace_id)
         trials = active_trials(uow, namespace_id)
         plan = namespace.plan
-        addons: list[dict[str, Any]] = [{"sku": a.sku, "seats": a.seats, "trial": False}
+        holders = converted_seat_holders(uow, namespace_id)
+        addons: list[dict[str, Any]] = [{"sku": a.sku, "seats": a.seats, "trial": False,
+                                         "seat_holders": holders.get(a.sku, [])}
                                         for a in sub.addons] if sub else []
         ranks = {p.id: p.rank for p in app.catalog.plans.values()}
         for trial in trials:
             if trial.grants_plan in ranks and ranks[trial.grants_plan] > ranks.get(plan, 0):
                 plan = trial.grants_plan
             if trial.grants_addon and all(a["sku"] != trial.grants_addon for a in addons):
-                addons.append({"sku": trial.grants_addon, "seats": trial.seats or 0, "trial": True})
+                addons.append({"sku": trial.grants_addon, "seats": trial.seats or 0, "trial": True,
+                               "seat_holders": [trial.seat_holder] if trial.seat_holder else []})
         today = uow.now.date()
         held = expansions.holdings(uow.session, namespace.id, today)
         return {

@@ -299,7 +299,9 @@ def convert_on_purchase(app: Trials, uow: ServiceUnitOfWork,
                             Trial.status == "active")
         .values(status="converted", ended_at=uow.now).returning(Trial.id)).scalars().all()
     for trial in uow.session.scalars(select(Trial).where(Trial.id.in_(converted))):
-        uow.publish("trial.converted", _event(app, trial, uow.now,
+        # An add-on trial's seat holder (who started it) keeps the seat in the bought add-on.
+        holder = trial.started_by if app.rules.kinds[trial.kind].grants_addon else None
+        uow.publish("trial.converted", _event(app, trial, uow.now, seat_holder=holder,
                                               subscription_id=payload.get("subscription_id")))
         uow.track(Step.TRIAL_CONVERTED, user_id=trial.started_by, namespace_id=namespace_id,
                   kind=trial.kind, plan_before=trial.plan_before, experiments=trial.experiments)
