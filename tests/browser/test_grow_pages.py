@@ -82,6 +82,11 @@ def test_add_seats_from_the_namespace_picker_with_the_saved_card(page: Page, che
     heading(page).to_have_text("Add 3 seats to globex's Premium")
     expect(page.locator("#quote-total")).to_have_text("Total today: $185.92")
     expect(page.locator("#quote-after")).to_have_text("Afterwards: 8 seats on Premium.")
+    page.get_by_label("Discount code").fill("SMB2026")  # for a first Premium purchase only
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#discount_code-error")).not_to_be_empty()
+    expect(page.locator("#discount_code-error")).not_to_have_class(re.compile(r"\bok\b"))
+    expect(page.locator("#quote-total")).to_have_text("Total today: $185.92")
     expect(buy_button(page)).to_have_text("Pay $185.92")
     buy_button(page).click()
 
