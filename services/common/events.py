@@ -53,6 +53,7 @@ class OrderCompleted(TypedDict):
     upgrade_from: NotRequired[str]
     kind: NotRequired[str]  # purchase, upgrade or expansion
     heading: NotRequired[str | None]  # an expansion's "Add 3 seats to globex's Premium"
+    renewal: NotRequired[dict[str, Any] | None]  # an expansion's: the next renewal's new quote
 
 
 class SubscriptionChanged(TypedDict):

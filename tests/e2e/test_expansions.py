@@ -91,6 +91,7 @@ def test_add_seats_then_duo_pro_then_more_duo_seats(stripe_app: Flask, buyer: Bu
     assert added.json["order"]["kind"] == "expansion" and added.json["subscription"]["seats"] == 8
     text = assert_amount_truth(stripe_app, localstripe, seats, added.json)
     assert "renews with your subscription" in text
+    assert f"now costs {money(8 * 34800, 'usd')}" in text  # the receipt states the renewal's new price
     # Entitlements rise at once, and so does the renewal's price.
     assert buyer.get(f"/namespaces/{ACME}/entitlements").json["seats"] == 8
     renewal = buyer.get(f"/namespaces/{ACME}/subscription/renewal").json["quote"]

@@ -223,6 +223,8 @@ class Order(Base):
     expands_subscription_id: Mapped[int | None] = mapped_column(
         ForeignKey("subscriptions.id", use_alter=True, name="fk_orders_expands_subscription_id"))
     heading: Mapped[str | None] = mapped_column(String(300))  # what an expansion buys, in words
+    # The next renewal's quote as an expansion's receipt states it (a statement, like a reminder's).
+    renewal_quote: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Subscription(Base):

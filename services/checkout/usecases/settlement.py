@@ -31,7 +31,10 @@ from services.checkout.domain import orders
 from services.checkout.domain.orders import CLOSED, OrderStatus
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
+from services.checkout.domain.renewal import renewal_quote
 from services.checkout.usecases import discounts
+from services.checkout.usecases.access import billable_members
+from services.checkout.usecases.renewals import term_of
 from services.checkout.usecases.views import order_view, subscription_view
 from services.common import events
 from services.common.errors import Conflict, DomainError, PaymentFailed, not_found
@@ -266,13 +269,18 @@ def _complete_expansion(app: Checkout, uow: ServiceUnitOfWork, order: Order,
     if sub is not None and order.expands_subscription_id:
         sub.updated_at = uow.now
         order.subscription_id = sub.id
+        uow.session.flush()
+        # The receipt states what the renewal now costs, as a reminder would: the
+        # renewal charges it and names anything that changes it later.
+        order.renewal_quote = renewal_quote(app.catalog, term_of(sub),
+                                            billable_members(uow.session, sub.namespace_id)).snapshot()
     order.completed_at = uow.now
     order.failure_code = order.failure_message = None
     uow.session.flush()
     receipt: events.OrderCompleted = {
         **order_view(order), **_recipient(uow, order), "order_id": order.id, "user_id": order.user_id,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
-        "card": _card(uow, order)}
+        "card": _card(uow, order), "renewal": order.renewal_quote}
     expanded = None
     if sub is not None and order.expands_subscription_id:
         grown: events.SubscriptionExpanded = {

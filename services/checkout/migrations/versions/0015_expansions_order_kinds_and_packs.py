@@ -20,6 +20,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('kind', sa.String(length=16), server_default='purchase', nullable=False))
         batch_op.add_column(sa.Column('expands_subscription_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
         batch_op.add_column(sa.Column('heading', sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column('renewal_quote', sa.JSON(), nullable=True))
         batch_op.create_foreign_key('fk_orders_expands_subscription_id', 'subscriptions',
                                     ['expands_subscription_id'], ['id'])
     # Orders before this revision bought a first subscription or upgraded one.
@@ -54,6 +55,7 @@ def downgrade() -> None:
         batch_op.drop_column('storage_packs')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_constraint('fk_orders_expands_subscription_id', type_='foreignkey')
+        batch_op.drop_column('renewal_quote')
         batch_op.drop_column('heading')
         batch_op.drop_column('expands_subscription_id')
         batch_op.drop_column('kind')
