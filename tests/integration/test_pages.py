@@ -221,15 +221,16 @@ def test_an_order_page_for_a_bad_or_unknown_id_is_a_404_page(client: FlaskClient
     assert_page(signed_in(client).get(f"/checkout/orders/{order_id}"), 404, "Order not found")
 
 
-def _completed_order(app: Flask, plan: str) -> int:
+def _completed_order(app: Flask, plan: str, **fields: Any) -> int:
     with Session(app.extensions["checkout"].ctx.engine) as s:
         account = s.scalars(select(BillingAccount)).first()
         assert account is not None
-        order = Order(billing_account_id=account.id, namespace_id=GLOBEX, user_id=ALICE, plan=plan, seats=5,
-                      currency="usd", subtotal=100000, total=100000,
-                      lines=[{"description": "Gold plan, 5 seats, 12 months", "amount": 100000}],
-                      catalog_version="2020-01", term_start=date(2026, 11, 21), term_end=date(2027, 11, 21),
-                      status="completed", created_at=SystemClock().now(), completed_at=SystemClock().now())
+        order = Order(**{"billing_account_id": account.id, "namespace_id": GLOBEX, "user_id": ALICE, "plan": plan,
+                         "seats": 5, "currency": "usd", "subtotal": 100000, "total": 100000,
+                         "lines": [{"description": "Gold plan, 5 seats, 12 months", "amount": 100000}],
+                         "catalog_version": "2020-01", "term_start": date(2026, 11, 21),
+                         "term_end": date(2027, 11, 21), "status": "completed", "created_at": SystemClock().now(),
+                         "completed_at": SystemClock().now(), **fields})
         s.add(order)
         s.commit()
         return order.id
@@ -248,6 +249,30 @@ def test_the_order_page_names_a_plan_in_the_catalog(app: Flask, client: FlaskCli
     order_id = _completed_order(app, "premium")
     assert_page(signed_in(client).get(f"/checkout/orders/{order_id}"), 200,
                 "Thank you! globex is on Premium.")
+
+
+@pytest.mark.parametrize("line,mode", [
+    ({"sku": "premium_seats", "kind": "seats"}, "mode=add-seats"),
+    ({"sku": "duo_pro", "kind": "addon"}, "mode=add-duo&sku=duo_pro"),
+    ({"sku": "storage", "kind": "pack"}, "mode=buy-packs"),
+])
+def test_an_expansion_not_completed_is_tried_again_in_its_mode(app: Flask, client: FlaskClient,
+                                                               line: dict[str, str], mode: str) -> None:
+    order_id = _completed_order(app, "premium", kind="expansion", status="failed", completed_at=None,
+                                heading="Add 3 seats to globex's Premium",
+                                lines=[{**line, "description": "3 more", "amount": 100000}])
+    response = signed_in(client).get(f"/checkout/orders/{order_id}")
+    assert_page(response, 200, "This order was not completed")
+    assert f'href="/checkout?namespace_id={GLOBEX}&{mode}">Try again' in html.unescape(response.get_data(as_text=True))
+
+
+def test_a_completed_expansion_says_what_was_bought(app: Flask, client: FlaskClient) -> None:
+    order_id = _completed_order(app, "premium", kind="expansion", heading="Add 3 seats to globex's Premium",
+                                lines=[{"sku": "premium_seats", "kind": "seats", "description": "3 more",
+                                        "amount": 100000}])
+    assert_page(signed_in(client).get(f"/checkout/orders/{order_id}"), 200,
+                "Thank you! Your order for globex is complete.", "Add 3 seats to globex's Premium: done.",
+                "Add seats", "Add GitLab Duo")
 
 
 # --- sessions that ended, and errors --------------------------------------------------------------

@@ -102,7 +102,7 @@ def order_page(principal: Principal, order_id: str) -> str:
                            retry_url=retry_url(order))
 
 
-# The mode that buys an expansion order's line again (its line kinds: settlement.py).
+# The mode that buys an expansion order's line again (its line kinds: domain/expansions.py).
 MODE_OF_LINE = {"seats": "add-seats", "addon": "add-duo", "pack": "buy-packs"}
 
 
