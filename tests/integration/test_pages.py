@@ -164,11 +164,15 @@ def test_a_namespace_id_that_is_not_an_id_is_a_404_page(client: FlaskClient, raw
 
 # --- growing a namespace: add seats, add Duo, buy packs ----------------------------------------
 def test_the_add_seats_page_opens_with_a_quote_and_the_billing_form_without_a_saved_card(
-        client: FlaskClient) -> None:
-    response = signed_in(client).get(f"/checkout?namespace_id={GLOBEX}&mode=add-seats")
+        app: Flask, client: FlaskClient) -> None:
+    signed_in(client).get("/checkout")  # warm: the person's variations are cached after a first request
+    url = f"/checkout?namespace_id={GLOBEX}&mode=add-seats"
+    response, transactions, _ = _transactions(app, client, url)
     assert_page(response, 200, "Add 1 seat to globex's Premium", "globex is on Premium with 5 seats today.",
                 "Premium, 1 more seats, 65 of 365 days", "$61.97", "Pay $61.97", "Billing details")
     assert "Pay with" not in response.get_data(as_text=True)
+    assert transactions == 2  # the page's facts, then its quote (with the funnel's steps)
+    assert funnel_steps(app) == [("expansion_chosen", GLOBEX), ("expansion_quoted", GLOBEX)]
 
 
 @pytest.mark.parametrize("exp_year,exp_month,offered", [(2026, 11, True), (2026, 10, False)])
