@@ -9,7 +9,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import DiscountCampaign, DiscountCode, Order
-from tests.browser.helpers import Site, buy_button, count, enter_card, funnel_steps, payment_intents
+from tests.browser.helpers import (
+    Site,
+    buy_button,
+    count,
+    enter_card,
+    funnel_steps,
+    pay_with_3d_secure,
+    payment_intents,
+)
 from tests.support import LocalStripe
 
 ACME = 100
@@ -83,11 +91,7 @@ def test_a_declined_card_then_another_card_keeps_the_form(page: Page, checkout_s
 
 def test_a_card_that_needs_3d_secure(page: Page, checkout_site: Site) -> None:
     open_checkout(page, checkout_site)
-    enter_card(page, "4000002500003155")
-    buy_button(page).click()
-    # localstripe's stand-in for the bank's dialog: once to save the card, once to pay.
-    for _ in range(2):
-        page.get_by_role("button", name="Complete authentication").click()
+    pay_with_3d_secure(page)
     expect_order_page(page, "Thank you! acme is on Premium.", "$696.00")
     assert "three_ds_required" in funnel_steps(checkout_site.app)
 

@@ -21,6 +21,7 @@ from tests.browser.helpers import (
     count,
     enter_card,
     funnel_steps,
+    pay_with_3d_secure,
     payment_intents,
     save_card,
 )
@@ -173,11 +174,7 @@ def test_more_seats_for_an_add_on_held_with_3d_secure(page: Page, checkout_site:
     expect(page.locator(".lead")).to_have_text("globex is on Premium with 5 seats, GitLab Duo Pro for 2 today.")
     page.get_by_label("Add-on seats to add").fill("2")
     expect(page.locator("#quote-after")).to_have_text("Afterwards: GitLab Duo Pro for 4 of 5 seats.")
-    enter_card(page, "4000002500003155")
-    buy_button(page).click()
-    # localstripe's stand-in for the bank's dialog: once to save the card, once to pay.
-    for _ in range(2):
-        page.get_by_role("button", name="Complete authentication").click()
+    pay_with_3d_secure(page)
     expect_expansion_done(page, "Add 2 seats to globex's GitLab Duo Pro", "$81.21")
     assert "three_ds_required" in funnel_steps(checkout_site.app)
     assert orders_completed(checkout_site) == 1
