@@ -15,7 +15,8 @@
   const growing = form.dataset.mode !== "buy";
   const COUNT = growing ? "quantity" : "seats";  // the field for how many
   const countInput = $(COUNT);
-  const PATHS = growing ? {quote: "/expansions/quote", buy: "/expansions"} : {quote: "/quotes", buy: "/purchases"};
+  const PATHS = growing ? {quote: "/expansions/quote", buy: "/expansions"}
+    : {quote: "/quotes", buy: "/purchases"};
   const pageData = growing ? JSON.parse($("page-data").textContent) : null;
   const codeInput = $("discount_code");
   const buyButton = $("buy");
@@ -86,7 +87,9 @@
     .format(new Date(iso + "T00:00:00Z"));
 
   function selection() {
-    if (!growing) return {namespace_id: namespaceId, plan: form.elements.plan.value, seats: Number(countInput.value)};
+    if (!growing) {
+      return {namespace_id: namespaceId, plan: form.elements.plan.value, seats: Number(countInput.value)};
+    }
     const product = form.querySelector('input[name="product"]:checked');
     return {namespace_id: namespaceId, kind: product.dataset.kind, sku: product.dataset.sku || null,
             quantity: Number(countInput.value)};
