@@ -141,6 +141,16 @@ def test_the_checkout_page_is_one_transaction_and_records_plans_viewed_once(app:
     assert funnel_steps(app) == [("plans_viewed", ACME)]
 
 
+@pytest.mark.parametrize("plan,checked,total", [("ultimate", "ultimate", "$2,376.00"),
+                                                ("gold", "premium", "$696.00")])
+def test_the_checkout_page_opens_on_the_plan_asked_for(client: FlaskClient, plan: str, checked: str,
+                                                       total: str) -> None:
+    """A trial's buy link asks for its plan; a plan that can not be bought is ignored."""
+    response = signed_in(client).get(f"/checkout?namespace_id={ACME}&plan={plan}")
+    assert_page(response, 200, total)
+    assert f'value="{checked}" checked' in response.get_data(as_text=True)
+
+
 def test_a_subgroup_page_view_records_nothing(app: Flask, client: FlaskClient) -> None:
     response = signed_in(client).get(f"/checkout?namespace_id={ACME_BACKEND}")
     assert_page(response, 422, "Not a top-level namespace",
@@ -345,7 +355,7 @@ def test_the_trials_page_asks_checkout_once_per_namespace(trials_app: Flask) -> 
     # Buying what a trial gives: the upgrade for Ultimate, the add-on's checkout for Duo.
     checkout_url = trials_app.extensions["trials"].ctx.settings.checkout_pages_url
     body = html.unescape(response.get_data(as_text=True))
-    assert f'href="{checkout_url}/checkout?namespace_id={GLOBEX}"' in body
+    assert f'href="{checkout_url}/checkout?namespace_id={GLOBEX}&plan=ultimate"' in body
     assert f'href="{checkout_url}/checkout?namespace_id={GLOBEX}&mode=add-duo&sku=duo_pro"' in body
     owned = [ACME, ACME_BACKEND, GLOBEX]
     assert directory.calls == [("memberships", None)] + [("lookup", ns) for ns in owned]  # 1 + N

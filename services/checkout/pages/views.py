@@ -54,9 +54,9 @@ def checkout_page(principal: Principal) -> str:
     if mode is not None:
         return expansion_page(principal, namespace_id, mode, request.args.get("sku") or None)
     app = checkout()
-    opened = offers.open_checkout(app, request_uow(), principal, namespace_id)
+    opened = offers.open_checkout(app, request_uow(), principal, namespace_id, request.args.get("plan"))
     settings = app.settings
-    return render_template("checkout/checkout.html", offer=opened.offer, plans=opened.plans,
+    return render_template("checkout/checkout.html", offer=opened.offer, plans=opened.plans, plan=opened.plan,
                            quote=quote_view(opened.quote) if opened.quote else None,
                            account=opened.account, saved_card=opened.saved_card, catalog=app.catalog,
                            current_plan=app.catalog.plan_name(opened.offer.current_plan),

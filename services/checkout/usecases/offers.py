@@ -109,13 +109,14 @@ def checkout_offer(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, 
 class CheckoutPage:
     offer: Offer
     plans: list[Plan]  # what can be bought: the plans above the current one
-    quote: Quote | None  # the first plan's price for the offered seats; None if nothing to buy
+    plan: str | None  # the plan chosen first: the one asked for, else the first; None if nothing to buy
+    quote: Quote | None  # its price for the offered seats
     account: dict[str, str]  # the billing account to prefill (empty before the first purchase)
     saved_card: dict[str, Any] | None  # the card to offer instead of typing one (card_view)
 
 
 def open_checkout(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
-                  namespace_id: int) -> CheckoutPage:
+                  namespace_id: int, plan: str | None = None) -> CheckoutPage:
     """Everything the checkout page opens with, in one transaction. What can
     refuse (not an Owner, a subgroup, the price) is checked before anything is
     recorded: `plans_viewed` (and an experiment's exposure) only for a page shown."""
@@ -126,12 +127,13 @@ def open_checkout(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
         require_top_level(facts)
         offer = _offer(app, uow, principal, namespace, facts)
         plans = app.catalog.plans_above(offer.current_plan)
-        quote = assemble_quote(app.catalog, Selection(plans[0].id, offer.default_seats), facts,
-                               uow.now.date()) if plans else None
+        chosen = next((p.id for p in plans if p.id == plan), plans[0].id if plans else None)
+        quote = assemble_quote(app.catalog, Selection(chosen, offer.default_seats), facts,
+                               uow.now.date()) if chosen else None
         fields, card = buyer_account(uow, principal)
         _track_viewed(app, uow, principal, offer)
         uow.commit()
-        return CheckoutPage(offer, plans, quote, fields, card)
+        return CheckoutPage(offer, plans, chosen, quote, fields, card)
 
 
 def buyer_account(uow: ServiceUnitOfWork,

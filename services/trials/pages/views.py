@@ -37,9 +37,11 @@ def trials_page(principal: Principal) -> str:
 
 
 def buy_url(app: Trials, kind: str, namespace_id: int) -> str:
-    """Checkout's page that buys what the trial gives: the plan (an upgrade), or its add-on."""
+    """Checkout's page that buys what the trial gives: its plan (or the upgrade to it), or its add-on."""
     query: dict[str, str | int] = {"namespace_id": namespace_id}
-    addon = app.rules.kinds[kind].grants_addon
-    if addon:
-        query |= {"mode": "add-duo", "sku": addon}
+    trial = app.rules.kinds[kind]
+    if trial.grants_addon:
+        query |= {"mode": "add-duo", "sku": trial.grants_addon}
+    elif trial.grants_plan:
+        query |= {"plan": trial.grants_plan}
     return f"{app.ctx.settings.checkout_pages_url}/checkout?{urlencode(query)}"
