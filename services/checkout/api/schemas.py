@@ -230,14 +230,10 @@ class ExpansionSchema(StrictSchema):
         "description": "Seats to add; packs of 1,000 compute minutes or 10 GiB (the catalog's "
                        "max_seats and packs' max_quantity are the limits sold)"})
     sku = ma.fields.String(load_default=None, allow_none=True, validate=validate.OneOf(ADDON_SKUS),
-                           metadata={"description": "The add-on, required for kind addon only"})
+                           metadata={"description": "The add-on, required for kind addon only "
+                                                    "(else 422 validation_failed, after authentication)"})
     discount_code = ma.fields.String(load_default=None, allow_none=True,
                                      validate=validate.Length(max=64))
-
-    @ma.validates_schema
-    def _sku_for_addons(self, data: dict[str, Any], **_: Any) -> None:
-        if (data.get("kind") == "addon") != (data.get("sku") is not None):
-            raise ma.ValidationError("Required for kind addon, and only for it.", "sku")
 
 
 class ExpansionRequestSchema(ExpansionSchema):

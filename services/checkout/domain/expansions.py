@@ -104,6 +104,10 @@ def price_expansion(catalog: Catalog, expansion: Expansion, namespace: Namespace
                     holdings: Holdings, today: date,
                     discount: AppliedDiscount | None = None) -> ExpansionQuote:
     """Check the rules and price `expansion` for `namespace` on `today`."""
+    if (expansion.kind is Kind.ADDON) != (expansion.sku is not None):
+        raise Invalid("validation_failed", "The request body or parameters are invalid",
+                      "Some fields are missing or invalid; see 'errors'.",
+                      errors={"json": {"sku": ["Required for kind addon, and only for it."]}})
     require_top_level(namespace)
     current = namespace.current
     seats = current.seats if current else 0

@@ -29,9 +29,9 @@ from services.checkout.adapters.models import (
 from services.checkout.adapters.payments import ChargeResult
 from services.checkout.domain import orders
 from services.checkout.domain.orders import CLOSED, OrderStatus
+from services.checkout.domain.renewal import renewal_quote
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
-from services.checkout.domain.renewal import renewal_quote
 from services.checkout.usecases import discounts
 from services.checkout.usecases.access import billable_members
 from services.checkout.usecases.renewals import term_of
