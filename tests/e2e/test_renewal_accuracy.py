@@ -120,7 +120,7 @@ def test_a_year_of_renewals_charges_what_the_reminders_said(backend: str, checko
     with Session(app.ctx.engine) as s:
         expanded = {sub_id for sub_id, in s.execute(select(Order.subscription_id).where(
             Order.kind == "expansion", Order.status == "completed"))}
-        namespace_of = dict(s.execute(select(Subscription.id, Subscription.namespace_id)).tuples())
+        namespace_of = {sid: ns for sid, ns in s.execute(select(Subscription.id, Subscription.namespace_id))}
         team_grew = {user for users in growth.values() for user in users}
         for r in s.scalars(select(Renewal).where(Renewal.status.in_(("succeeded", "failed", "retrying")))):
             # What the owner was told last: the last reminder, or an expansion's receipt after it.
