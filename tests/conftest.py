@@ -215,7 +215,8 @@ def checkout_server(app: Flask) -> Iterator[LiveServer]:
 
 def trials_settings(db_url: str, checkout_url: str) -> Settings:
     settings = make_settings("trials", db_url)
-    return settings.with_overrides(service_urls={**settings.service_urls, "checkout": checkout_url})
+    return settings.with_overrides(service_urls={**settings.service_urls, "checkout": checkout_url},
+                                   checkout_pages_url=checkout_url)
 
 
 @pytest.fixture

@@ -15,7 +15,17 @@ from services.checkout.adapters.models import (
 )
 from services.checkout.adapters.payments import PaymentGateway, StripeGateway
 from services.checkout.adapters.ratelimit import AttemptLimiter
-from services.checkout.api import admin, billing, catalog, directory, namespaces, purchases, quotes, webhooks
+from services.checkout.api import (
+    admin,
+    billing,
+    catalog,
+    directory,
+    expansions,
+    namespaces,
+    purchases,
+    quotes,
+    webhooks,
+)
 from services.checkout.config import CheckoutSettings
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.offers import OfferRules
@@ -59,7 +69,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     checkout = build_checkout(settings or CheckoutSettings.from_env(), clock, payments)
     app = create_service_app(
         checkout.ctx, title="Checkout", description=__doc__ or "",
-        blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, namespaces.blp,
+        blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, expansions.blp, namespaces.blp,
                     webhooks.blp, admin.blp, directory.blp,
                     events_blueprint(InboxEvent, trial_events.HANDLERS, owners("checkout"))],
         readiness_checks=[_stripe_reachable(checkout.payments)],

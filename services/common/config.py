@@ -115,6 +115,9 @@ class Settings:
     sweep_retry_max_seconds: float = 3600.0
     service_urls: Mapping[str, str] = field(default_factory=lambda: {
         name: f"http://127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()})
+    # Where a browser opens checkout's pages (the trials page links there to buy):
+    # its public address, which service_urls["checkout"] (the cluster's) is not in production.
+    checkout_pages_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['checkout']}"
 
     @property
     def is_production(self) -> bool:
@@ -131,6 +134,8 @@ class Settings:
         if not database_url:
             database_url = f"sqlite:///{var_dir(env) / (service + '.db')}"
         stripe_base = env.get("STRIPE_API_BASE", local_url("localstripe", env))
+        service_urls = {name: env.get(f"{name.upper()}_URL") or local_url(name, env)
+                        for name in DEFAULT_PORTS}
         settings = cls(
             service=service,
             database_url=normalise_database_url(database_url),
@@ -164,8 +169,8 @@ class Settings:
             ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
             sweep_retry_seconds=float(env.get("SWEEP_RETRY_SECONDS", "60")),
             sweep_retry_max_seconds=float(env.get("SWEEP_RETRY_MAX_SECONDS", "3600")),
-            service_urls={name: env.get(f"{name.upper()}_URL") or local_url(name, env)
-                          for name in DEFAULT_PORTS},
+            service_urls=service_urls,
+            checkout_pages_url=env.get("CHECKOUT_PAGES_URL") or service_urls["checkout"],
         )
         settings.check()
         return settings

@@ -55,6 +55,8 @@ class OrderCompleted(TypedDict):
     kind: NotRequired[str]
     # {experiment key: variation index} the buyer was in when the order completed.
     variations: NotRequired[dict[str, int]]
+    heading: NotRequired[str | None]  # an expansion's "Add 3 seats to globex's Premium"
+    renewal: NotRequired[dict[str, Any] | None]  # an expansion's: the next renewal's new quote
 
 
 class SubscriptionChanged(TypedDict):
@@ -67,6 +69,18 @@ class SubscriptionChanged(TypedDict):
     addons: list[dict[str, Any]]
     features: list[str]
     plan_before: NotRequired[str]
+
+
+class Added(TypedDict):
+    kind: str  # seats, addon or pack
+    sku: str
+    quantity: int
+
+
+class SubscriptionExpanded(SubscriptionChanged):
+    """subscription.expanded: seats, an add-on or storage added mid-term."""
+    order_id: int
+    added: list[Added]
 
 
 class SubscriptionNotice(TypedDict):
@@ -149,6 +163,7 @@ CONTRACTS: dict[str, type] = {
     "order.completed": OrderCompleted,
     "subscription.created": SubscriptionChanged,
     "subscription.upgraded": SubscriptionChanged,
+    "subscription.expanded": SubscriptionExpanded,
     "subscription.renewal_upcoming": RenewalUpcoming,
     "subscription.renewed": SubscriptionRenewed,
     "subscription.renewal_failed": RenewalFailed,

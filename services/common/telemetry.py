@@ -39,6 +39,10 @@ class Step(enum.StrEnum):
     THREE_DS_REQUIRED = "three_ds_required"
     PURCHASE_COMPLETED = "purchase_completed"
     PURCHASE_FAILED = "purchase_failed"
+    # Existing customers growing: purchased and failed are purchase_* with kind "expansion".
+    EXPANSION_CHOSEN = "expansion_chosen"
+    EXPANSION_QUOTED = "expansion_quoted"
+    EXPANSION_REFUSED = "expansion_refused"
     TRIAL_ELIGIBILITY_CHECKED = "trial_eligibility_checked"
     TRIAL_STARTED = "trial_started"
     TRIAL_CONVERTED = "trial_converted"

@@ -78,6 +78,12 @@ def viewport() -> dict[str, int]:
 
 
 @pytest.fixture
+def phone(viewport: dict[str, int]) -> None:
+    """A phone-sized screen: 375 px wide."""
+    viewport.update(width=375, height=740)
+
+
+@pytest.fixture
 def page(browser: Browser, viewport: dict[str, int], request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context(viewport=viewport)
     context.set_default_timeout(10_000)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import BillingAccount, FunnelEventRow
+from tests.e2e.helpers import Buyer
 from tests.support import LocalStripe
 
 
@@ -42,8 +43,26 @@ def enter_card(page: Page, number: str) -> None:
         card.get_by_placeholder(field, exact=True).fill(value)
 
 
+def pay_with_3d_secure(page: Page) -> None:
+    """Pay with a new card that asks for 3-D Secure, and pass localstripe's stand-in for
+    the bank's dialog twice: once to save the card, once to pay."""
+    enter_card(page, "4000002500003155")
+    buy_button(page).click()
+    for _ in range(2):
+        page.get_by_role("button", name="Complete authentication").click()
+
+
 def buy_button(page: Page) -> Locator:
-    return page.get_by_role("button", name="Buy", exact=True)
+    """The Buy button: it reads "Pay <the quote's total>"."""
+    return page.locator("#buy")
+
+
+def save_card(site: Site, localstripe: LocalStripe, number: str = "4242424242424242", user_id: int = 1) -> None:
+    """A returning buyer: a billing account with a saved card, made through the API."""
+    buyer = Buyer(site.app.test_client(), localstripe.url, user_id)
+    buyer.save_account()
+    _, recorded = buyer.add_card(number)
+    assert recorded.status_code == 201, recorded.json
 
 
 def funnel_steps(app: Flask) -> list[str]:

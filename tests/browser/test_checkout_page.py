@@ -9,7 +9,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import DiscountCampaign, DiscountCode, Order
-from tests.browser.helpers import Site, buy_button, count, enter_card, funnel_steps, payment_intents
+from tests.browser.helpers import (
+    Site,
+    buy_button,
+    count,
+    enter_card,
+    funnel_steps,
+    pay_with_3d_secure,
+    payment_intents,
+)
 from tests.support import LocalStripe
 
 ACME = 100
@@ -83,11 +91,7 @@ def test_a_declined_card_then_another_card_keeps_the_form(page: Page, checkout_s
 
 def test_a_card_that_needs_3d_secure(page: Page, checkout_site: Site) -> None:
     open_checkout(page, checkout_site)
-    enter_card(page, "4000002500003155")
-    buy_button(page).click()
-    # localstripe's stand-in for the bank's dialog: once to save the card, once to pay.
-    for _ in range(2):
-        page.get_by_role("button", name="Complete authentication").click()
+    pay_with_3d_secure(page)
     expect_order_page(page, "Thank you! acme is on Premium.", "$696.00")
     assert "three_ds_required" in funnel_steps(checkout_site.app)
 
@@ -162,18 +166,13 @@ def test_a_lost_answer_is_retried_with_the_same_key(page: Page, checkout_site: S
     open_checkout(page, checkout_site)
     enter_card(page, "4242424242424242")
     buy_button(page).click()
-    expect(page.locator("#form-error")).to_contain_text("Press Buy again")
+    expect(page.locator("#form-error")).to_contain_text("Press Pay again")
     buy_button(page).click()
 
     expect_order_page(page, "Thank you! acme is on Premium.", "$696.00")
     assert len(keys) == 2 and keys[0] == keys[1]
     assert count(checkout_site.app, Order) == 1
     assert len(payment_intents(checkout_site.app, localstripe)) == 1
-
-
-@pytest.fixture
-def phone(viewport: dict[str, int]) -> None:
-    viewport.update(width=375, height=740)
 
 
 @pytest.mark.flags({"smb-discount-prompt": 1})

@@ -21,6 +21,9 @@ def test_an_owner_starts_an_ultimate_trial_on_a_premium_namespace(page: Page, tr
     expect(ultimate).to_contain_text("Free for 60 days.")
     ultimate.get_by_role("button", name="Start the Ultimate trial").click()
     expect(ultimate).to_contain_text("Active: 60 days left, ends January 20, 2027.")
+    checkout = trials_site.app.extensions["trials"].ctx.settings.checkout_pages_url
+    expect(ultimate.get_by_role("link", name="Buy Ultimate")).to_have_attribute(  # the upgrade, as before
+        "href", f"{checkout}/checkout?namespace_id=200&plan=ultimate")
     upsell = globex.locator(".upsell")
     expect(upsell).to_contain_text("Try GitLab Duo Pro free for 60 days alongside your Ultimate trial.")
 

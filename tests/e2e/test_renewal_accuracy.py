@@ -1,6 +1,8 @@
 """A year of 1,000 subscriptions, day by day, against localstripe: every
 reminder's stated amount must equal what the renewal then charges, unless the
-renewal names what changed in between. Prints the figure."""
+renewal names what changed in between. Some subscriptions grow mid-term (seats,
+a Duo add-on, storage) through the real expansion purchase: its receipt states
+the renewal's new price, and the renewal charges exactly that. Prints the figure."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -20,16 +23,21 @@ from services.checkout.adapters.models import (
     Namespace,
     Order,
     Renewal,
-    RenewalNotice,
     Subscription,
     SubscriptionAddOn,
     User,
 )
+from services.checkout.api.purchases import settled_response
 from services.checkout.app import create_app
+from services.checkout.domain.expansions import Expansion, Kind
 from services.checkout.domain.pricing import add_months
 from services.checkout.seed import seed
-from services.checkout.usecases import renewals
+from services.checkout.usecases import idempotency, purchases, renewals
+from services.checkout.usecases.expansions import ExpansionRequest
+from services.checkout.usecases.settlement import PurchaseRefused
+from services.common.auth import Principal
 from services.common.clock import FixedClock
+from services.common.errors import DomainError
 from tests.conftest import make_settings
 from tests.e2e.helpers import provision_buyers
 from tests.support import LocalStripe
@@ -62,6 +70,7 @@ def test_a_year_of_renewals_charges_what_the_reminders_said(backend: str, checko
     failing = provision_buyers(stripe_app, localstripe.url, COUNT - len(good), first_id=20_000,
                                card="4000000000000341")
     growth: dict[date, list[int]] = {}
+    expansions_due: dict[date, list[tuple[int, Expansion]]] = {}
     with Session(app.ctx.engine) as s:
         for user in good + failing:
             plan = rng.choice(["premium", "premium", "ultimate"])
@@ -83,8 +92,15 @@ def test_a_year_of_renewals_charges_what_the_reminders_said(backend: str, checko
                 s.add(SubscriptionAddOn(subscription_id=sub.id, sku="duo_pro", seats=rng.randint(1, seats)))
             if rng.random() < 0.25:  # the team grows past its seats some time before renewal
                 growth.setdefault(end - timedelta(days=rng.randint(1, 100)), []).append(user)
+            if rng.random() < 0.3 and end > today + timedelta(days=2):  # the owner buys more mid-term
+                kind = rng.choice([Kind.SEATS, Kind.SEATS, Kind.ADDON, Kind.STORAGE])
+                sku = ("duo_enterprise" if plan == "ultimate" and rng.random() < 0.5 else "duo_pro") \
+                    if kind is Kind.ADDON else None
+                on = today + timedelta(days=rng.randint(1, (end - today).days - 1))
+                expansions_due.setdefault(on, []).append((user, Expansion(kind, rng.randint(1, 3), sku)))
         s.commit()
     next_user = 90_000
+    grown: Counter[str] = Counter()
     for day in range(367):
         now = today + timedelta(days=day)
         clock.set(datetime(now.year, now.month, now.day, 0, 10, tzinfo=UTC))
@@ -96,14 +112,24 @@ def test_a_year_of_renewals_charges_what_the_reminders_said(backend: str, checko
                     s.add(Membership(namespace_id=user, user_id=next_user, role="developer", billable=True))
                     next_user += 1
             s.commit()
+        for user, expansion in expansions_due.get(now, []):
+            grown[_expand(app, user, expansion)] += 1
         renewals.run_all(app, app.ctx.uow, app.renewal_rules)
 
     tally: Counter[str] = Counter()
     with Session(app.ctx.engine) as s:
-        stated = {(n.subscription_id, n.renewal_date): n.quote["total"] for n in s.scalars(
-            select(RenewalNotice).order_by(RenewalNotice.days_before.desc()))}  # the last reminder wins
+        expanded = {sub_id for sub_id, in s.execute(select(Order.subscription_id).where(
+            Order.kind == "expansion", Order.status == "completed"))}
+        namespace_of = {sid: ns for sid, ns in s.execute(select(Subscription.id, Subscription.namespace_id))}
+        team_grew = {user for users in growth.values() for user in users}
         for r in s.scalars(select(Renewal).where(Renewal.status.in_(("succeeded", "failed", "retrying")))):
-            said = stated.get((r.subscription_id, r.renewal_date))
+            # What the owner was told last: the last reminder, or an expansion's receipt after it.
+            statement = renewals.last_statement(s, r.subscription_id, r.renewal_date)
+            said = statement["total"] if statement else None
+            if r.subscription_id in expanded and namespace_of[r.subscription_id] not in team_grew:
+                tally["(grew mid-term)"] += 1
+                if said == r.amount:
+                    tally["(grew mid-term, charged exactly the stated amount)"] += 1
             if said is None:
                 tally["no reminder (renewal date within days of the start)"] += 1
             elif said == r.amount:
@@ -116,10 +142,28 @@ def test_a_year_of_renewals_charges_what_the_reminders_said(backend: str, checko
     print("\nrenewal accuracy over a simulated year:")
     for what, n in sorted(tally.items()):
         print(f"  {n:5d}  {what}")
+    print("expansions bought mid-term:", dict(sorted(grown.items())))
     assert tally["UNEXPLAINED DIFFERENCE"] == 0
+    assert grown["completed"] > COUNT * 0.1 and tally["(grew mid-term)"] > COUNT * 0.1
+    # Grown by an expansion (and not by new members): charged exactly what the owner was told.
+    assert tally["(grew mid-term, charged exactly the stated amount)"] == tally["(grew mid-term)"]
     assert tally["charged exactly the stated amount"] > COUNT * 0.5
     # Every auto-renewing subscription (about 90%) was renewed or tried.
     assert sum(n for k, n in tally.items() if not k.startswith("renewal ")) >= COUNT * 0.85
     assert tally["differed, and the receipt names the change"] > 0
     assert tally["renewal failed"] > 0 and tally["renewal succeeded"] > COUNT * 0.6
     app.ctx.close()
+
+
+def _expand(app: Any, user: int, expansion: Expansion) -> str:
+    """The owner buys through the real use case (key, lock, charge, settle): its outcome."""
+    request = ExpansionRequest(user, expansion)
+    try:
+        result = purchases.purchase(app, app.ctx.uow, Principal(user, f"owner{user}@test"), request,
+                                    f"grow-{user}-{expansion.kind}", f"{user}-{expansion}", settled_response)
+    except DomainError as refused:
+        return refused.code  # e.g. more Duo seats than the subscription has
+    if isinstance(result, PurchaseRefused):
+        return result.error.code  # the failing cards decline
+    assert not isinstance(result, idempotency.Replay)
+    return str(result.status)

@@ -214,3 +214,25 @@ def test_other_experiments_do_not_leak_in(writer: EventWriter, store: Engine) ->
     writer.save()
     report = analyse(store, user_metrics(), fifty_fifty())
     assert report.exposed_units == 1 and reached(report, 0) == [0, 0, 0]
+
+
+def test_duo_pro_upsell_counts_duo_pro_purchases_not_ultimate_upgrades(writer: EventWriter, store: Engine) -> None:
+    """Its "Purchased" step is a purchase that bought Duo Pro (checkout's `duo_pro` property)."""
+    from experiments.metrics import load_metrics
+
+    metrics = load_metrics()["duo-pro-upsell"]
+    assert metrics.steps[-1].where == {"duo_pro": True}
+    for namespace in (20, 21, 22):
+        writer.exposure(namespace, 0, hash_attribute="namespace_id", experiment="duo-pro-upsell")
+        writer.add("trial_started", T0 + days(1), user=1, namespace=namespace, kind="duo_pro")
+    writer.add("purchase_completed", T0 + days(5), user=1, namespace=20, kind="expansion",
+               expansion="addon", sku="duo_pro", duo_pro=True)
+    writer.add("purchase_completed", T0 + days(5), user=1, namespace=21, kind="upgrade", plan="ultimate",
+               duo_pro=False)
+    writer.add("purchase_completed", T0 + days(5), user=1, namespace=22, kind="expansion",
+               expansion="seats", sku="premium_seats", duo_pro=False)
+    writer.save()
+    definition = ExperimentDefinition(key="duo-pro-upsell", name="Duo Pro upsell", status=STOPPED,
+                                      feature="duo-pro-upsell", hash_attribute="namespace_id",
+                                      coverage=1.0, variations=fifty_fifty().variations)
+    assert reached(analyse(store, metrics, definition), 0) == [3, 1]

@@ -45,6 +45,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "kind": "purchase", "variations": {"smb-discount-prompt": 1}},
     "subscription.created": SUBSCRIPTION,
     "subscription.upgraded": {**SUBSCRIPTION, "plan_before": "premium", "plan": "ultimate"},
+    "subscription.expanded": {**SUBSCRIPTION, "order_id": 43, "auto_renew": True,
+                              "added": [{"kind": "addon", "sku": "duo_pro", "quantity": 5}]},
     "subscription.renewal_upcoming": {
         "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
         "renewal_date": "2027-11-21", "days_before": 15, "auto_renew": True, "plan": "premium",

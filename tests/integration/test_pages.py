@@ -15,7 +15,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import Gone
 
-from services.checkout.adapters.models import BillingAccount, FunnelEventRow, Order
+from services.checkout.adapters.models import BillingAccount, FunnelEventRow, Order, PaymentMethod
 from services.checkout.app import create_app
 from services.common.auth import issue_token
 from services.common.clock import FixedClock, SystemClock
@@ -146,6 +146,16 @@ def test_the_checkout_page_is_one_transaction_and_records_plans_viewed_once(app:
     assert funnel_steps(app) == [("plans_viewed", ACME)]
 
 
+@pytest.mark.parametrize("plan,checked,total", [("ultimate", "ultimate", "$2,376.00"),
+                                                ("gold", "premium", "$696.00")])
+def test_the_checkout_page_opens_on_the_plan_asked_for(client: FlaskClient, plan: str, checked: str,
+                                                       total: str) -> None:
+    """A trial's buy link asks for its plan; a plan that can not be bought is ignored."""
+    response = signed_in(client).get(f"/checkout?namespace_id={ACME}&plan={plan}")
+    assert_page(response, 200, total)
+    assert f'value="{checked}" checked' in response.get_data(as_text=True)
+
+
 def test_a_subgroup_page_view_records_nothing(app: Flask, client: FlaskClient) -> None:
     response = signed_in(client).get(f"/checkout?namespace_id={ACME_BACKEND}")
     assert_page(response, 422, "Not a top-level namespace",
@@ -167,21 +177,79 @@ def test_a_namespace_id_that_is_not_an_id_is_a_404_page(client: FlaskClient, raw
     assert_page(response, 404, "Namespace not found", f"No namespace with id {shown}.")
 
 
+# --- growing a namespace: add seats, add Duo, buy packs ----------------------------------------
+def test_the_add_seats_page_opens_with_a_quote_and_the_billing_form_without_a_saved_card(
+        app: Flask, client: FlaskClient) -> None:
+    signed_in(client).get("/checkout")  # warm: the person's variations are cached after a first request
+    url = f"/checkout?namespace_id={GLOBEX}&mode=add-seats"
+    response, transactions, _ = _transactions(app, client, url)
+    assert_page(response, 200, "Add 1 seat to globex's Premium", "globex is on Premium with 5 seats today.",
+                "Premium, 1 more seats, 65 of 365 days", "$61.97", "Pay $61.97", "Billing details")
+    assert "Pay with" not in response.get_data(as_text=True)
+    assert transactions == 2  # the page's facts, then its quote (with the funnel's steps)
+    assert funnel_steps(app) == [("expansion_chosen", GLOBEX), ("expansion_quoted", GLOBEX)]
+
+
+@pytest.mark.parametrize("exp_year,exp_month,offered", [(2026, 11, True), (2026, 10, False)])
+def test_the_default_card_is_offered_until_it_expires(app: Flask, client: FlaskClient, exp_year: int,
+                                                      exp_month: int, offered: bool) -> None:
+    """A card is valid through its expiry month (the tests' clock: November 21, 2026)."""
+    with Session(app.extensions["checkout"].ctx.engine) as s:
+        account = s.scalars(select(BillingAccount)).one()
+        s.add(PaymentMethod(billing_account_id=account.id, stripe_payment_method_id="pm_test", brand="visa",
+                            last4="4242", exp_month=exp_month, exp_year=exp_year, is_default=True,
+                            created_at=SystemClock().now()))
+        s.commit()
+    for url in (f"/checkout?namespace_id={ACME}", f"/checkout?namespace_id={GLOBEX}&mode=add-seats"):
+        body = " ".join(html.unescape(signed_in(client).get(url).get_data(as_text=True)).split())
+        saved = f"Your saved Visa card ending in 4242, expires {exp_month:02d}/{exp_year}"
+        assert (saved in body) is offered
+        assert ('<fieldset class="billing" hidden>' in body) is offered
+
+
+@pytest.mark.parametrize("query,status,texts", [
+    (f"namespace_id={ACME}&mode=add-seats", 404, ("has no active subscription to add to",)),
+    (f"namespace_id={ACME}&mode=add-duo", 404, ("has no active subscription to add to",)),
+    (f"namespace_id={ACME_BACKEND}&mode=buy-packs", 422, ("Not a top-level namespace",)),
+    (f"namespace_id={GLOBEX}&mode=add-duo&sku=duo_enterprise", 422,
+     ("GitLab Duo Enterprise needs Ultimate; globex has Premium.",)),
+    (f"namespace_id={GLOBEX}&mode=add-duo&sku=gold", 422, ("Unknown add-on", "There is no add-on 'gold'.")),
+    (f"namespace_id={GLOBEX}&mode=more-everything", 404, ("No such checkout", "mode=add-seats")),
+])
+def test_a_way_to_grow_that_does_not_apply_is_a_page_that_says_why(client: FlaskClient, query: str, status: int,
+                                                                   texts: tuple[str, ...]) -> None:
+    assert_page(signed_in(client).get(f"/checkout?{query}"), status, *texts)
+
+
+def test_only_owners_get_a_page_to_grow(client: FlaskClient) -> None:
+    response = signed_in(client, BOB).get(f"/checkout?namespace_id={GLOBEX}&mode=add-seats")
+    assert_page(response, 403, "Only Owners of globex can buy for it.")
+
+
+def test_the_picker_links_a_subscriber_to_growing(client: FlaskClient) -> None:
+    body = html.unescape(signed_in(client).get("/checkout").get_data(as_text=True))
+    assert f"/checkout?namespace_id={GLOBEX}&mode=add-seats" in body
+    assert f"/checkout?namespace_id={GLOBEX}&mode=add-duo" in body
+    assert f"/checkout?namespace_id={ACME}&mode=buy-packs" in body  # Free groups buy packs too
+    assert f"/checkout?namespace_id={ACME}&mode=add-seats" not in body  # nothing to add seats to
+
+
 # --- the order page -----------------------------------------------------------------------------
 @pytest.mark.parametrize("order_id", ["abc", "0", "-1", str(2**63), "999"])
 def test_an_order_page_for_a_bad_or_unknown_id_is_a_404_page(client: FlaskClient, order_id: str) -> None:
     assert_page(signed_in(client).get(f"/checkout/orders/{order_id}"), 404, "Order not found")
 
 
-def _completed_order(app: Flask, plan: str) -> int:
+def _completed_order(app: Flask, plan: str, **fields: Any) -> int:
     with Session(app.extensions["checkout"].ctx.engine) as s:
         account = s.scalars(select(BillingAccount)).first()
         assert account is not None
-        order = Order(billing_account_id=account.id, namespace_id=GLOBEX, user_id=ALICE, plan=plan, seats=5,
-                      currency="usd", subtotal=100000, total=100000,
-                      lines=[{"description": "Gold plan, 5 seats, 12 months", "amount": 100000}],
-                      catalog_version="2020-01", term_start=date(2026, 11, 21), term_end=date(2027, 11, 21),
-                      status="completed", created_at=SystemClock().now(), completed_at=SystemClock().now())
+        order = Order(**{"billing_account_id": account.id, "namespace_id": GLOBEX, "user_id": ALICE, "plan": plan,
+                         "seats": 5, "currency": "usd", "subtotal": 100000, "total": 100000,
+                         "lines": [{"description": "Gold plan, 5 seats, 12 months", "amount": 100000}],
+                         "catalog_version": "2020-01", "term_start": date(2026, 11, 21),
+                         "term_end": date(2027, 11, 21), "status": "completed", "created_at": SystemClock().now(),
+                         "completed_at": SystemClock().now(), **fields})
         s.add(order)
         s.commit()
         return order.id
@@ -200,6 +268,30 @@ def test_the_order_page_names_a_plan_in_the_catalog(app: Flask, client: FlaskCli
     order_id = _completed_order(app, "premium")
     assert_page(signed_in(client).get(f"/checkout/orders/{order_id}"), 200,
                 "Thank you! globex is on Premium.")
+
+
+@pytest.mark.parametrize("line,mode", [
+    ({"sku": "premium_seats", "kind": "seats"}, "mode=add-seats"),
+    ({"sku": "duo_pro", "kind": "addon"}, "mode=add-duo&sku=duo_pro"),
+    ({"sku": "storage", "kind": "pack"}, "mode=buy-packs"),
+])
+def test_an_expansion_not_completed_is_tried_again_in_its_mode(app: Flask, client: FlaskClient,
+                                                               line: dict[str, str], mode: str) -> None:
+    order_id = _completed_order(app, "premium", kind="expansion", status="failed", completed_at=None,
+                                heading="Add 3 seats to globex's Premium",
+                                lines=[{**line, "description": "3 more", "amount": 100000}])
+    response = signed_in(client).get(f"/checkout/orders/{order_id}")
+    assert_page(response, 200, "This order was not completed")
+    assert f'href="/checkout?namespace_id={GLOBEX}&{mode}">Try again' in html.unescape(response.get_data(as_text=True))
+
+
+def test_a_completed_expansion_says_what_was_bought(app: Flask, client: FlaskClient) -> None:
+    order_id = _completed_order(app, "premium", kind="expansion", heading="Add 3 seats to globex's Premium",
+                                lines=[{"sku": "premium_seats", "kind": "seats", "description": "3 more",
+                                        "amount": 100000}])
+    assert_page(signed_in(client).get(f"/checkout/orders/{order_id}"), 200,
+                "Thank you! Your order for globex is complete.", "Add 3 seats to globex's Premium: done.",
+                "Add seats", "Add GitLab Duo")
 
 
 # --- sessions that ended, and errors --------------------------------------------------------------
@@ -268,6 +360,11 @@ def test_the_trials_page_asks_checkout_once_per_namespace(trials_app: Flask) -> 
     response = signed_in(client).get("/trials")
     assert_page(response, 200, "Active: 60 days left, ends January 20, 2027.",
                 "Trials are for top-level groups; start it on the parent group.")
+    # Buying what a trial gives: the upgrade for Ultimate, the add-on's checkout for Duo.
+    checkout_url = trials_app.extensions["trials"].ctx.settings.checkout_pages_url
+    body = html.unescape(response.get_data(as_text=True))
+    assert f'href="{checkout_url}/checkout?namespace_id={GLOBEX}&plan=ultimate"' in body
+    assert f'href="{checkout_url}/checkout?namespace_id={GLOBEX}&mode=add-duo&sku=duo_pro"' in body
     owned = [ACME, ACME_BACKEND, GLOBEX]
     assert directory.calls == [("memberships", None)] + [("lookup", ns) for ns in owned]  # 1 + N
     checked = funnel_steps(trials_app, TrialsFunnelEventRow)[before:]

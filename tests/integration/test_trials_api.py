@@ -217,3 +217,27 @@ def test_checkout_down_is_a_clear_503(trials_db_url: str, clock: FixedClock) -> 
         assert s.scalar(select(func.count()).select_from(Trial)) == 0
         assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 0
     app.extensions["trials"].ctx.close()
+
+
+def _expanded(namespace_id: int, added: list[dict[str, Any]], event_id: str) -> dict[str, Any]:
+    return {"id": event_id, "topic": "subscription.expanded", "source": "checkout",
+            "occurred_at": NOW.isoformat(),
+            "payload": {"namespace_id": namespace_id, "namespace_path": "globex", "plan": "premium",
+                        "seats": 8, "addons": [{"sku": "duo_pro", "seats": 5}], "subscription_id": 7,
+                        "features": [], "order_id": 9, "added": added}}
+
+
+def test_buying_duo_pro_during_its_trial_converts_it_and_the_seat_holder_keeps_the_seat(
+        client: FlaskClient, trials_app: Flask) -> None:
+    trial = start(client, GLOBEX, kind="duo_pro").json
+    app = trials_app.extensions["trials"]
+    # Seats added to the plan alone buy no Duo: the trial runs on.
+    seats = [{"kind": "seats", "sku": "premium_seats", "quantity": 3}]
+    assert _deliver(app, _expanded(GLOBEX, seats, "evt-seats")) == "no trial converted"
+    duo = [{"kind": "addon", "sku": "duo_pro", "quantity": 5}]
+    assert _deliver(app, _expanded(GLOBEX, duo, "evt-duo")) == "converted 1"
+    [converted] = client.get(f"/namespaces/{GLOBEX}/trials", headers=auth(ALICE)).json
+    assert converted["id"] == trial["id"] and converted["status"] == "converted"
+    with db(trials_app) as s:
+        event = s.scalars(select(OutboxMessage.payload).where(OutboxMessage.topic == "trial.converted")).one()
+    assert event["kind"] == "duo_pro" and event["seat_holder"] == ALICE and event["subscription_id"] == 7

@@ -217,6 +217,14 @@ class Order(Base):
     traffic: Mapped[str] = mapped_column(String(16), default="real")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # purchase, upgrade or expansion (seats, an add-on or packs for what the namespace has)
+    kind: Mapped[str] = mapped_column(String(16), default="purchase", server_default="purchase")
+    # An expansion: the active subscription it was priced against (None: packs without one).
+    expands_subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id", use_alter=True, name="fk_orders_expands_subscription_id"))
+    heading: Mapped[str | None] = mapped_column(String(300))  # what an expansion buys, in words
+    # The next renewal's quote as an expansion's receipt states it (a statement, like a reminder's).
+    renewal_quote: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Subscription(Base):
@@ -236,6 +244,8 @@ class Subscription(Base):
     auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), default=SubscriptionStatus.ACTIVE)
     first_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    # Storage packs bought for this subscription: they end and renew with its term.
+    storage_packs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -253,6 +263,23 @@ class SubscriptionAddOn(Base):
     seats: Mapped[int] = mapped_column(Integer)
 
     subscription: Mapped[Subscription] = relationship(back_populates="addons")
+
+
+class PackPurchase(Base):
+    """Packs an expansion bought: compute minutes (never expire, never renew) and
+    storage (until `expires_on`; a subscription's storage follows its term instead)."""
+
+    __tablename__ = "pack_purchases"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    sku: Mapped[str] = mapped_column(String(32))
+    quantity: Mapped[int] = mapped_column(Integer)  # packs
+    units: Mapped[int] = mapped_column(BigInteger)  # minutes or GiB
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class IdempotencyRecord(Base):

@@ -17,6 +17,11 @@ from services.common.web import ProblemSchema, current_principal, request_uow
 
 blp = Blueprint("purchases", __name__, description="Buying a plan and following its order")
 
+IDEMPOTENCY_KEY = {
+    "in": "header", "name": "Idempotency-Key", "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]*[!-~][ -~]*$"},
+    "description": "Same key, same body: the first response is replayed for 24 h."}
+
 
 def _fields(result: PurchaseResult) -> tuple[dict[str, Any], int]:
     """What PurchaseResultSchema serialises, and the status: 201 once
@@ -61,11 +66,7 @@ class Purchases(MethodView):
     @blp.alt_response(402, schema=ProblemSchema, description="Card declined")
     @blp.alt_response(409, schema=ProblemSchema, description="Already subscribed or in progress")
     @blp.alt_response(503, schema=ProblemSchema, description="Stripe unreachable; retry")
-    @blp.doc(security=[{"bearerAuth": []}], parameters=[{
-        "in": "header", "name": "Idempotency-Key", "required": True,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 255,
-                   "pattern": "^[ -~]*[!-~][ -~]*$"},
-        "description": "Same key, same body: the first response is replayed for 24 h."}])
+    @blp.doc(security=[{"bearerAuth": []}], parameters=[IDEMPOTENCY_KEY])
     def post(self, body: dict[str, Any]) -> Response | tuple[dict[str, Any], int]:
         """Buy a plan for a namespace with the saved card (Owners only)."""
         principal = current_principal()

@@ -10,6 +10,7 @@ from services.checkout.api.context import checkout
 from services.checkout.api.schemas import QuoteSchema, SelectionSchema
 from services.checkout.domain.pricing import AddOnSelection, Selection
 from services.checkout.usecases import quotes
+from services.checkout.usecases.discounts import CodeOutcome
 from services.checkout.usecases.views import quote_view
 from services.common.web import ProblemSchema, current_principal, request_uow
 
@@ -46,9 +47,14 @@ class Quotes(MethodView):
                                                      body["discount_code"])
         view = {**quote_view(quote), "smb_prompt": prompt}
         if outcome is not None:
-            view["code_result"] = {
-                "code": outcome.code, "applied": outcome.applied is not None,
-                "reason": outcome.rejection.code if outcome.rejection else None,
-                "message": outcome.rejection.detail if outcome.rejection else None,
-            }
+            view["code_result"] = code_result(outcome)
         return view
+
+
+def code_result(outcome: CodeOutcome | None) -> dict[str, Any] | None:
+    """A code's outcome as a quote shows it (None: no code was entered)."""
+    if outcome is None:
+        return None
+    return {"code": outcome.code, "applied": outcome.applied is not None,
+            "reason": outcome.rejection.code if outcome.rejection else None,
+            "message": outcome.rejection.detail if outcome.rejection else None}

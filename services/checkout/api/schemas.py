@@ -46,8 +46,11 @@ class AddOnSchema(ma.Schema):
 class PackSchema(ma.Schema):
     id = ma.fields.String()
     name = ma.fields.String()
-    unit_amount = ma.fields.Integer()
+    unit_amount = ma.fields.Integer(metadata={"description": "Cents per pack (per year if recurring)"})
     recurring = ma.fields.Boolean()
+    size = ma.fields.Integer(metadata={"description": "Units per pack"})
+    unit = ma.fields.String(metadata={"description": "minutes or GiB"})
+    max_quantity = ma.fields.Integer(metadata={"description": "Packs per order"})
 
 
 class CatalogSchema(ma.Schema):
@@ -163,7 +166,10 @@ class OrderSchema(ma.Schema):
     refunded = ma.fields.Boolean()
     refunded_amount = ma.fields.Integer(metadata={"description": "Cents given back"})
     subscription_id = ma.fields.Integer(allow_none=True, metadata={
-        "description": "The subscription this order created or upgraded"})
+        "description": "The subscription this order created, upgraded or expanded"})
+    kind = ma.fields.String(metadata={"description": "purchase, upgrade or expansion"})
+    heading = ma.fields.String(allow_none=True, metadata={
+        "description": "What an expansion buys, in words: \"Add 3 seats to globex's Premium\""})
     created_at = ma.fields.String()
     completed_at = ma.fields.String(allow_none=True)
 
@@ -188,7 +194,7 @@ class SubscriptionSchema(ma.Schema):
 
 class PaidBySchema(ma.Schema):
     id = ma.fields.Integer()
-    kind = ma.fields.String(metadata={"description": "purchase or upgrade"})
+    kind = ma.fields.String(metadata={"description": "purchase, upgrade or expansion"})
     plan = ma.fields.String()
     seats = ma.fields.Integer()
     total = ma.fields.Integer()
@@ -211,14 +217,85 @@ class PurchaseResultSchema(ma.Schema):
     next_step = ma.fields.String()
 
 
+EXPANSION_KINDS = ("seats", "addon", "compute_minutes", "storage")
+ADDON_SKUS = ("duo_pro", "duo_enterprise")
+
+
+class ExpansionSchema(StrictSchema):
+    """Seats, a Duo add-on (or seats on it), or packs for what a namespace has."""
+
+    namespace_id = _int(required=True, validate=validate.Range(1, MAX_ID))
+    kind = ma.fields.String(required=True, validate=validate.OneOf(EXPANSION_KINDS))
+    quantity = _int(required=True, validate=validate.Range(1, MAX_SEATS_ACCEPTED), metadata={
+        "description": "Seats to add; packs of 1,000 compute minutes or 10 GiB (the catalog's "
+                       "max_seats and packs' max_quantity are the limits sold)"})
+    sku = ma.fields.String(load_default=None, allow_none=True, validate=validate.OneOf(ADDON_SKUS),
+                           metadata={"description": "The add-on, required for kind addon only "
+                                                    "(else 422 validation_failed, after authentication)"})
+    discount_code = ma.fields.String(load_default=None, allow_none=True,
+                                     validate=validate.Length(max=64))
+
+
+class ExpansionRequestSchema(ExpansionSchema):
+    payment_method_id = _int(load_default=None, allow_none=True, validate=validate.Range(1, MAX_ID),
+                             metadata={"description": "A saved card's id; default card if omitted"})
+
+
+class ExpansionAfterSchema(ma.Schema):
+    plan = ma.fields.String()
+    seats = ma.fields.Integer()
+    addons = ma.fields.List(ma.fields.Nested(SubscriptionAddOnSchema))
+    compute_minutes = ma.fields.Integer()
+    storage_gib = ma.fields.Integer()
+
+
+class ExpansionQuoteSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    kind = ma.fields.String()
+    sku = ma.fields.String(allow_none=True)
+    quantity = ma.fields.Integer()
+    heading = ma.fields.String(metadata={"description": "What is being bought, in words"})
+    currency = ma.fields.String()
+    catalog_version = ma.fields.String()
+    subscription_id = ma.fields.Integer(allow_none=True)
+    term_start = ma.fields.String(metadata={"description": "Today"})
+    term_end = ma.fields.String(allow_none=True, metadata={
+        "description": "The subscription's term end (co-terminous); a year from today for storage "
+                       "without one; null for compute minutes (they never end)"})
+    days_left = ma.fields.Integer(allow_none=True, metadata={"description": "Days paid for, pro rata"})
+    term_days = ma.fields.Integer(allow_none=True)
+    lines = ma.fields.List(ma.fields.Nested(LineSchema))
+    subtotal = ma.fields.Integer()
+    discount_total = ma.fields.Integer()
+    total = ma.fields.Integer()
+    discount_code = ma.fields.String(allow_none=True)
+    code_result = ma.fields.Nested(CodeResultSchema, allow_none=True)
+    after = ma.fields.Nested(ExpansionAfterSchema,
+                             metadata={"description": "What the namespace has once bought"})
+
+
 class EntitlementAddOnSchema(SubscriptionAddOnSchema):
     trial = ma.fields.Boolean(metadata={"description": "Granted by an active trial"})
+    seat_holders = ma.fields.List(ma.fields.Integer(), metadata={
+        "description": "Users holding a seat: an add-on trial's, kept when the add-on is bought"})
 
 
 class ActiveTrialSchema(ma.Schema):
     kind = ma.fields.String()
     ends_at = ma.fields.AwareDateTime()
     seats = ma.fields.Integer(allow_none=True)
+
+
+class ComputeMinutesSchema(ma.Schema):
+    purchased = ma.fields.Integer(metadata={"description": "Minutes bought in packs (never expire)"})
+    balance = ma.fields.Integer(metadata={"description": "Bought and not used (usage is not tracked "
+                                                        "here: equal to purchased)"})
+
+
+class StorageSchema(ma.Schema):
+    purchased_gib = ma.fields.Integer(metadata={"description": "GiB of storage packs held now"})
+    expires_on = ma.fields.String(allow_none=True, metadata={
+        "description": "When the storage held first runs out (the subscription's term end: it renews)"})
 
 
 class EntitlementsSchema(ma.Schema):
@@ -231,6 +308,8 @@ class EntitlementsSchema(ma.Schema):
     addons = ma.fields.List(ma.fields.Nested(EntitlementAddOnSchema))
     trials = ma.fields.List(ma.fields.Nested(ActiveTrialSchema))
     features = ma.fields.List(ma.fields.String())
+    compute_minutes = ma.fields.Nested(ComputeMinutesSchema)
+    storage = ma.fields.Nested(StorageSchema)
 
 
 class NamespaceSchema(ma.Schema):

@@ -34,8 +34,11 @@ class AddOn:
 class Pack:
     id: str
     name: str
-    unit_amount: int
+    unit_amount: int  # cents per pack (per year for a recurring pack)
     recurring: bool
+    size: int  # units per pack: 1,000 minutes, 10 GiB
+    unit: str
+    max_quantity: int  # packs per order
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ class Catalog:
             if unknown:
                 raise ValueError(f"add-on {addon.id} requires unknown plans {sorted(unknown)}")
         packs = {
-            key: Pack(key, v["name"], int(v["unit_amount"]), bool(v["recurring"]))
+            key: Pack(key, v["name"], int(v["unit_amount"]), bool(v["recurring"]), int(v["size"]),
+                      str(v["unit"]), int(v["max_quantity"]))
             for key, v in data.get("packs", {}).items()
         }
         return cls(str(data["version"]), str(data["currency"]), int(data["term_months"]),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from services.common.errors import Conflict
-from services.common.events import Event, OrderCompleted, SubscriptionChanged
+from services.common.events import Event, OrderCompleted, SubscriptionChanged, SubscriptionExpanded
 
 
 class OrderStatus(StrEnum):
@@ -86,3 +86,12 @@ def complete(current: str, receipt: OrderCompleted, subscription: SubscriptionCh
         Event("order.completed", {**receipt, "status": status}),
         Event("subscription.upgraded" if upgrade else "subscription.created", subscription),
     ])
+
+
+def complete_expansion(current: str, receipt: OrderCompleted,
+                       expanded: SubscriptionExpanded | None) -> Transition:
+    """Paid and added: the receipt goes out, and the subscription grew (None:
+    packs for a namespace without one)."""
+    status = _move(current, OrderStatus.COMPLETED, OPEN)
+    return Transition(status, [Event("order.completed", {**receipt, "status": status})]
+                      + ([Event("subscription.expanded", expanded)] if expanded is not None else []))

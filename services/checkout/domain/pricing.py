@@ -185,6 +185,35 @@ def prorate(amount: int, days_left: int, term_days: int) -> int:
     return (amount * days_left * 2 + term_days) // (term_days * 2)
 
 
+@dataclass(frozen=True)
+class TermLeft:
+    """What is left of a subscription's term on a day: the one proration rule for
+    everything bought mid-term (upgrades, seats, add-ons, storage)."""
+
+    days_left: int
+    term_days: int
+
+    def price(self, amount: int) -> int:
+        """A full term's `amount` for the days left, rounded to the cent once."""
+        return prorate(amount, self.days_left, self.term_days)
+
+    @property
+    def period(self) -> str:
+        return f"{self.days_left} of {self.term_days} days"
+
+
+def term_left(current: CurrentTerm, today: date) -> TermLeft:
+    """Days left counts today and stops before the end date (the renewal date):
+    bought on the first day, the whole term; on the last day, one day. A term
+    renewed early (its start still ahead) leaves more days than it has: what is
+    bought then runs, and is paid, from today to the new end."""
+    days_left = (current.term_end - today).days
+    if days_left <= 0:
+        raise Conflict("term_ended", "Term ended",
+                       f"The term ended on {current.term_end.isoformat()}; renew instead.")
+    return TermLeft(days_left, (current.term_end - current.term_start).days)
+
+
 def _upgrade_lines(catalog: Catalog, selection: Selection, current: CurrentTerm,
                    today: date) -> list[LineItem]:
     """A move to a higher plan for the rest of the term: the difference for the
@@ -198,15 +227,8 @@ def _upgrade_lines(catalog: Catalog, selection: Selection, current: CurrentTerm,
         raise Invalid("seats_below_minimum", "Too few seats",
                       f"An upgrade keeps at least the {current.seats} seats already bought.",
                       minimum_seats=current.seats)
-    term_days = (current.term_end - current.term_start).days
-    days_left = (current.term_end - today).days
-    if days_left <= 0:
-        raise Conflict("term_ended", "Term ended", "The current term has ended; renew instead.")
-
-    def price(amount: int) -> int:
-        return prorate(amount, days_left, term_days)
-
-    period = f"{days_left} of {term_days} days"
+    left = term_left(current, today)
+    price, period = left.price, left.period
     lines = [LineItem(new.id, "plan", f"Upgrade {old.name} to {new.name}, {current.seats} seats, {period}",
                       current.seats, new.unit_amount - old.unit_amount,
                       price((new.unit_amount - old.unit_amount) * current.seats))]

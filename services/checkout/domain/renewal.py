@@ -66,6 +66,7 @@ class Term:
     addons: tuple[tuple[str, int], ...]
     term_start: date
     term_end: date
+    storage_packs: int = 0  # storage bought for the subscription renews with it
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,11 @@ def renewal_quote(catalog: Catalog, term: Term, billable_members: int) -> Renewa
         quantity = min(addon_seats, seats)
         lines.append(LineItem(sku, "addon", f"{addon.name}, {quantity} seats, 12 months", quantity,
                               addon.unit_amount, addon.unit_amount * quantity))
+    if term.storage_packs:
+        pack = catalog.packs["storage"]
+        lines.append(LineItem(pack.id, "pack", f"{pack.size * term.storage_packs} {pack.unit} storage, "
+                              "12 months", term.storage_packs, pack.unit_amount,
+                              pack.unit_amount * term.storage_packs))
     return RenewalQuote(term.term_end, add_months(term.term_end, catalog.term_months), plan.id, seats,
                         max(0, billable_members - term.seats), tuple(lines), catalog.currency)
 

@@ -1,25 +1,35 @@
-"""The checkout pages: pick a namespace, buy for it, see the order.
+"""The checkout pages: pick a namespace, buy for it or grow what it has, see the order.
 
 Server-rendered; static/checkout.js prices and buys through the JSON API with
 the session cookie and the CSRF token, so every step goes through the same use
 cases (and funnel events) as any API client.
+
+`/checkout?namespace_id=N` buys a plan (or upgrades); with `&mode=` it grows what
+the namespace has: `add-seats`, `add-duo` (`&sku=duo_pro|duo_enterprise`, more seats
+for an add-on already held too) or `buy-packs` (compute minutes, storage).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from typing import Any
+
+from flask import Blueprint, render_template, request, url_for
 
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import MAX_ID
 from services.checkout.usecases import offers, purchases, subscriptions
 from services.checkout.usecases.views import quote_view
 from services.common.auth import Principal
-from services.common.errors import not_found
+from services.common.errors import NotFound, not_found
 from services.common.pages import page
 from services.common.web import request_uow
 
 blp = Blueprint("checkout_pages", __name__, template_folder="templates", static_folder="static",
                 static_url_path="/static/checkout")
+
+# The page's modes for growing a namespace, and the kinds of expansion each offers.
+EXPANSION_MODES = {"add-seats": ("seats",), "add-duo": ("addon",),
+                   "buy-packs": ("compute_minutes", "storage")}
 
 
 def page_id(what: str, raw: str) -> int:
@@ -39,13 +49,35 @@ def checkout_page(principal: Principal) -> str:
     raw = request.args.get("namespace_id")
     if raw is None:
         return pick_namespace(principal)
+    namespace_id = page_id("namespace", raw)
+    mode = request.args.get("mode")
+    if mode is not None:
+        return expansion_page(principal, namespace_id, mode, request.args.get("sku") or None)
     app = checkout()
-    opened = offers.open_checkout(app, request_uow(), principal, page_id("namespace", raw))
+    opened = offers.open_checkout(app, request_uow(), principal, namespace_id, request.args.get("plan"))
     settings = app.settings
-    return render_template("checkout/checkout.html", offer=opened.offer, plans=opened.plans,
+    return render_template("checkout/checkout.html", offer=opened.offer, plans=opened.plans, plan=opened.plan,
                            quote=quote_view(opened.quote) if opened.quote else None,
-                           account=opened.account, catalog=app.catalog,
+                           account=opened.account, saved_card=opened.saved_card, catalog=app.catalog,
                            current_plan=app.catalog.plan_name(opened.offer.current_plan),
+                           stripe_js_url=settings.stripe_js_url,
+                           publishable_key=settings.stripe_publishable_key)
+
+
+def expansion_page(principal: Principal, namespace_id: int, mode: str, sku: str | None) -> str:
+    kinds = EXPANSION_MODES.get(mode)
+    if kinds is None:
+        raise NotFound("unknown_mode", "No such checkout",
+                       f"There is no checkout for '{mode}'. You can add seats (mode=add-seats), add GitLab "
+                       "Duo (mode=add-duo) or buy compute minutes and storage (mode=buy-packs).")
+    app = checkout()
+    opened = offers.open_expansion(app, request_uow, principal, namespace_id, kinds, sku)
+    settings = app.settings
+    catalog = app.catalog
+    names = {p.id: p.name for p in catalog.plans.values()} | {a.id: a.name for a in catalog.addons.values()}
+    return render_template("checkout/expand.html", mode=mode, opened=opened, catalog=catalog, names=names,
+                           plan_name=catalog.plan_name(opened.plan), account=opened.account,
+                           saved_card=opened.saved_card,
                            stripe_js_url=settings.stripe_js_url,
                            publishable_key=settings.stripe_publishable_key)
 
@@ -54,7 +86,10 @@ def pick_namespace(principal: Principal) -> str:
     owned = [ns for ns in subscriptions.my_namespaces(request_uow(), principal) if ns["role"] == "owner"]
     catalog = checkout().catalog
     return render_template("checkout/pick.html", catalog=catalog,
-                           namespaces=[{**ns, "can_buy": ns["parent_id"] is None
+                           namespaces=[{**ns, "top_level": ns["parent_id"] is None,
+                                        "subscribed": catalog.plans[ns["plan"]].purchasable
+                                        if ns["plan"] in catalog.plans else False,
+                                        "can_buy": ns["parent_id"] is None
                                         and bool(catalog.plans_above(ns["plan"]))} for ns in owned])
 
 
@@ -63,4 +98,18 @@ def pick_namespace(principal: Principal) -> str:
 def order_page(principal: Principal, order_id: str) -> str:
     order, path, subscription = purchases.confirmation(request_uow(), principal, page_id("order", order_id))
     return render_template("checkout/order.html", order=order, namespace_path=path,
-                           subscription=subscription, plan=checkout().catalog.plan_name(order["plan"]))
+                           subscription=subscription, plan=checkout().catalog.plan_name(order["plan"]),
+                           retry_url=retry_url(order))
+
+
+# The mode that buys an expansion order's line again (its line kinds: domain/expansions.py).
+MODE_OF_LINE = {"seats": "add-seats", "addon": "add-duo", "pack": "buy-packs"}
+
+
+def retry_url(order: dict[str, Any]) -> str:
+    """Where to try an order that was not completed again: the same checkout."""
+    line = order["lines"][0] if order["kind"] == "expansion" and order["lines"] else None
+    if line is None or line["kind"] not in MODE_OF_LINE:
+        return url_for("checkout_pages.checkout_page", namespace_id=order["namespace_id"])
+    return url_for("checkout_pages.checkout_page", namespace_id=order["namespace_id"],
+                   mode=MODE_OF_LINE[line["kind"]], sku=line["sku"] if line["kind"] == "addon" else None)

@@ -54,7 +54,7 @@ def create(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, new: New
     candidate = rules.CampaignRules(name=new.name, **{
         **new.fields, "discount_type": rules.DiscountType(new.fields["discount_type"]),
         "applies_to": tuple(new.fields["applies_to"])})
-    known = set(app.catalog.plans) | set(app.catalog.addons)
+    known = set(app.catalog.plans) | set(app.catalog.addons) | set(app.catalog.packs)
     problem = rules.validate_rules(candidate, known)
     if problem:
         raise Invalid("invalid_campaign", "Invalid campaign", problem)

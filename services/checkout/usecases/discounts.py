@@ -28,6 +28,7 @@ from services.checkout.adapters.models import (
     Subscription,
 )
 from services.checkout.domain import discounts as rules
+from services.checkout.domain.expansions import ExpansionQuote
 from services.checkout.domain.orders import OrderStatus
 from services.checkout.domain.pricing import AppliedDiscount, Quote
 from services.checkout.domain.subscriptions import SubscriptionStatus
@@ -92,7 +93,8 @@ def paid_or_subscribed(account_id: Any, namespace_id: Any) -> ColumnElement[bool
 _PAID_OR_SUBSCRIBED = select(paid_or_subscribed(bindparam("account"), bindparam("ns")))
 
 
-def evaluate_code(uow: ServiceUnitOfWork, principal: Principal, quote: Quote, raw: str) -> CodeOutcome:
+def evaluate_code(uow: ServiceUnitOfWork, principal: Principal, quote: Quote | ExpansionQuote,
+                  raw: str) -> CodeOutcome:
     """Check a code against a quote; records code_applied or code_rejected."""
     code = rules.normalise_code(raw)
     session = uow.session

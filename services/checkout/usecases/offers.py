@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, select
+from sqlalchemy import BigInteger, and_, bindparam, select
 from sqlalchemy.orm import Session
 
-from services.checkout.adapters.models import BillingAccount, Namespace
-from services.checkout.domain.catalog import Plan
+from services.checkout.adapters.models import BillingAccount, Namespace, PaymentMethod
+from services.checkout.domain.catalog import Catalog, Plan
+from services.checkout.domain.expansions import Expansion, Kind
 from services.checkout.domain.offers import OfferRules, SmbPrompt, default_seats, seat_minimum
 from services.checkout.domain.pricing import (
     NamespaceFacts,
@@ -23,10 +24,12 @@ from services.checkout.domain.pricing import (
     assemble_quote,
     require_top_level,
 )
-from services.checkout.runtime import Checkout
-from services.checkout.usecases import access
-from services.checkout.usecases.billing import ACCOUNT_FIELDS, find_account
+from services.checkout.domain.renewal import card_flags
+from services.checkout.runtime import Checkout, UowFactory
+from services.checkout.usecases import access, expansions
+from services.checkout.usecases.billing import ACCOUNT_FIELDS
 from services.checkout.usecases.discounts import paid_or_subscribed
+from services.checkout.usecases.views import card_view
 from services.common.auth import Principal
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
@@ -106,12 +109,14 @@ def checkout_offer(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, 
 class CheckoutPage:
     offer: Offer
     plans: list[Plan]  # what can be bought: the plans above the current one
-    quote: Quote | None  # the first plan's price for the offered seats; None if nothing to buy
+    plan: str | None  # the plan chosen first: the one asked for, else the first; None if nothing to buy
+    quote: Quote | None  # its price for the offered seats
     account: dict[str, str]  # the billing account to prefill (empty before the first purchase)
+    saved_card: dict[str, Any] | None  # the card to offer instead of typing one (card_view)
 
 
 def open_checkout(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
-                  namespace_id: int) -> CheckoutPage:
+                  namespace_id: int, plan: str | None = None) -> CheckoutPage:
     """Everything the checkout page opens with, in one transaction. What can
     refuse (not an Owner, a subgroup, the price) is checked before anything is
     recorded: `plans_viewed` (and an experiment's exposure) only for a page shown."""
@@ -122,10 +127,103 @@ def open_checkout(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
         require_top_level(facts)
         offer = _offer(app, uow, principal, namespace, facts)
         plans = app.catalog.plans_above(offer.current_plan)
-        quote = assemble_quote(app.catalog, Selection(plans[0].id, offer.default_seats), facts,
-                               uow.now.date()) if plans else None
-        account = find_account(uow.session, principal.user_id)
-        fields = {name: getattr(account, name) or "" for name in ACCOUNT_FIELDS} if account else {}
+        chosen = next((p.id for p in plans if p.id == plan), plans[0].id if plans else None)
+        quote = assemble_quote(app.catalog, Selection(chosen, offer.default_seats), facts,
+                               uow.now.date()) if chosen else None
+        fields, card = buyer_account(uow, principal)
         _track_viewed(app, uow, principal, offer)
         uow.commit()
-        return CheckoutPage(offer, plans, quote, fields)
+        return CheckoutPage(offer, plans, chosen, quote, fields, card)
+
+
+def buyer_account(uow: ServiceUnitOfWork,
+                  principal: Principal) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """The billing account's fields to prefill, and its default card unless it has
+    expired: a returning buyer pays with it and is not asked to type a card again."""
+    row = uow.session.execute(_ACCOUNT_AND_CARD, {"user": principal.user_id}).first()
+    account, card = row or (None, None)
+    if account is None:
+        return {}, None
+    fields = {name: getattr(account, name) or "" for name in ACCOUNT_FIELDS}
+    today = uow.now.date()
+    if card is None or card_flags(card.exp_month, card.exp_year, today, today)["expired"]:
+        return fields, None
+    return fields, card_view(card)
+
+
+# The account and its default card in one round trip (every checkout page asks).
+_ACCOUNT_AND_CARD = (
+    select(BillingAccount, PaymentMethod)
+    .outerjoin(PaymentMethod, and_(PaymentMethod.billing_account_id == BillingAccount.id,
+                                   PaymentMethod.is_default.is_(True)))
+    .where(BillingAccount.user_id == bindparam("user")))
+
+
+@dataclass(frozen=True)
+class ExpansionOption:
+    """One thing the page can grow: seats of the plan, an add-on, or a pack."""
+
+    kind: str  # an expansion kind: seats, addon, compute_minutes, storage
+    sku: str | None  # the add-on, for kind "addon"
+    name: str
+    unit_amount: int  # per seat per term, or per pack
+
+
+@dataclass(frozen=True)
+class ExpansionPage:
+    namespace_id: int
+    namespace_path: str
+    plan: str
+    seats: int  # the subscription's (0 without one)
+    addons: tuple[tuple[str, int], ...]  # the add-ons held and their seats
+    options: list[ExpansionOption]
+    chosen: ExpansionOption
+    quantity: int  # offered first
+    quote: dict[str, Any]  # the chosen option's price for that quantity
+    account: dict[str, str]
+    saved_card: dict[str, Any] | None
+
+
+def expansion_options(catalog: Catalog, kinds: tuple[str, ...], plan: str) -> list[ExpansionOption]:
+    """What a mode offers: the plan's seats, the add-ons the plan allows (all of them
+    when it allows none: the quote then says why), or the packs."""
+    options: list[ExpansionOption] = []
+    for kind in kinds:
+        if kind == Kind.SEATS:
+            options.append(ExpansionOption(kind, None, catalog.plan_name(plan),
+                                           catalog.plans[plan].unit_amount if plan in catalog.plans else 0))
+        elif kind == Kind.ADDON:
+            addons = ([a for a in catalog.addons.values() if plan in a.requires_plans]
+                      or list(catalog.addons.values()))
+            options += [ExpansionOption(kind, a.id, a.name, a.unit_amount) for a in addons]
+        else:
+            pack = catalog.packs[kind]
+            options.append(ExpansionOption(kind, None, pack.name, pack.unit_amount))
+    return options
+
+
+def open_expansion(app: Checkout, new_uow: UowFactory, principal: Principal, namespace_id: int,
+                   kinds: tuple[str, ...], sku: str | None) -> ExpansionPage:
+    """Everything the checkout page opens with to grow a namespace: the choices, the
+    quantity offered and its quote. A choice the rules refuse (no subscription to add
+    to, a subgroup, an add-on the plan does not allow) refuses the page, in the
+    quote's words; the quote records the funnel's steps."""
+    with new_uow() as uow:
+        namespace = access.load_namespace(uow.session, namespace_id, principal, owner=True)
+        facts = access.namespace_facts(uow.session, namespace)
+        account, card = buyer_account(uow, principal)
+        path = namespace.path
+    options = expansion_options(app.catalog, kinds, facts.current_plan)
+    if sku is not None and Kind.ADDON in kinds:
+        # Just the one asked for: one the plan does not allow, or no such add-on, is
+        # refused by its quote below.
+        options = [o for o in options if o.sku == sku] or [ExpansionOption(Kind.ADDON, sku, sku, 0)]
+    chosen = options[0]
+    seats = facts.current.seats if facts.current else 0
+    held = dict(facts.current.addons) if facts.current else {}
+    # A new add-on for everyone who has a seat; otherwise one more at a time.
+    quantity = max(1, seats) if chosen.kind == Kind.ADDON and chosen.sku not in held else 1
+    quote, _ = expansions.quote_expansion(app, new_uow(), principal, namespace_id,
+                                          Expansion(Kind(chosen.kind), quantity, chosen.sku), None)
+    return ExpansionPage(namespace_id, path, facts.current_plan, seats, tuple(sorted(held.items())), options,
+                         chosen, quantity, expansions.quote_view(quote), account, card)

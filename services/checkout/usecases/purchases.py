@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -97,12 +97,47 @@ PAYMENT_UNCERTAIN = Unavailable(
     "charged. Send the same request with the same Idempotency-Key again: it finishes this "
     "purchase and never charges twice.", retry_after=10)
 
+class Buyable(Protocol):
+    """What `purchase` buys: a first plan or upgrade (PurchaseRequest), or an
+    expansion (usecases/expansions.py). Each prices itself into a new order."""
+
+    @property
+    def namespace_id(self) -> int: ...
+    @property
+    def payment_method_id(self) -> int | None: ...
+
+    def funnel(self) -> dict[str, Any]:
+        """Properties every funnel step of this purchase carries."""
+        ...
+
+    def priced_order(self, app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
+                     namespace: Namespace) -> Order:
+        """The order at its price, checked against the rules (not yet added)."""
+        ...
+
+
 @dataclass(frozen=True)
 class PurchaseRequest:
     namespace_id: int
     selection: Selection
     discount_code: str | None = None
     payment_method_id: int | None = None
+
+    def funnel(self) -> dict[str, Any]:
+        return {}
+
+    def priced_order(self, app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
+                     namespace: Namespace) -> Order:
+        quote = _price(app, uow, principal, namespace, self)
+        return Order(
+            namespace_id=namespace.id, user_id=principal.user_id,
+            plan=quote.plan, seats=quote.seats, currency=quote.currency, subtotal=quote.subtotal,
+            discount_total=quote.discount_total, total=quote.total,
+            lines=[line_view(line) for line in quote.lines], catalog_version=quote.catalog_version,
+            discount_code=quote.discount.code if quote.discount else None,
+            term_start=quote.term_start, term_end=quote.term_end,
+            kind="upgrade" if quote.upgrade_of else "purchase", upgrades_subscription_id=quote.upgrade_of,
+            upgrade_from_plan=namespace.plan if quote.upgrade_of else None)
 
 
 @dataclass(frozen=True)
@@ -120,7 +155,7 @@ class _ChargedButUnsettled(Exception):
     """Stripe charged, then recording the order failed."""
 
 
-def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: PurchaseRequest,
+def purchase(app: Checkout, new_uow: UowFactory, principal: Principal, request: Buyable,
              key: str, fingerprint: str, render: Render) -> Settled | idempotency.Replay:
     """The purchase's result, or the stored answer to an earlier request with this key."""
     claimed = idempotency.claim(new_uow, principal.user_id, key, fingerprint)
@@ -207,14 +242,14 @@ def _redeem_and_charge(app: Checkout, new_uow: UowFactory, opened: _OpenOrder, s
         return outcome
 
 
-def _record_refusal(uow: ServiceUnitOfWork, principal: Principal, request: PurchaseRequest,
+def _record_refusal(uow: ServiceUnitOfWork, principal: Principal, request: Buyable,
                     problem: DomainError) -> None:
     """A purchase refused before any charge is still a funnel step worth counting."""
     if isinstance(problem, NotFound):
         return  # not a buyer of this namespace: nothing to measure
     with uow:
         uow.track(Step.PURCHASE_FAILED, user_id=principal.user_id,
-                  namespace_id=request.namespace_id, reason=problem.code)
+                  namespace_id=request.namespace_id, reason=problem.code, **request.funnel())
         uow.commit()
 
 
@@ -232,7 +267,7 @@ def _price(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespac
 
 
 def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
-                request: PurchaseRequest, record_id: int) -> _OpenOrder:
+                request: Buyable, record_id: int) -> _OpenOrder:
     with uow:
         # The namespace row lock makes "no active subscription, no open order"
         # and the insert of ours one step: settling an order locks this row too.
@@ -241,17 +276,9 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
         account = require_account(uow.session, principal)
         card = _choose_card(uow, account.id, account.default_payment_method, request.payment_method_id)
         _supersede_open_order(app, uow, namespace)
-        quote = _price(app, uow, principal, namespace, request)
-        order = Order(
-            billing_account_id=account.id, namespace_id=namespace.id, user_id=principal.user_id,
-            plan=quote.plan, seats=quote.seats, currency=quote.currency, subtotal=quote.subtotal,
-            discount_total=quote.discount_total, total=quote.total,
-            lines=[line_view(line) for line in quote.lines], catalog_version=quote.catalog_version,
-            discount_code=quote.discount.code if quote.discount else None,
-            term_start=quote.term_start, term_end=quote.term_end, status=OrderStatus.PENDING,
-            payment_method_id=card.id, upgrades_subscription_id=quote.upgrade_of,
-            upgrade_from_plan=namespace.plan if quote.upgrade_of else None,
-            traffic=uow.traffic.value, created_at=uow.now)
+        order = request.priced_order(app, uow, principal, namespace)
+        order.billing_account_id, order.payment_method_id = account.id, card.id
+        order.status, order.traffic, order.created_at = OrderStatus.PENDING, uow.traffic.value, uow.now
         uow.session.add(order)
         path = namespace.path
         try:
@@ -262,14 +289,14 @@ def _open_order(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
                            f"Another purchase for {path} is being processed.") from exc
         idempotency.link_order(uow.session, record_id, order.id)
         opened = _OpenOrder(order.id, account.stripe_customer_id or "", card.stripe_payment_method_id,
-                            quote.total, quote.currency, _describe(app, order, namespace.path),
+                            order.total, order.currency, _describe(app, order, namespace.path),
                             order.discount_code)
         uow.commit()
         return opened
 
 
 def _describe(app: Checkout, order: Order, path: str) -> str:
-    return f"{app.catalog.plans[order.plan].name}, {order.seats} seats, {path}"
+    return order.heading or f"{app.catalog.plans[order.plan].name}, {order.seats} seats, {path}"
 
 
 def _supersede_open_order(app: Checkout, uow: ServiceUnitOfWork, namespace: Namespace) -> None:
@@ -332,13 +359,13 @@ def _choose_card(uow: ServiceUnitOfWork, account_id: int, default: PaymentMethod
 
 
 def _abandon(new_uow: UowFactory, order_id: int, record_id: int, principal: Principal,
-             request: PurchaseRequest, reason: str) -> None:
+             request: Buyable, reason: str) -> None:
     """Undo an order Stripe never charged, and its key claim, in one commit."""
     with new_uow() as uow:
         uow.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
         uow.session.execute(delete(Order).where(Order.id == order_id))
         uow.track(Step.PURCHASE_FAILED, user_id=principal.user_id,
-                  namespace_id=request.namespace_id, reason=reason)
+                  namespace_id=request.namespace_id, reason=reason, **request.funnel())
         uow.commit()
 
 

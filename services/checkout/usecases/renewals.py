@@ -29,6 +29,7 @@ from services.checkout.adapters.models import (
     BillingAccount,
     Membership,
     Namespace,
+    Order,
     PaymentMethod,
     Renewal,
     RenewalNotice,
@@ -43,6 +44,7 @@ from services.checkout.adapters.payments import (
 )
 from services.checkout.domain import renewal as R
 from services.checkout.domain import subscriptions
+from services.checkout.domain.orders import OrderStatus
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access
@@ -76,7 +78,13 @@ class Facts:
     addons: tuple[tuple[str, int], ...]
 
     def term(self) -> R.Term:
-        return R.Term(self.sub.plan, self.sub.seats, self.addons, self.sub.term_start, self.sub.term_end)
+        return term_of(self.sub, self.addons)
+
+
+def term_of(sub: Subscription, addons: tuple[tuple[str, int], ...] | None = None) -> R.Term:
+    """What a renewal of `sub` renews: plan, seats, add-ons (loaded in bulk, or its own) and storage."""
+    held = addons if addons is not None else tuple(sorted((a.sku, a.seats) for a in sub.addons))
+    return R.Term(sub.plan, sub.seats, held, sub.term_start, sub.term_end, sub.storage_packs)
 
 
 def _facts(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:
@@ -229,7 +237,13 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.Re
         # Renewed while the caller waited for this row's lock (the sweep, or another
         # click): the subscription it read may be from before; never charge again.
         return "skipped"
+    # The subscription's row lock orders this renewal with an expansion settling at
+    # the same moment: one waits for the other and then prices what the other left
+    # (renewal row, then subscription; settlement takes namespace, order, subscription).
+    uow.session.execute(select(Subscription.id).where(Subscription.id == renewal.subscription_id)
+                        .with_for_update())
     f = _facts(uow.session, [renewal.subscription_id])[renewal.subscription_id]
+    uow.session.refresh(f.sub)
     if f.sub.status != SubscriptionStatus.ACTIVE or f.sub.term_end != renewal.renewal_date:
         renewal.status, renewal.next_attempt_on = "succeeded", None  # renewed by hand meanwhile
         return "skipped"
@@ -261,11 +275,22 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.Re
 
 
 def _stated_quote(session: Session, renewal: Renewal) -> dict[str, Any] | None:
-    """The quote of the last reminder sent for this renewal."""
-    return session.scalar(select(RenewalNotice.quote).where(
-        RenewalNotice.subscription_id == renewal.subscription_id,
-        RenewalNotice.renewal_date == renewal.renewal_date, RenewalNotice.quote.is_not(None))
-        .order_by(RenewalNotice.days_before).limit(1))
+    """The renewal's price as the owner was last told it: the last reminder's quote,
+    or an expansion's receipt after it (it states the renewal's new price)."""
+    return last_statement(session, renewal.subscription_id, renewal.renewal_date)
+
+
+def last_statement(session: Session, subscription_id: int, renewal_date: date) -> dict[str, Any] | None:
+    notice = session.execute(select(RenewalNotice.quote, RenewalNotice.created_at).where(
+        RenewalNotice.subscription_id == subscription_id,
+        RenewalNotice.renewal_date == renewal_date, RenewalNotice.quote.is_not(None))
+        .order_by(RenewalNotice.days_before).limit(1)).first()
+    receipt = session.execute(select(Order.renewal_quote, Order.completed_at).where(
+        Order.subscription_id == subscription_id, Order.kind == "expansion", Order.term_end == renewal_date,
+        Order.status == OrderStatus.COMPLETED, Order.renewal_quote.is_not(None))
+        .order_by(Order.completed_at.desc(), Order.id.desc()).limit(1)).first()
+    statements = [s for s in (notice, receipt) if s is not None]
+    return max(statements, key=lambda s: s[1])[0] if statements else None
 
 
 def _renewed(uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, quote: R.RenewalQuote,

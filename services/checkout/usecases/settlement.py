@@ -21,6 +21,7 @@ from services.checkout.adapters.models import (
     BillingAccount,
     Namespace,
     Order,
+    PackPurchase,
     PaymentMethod,
     Subscription,
     SubscriptionAddOn,
@@ -28,9 +29,12 @@ from services.checkout.adapters.models import (
 from services.checkout.adapters.payments import ChargeResult
 from services.checkout.domain import orders
 from services.checkout.domain.orders import CLOSED, OrderStatus
+from services.checkout.domain.renewal import renewal_quote
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import discounts
+from services.checkout.usecases.access import billable_members
+from services.checkout.usecases.renewals import term_of
 from services.checkout.usecases.views import order_view, subscription_view
 from services.common import events
 from services.common.errors import Conflict, DomainError, PaymentFailed, not_found
@@ -98,7 +102,7 @@ def apply_charge(app: Checkout, uow: ServiceUnitOfWork, order: Order, charge: Ch
     order.failure_code = charge.decline_code or "card_declined"
     order.failure_message = charge.message
     uow.track(Step.PURCHASE_FAILED, user_id=order.user_id, namespace_id=order.namespace_id,
-              order_id=order.id, reason=order.failure_code)
+              order_id=order.id, reason=order.failure_code, **funnel_properties(order))
     return current_outcome(uow, order)
 
 
@@ -125,8 +129,8 @@ def current_outcome(uow: ServiceUnitOfWork, order: Order) -> Settled:
 
 def completed_outcome(uow: ServiceUnitOfWork, order: Order,
                       sub: Subscription | None = None) -> PurchaseResult:
-    if sub is None and order.upgrades_subscription_id:
-        sub = uow.session.get(Subscription, order.upgrades_subscription_id)
+    if sub is None and (order.subscription_id or order.upgrades_subscription_id):
+        sub = uow.session.get(Subscription, order.subscription_id or order.upgrades_subscription_id)
     if sub is None:
         sub = uow.session.scalar(select(Subscription).where(Subscription.first_order_id == order.id))
     return PurchaseResult(OrderStatus.COMPLETED, order_view(order),
@@ -134,11 +138,18 @@ def completed_outcome(uow: ServiceUnitOfWork, order: Order,
 
 
 def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Settled:
+    # Locked: a renewal charging this subscription meanwhile finishes first (or waits).
     active = uow.session.scalar(select(Subscription).where(
-        Subscription.namespace_id == order.namespace_id, Subscription.status == SubscriptionStatus.ACTIVE))
+        Subscription.namespace_id == order.namespace_id, Subscription.status == SubscriptionStatus.ACTIVE)
+        .with_for_update().execution_options(populate_existing=True))
     if order.status in CLOSED or not _still_priced_right(order, active):
         # A replaced order paid late, or the namespace changed under this order
         # (bought, upgraded or renewed by another): keep that, return this money.
+        if order.kind == "expansion":
+            return _refund(app, uow, order, Conflict(
+                "subscription_changed", "Subscription changed",
+                "The subscription was renewed or ended while this was being paid for; ask for a new "
+                "quote."))
         return _refund(app, uow, order, Conflict("already_subscribed", "Namespace already subscribed",
             "This namespace was bought or changed by another order meanwhile."))
     if order.discount_code and not discounts.is_redeemed(uow.session, order.id):
@@ -148,6 +159,8 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Settled:
                 discounts.redeem(uow, order)
         except DomainError as rejection:
             return _refund(app, uow, order, rejection)
+    if order.kind == "expansion":
+        return _complete_expansion(app, uow, order, active)
     addons = [line for line in order.lines if line["kind"] == "addon"]
     if active is not None:
         return _complete_upgrade(app, uow, order, active, addons)
@@ -165,13 +178,11 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Settled:
     order.failure_code = order.failure_message = None
     uow.session.flush()
     order.subscription_id = subscription.id
-    card = uow.session.get(PaymentMethod, order.payment_method_id) if order.payment_method_id else None
     receipt: events.OrderCompleted = {
         **order_view(order), **_recipient(uow, order), "order_id": order.id, "user_id": order.user_id,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
-        "card": {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
-                 "exp_year": card.exp_year} if card else None,
-        **_ledger_facts(uow, order, "purchase"),
+        "card": _card(uow, order),
+        **_ledger_facts(uow, order),
     }
     created: events.SubscriptionChanged = {
         **subscription_view(subscription), "subscription_id": subscription.id,
@@ -181,12 +192,18 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Settled:
     _save(uow, order, orders.complete(order.status, receipt, created, upgrade=False))
     uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
               order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
-              discount_code=order.discount_code, kind="purchase")
+              discount_code=order.discount_code, **funnel_properties(order))
     return completed_outcome(uow, order, subscription)
 
 
 def _still_priced_right(order: Order, active: Subscription | None) -> bool:
     """Does the namespace still look as it did when the order was priced?"""
+    if order.kind == "expansion":
+        # Packs without a subscription need none; the rest needs the same term
+        # (seats only grow within a term, so the add-on limit still holds).
+        return order.expands_subscription_id is None or (
+            active is not None and active.id == order.expands_subscription_id
+            and active.term_end == order.term_end)
     if order.upgrades_subscription_id is None:
         return active is None
     return (active is not None and active.id == order.upgrades_subscription_id
@@ -212,7 +229,7 @@ def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: 
     receipt: events.OrderCompleted = {
         **order_view(order), **_recipient(uow, order), "order_id": order.id, "user_id": order.user_id,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
-        "upgrade_from": before, **_ledger_facts(uow, order, "upgrade"),
+        "upgrade_from": before, **_ledger_facts(uow, order),
     }
     upgraded: events.SubscriptionChanged = {
         **subscription_view(sub), "subscription_id": sub.id, "plan_before": before,
@@ -222,8 +239,84 @@ def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: 
     _save(uow, order, orders.complete(order.status, receipt, upgraded, upgrade=True))
     uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
               order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
-              upgrade_from=before, discount_code=order.discount_code, kind="upgrade")
+              upgrade_from=before, discount_code=order.discount_code, **funnel_properties(order))
     return PurchaseResult(OrderStatus.COMPLETED, order_view(order), subscription=subscription_view(sub))
+
+
+def _complete_expansion(app: Checkout, uow: ServiceUnitOfWork, order: Order,
+                        sub: Subscription | None) -> PurchaseResult:
+    """What the order added is the namespace's at once: seats, add-on seats,
+    storage on the subscription (renewed with it) or packs on the namespace."""
+    namespace = uow.session.get(Namespace, order.namespace_id)
+    assert namespace is not None
+    for line in order.lines:
+        if line["kind"] == "seats" and sub is not None:
+            sub.seats += line["quantity"]
+        elif line["kind"] == "addon" and sub is not None:
+            held = next((a for a in sub.addons if a.sku == line["sku"]), None)
+            if held is None:
+                sub.addons.append(SubscriptionAddOn(sku=line["sku"], seats=line["quantity"]))
+            else:
+                held.seats += line["quantity"]
+        elif line["kind"] == "pack":
+            pack = app.catalog.packs[line["sku"]]
+            on_sub = sub if pack.recurring and order.expands_subscription_id else None
+            if on_sub is not None:
+                on_sub.storage_packs += line["quantity"]
+            uow.session.add(PackPurchase(
+                namespace_id=order.namespace_id, order_id=order.id, sku=pack.id, quantity=line["quantity"],
+                units=pack.size * line["quantity"], subscription_id=on_sub.id if on_sub else None,
+                expires_on=order.term_end if pack.recurring else None, created_at=uow.now))
+    if sub is not None and order.expands_subscription_id:
+        sub.updated_at = uow.now
+        order.subscription_id = sub.id
+        uow.session.flush()
+        # The receipt states what the renewal now costs, as a reminder would: the
+        # renewal charges it and names anything that changes it later.
+        order.renewal_quote = renewal_quote(app.catalog, term_of(sub),
+                                            billable_members(uow.session, sub.namespace_id)).snapshot()
+    order.completed_at = uow.now
+    order.failure_code = order.failure_message = None
+    uow.session.flush()
+    receipt: events.OrderCompleted = {
+        **order_view(order), **_recipient(uow, order), "order_id": order.id, "user_id": order.user_id,
+        "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
+        "card": _card(uow, order), "renewal": order.renewal_quote, **_ledger_facts(uow, order)}
+    expanded = None
+    if sub is not None and order.expands_subscription_id:
+        grown: events.SubscriptionExpanded = {
+            **subscription_view(sub), "subscription_id": sub.id,
+            "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
+            "order_id": order.id,
+            "features": app.catalog.features_for(sub.plan, tuple(a.sku for a in sub.addons)),
+            "added": [{"kind": line["kind"], "sku": line["sku"], "quantity": line["quantity"]}
+                      for line in order.lines]}
+        expanded = grown
+    _save(uow, order, orders.complete_expansion(order.status, receipt, expanded))
+    uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
+              order_id=order.id, plan=order.plan, seats=order.seats, total=order.total,
+              discount_code=order.discount_code, **funnel_properties(order))
+    return PurchaseResult(OrderStatus.COMPLETED, order_view(order),
+                          subscription=subscription_view(sub) if sub is not None else None)
+
+
+def funnel_properties(order: Order) -> dict[str, Any]:
+    """What a funnel step says about the order's kind and what it bought: `duo_pro`
+    lets an analysis count Duo Pro purchases (the duo-pro-upsell experiment)."""
+    skus = {line["sku"] for line in order.lines}
+    props: dict[str, Any] = {"kind": order.kind, "duo_pro": "duo_pro" in skus}
+    if order.kind == "expansion" and order.lines:
+        first = order.lines[0]
+        props |= {"expansion": "seats" if first["kind"] == "seats" else
+                  first["sku"] if first["kind"] == "pack" else "addon",
+                  "sku": first["sku"], "quantity": first["quantity"]}
+    return props
+
+
+def _card(uow: ServiceUnitOfWork, order: Order) -> dict[str, Any] | None:
+    card = uow.session.get(PaymentMethod, order.payment_method_id) if order.payment_method_id else None
+    return {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
+            "exp_year": card.exp_year} if card else None
 
 
 def _save(uow: ServiceUnitOfWork, order: Order, transition: orders.Transition) -> None:
@@ -232,10 +325,10 @@ def _save(uow: ServiceUnitOfWork, order: Order, transition: orders.Transition) -
         uow.publish(event.topic, dict(event.payload))
 
 
-def _ledger_facts(uow: ServiceUnitOfWork, order: Order, kind: str) -> dict[str, Any]:
+def _ledger_facts(uow: ServiceUnitOfWork, order: Order) -> dict[str, Any]:
     """What the experiment analysis reads from a completed order: its kind and the
     variations its buyer was in at the time of purchase."""
-    return {"kind": kind, "variations": uow.variations(order.user_id, order.namespace_id)}
+    return {"kind": order.kind, "variations": uow.variations(order.user_id, order.namespace_id)}
 
 
 def _recipient(uow: ServiceUnitOfWork, order: Order) -> dict[str, str]:
@@ -258,5 +351,5 @@ def _refund(app: Checkout, uow: ServiceUnitOfWork, order: Order, reason: DomainE
     order.failure_code = reason.code
     order.failure_message = f"{reason.detail} Your payment was refunded in full."
     uow.track(Step.PURCHASE_FAILED, user_id=order.user_id, namespace_id=order.namespace_id,
-              order_id=order.id, reason=reason.code, refunded=True)
+              order_id=order.id, reason=reason.code, refunded=True, **funnel_properties(order))
     return current_outcome(uow, order)

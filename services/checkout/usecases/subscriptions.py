@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -9,8 +10,8 @@ from sqlalchemy import bindparam, select
 from services.checkout.adapters.models import Membership, Namespace, Order, Subscription, SubscriptionAddOn
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
-from services.checkout.usecases import access
-from services.checkout.usecases.trial_events import active_trials
+from services.checkout.usecases import access, expansions
+from services.checkout.usecases.trial_events import active_trials, converted_seat_holders
 from services.checkout.usecases.views import paid_by_view, subscription_view
 from services.common.auth import Principal
 from services.common.errors import NotFound
@@ -42,15 +43,23 @@ def get_entitlements(app: Checkout, uow: ServiceUnitOfWork, principal: Principal
         sub = active_subscription(uow, namespace_id)
         trials = active_trials(uow, namespace_id)
         plan = namespace.plan
-        addons: list[dict[str, Any]] = [{"sku": a.sku, "seats": a.seats, "trial": False}
+        holders = converted_seat_holders(uow, namespace_id)
+        addons: list[dict[str, Any]] = [{"sku": a.sku, "seats": a.seats, "trial": False,
+                                         "seat_holders": holders.get(a.sku, [])}
                                         for a in sub.addons] if sub else []
         ranks = {p.id: p.rank for p in app.catalog.plans.values()}
         for trial in trials:
             if trial.grants_plan in ranks and ranks[trial.grants_plan] > ranks.get(plan, 0):
                 plan = trial.grants_plan
             if trial.grants_addon and all(a["sku"] != trial.grants_addon for a in addons):
-                addons.append({"sku": trial.grants_addon, "seats": trial.seats or 0, "trial": True})
+                addons.append({"sku": trial.grants_addon, "seats": trial.seats or 0, "trial": True,
+                               "seat_holders": [trial.seat_holder] if trial.seat_holder else []})
+        today = uow.now.date()
+        held = expansions.holdings(uow.session, namespace.id, today)
         return {
+            "compute_minutes": {"purchased": held.compute_minutes, "balance": held.compute_minutes},
+            "storage": {"purchased_gib": held.storage_gib,
+                        "expires_on": _iso(expansions.storage_expires_on(uow.session, namespace.id, today))},
             "namespace_id": namespace.id, "path": namespace.path,
             "plan": plan, "paid_plan": sub.plan if sub else None,
             "seats": sub.seats if sub else None,
@@ -59,6 +68,10 @@ def get_entitlements(app: Checkout, uow: ServiceUnitOfWork, principal: Principal
             "trials": [{"kind": t.kind, "ends_at": t.ends_at, "seats": t.seats} for t in trials],
             "features": app.catalog.features_for(plan, tuple(a["sku"] for a in addons)),
         }
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 # Trials asks for this on every eligibility check: the billable count and the add-ons

@@ -44,3 +44,14 @@ def active_trials(uow: ServiceUnitOfWork, namespace_id: int) -> list[NamespaceTr
     return list(uow.session.scalars(select(NamespaceTrial).where(
         NamespaceTrial.namespace_id == namespace_id, NamespaceTrial.status == "active",
         NamespaceTrial.ends_at > uow.now)))
+
+
+def converted_seat_holders(uow: ServiceUnitOfWork, namespace_id: int) -> dict[str, list[int]]:
+    """{add-on: [user]}: who held a seat in an add-on trial that converted (they keep it)."""
+    rows = uow.session.execute(select(NamespaceTrial.grants_addon, NamespaceTrial.seat_holder).where(
+        NamespaceTrial.namespace_id == namespace_id, NamespaceTrial.status == "converted"))
+    holders: dict[str, list[int]] = {}
+    for sku, user in rows:
+        if sku is not None and user is not None:  # an add-on trial's, with its seat holder
+            holders.setdefault(sku, []).append(user)
+    return holders

@@ -45,7 +45,7 @@ def order_view(order: Order) -> dict[str, Any]:
         "amount_charged": order.amount_charged or 0,
         "failure_code": order.failure_code, "failure_message": order.failure_message,
         "refunded": bool(order.refunded), "refunded_amount": order.refunded_amount or 0,
-        "subscription_id": order.subscription_id,
+        "subscription_id": order.subscription_id, "kind": order.kind, "heading": order.heading,
         "created_at": order.created_at.isoformat(),
         "completed_at": order.completed_at.isoformat() if order.completed_at else None,
     }
@@ -53,7 +53,7 @@ def order_view(order: Order) -> dict[str, Any]:
 
 def paid_by_view(order: Order) -> dict[str, Any]:
     """An order as one line of a subscription's history."""
-    return {"id": order.id, "kind": "upgrade" if order.upgrades_subscription_id else "purchase",
+    return {"id": order.id, "kind": order.kind,
             "plan": order.plan, "seats": order.seats, "total": order.total,
             "amount_charged": order.amount_charged, "refunded_amount": order.refunded_amount,
             "completed_at": order.completed_at.isoformat() if order.completed_at else None}

@@ -114,13 +114,20 @@ def receipt(payload: dict[str, Any], now: datetime) -> Planned:
     context = _take(topic, payload, ["order_id", "email", "namespace_path", "plan", "seats", "lines",
                                      "total", "currency", "term_start", "term_end"],
                     {"namespace_id": None, "user_id": None, "company": None, "subtotal": None,
-                     "discount_total": 0, "card": None, "discount_code": None})
+                     "discount_total": 0, "card": None, "discount_code": None, "kind": "purchase",
+                     "heading": None, "renewal": None})
     _wholes(topic, context, "seats", "total", "subtotal", "discount_total")
     _dates(topic, context, "term_start", "term_end")
     context["lines"] = _lines(topic, context["lines"])
     if context["subtotal"] is None:
         context["subtotal"] = sum(line["amount"] for line in context["lines"])
     context["card"] = _card(topic, context["card"])
+    renewal = context["renewal"]
+    if renewal is not None:
+        if not isinstance(renewal, dict) or renewal.get("renewal_date") is None:
+            raise InvalidEvent(topic, "renewal needs renewal_date and total")
+        _dates(topic, renewal, "renewal_date")
+        context["renewal"] = {**renewal, "total": _whole(topic, "renewal.total", renewal.get("total"))}
     return Planned(S.receipt_key(context["order_id"]), "receipt", _recipient(topic, context), context, now)
 
 

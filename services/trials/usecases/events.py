@@ -10,8 +10,12 @@ from services.trials.usecases.trials import convert_on_purchase
 
 
 def handlers(app: Trials) -> dict[str, Handler]:
-    """A subscription bought for a namespace converts its running trial."""
+    """A subscription bought for a namespace, or an add-on added to one, converts its running trial."""
     def converted(uow: ServiceUnitOfWork, payload: events.SubscriptionChanged) -> str:
         return convert_on_purchase(app, uow, payload)
 
-    return {"subscription.created": converted, "subscription.upgraded": converted}
+    def expanded(uow: ServiceUnitOfWork, payload: events.SubscriptionExpanded) -> str:
+        return convert_on_purchase(app, uow, payload)
+
+    return {"subscription.created": converted, "subscription.upgraded": converted,
+            "subscription.expanded": expanded}

@@ -284,10 +284,14 @@ def expire_due(app: Trials, new_uow: UowFactory) -> list[int]:
     return Sweep(TRIAL_EXPIRY, due, expire).run(new_uow)
 
 
-def convert_on_purchase(app: Trials, uow: ServiceUnitOfWork, payload: events.SubscriptionChanged) -> str:
+def convert_on_purchase(app: Trials, uow: ServiceUnitOfWork,
+                        payload: events.SubscriptionChanged | events.SubscriptionExpanded) -> str:
     """A subscription bought or changed: the trials it pays for end as converted."""
     namespace_id = payload["namespace_id"]
-    bought = {payload.get("plan")} | {a["sku"] for a in payload.get("addons", [])}
+    if "added" in payload:  # subscription.expanded: only what this order added was bought now
+        bought = {a["sku"] for a in payload["added"]}
+    else:
+        bought = {payload.get("plan")} | {a["sku"] for a in payload.get("addons", [])}
     kinds = [k.id for k in app.rules.kinds.values()
              if (k.grants_plan and k.grants_plan in bought) or (k.grants_addon and k.grants_addon in bought)]
     if not kinds:
@@ -297,7 +301,9 @@ def convert_on_purchase(app: Trials, uow: ServiceUnitOfWork, payload: events.Sub
                             Trial.status == "active")
         .values(status="converted", ended_at=uow.now).returning(Trial.id)).scalars().all()
     for trial in uow.session.scalars(select(Trial).where(Trial.id.in_(converted))):
-        uow.publish("trial.converted", _event(app, trial, uow.now,
+        # An add-on trial's seat holder (who started it) keeps the seat in the bought add-on.
+        holder = trial.started_by if app.rules.kinds[trial.kind].grants_addon else None
+        uow.publish("trial.converted", _event(app, trial, uow.now, seat_holder=holder,
                                               subscription_id=payload.get("subscription_id")))
         uow.track(Step.TRIAL_CONVERTED, user_id=trial.started_by, namespace_id=namespace_id,
                   kind=trial.kind, plan_before=trial.plan_before, experiments=trial.experiments)

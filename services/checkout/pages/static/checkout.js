@@ -1,6 +1,9 @@
 // The checkout page: live quote, discount code, billing account, card (Stripe.js)
 // and purchase, all through checkout's JSON API with the session cookie and the
 // page's CSRF token. Card numbers only ever go from Stripe.js to Stripe.
+// Its mode (data-mode) is "buy" (a plan: /quotes, /purchases) or a way to grow what
+// the namespace has, "add-seats", "add-duo" or "buy-packs" (/expansions/quote, /expansions).
+// A saved card, when the page offers one, pays without the billing form or a new card.
 (function () {
   "use strict";
 
@@ -9,20 +12,30 @@
   const $ = (id) => document.getElementById(id);
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const namespaceId = Number(form.dataset.namespaceId);
-  const seatsInput = $("seats");
+  const growing = form.dataset.mode !== "buy";
+  const COUNT = growing ? "quantity" : "seats";  // the field for how many
+  const countInput = $(COUNT);
+  const PATHS = growing ? {quote: "/expansions/quote", buy: "/expansions"}
+    : {quote: "/quotes", buy: "/purchases"};
+  const pageData = growing ? JSON.parse($("page-data").textContent) : null;
   const codeInput = $("discount_code");
   const buyButton = $("buy");
   const BILLING = ["company", "email", "address_line1", "address_line2", "city", "state", "postal_code",
                    "country"];
   const OPTIONAL = new Set(["address_line2", "state"]);
   const NETWORK = "We could not reach checkout. Check your connection and try again.";
-  // Where an API problem's message goes; anything else goes next to the Buy button.
+  // Where an API problem's message goes ("count": the seats or quantity; "card": the
+  // card in use, saved or new); anything else goes next to the Buy button.
   const FIELD_OF = {
-    seats_below_minimum: "seats", seats_above_maximum: "seats", order_too_large: "seats",
+    seats_below_minimum: "count", seats_above_maximum: "count", order_too_large: "count",
+    addon_seats_exceed_plan: "count", quantity_above_maximum: "count",
     card_declined: "card", payment_method_missing: "card", payment_method_not_found: "card",
     authentication_required: "card", authentication_pending: "card", setup_intent_not_found: "card",
     billing_account_missing: "company", rate_limited: "discount_code",
   };
+  const savedCardChosen = () => Boolean(form.elements.payment_method)
+    && form.elements.payment_method.value !== "new";
+  const fieldFor = (name) => ({count: COUNT, card: savedCardChosen() ? "pay-with" : "card"}[name] || name);
 
   // --- the API ---------------------------------------------------------------------
   async function api(method, path, body, headers) {
@@ -58,7 +71,7 @@
       }
       return;
     }
-    const field = FIELD_OF[problem.code] || fallback;
+    const field = fieldFor(FIELD_OF[problem.code] || fallback);
     showError(field, problem.detail || problem.title || "Something went wrong; try again.");
   }
 
@@ -74,7 +87,29 @@
     .format(new Date(iso + "T00:00:00Z"));
 
   function selection() {
-    return {namespace_id: namespaceId, plan: form.elements.plan.value, seats: Number(seatsInput.value)};
+    if (!growing) {
+      return {namespace_id: namespaceId, plan: form.elements.plan.value, seats: Number(countInput.value)};
+    }
+    const product = form.querySelector('input[name="product"]:checked');
+    return {namespace_id: namespaceId, kind: product.dataset.kind, sku: product.dataset.sku || null,
+            quantity: Number(countInput.value)};
+  }
+
+  // What the namespace has once this is bought, in a sentence.
+  function afterText(quote) {
+    const after = quote.after;
+    const names = pageData.names;
+    if (!after) return "";
+    if (quote.kind === "seats") return `Afterwards: ${after.seats} seats on ${names[after.plan] || after.plan}.`;
+    if (quote.kind === "addon") {
+      const held = after.addons.find((addon) => addon.sku === quote.sku);
+      return `Afterwards: ${names[quote.sku] || quote.sku} for ${held ? held.seats : quote.quantity} `
+        + `of ${after.seats} seats.`;
+    }
+    if (quote.kind === "compute_minutes") {
+      return `Afterwards: ${after.compute_minutes.toLocaleString("en-US")} purchased compute minutes.`;
+    }
+    return `Afterwards: ${after.storage_gib} GiB of purchased storage.`;
   }
 
   function row(label, amount, className) {
@@ -102,9 +137,16 @@
     const total = document.createElement("strong");
     total.textContent = money(quote.total, quote.currency);
     $("quote-total").replaceChildren("Total today: ", total);
-    $("quote-term").textContent = `${longDate(quote.term_start)} to ${longDate(quote.term_end)}`;
+    $("quote-term").textContent = quote.term_end ? `${longDate(quote.term_start)} to ${longDate(quote.term_end)}`
+      : "One-time purchase; never expires";
+    buyButton.textContent = `Pay ${money(quote.total, quote.currency)}`;
+    if (growing) {
+      $("heading").textContent = quote.heading;
+      document.title = `${quote.heading} — Checkout`;
+      $("quote-after").textContent = afterText(quote);
+    }
     const prompt = $("smb-prompt");
-    prompt.hidden = !quote.smb_prompt || !prompt.firstElementChild;
+    if (prompt) prompt.hidden = !quote.smb_prompt || !prompt.firstElementChild;
     const result = quote.code_result;
     codeApplies = Boolean(result && result.applied);
     if (!result) clearError("discount_code");
@@ -114,19 +156,22 @@
 
   function setStale(stale) {
     $("quote-total").classList.toggle("stale", stale);
+    if (stale) buyButton.textContent = "Pay";  // no amount until there is a price again
   }
 
   async function refreshQuote() {
     const body = Object.assign(selection(), {discount_code: code});
-    if (!Number.isInteger(body.seats) || body.seats < 1) {
-      showError("seats", "Enter a whole number of seats.");
+    const wanted = growing ? body.quantity : body.seats;
+    if (!Number.isInteger(wanted) || wanted < 1) {
+      showError(COUNT, growing && form.dataset.mode === "buy-packs" ? "Enter a whole number of packs."
+                : "Enter a whole number of seats.");
       setStale(true);
       return;
     }
     const seq = ++quoteSeq;
     let result;
     try {
-      result = await api("POST", "/quotes", body);
+      result = await api("POST", PATHS.quote, body);
     } catch (_) {
       if (seq === quoteSeq) showError("form", NETWORK);
       return;
@@ -134,10 +179,10 @@
     if (seq !== quoteSeq) return;  // a newer quote is on its way
     setStale(!result.ok);
     if (!result.ok) {
-      showProblem(result.body, "seats");
+      showProblem(result.body, "count");
       return;
     }
-    clearError("seats");
+    clearError(COUNT);
     renderQuote(result.body);
   }
 
@@ -154,9 +199,10 @@
   }
 
   form.addEventListener("change", (event) => {
-    if (event.target.name === "plan") scheduleQuote(0);
+    if (event.target.name === "plan" || event.target.name === "product") scheduleQuote(0);
+    if (event.target.name === "payment_method") showCardForm(event.target.value === "new");
   });
-  seatsInput.addEventListener("input", () => scheduleQuote(400));
+  countInput.addEventListener("input", () => scheduleQuote(400));
   $("apply-code").addEventListener("click", applyCode);
   codeInput.addEventListener("input", () => {
     // The shown price must be what Buy charges: an edited code no longer counts.
@@ -167,7 +213,7 @@
       scheduleQuote(400);
     }
   });
-  for (const [input, action] of [[seatsInput, refreshQuote], [codeInput, applyCode]]) {
+  for (const [input, action] of [[countInput, refreshQuote], [codeInput, applyCode]]) {
     input.addEventListener("keydown", (event) => {
       if (event.key === "Enter") {  // Enter here prices; only the Buy button buys
         event.preventDefault();
@@ -185,7 +231,14 @@
     });
   }
 
-  // --- the card (Stripe.js) --------------------------------------------------------
+  // --- the card: the saved one, or a new one (Stripe.js) ----------------------------
+  function showCardForm(show) {
+    form.querySelector(".billing").hidden = !show;
+    form.querySelector(".card-details").hidden = !show;
+    clearError("pay-with");
+    clearError("card");
+  }
+
   let stripe = null;
   let card = null;
   let cardTouched = false;
@@ -284,10 +337,10 @@
     if (!attempt || attempt.fingerprint !== fingerprint) attempt = {fingerprint, key: newKey()};
     let result;
     try {
-      result = await api("POST", "/purchases", body, {"Idempotency-Key": attempt.key});
+      result = await api("POST", PATHS.buy, body, {"Idempotency-Key": attempt.key});
     } catch (_) {
       showError("form", "We could not reach checkout, so we do not know yet whether this went through. "
-                + "Press Buy again: it finishes this same purchase and never charges twice.");
+                + "Press Pay again: it finishes this same purchase and never charges twice.");
       return false;
     }
     if (result.status === 201) return finish(result.body.order.id);
@@ -302,6 +355,10 @@
   }
 
   async function buy() {
+    if (savedCardChosen()) {
+      status("Paying…");
+      return purchase(Number(form.elements.payment_method.value));
+    }
     status("Saving your billing details…");
     if (!(await saveAccount())) return false;
     if (savedCardId === null) {
@@ -312,6 +369,8 @@
     status("Paying…");
     return purchase(savedCardId);
   }
+
+  if (growing) renderQuote(pageData.quote);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -1,6 +1,6 @@
 // The trials page: start a trial through the trials API with the session cookie
-// and the page's CSRF token, then show its days left and end date (and the Duo
-// Pro offer when the start answer carries one).
+// and the page's CSRF token, then show its days left and end date, the link to buy
+// what it gives (and the Duo Pro offer when the start answer carries one).
 (function () {
   "use strict";
 
@@ -21,6 +21,7 @@
     const days = `${trial.days_left} day${trial.days_left === 1 ? "" : "s"} left`;
     box.querySelector(".state").replaceChildren(
       paragraph(`Active: ${days}, ends ${longDate(trial.ends_at)}.`, "active"));
+    box.querySelector(".buy-link").hidden = false;  // keep it: buy before the trial ends
   }
 
   function showUpsell(section, upsell) {
