@@ -80,9 +80,9 @@ def test_a_growth_analyst_reads_a_report(page: Page, dashboard: str) -> None:
     row.get_by_role("link").click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text("SMB discount prompt on the checkout page")
-    charts = page.locator("figure.funnel svg[role=img]")
+    charts = page.locator(".funnels figure.funnel svg[role=img]")
     expect(charts).to_have_count(2)  # one funnel chart per variation
-    expect(page.locator("figure.funnel").first).to_contain_text("Purchased")
+    expect(page.locator(".funnels figure.funnel").first).to_contain_text("Purchased")
     results = page.get_by_role("table").filter(has_text="Chance to win")
     for header in ("Uplift", "P-value", "Chance to win"):
         expect(results).to_contain_text(header, ignore_case=True)
