@@ -85,3 +85,10 @@ loadtest: $(STAMP)
 ## bench: checkout and trials against a bare Flask endpoint on PostgreSQL + gunicorn (benchmarks/results/ceiling.md).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.ceiling --json benchmarks/results/ceiling.json
+
+## image: the container image with podman on a Debian bookworm base from mmdebstrap (cached); prints its size.
+IMAGE ?= devops-checkout:local
+export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+.PHONY: image
+image:
+	IMAGE=$(IMAGE) deploy/podman/image.sh
