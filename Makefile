@@ -92,3 +92,8 @@ export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
 .PHONY: image
 image:
 	IMAGE=$(IMAGE) deploy/podman/image.sh
+
+## image-test: the real image under podman against this machine's PostgreSQL: migrate, every role, a purchase, graceful stops.
+.PHONY: image-test
+image-test: $(STAMP)
+	$(BIN)/python -m devtools.image_test --image $(IMAGE)
