@@ -97,3 +97,9 @@ image:
 .PHONY: image-test
 image-test: $(STAMP)
 	$(BIN)/python -m devtools.image_test --image $(IMAGE)
+
+## kube-play: the staging overlay's Deployments under `podman kube play` (OVERLAY=...): running, live, ready.
+OVERLAY ?= deploy/k8s/overlays/staging
+.PHONY: kube-play
+kube-play: $(STAMP)
+	$(BIN)/python -m devtools.kube_play --image $(IMAGE) --overlay $(OVERLAY)
