@@ -103,3 +103,11 @@ OVERLAY ?= deploy/k8s/overlays/staging
 .PHONY: kube-play
 kube-play: $(STAMP)
 	$(BIN)/python -m devtools.kube_play --image $(IMAGE) --overlay $(OVERLAY)
+
+## compose-up: deploy/compose.yaml under podman-compose, staged, with Debian stand-ins for postgres, redis, Mailpit.
+## compose-down: remove its containers (DOWN_ARGS=-v also forgets the database volume).
+.PHONY: compose-up compose-down
+compose-up: image
+	deploy/podman/compose-up.sh
+compose-down:
+	deploy/podman/compose-up.sh down
