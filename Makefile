@@ -91,3 +91,29 @@ loadtest: $(STAMP)
 ## bench: checkout and trials against a bare Flask endpoint on PostgreSQL + gunicorn (benchmarks/results/ceiling.md).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.ceiling --json benchmarks/results/ceiling.json
+
+## image: the container image with podman on a Debian bookworm base from mmdebstrap (cached); prints its size.
+IMAGE ?= devops-checkout:local
+export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+.PHONY: image
+image:
+	IMAGE=$(IMAGE) deploy/podman/image.sh
+
+## image-test: the real image under podman against this machine's PostgreSQL: migrate, every role, a purchase, graceful stops.
+.PHONY: image-test
+image-test: $(STAMP)
+	$(BIN)/python -m devtools.image_test --image $(IMAGE)
+
+## kube-play: the staging overlay's Deployments under `podman kube play` (OVERLAY=...): running, live, ready.
+OVERLAY ?= deploy/k8s/overlays/staging
+.PHONY: kube-play
+kube-play: $(STAMP)
+	$(BIN)/python -m devtools.kube_play --image $(IMAGE) --overlay $(OVERLAY)
+
+## compose-up: deploy/compose.yaml under podman-compose, staged, with Debian stand-ins for postgres, redis, Mailpit.
+## compose-down: remove its containers (DOWN_ARGS=-v also forgets the database volume).
+.PHONY: compose-up compose-down
+compose-up: image
+	deploy/podman/compose-up.sh
+compose-down:
+	deploy/podman/compose-up.sh down

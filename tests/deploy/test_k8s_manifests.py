@@ -72,8 +72,12 @@ def test_validation_catches_a_broken_manifest() -> None:
 
 
 # --- the three services ---------------------------------------------------------------------
-def _probe_path(container: dict[str, Any], probe: str) -> str:
-    return container[probe]["httpGet"]["path"]
+def _python_probe(port: int) -> list[str]:
+    # Not httpGet, which podman kube play runs as curl (not in the image), and no named
+    # port, which it resolves to 0; no argument with a space, as it runs the line through sh.
+    command = ["python", "-m", "deploy.probe", f"http://127.0.0.1:{port}/healthz"]
+    assert not [part for part in command if " " in part or "'" in part]
+    return command
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -84,10 +88,10 @@ def test_service_deployment_probes_resources_and_security(name: str, service: st
     [container] = pod_spec(deployment)["containers"]
     assert container["args"] == ["serve", service]
     assert container["ports"] == [{"name": "http", "containerPort": DEFAULT_PORTS[service]}]
-    assert _probe_path(container, "readinessProbe") == "/readyz"
-    assert _probe_path(container, "livenessProbe") == "/healthz"
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        assert container[probe]["httpGet"]["port"] == "http"
+    port = DEFAULT_PORTS[service]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": port}
+    assert container["livenessProbe"]["exec"]["command"] == _python_probe(port)
     for kind in ("requests", "limits"):
         assert set(container["resources"][kind]) == {"cpu", "memory"}, kind
     # The HPA owns the replica count: a fixed one here would reset it on every apply.
@@ -103,8 +107,9 @@ def test_dashboard_deployment_service_probes_resources_and_security(name: str) -
     assert container["args"] == ["dashboard"]
     assert container["ports"] == [{"name": "http", "containerPort": DASHBOARD_PORT}]
     # The dashboard has no /readyz: every probe is /healthz, which needs no token and no store.
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    for probe in ("readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": DASHBOARD_PORT}, probe
+    assert container["livenessProbe"]["exec"]["command"] == _python_probe(DASHBOARD_PORT)
     for kind in ("requests", "limits"):
         assert set(container["resources"][kind]) == {"cpu", "memory"}, kind
     assert deployment["spec"]["replicas"] >= 1
