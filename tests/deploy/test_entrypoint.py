@@ -314,5 +314,7 @@ def test_dashboard_runs_gunicorn_that_answers_checks_tokens_and_stops_gracefully
         stdout, stderr = out.read(), err.read()
     assert code == 0, stderr
     access = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-    assert [entry["path"] for entry in access if entry["status"] == 200] == ["/healthz", "/"]
+    # A /healthz poll that timed out on a busy machine may still have been served: count it once.
+    served = [entry["path"] for entry in access if entry["status"] == 200]
+    assert served[-1] == "/" and set(served[:-1]) == {"/healthz"}
     assert "gthread" in stderr and "Shutting down" in stderr
