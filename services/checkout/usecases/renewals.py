@@ -45,7 +45,7 @@ from services.checkout.domain import renewal as R
 from services.checkout.domain import subscriptions
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
-from services.checkout.usecases import access
+from services.checkout.usecases import access, seats
 from services.checkout.usecases.billing import CARD_GONE, PROVIDER_DOWN
 from services.checkout.usecases.views import subscription_view
 from services.common import events
@@ -330,6 +330,7 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
         namespace = uow.session.get(Namespace, f.sub.namespace_id)
         assert namespace is not None
         namespace.plan = "free"
+        seats.reprice(uow.session, namespace, uow.now)
     return list(ended)
 
 
