@@ -114,3 +114,81 @@ def test_utilization_in_numbers_and_metrics(client: FlaskClient) -> None:
     scraped = client.get("/metrics").get_data(as_text=True)
     assert "\nseats_bought 5.0\n" in scraped and "\nseats_in_use 7.0\n" in scraped
     assert "\nseats_owed 2.0\n" in scraped and "\nnamespaces_over_seats 1.0\n" in scraped
+
+
+def starts_term(app: Flask, day: date) -> None:
+    with Session(app.extensions["checkout"].ctx.engine) as s:
+        sub = s.scalar(select(Subscription).where(Subscription.namespace_id == GLOBEX))
+        assert sub is not None
+        sub.term_start = day
+        s.commit()
+
+
+def preview(client: FlaskClient, user_ids: list[int], role: str = "developer", user: int = ALICE) -> Any:
+    return client.post(f"/namespaces/{GLOBEX}/seats/preview", json={"user_ids": user_ids, "role": role},
+                       headers=auth(user))
+
+
+def test_the_preview_says_whether_seats_owed_rise_and_what_it_costs(client: FlaskClient, app: Flask) -> None:
+    starts_term(app, date(2026, 10, 1))  # quarter 1 ends on January 1: 3 quarters left to pay
+    within = preview(client, [30]).json
+    assert (within["will_increase_overage"], within["new_seats"], within["amount"]) == (False, 1, 0)
+    over = preview(client, [2, 30, 31, 32], user=BOB).json  # Bob is a member already
+    assert over["new_seats"] == 3 and over["seats_in_use_after"] == 7
+    assert (over["will_increase_overage"], over["additional_seats_owed"], over["seats_owed_after"]) == (True, 2, 2)
+    assert over["amount"] == over["additional_amount"] == 2 * 34800 * 3 // 4
+    assert over["reconciliation_date"] == "2027-01-01" and over["currency"] == "usd"
+    guests = preview(client, [30, 31], role="guest").json  # Guests take a seat on Premium
+    assert guests["takes_seat"] is True and guests["new_seats"] == 2
+    # Nothing was written.
+    assert seats_of(client)["seats_in_use"] == 4
+    bad = preview(client, list(range(1, 102)))
+    assert bad.status_code == 422 and bad.json["code"] == "validation_failed"
+    assert preview(client, [30], role="admin").status_code == 422
+    assert preview(client, [30], user=5).status_code == 404
+
+
+def test_the_fourth_quarter_previews_no_charge(client: FlaskClient) -> None:
+    late = preview(client, [30, 31, 32]).json  # the seeded term is in its fourth quarter
+    assert late["will_increase_overage"] is True and late["amount"] == 0
+
+
+def settings(client: FlaskClient, on: bool, user: int = ALICE) -> Any:
+    return client.put(f"/namespaces/{GLOBEX}/seats/settings", json={"block_overages": on}, headers=auth(user))
+
+
+def test_block_seat_overages_refuses_adds_past_the_paid_seats(client: FlaskClient, app: Flask) -> None:
+    assert settings(client, True, user=BOB).json["code"] == "not_owner"
+    assert settings(client, True).json == {"namespace_id": GLOBEX, "block_overages": True,
+                                          "reconciliation_excluded": False}
+    sent(client, joins(30))  # the fifth of five seats
+    refused = send(client, joins(31, at=T2), event_id="add-31")
+    assert refused.status_code == 409 and refused.json["code"] == "seat_overage_blocked"
+    assert refused.json["detail"].startswith("globex uses 5 of its 5 paid seats and blocks seat overages")
+    assert refused.json["seats"] == 5 and refused.json["seats_in_use"] == 5
+    assert send(client, joins(31, at=T2), event_id="add-31").status_code == 409  # not recorded as handled
+    assert client.get(f"/namespaces/{GLOBEX}", headers=auth(31)).status_code == 404
+    # A role that takes no seat is always let in; promoting it to one that does is an add.
+    with Session(app.extensions["checkout"].ctx.engine) as s:
+        ns = s.get(Namespace, GLOBEX)
+        assert ns is not None
+        ns.plan = "ultimate"
+        s.commit()
+    sent(client, joins(40, access="Guest", at=T2))
+    promoted = send(client, joins(40, access="Developer", at=T3, event="user_update_for_group"))
+    assert promoted.status_code == 409 and promoted.json["code"] == "seat_overage_blocked"
+    # Removing a member frees a seat for the next.
+    sent(client, joins(30, at=T3, event="user_remove_from_group"))
+    assert send(client, joins(31, at=T3), event_id="add-31").status_code == 200
+    changes = client.get(f"/namespaces/{GLOBEX}/seats/settings/changes", headers=auth(BOB)).json
+    assert [(c["setting"], c["value"], c["changed_by"]) for c in changes] == [("block_overages", True, ALICE)]
+
+
+def test_turning_it_on_removes_nobody(client: FlaskClient) -> None:
+    sent(client, joins(30), joins(31))
+    assert settings(client, True).status_code == 200
+    assert numbers(seats_of(client)) == (5, 6, 6, 1)
+    assert send(client, joins(32, at=T2)).json["code"] == "seat_overage_blocked"
+    assert settings(client, False).status_code == 200
+    sent(client, joins(32, at=T2))
+    assert seats_of(client)["seats_in_use"] == 7
