@@ -582,3 +582,21 @@ class SeatSettingChangeSchema(ma.Schema):
     reason = ma.fields.String(allow_none=True)
     changed_by = ma.fields.Integer()
     changed_at = ma.fields.String()
+
+
+class SeatReconciliationSchema(ma.Schema):
+    id = ma.fields.Integer()
+    subscription_id = ma.fields.Integer()
+    term_start = ma.fields.String()
+    quarter = ma.fields.Integer()
+    status = ma.fields.String(metadata={
+        "description": "due, clear, excluded, noticed, charged, covered (seats bought meanwhile), "
+                       "superseded (renewed first), retrying or failed"})
+    max_seats_used = ma.fields.Integer(allow_none=True)
+    seats_before = ma.fields.Integer(allow_none=True)
+    overage_seats = ma.fields.Integer(allow_none=True)
+    amount = ma.fields.Integer(allow_none=True)
+    currency = ma.fields.String(allow_none=True)
+    charge_on = ma.fields.String(allow_none=True)
+    attempts = ma.fields.Integer()
+    payment_intent_id = ma.fields.String(allow_none=True)

@@ -15,13 +15,14 @@ from services.checkout.api.schemas import (
     SeatHoldingSchema,
     SeatPreviewInSchema,
     SeatPreviewSchema,
+    SeatReconciliationSchema,
     SeatSettingChangeSchema,
     SeatSettingsInSchema,
     SeatSettingsSchema,
     SeatUsageSchema,
     SeatUtilizationSchema,
 )
-from services.checkout.usecases import seats
+from services.checkout.usecases import reconciliation, seats
 from services.common.web import ProblemSchema, current_principal, request_uow
 
 blp = Blueprint("seats", __name__, description="Seats: utilization, usage, overages and settings")
@@ -97,6 +98,15 @@ class SeatSettingChanges(MethodView):
     def get(self, namespace_id: int) -> list[dict[str, Any]]:
         """The audit of the seat settings: who changed what, when and why."""
         return seats.setting_changes(request_uow(), current_principal(), namespace_id)
+
+
+@blp.route("/namespaces/<id:namespace_id>/seats/reconciliations")
+class Reconciliations(MethodView):
+    @blp.response(200, SeatReconciliationSchema(many=True))
+    @blp.doc(security=BEARER)
+    def get(self, namespace_id: int) -> list[dict[str, Any]]:
+        """Each quarter reconciled: the max used, the seats added and what was charged."""
+        return reconciliation.history(request_uow(), current_principal(), namespace_id)
 
 
 @blp.route("/admin/namespaces/<id:namespace_id>/reconciliation")
