@@ -21,6 +21,7 @@ from services.checkout.api import (
     billing,
     catalog,
     directory,
+    duo,
     namespaces,
     purchases,
     quotes,
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     app = create_service_app(
         checkout.ctx, title="Checkout", description=__doc__ or "",
         blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, namespaces.blp,
-                    webhooks.blp, admin.blp, directory.blp, seats.blp,
+                    webhooks.blp, admin.blp, directory.blp, seats.blp, duo.blp,
                     events_blueprint(InboxEvent, trial_events.HANDLERS, owners("checkout"))],
         readiness_checks=[_stripe_reachable(checkout.payments)],
         json_exempt_paths=[webhooks.WEBHOOK_PATH])

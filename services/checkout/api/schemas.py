@@ -600,3 +600,50 @@ class SeatReconciliationSchema(ma.Schema):
     charge_on = ma.fields.String(allow_none=True)
     attempts = ma.fields.Integer()
     payment_intent_id = ma.fields.String(allow_none=True)
+
+
+# --- Duo seats ----------------------------------------------------------------
+class DuoMembersQuerySchema(StrictSchema):
+    sort = ma.fields.String(load_default="name", validate=validate.OneOf(["name", "role", "assigned"]))
+    order = ma.fields.String(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
+    role = ma.fields.String(validate=validate.OneOf(list(ROLES.values())))
+    assigned = ma.fields.Boolean()
+    search = ma.fields.String(validate=[validate.Length(max=100), printable()])
+
+
+class DuoMemberSchema(ma.Schema):
+    user_id = ma.fields.Integer()
+    name = ma.fields.String()
+    email = ma.fields.String()
+    role = ma.fields.String()
+    assigned = ma.fields.Boolean()
+
+
+class DuoSeatSummarySchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    sku = ma.fields.String()
+    seats = ma.fields.Integer(metadata={"description": "Purchased plus granted by an active trial"})
+    assigned = ma.fields.Integer()
+    free = ma.fields.Integer()
+
+
+class DuoMembersSchema(DuoSeatSummarySchema):
+    members = ma.fields.List(ma.fields.Nested(DuoMemberSchema))
+
+
+class DuoAssignInSchema(StrictSchema):
+    user_ids = _USER_IDS
+
+
+class DuoAssignedSchema(DuoSeatSummarySchema):
+    changed = ma.fields.List(ma.fields.Integer(), metadata={"description": "Whose seat this request changed"})
+
+
+class UserEntitlementsSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    user_id = ma.fields.Integer()
+    member = ma.fields.Boolean()
+    role = ma.fields.String(allow_none=True)
+    billable = ma.fields.Boolean()
+    duo = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Boolean(),
+                         metadata={"description": "Per Duo add-on: whether the user holds a seat"})

@@ -36,7 +36,7 @@ from services.checkout.adapters.models import (
     User,
 )
 from services.checkout.domain import directory as D
-from services.checkout.usecases import seats
+from services.checkout.usecases import duo, seats
 from services.common import inbox
 from services.common.service import ServiceUnitOfWork
 
@@ -158,8 +158,10 @@ def _group_destroy(change: _Change, hook: dict[str, Any]) -> str:
     if not new and row.destroyed:
         return f"unchanged: group {gid} was destroyed already"
     row.changed_at, row.last_event = at, D.GROUP_DESTROY
-    for membership in change.session.scalars(select(Membership).where(Membership.namespace_id == gid)):
+    members = list(change.session.scalars(select(Membership).where(Membership.namespace_id == gid)))
+    for membership in members:
         seats.follow(change.session, gid, membership.user_id, membership.role, False, at)
+    duo.forget(change.session, gid, [m.user_id for m in members])
     change.session.execute(delete(Membership).where(Membership.namespace_id == gid))
     if new and not known:
         return f"destroyed: group {gid} (never heard of before)"
@@ -277,6 +279,7 @@ def _sync_membership(session: Session, namespace: Namespace, member: DirectoryMe
     if member.removed:
         if current is not None:
             session.delete(current)
+            duo.forget(session, namespace.id, [member.user_id])
         return
     if current is None:
         session.add(Membership(namespace_id=namespace.id, user_id=member.user_id, role=member.role,

@@ -45,7 +45,7 @@ from services.checkout.domain import renewal as R
 from services.checkout.domain import subscriptions
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
-from services.checkout.usecases import access, reconciliation, seats
+from services.checkout.usecases import access, duo, reconciliation, seats
 from services.checkout.usecases.billing import CARD_GONE, PROVIDER_DOWN
 from services.checkout.usecases.views import subscription_view
 from services.common import events
@@ -256,6 +256,8 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.Re
         _renewed(uow, renewal, f, quote, result.payment_intent_id)
         reconciliation.explain_seats(uow, f.sub, f.path, renewal.renewal_date + timedelta(
             days=app.seat_rules.explain_after_renewal_days))
+        for sku, _ in f.addons:  # add-on seats may have been lowered to the plan's
+            duo.cut_back(uow, f.sub.namespace_id, sku, f"renewal-{f.sub.id}-{renewal.renewal_date}")
         return "renewed"
     _failed(app, uow, renewal, f, quote, result, rules)
     return "failed"
