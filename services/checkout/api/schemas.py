@@ -628,6 +628,7 @@ class DuoSeatSummarySchema(ma.Schema):
 
 
 class DuoMembersSchema(DuoSeatSummarySchema):
+    namespace_path = ma.fields.String()
     members = ma.fields.List(ma.fields.Nested(DuoMemberSchema))
 
 

@@ -7,11 +7,13 @@ cases (and funnel events) as any API client.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import Blueprint, render_template, request
 
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import MAX_ID
-from services.checkout.usecases import offers, purchases, subscriptions
+from services.checkout.usecases import duo, offers, purchases, subscriptions
 from services.checkout.usecases.views import quote_view
 from services.common.auth import Principal
 from services.common.errors import not_found
@@ -64,3 +66,23 @@ def order_page(principal: Principal, order_id: str) -> str:
     order, path, subscription = purchases.confirmation(request_uow(), principal, page_id("order", order_id))
     return render_template("checkout/order.html", order=order, namespace_path=path,
                            subscription=subscription, plan=checkout().catalog.plan_name(order["plan"]))
+
+
+@blp.get("/checkout/namespaces/<namespace_id>/duo/<sku>")
+@page
+def duo_page(principal: Principal, namespace_id: str, sku: str) -> str:
+    """Owners assign Duo seats: the members, sortable and filterable, and a bulk action."""
+    app = checkout()
+    ns = page_id("namespace", namespace_id)
+    sort = request.args.get("sort", "name")
+    sort = sort if sort in duo.SORTS else "name"
+    shown = {"true": True, "false": False}.get(request.args.get("assigned", ""))
+    listing = duo.members(app, request_uow(), principal, ns, sku, sort=sort, assigned=shown)
+
+    def query(**changes: str | None) -> str:
+        params = {"sort": sort, "assigned": request.args.get("assigned"), **changes}
+        return urlencode({k: v for k, v in params.items() if v})
+    return render_template("checkout/duo.html", listing=listing, path=listing["namespace_path"],
+                           namespace_id=ns, sku=sku,
+                           product=app.catalog.addons[sku].name, sort=sort, query=query,
+                           max_bulk=app.seat_rules.max_bulk_assignments)

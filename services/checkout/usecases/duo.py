@@ -72,7 +72,7 @@ def members(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespa
             assigned: bool | None = None, search: str | None = None) -> dict[str, Any]:
     """The namespace's members with whether each holds a seat of `sku`, filtered and sorted."""
     with uow:
-        access.load_namespace(uow.session, namespace_id, principal)
+        namespace = access.load_namespace(uow.session, namespace_id, principal)
         _sku(app.catalog, sku)
         holders = _assigned(uow.session, namespace_id, sku)
         rows = uow.session.execute(select(Membership.user_id, Membership.role, User.name, User.email).join(
@@ -85,7 +85,8 @@ def members(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespa
                 "role": lambda m: (ROLE_ORDER.get(m["role"], 9), m["name"].casefold(), m["user_id"]),
                 "assigned": lambda m: (not m["assigned"], m["name"].casefold(), m["user_id"])}
         found.sort(key=keys[sort], reverse=descending)
-        return {**_summary(uow.session, namespace_id, sku, uow.now), "members": found}
+        return {**_summary(uow.session, namespace_id, sku, uow.now), "namespace_path": namespace.path,
+                "members": found}
 
 
 def assign(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace_id: int, sku: str,
