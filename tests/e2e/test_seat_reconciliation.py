@@ -20,12 +20,23 @@ from services.common.clock import FixedClock
 from services.notifications.domain import messages as M
 from services.notifications.domain.rendering import render
 from tests.e2e.helpers import provision_buyers
+from tests.e2e.test_notifications_delivery import (  # noqa: F401  (fixtures)
+    Smtp,
+    db_url,
+    machine,
+    maildir,
+    notifications_app,
+    run,
+    send_event,
+    smtp_for,
+)
 from tests.e2e.test_renewals import at, checkout_of, events, subscribe, sweep
 from tests.integration.test_directory_api import HOOKS, PLATFORM, member
 from tests.support import LocalStripe, auth
 
 pytestmark = pytest.mark.e2e
 PREMIUM = 34800  # cents per seat per year
+SEAT_TOPICS = ("subscription.overage_notice", "subscription.seats_reconciled")
 
 
 def reconcile(app: Flask) -> dict[str, int]:
@@ -205,3 +216,29 @@ def test_owners_hear_how_seats_are_counted_the_day_after_a_renewal(stripe_app: F
     assert planned.send_after.date() == sub.term_end + timedelta(days=1)
     subject = render("seats_explained", planned.context).subject
     assert subject == f"How seats are counted and billed for group-{owner}"
+
+
+def test_owners_get_the_notice_and_the_receipt_at_the_smtp_sink(
+        stripe_app: Flask, localstripe: LocalStripe, clock: FixedClock, request: pytest.FixtureRequest) -> None:
+    """Checkout's events, delivered to notifications as the relay would, and sent
+    by the mail sender to a real SMTP server (test_notifications_delivery's fixtures)."""
+    smtp: Smtp = request.getfixturevalue("smtp_for")()
+    sender: Flask = request.getfixturevalue("notifications_app")
+    mail = sender.test_client()
+    [owner] = provision_buyers(stripe_app, localstripe.url, 1, first_id=3800)
+    new_term(stripe_app, owner, seats=1)
+    joined(stripe_app, owner, range(3801, 3804), date(2026, 12, 1))
+    relayed = 0
+    for day in (date(2027, 2, 21), date(2027, 2, 28)):
+        at(clock, day)
+        reconcile(stripe_app)
+        seat_mail = [(topic, payload) for topic in SEAT_TOPICS for payload in events(stripe_app, topic, owner)]
+        for topic, payload in seat_mail[relayed:]:
+            send_event(mail, topic, payload)
+        relayed = len(seat_mail)
+        run(sender, smtp)
+    subjects = [" ".join(str(m["Subject"]).split()) for m in smtp.messages()]
+    assert sorted(subjects) == sorted([
+        f"group-{owner} used 2 seats more than it bought: $522.00 on February 28, 2027",
+        f"Your receipt for 2 seats added to group-{owner}: $522.00"])
+    assert {str(m["To"]) for m in smtp.messages()} == {f"owner{owner}@test"}
