@@ -30,18 +30,13 @@ from services.checkout.adapters.models import (
     Subscription,
     User,
 )
-from services.checkout.adapters.payments import (
-    ChargeResult,
-    PaymentObjectMissing,
-    PaymentProviderUnavailable,
-    PaymentRejected,
-)
+from services.checkout.adapters.payments import PaymentProviderUnavailable
 from services.checkout.domain import renewal as R
 from services.checkout.domain import seats as S
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access, seats
-from services.checkout.usecases.billing import CARD_GONE
+from services.checkout.usecases.billing import charge_off_session
 from services.common import events
 from services.common.auth import Principal
 from services.common.db import insert_ignoring_duplicates
@@ -158,21 +153,10 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, rec: SeatReconciliation) -> s
     card = uow.session.scalar(select(PaymentMethod).where(
         PaymentMethod.billing_account_id == account.id, PaymentMethod.is_default.is_(True)))
     path = uow.session.get(Namespace, sub.namespace_id).path  # type: ignore[union-attr]
-    if card is None or not account.stripe_customer_id:
-        charged = ChargeResult("declined", None, None, "no_card", "No card on file.")
-    else:
-        try:
-            charged = app.payments.charge(
-                customer_id=account.stripe_customer_id, payment_method_id=card.stripe_payment_method_id,
-                amount=result.amount, currency=app.catalog.currency,
-                idempotency_key=f"seat-reconciliation-{rec.id}-{rec.attempts}",
-                description=f"Seats used above those bought in quarter {rec.quarter}: {path}",
-                metadata={"seat_reconciliation_id": str(rec.id)})
-        except PaymentObjectMissing:
-            charged = ChargeResult("declined", None, None, CARD_GONE.code,
-                                   "The card on file is no longer available.")
-        except PaymentRejected as exc:
-            charged = ChargeResult("declined", None, None, "payment_rejected", str(exc))
+    charged = charge_off_session(app, account, card, result.amount, app.catalog.currency,
+                                 f"seat-reconciliation-{rec.id}-{rec.attempts}",
+                                 f"Seats used above those bought in quarter {rec.quarter}: {path}",
+                                 {"seat_reconciliation_id": str(rec.id)})
     rec.payment_intent_id = charged.payment_intent_id
     if charged.status == "succeeded":
         sub.seats, sub.updated_at = result.seats_after, uow.now
