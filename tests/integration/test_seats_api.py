@@ -146,6 +146,10 @@ def test_the_preview_says_whether_seats_owed_rise_and_what_it_costs(client: Flas
     assert bad.status_code == 422 and bad.json["code"] == "validation_failed"
     assert preview(client, [30], role="admin").status_code == 422
     assert preview(client, [30], user=5).status_code == 404
+    # The platform asks with its service token before adding members.
+    platform = client.post(f"/namespaces/{GLOBEX}/seats/preview", json={"user_ids": [30, 31, 32], "role": "developer"},
+                           headers=auth(0, roles=("service",)))
+    assert platform.status_code == 200 and platform.json["amount"] == over["amount"]
 
 
 def test_the_fourth_quarter_previews_no_charge(client: FlaskClient) -> None:

@@ -27,7 +27,7 @@ from services.checkout.usecases import access, seats
 from services.checkout.usecases.reconciliation import owner_emails
 from services.common import events
 from services.common.auth import Principal
-from services.common.errors import Conflict, Forbidden, Invalid, NotFound, not_found
+from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.service import ServiceUnitOfWork
 
 SORTS = ("name", "role", "assigned")
@@ -146,15 +146,10 @@ def entitlements(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, na
                  user_id: int) -> dict[str, Any]:
     """Whether a user has Duo in a namespace (what the platform asks before a Duo feature)."""
     with uow:
-        if "service" in principal.roles or principal.is_admin:
-            namespace = uow.session.get(Namespace, namespace_id)
-        else:
-            if principal.user_id != user_id:
-                raise Forbidden("not_yourself", "Only your own entitlements",
-                                "Ask for your own entitlements, or use a service token.")
-            namespace = access.load_namespace(uow.session, namespace_id, principal)
-        if namespace is None:
-            raise not_found("namespace", namespace_id)
+        if not ("service" in principal.roles or principal.is_admin or principal.user_id == user_id):
+            raise Forbidden("not_yourself", "Only your own entitlements",
+                            "Ask for your own entitlements, or use a service token.")
+        seats.readable(uow.session, namespace_id, principal)
         member = uow.session.get(Membership, (namespace_id, user_id))
         held = set(uow.session.scalars(select(DuoAssignment.sku).where(
             DuoAssignment.namespace_id == namespace_id, DuoAssignment.user_id == user_id)))

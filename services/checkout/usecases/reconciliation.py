@@ -35,7 +35,7 @@ from services.checkout.domain import renewal as R
 from services.checkout.domain import seats as S
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
-from services.checkout.usecases import access, seats
+from services.checkout.usecases import seats
 from services.checkout.usecases.billing import charge_off_session
 from services.common import events
 from services.common.auth import Principal
@@ -201,7 +201,7 @@ def run(app: Checkout, new_uow: UowFactory) -> dict[str, int]:
 # --- what people see ----------------------------------------------------------------------
 def history(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> list[dict[str, Any]]:
     with uow:
-        access.load_namespace(uow.session, namespace_id, principal)
+        seats.readable(uow.session, namespace_id, principal)
         rows = uow.session.scalars(select(SeatReconciliation).join(
             Subscription, Subscription.id == SeatReconciliation.subscription_id).where(
             Subscription.namespace_id == namespace_id).order_by(SeatReconciliation.id)).all()

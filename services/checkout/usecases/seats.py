@@ -40,7 +40,7 @@ from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access
 from services.common.auth import Principal
-from services.common.errors import Conflict, Forbidden, Invalid
+from services.common.errors import Conflict, Forbidden, Invalid, not_found
 from services.common.service import ServiceUnitOfWork
 
 BLOCK_OVERAGES, EXCLUDED = "block_overages", "reconciliation_excluded"
@@ -93,6 +93,17 @@ def settings_of(session: Session, namespace_id: int) -> NamespaceSeatSettings | 
     return session.get(NamespaceSeatSettings, namespace_id)
 
 
+def readable(session: Session, namespace_id: int, principal: Principal) -> Namespace:
+    """The namespace for a member, an admin, or the platform (a `service` token: it
+    asks before adding members, and for who has Duo)."""
+    if "service" in principal.roles:
+        namespace = session.get(Namespace, namespace_id)
+        if namespace is None:
+            raise not_found("namespace", namespace_id)
+        return namespace
+    return access.load_namespace(session, namespace_id, principal)
+
+
 # --- usage --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Usage:
@@ -134,7 +145,7 @@ def utilization(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, nam
                 ) -> dict[str, Any]:
     """Seats bought, in use, max used this term and owed; Duo seats assigned of purchased."""
     with uow:
-        namespace = access.load_namespace(uow.session, namespace_id, principal)
+        namespace = readable(uow.session, namespace_id, principal)
         seen = usage(uow.session, namespace)
         settings = settings_of(uow.session, namespace_id)
         return {"namespace_id": namespace_id, "plan": namespace.plan, "seats_bought": seen.seats,
@@ -164,7 +175,7 @@ def duo_seats(catalog: Catalog, session: Session, namespace_id: int, sub: Subscr
 def billable_members(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> list[dict[str, Any]]:
     """Who holds a seat now, since when, oldest first."""
     with uow:
-        access.load_namespace(uow.session, namespace_id, principal)
+        readable(uow.session, namespace_id, principal)
         rows = uow.session.execute(
             select(SeatHolding, User.name, User.email).join(User, User.id == SeatHolding.user_id).where(
                 SeatHolding.namespace_id == namespace_id, SeatHolding.left_at.is_(None))
@@ -176,7 +187,7 @@ def billable_members(uow: ServiceUnitOfWork, principal: Principal, namespace_id:
 def seat_history(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> list[dict[str, Any]]:
     """Every holding, current and past: who took a seat, when, and when they left."""
     with uow:
-        access.load_namespace(uow.session, namespace_id, principal)
+        readable(uow.session, namespace_id, principal)
         rows = uow.session.scalars(select(SeatHolding).where(SeatHolding.namespace_id == namespace_id)
                                    .order_by(SeatHolding.took_at, SeatHolding.id)).all()
         return [{"user_id": h.user_id, "role": h.role, "seat_taken_at": h.took_at.isoformat(),
@@ -186,7 +197,7 @@ def seat_history(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int
 def usage_series(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> dict[str, Any]:
     """Seats in use over the current term, one point per change (what the portal plots)."""
     with uow:
-        namespace = access.load_namespace(uow.session, namespace_id, principal)
+        namespace = readable(uow.session, namespace_id, principal)
         seen = usage(uow.session, namespace)
         points = S.series(seen.holdings, seen.term_start, None)
         return {"namespace_id": namespace_id, "term_start": seen.term_start.isoformat(),
@@ -200,7 +211,7 @@ def preview_add(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, nam
     """What happens if these users are added with this role: whether seats owed
     rise, by how many, and what the next reconciliation would charge."""
     with uow:
-        namespace = access.load_namespace(uow.session, namespace_id, principal)
+        namespace = readable(uow.session, namespace_id, principal)
         seen = usage(uow.session, namespace)
         holders = {h.user_id for h in seen.holdings if h.left_at is None}
         takes_seat = D.is_billable(role, namespace.plan)
@@ -289,7 +300,7 @@ def set_excluded(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int
 
 def setting_changes(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> list[dict[str, Any]]:
     with uow:
-        access.load_namespace(uow.session, namespace_id, principal)
+        readable(uow.session, namespace_id, principal)
         rows = uow.session.scalars(select(SeatSettingChange).where(
             SeatSettingChange.namespace_id == namespace_id).order_by(SeatSettingChange.id)).all()
         return [{"setting": r.setting, "value": r.value, "reason": r.reason, "changed_by": r.changed_by,
