@@ -108,8 +108,9 @@ def test_a_term_of_quarters_as_the_platform_publishes_it(stripe_app: Flask, loca
     at(clock, date(2027, 5, 21))
     reconcile(stripe_app)
     joined(stripe_app, owner, range(3105, 3108), date(2027, 6, 1))
-    at(clock, date(2027, 8, 28))
-    reconcile(stripe_app)
+    for day in (date(2027, 8, 21), date(2027, 8, 28)):
+        at(clock, day)
+        reconcile(stripe_app)
     assert charges(stripe_app, localstripe, owner) == [2 * PREMIUM // 4, 52200]
     # Q4: more again, nothing charged: the renewal trues up.
     joined(stripe_app, owner, range(3108, 3110), date(2027, 9, 1))
@@ -124,10 +125,9 @@ def test_a_declined_card_goes_to_dunning(stripe_app: Flask, localstripe: LocalSt
     [owner] = provision_buyers(stripe_app, localstripe.url, 1, first_id=3200, card="4000000000000341")
     sub = new_term(stripe_app, owner, seats=1)
     joined(stripe_app, owner, range(3201, 3203), date(2026, 12, 1))
-    at(clock, date(2027, 2, 28))
-    reconcile(stripe_app)
-    at(clock, date(2027, 3, 1))
-    reconcile(stripe_app)
+    for day in (date(2027, 2, 21), date(2027, 2, 28), date(2027, 3, 1)):
+        at(clock, day)
+        reconcile(stripe_app)
     failed = events(stripe_app, "subscription.reconciliation_failed", owner)
     assert [(f["attempt"], f["next_attempt_at"], f["final"]) for f in failed] == [
         (1, "2027-03-01", False), (2, "2027-03-03", False)]
@@ -192,12 +192,14 @@ def test_several_workers_charge_once(stripe_app: Flask, localstripe: LocalStripe
     for owner in owners:
         new_term(stripe_app, owner, seats=1)
         joined(stripe_app, owner, range(owner * 10, owner * 10 + 2), date(2026, 12, 1))
-    at(clock, date(2027, 2, 28))
 
     def worker(_: Any) -> dict[str, int]:
         return reconcile(stripe_app)
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(worker, range(4)))
+    results = []
+    for day in (date(2027, 2, 21), date(2027, 2, 28)):  # the notices, then the charges, four workers each
+        at(clock, day)
+        with ThreadPoolExecutor(4) as pool:
+            results += list(pool.map(worker, range(4)))
     assert sum(r["overage_notices"] for r in results) == 6 and sum(r["reconciled"] for r in results) == 6
     for owner in owners:
         assert charges(stripe_app, localstripe, owner) == [PREMIUM * 3 // 4]
@@ -242,3 +244,16 @@ def test_owners_get_the_notice_and_the_receipt_at_the_smtp_sink(
         f"group-{owner} used 2 seats more than it bought: $522.00 on February 28, 2027",
         f"Your receipt for 2 seats added to group-{owner}: $522.00"])
     assert {str(m["To"]) for m in smtp.messages()} == {f"owner{owner}@test"}
+
+
+def test_a_late_sweep_still_gives_the_owners_a_week(stripe_app: Flask, localstripe: LocalStripe,
+                                                    clock: FixedClock) -> None:
+    [owner] = provision_buyers(stripe_app, localstripe.url, 1, first_id=3900)
+    new_term(stripe_app, owner, seats=1)
+    joined(stripe_app, owner, range(3901, 3903), date(2026, 12, 1))
+    at(clock, date(2027, 3, 3))  # ten days after the quarter ended, the first sweep since
+    assert reconcile(stripe_app) == {"overage_notices": 1, "reconciled": 0, "reconciliation_failures": 0}
+    [notice] = events(stripe_app, "subscription.overage_notice", owner)
+    assert notice["charge_on"] == "2027-03-10"
+    at(clock, date(2027, 3, 10))
+    assert reconcile(stripe_app)["reconciled"] == 1

@@ -95,7 +95,6 @@ def record_closed_quarters(new_uow: UowFactory) -> None:
 
 
 def _notify(app: Checkout, uow: ServiceUnitOfWork, ids: list[int]) -> list[str]:
-    rules = app.seat_rules
     done = []
     recs = uow.session.scalars(select(SeatReconciliation).where(SeatReconciliation.id.in_(ids))
                                .order_by(SeatReconciliation.id)).all()
@@ -120,11 +119,17 @@ def _notify(app: Checkout, uow: ServiceUnitOfWork, ids: list[int]) -> list[str]:
             rec.status = "clear"
         else:
             rec.status = "noticed"
-            rec.charge_on = S.quarter_end(rec.term_start, rec.quarter) + timedelta(
-                days=rules.notice_to_charge_days)
+            rec.charge_on = _first_charge_on(app, rec)
             _publish(uow, "subscription.overage_notice", sub, rec, charge_on=rec.charge_on.isoformat())
         done.append(rec.status)
     return done
+
+
+def _first_charge_on(app: Checkout, rec: SeatReconciliation) -> date:
+    """Seven days after the notice: the quarter's end, or the day the quarter was
+    recorded if the sweep came late (Owners always get the full week)."""
+    noticed = max(S.quarter_end(rec.term_start, rec.quarter), rec.created_at.date())
+    return noticed + timedelta(days=app.seat_rules.notice_to_charge_days)
 
 
 # --- seven days later: add the seats and charge -------------------------------------------
@@ -163,9 +168,7 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, rec: SeatReconciliation) -> s
         rec.status, rec.charge_on, rec.last_error = "charged", None, None
         _publish(uow, "subscription.seats_reconciled", sub, rec, seats_before=result.seats_before)
         return rec.status
-    first_try = S.quarter_end(rec.term_start, rec.quarter) + timedelta(
-        days=app.seat_rules.notice_to_charge_days)
-    retry = R.next_retry(first_try, uow.now.date(), app.renewal_rules)
+    retry = R.next_retry(_first_charge_on(app, rec), uow.now.date(), app.renewal_rules)
     rec.status = "failed" if retry is None else "retrying"
     rec.charge_on = retry
     rec.last_error = f"{charged.decline_code or charged.status}: {charged.message or ''}"[:500]
