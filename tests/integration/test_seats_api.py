@@ -4,9 +4,11 @@ Guests on Ultimate, and the max starting again with a new term."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -14,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import Namespace, SeatHolding, Subscription
 from services.checkout.usecases import seats
-from tests.integration.test_directory_api import member, send, sent
-from tests.support import auth
+from tests.integration.test_directory_api import HOOKS, PLATFORM, member, send, sent
+from tests.support import LiveServer, auth
 
 GLOBEX, ALICE, BOB = 200, 1, 2
 ACME = 100
@@ -196,3 +198,19 @@ def test_turning_it_on_removes_nobody(client: FlaskClient) -> None:
     assert settings(client, False).status_code == 200
     sent(client, joins(32, at=T2))
     assert seats_of(client)["seats_in_use"] == 7
+
+
+def test_concurrent_adds_never_take_more_than_the_last_seat(app: Flask, postgres_only: None) -> None:
+    client = app.test_client()
+    assert settings(client, True).status_code == 200  # 4 of 5 seats used: one left
+    server = LiveServer(app)
+    try:
+        def add(user: int) -> int:
+            return requests.post(f"{server.url}{HOOKS}", json=joins(user), timeout=30, headers={
+                "X-Gitlab-Event": "System Hook", **PLATFORM}).status_code
+        with ThreadPoolExecutor(10) as pool:
+            codes = list(pool.map(add, range(60, 70)))
+    finally:
+        server.stop()
+    assert sorted(codes) == [200] + [409] * 9
+    assert seats_of(client)["seats_in_use"] == 5

@@ -243,6 +243,9 @@ def refuse_overage(session: Session, namespace: Namespace, user_id: int) -> None
     settings = settings_of(session, namespace.id)
     if settings is None or not settings.block_overages:
         return
+    # Adds of different members to one namespace take turns here, so two can not
+    # both take the last seat (the purchase lock: namespace first, then the rest).
+    session.get(Namespace, namespace.id, with_for_update=True)
     sub = active_subscription(session, namespace.id)
     if sub is None:
         return
