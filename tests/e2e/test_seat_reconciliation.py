@@ -154,36 +154,26 @@ def test_an_excluded_namespace_trues_up_at_renewal(stripe_app: Flask, localstrip
     assert audit[0]["reason"] == "Enterprise agreement: annual true-up" and audit[0]["changed_by"] == 9
 
 
-def test_seats_bought_after_the_notice_are_not_charged_again(stripe_app: Flask, localstripe: LocalStripe,
-                                                             clock: FixedClock) -> None:
+@pytest.mark.parametrize(("change", "value", "status", "charged"), [
+    ("seats", 2, "charged", [PREMIUM * 3 // 4]),  # an add-seats purchase: 2 of the 3 used are bought
+    ("seats", 3, "covered", []),  # ... all 3
+    ("term_start", date(2027, 2, 25), "superseded", []),  # renewed first: a new term
+])
+def test_what_changed_after_the_notice_is_not_charged_again(
+        stripe_app: Flask, localstripe: LocalStripe, clock: FixedClock, change: str, value: Any, status: str,
+        charged: list[int]) -> None:
     [owner] = provision_buyers(stripe_app, localstripe.url, 1, first_id=3400)
     sub = new_term(stripe_app, owner, seats=1)
     joined(stripe_app, owner, range(3401, 3404), date(2026, 12, 1))
     at(clock, date(2027, 2, 21))
     reconcile(stripe_app)
-    with Session(checkout_of(stripe_app).ctx.engine) as s:  # what an add-seats purchase leaves: 2 of 3 bought
-        s.get(Subscription, sub.id).seats = 2  # type: ignore[union-attr]
+    with Session(checkout_of(stripe_app).ctx.engine) as s:
+        setattr(s.get(Subscription, sub.id), change, value)
         s.commit()
     at(clock, date(2027, 2, 28))
     reconcile(stripe_app)
-    assert recs(stripe_app, sub.id) == [(1, "charged", 1, PREMIUM * 3 // 4)]
-    assert charges(stripe_app, localstripe, owner) == [PREMIUM * 3 // 4]
-
-
-def test_a_renewal_first_ends_the_reconciliation(stripe_app: Flask, localstripe: LocalStripe,
-                                                 clock: FixedClock) -> None:
-    [owner] = provision_buyers(stripe_app, localstripe.url, 1, first_id=3500)
-    sub = new_term(stripe_app, owner, seats=1)
-    joined(stripe_app, owner, range(3501, 3503), date(2026, 12, 1))
-    at(clock, date(2027, 2, 21))
-    reconcile(stripe_app)
-    with Session(checkout_of(stripe_app).ctx.engine) as s:  # renewed meanwhile (a new term)
-        s.get(Subscription, sub.id).term_start = date(2027, 2, 25)  # type: ignore[union-attr]
-        s.commit()
-    at(clock, date(2027, 2, 28))
-    reconcile(stripe_app)
-    assert recs(stripe_app, sub.id) == [(1, "superseded", 1, PREMIUM * 3 // 4)]
-    assert charges(stripe_app, localstripe, owner) == []
+    assert [(q, st) for q, st, _, _ in recs(stripe_app, sub.id)] == [(1, status)]
+    assert charges(stripe_app, localstripe, owner) == charged
 
 
 def test_several_workers_charge_once(stripe_app: Flask, localstripe: LocalStripe, clock: FixedClock,
