@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import requests
@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import InboxEvent, OutboxMessage, Subscription, SubscriptionAddOn
+from services.checkout.usecases import renewals
 from services.checkout.usecases.trial_events import HANDLERS
 from services.common.clock import FixedClock
 from services.common.inbox import receive
@@ -163,3 +164,17 @@ def test_fifty_concurrent_assignments_for_ten_free_seats(app: Flask, postgres_on
         server.stop()
     assert sorted(codes) == [200] * 10 + [409] * 40
     assert len(holders(client)) == 10
+
+
+def test_an_expired_subscription_takes_its_duo_seats_along(client: FlaskClient, app: Flask,
+                                                           clock: FixedClock) -> None:
+    buy_duo(app, 2)
+    assign(client, [3, 4])
+    checkout = app.extensions["checkout"]
+    with Session(checkout.ctx.engine) as s:
+        sub = s.scalar(select(Subscription).where(Subscription.namespace_id == GLOBEX))
+        assert sub is not None
+        clock.set(datetime.combine(sub.term_end + timedelta(days=15), time(1), tzinfo=UTC))
+    assert renewals.expire_lapsed(checkout.ctx.uow, checkout.renewal_rules) == 1
+    assert holders(client) == []
+    assert client.get(f"/namespaces/{GLOBEX}/users/3/entitlements", headers=PLATFORM).json["duo"]["duo_pro"] is False

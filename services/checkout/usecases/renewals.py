@@ -320,6 +320,8 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
         assert namespace is not None
         namespace.plan = "free"
         seats.reprice(uow.session, namespace, uow.now)
+        for sku, _ in f.addons:  # the add-ons ended with it
+            duo.cut_back(uow, namespace.id, sku, f"expired-{f.sub.id}-{f.sub.term_end}")
     return list(ended)
 
 
