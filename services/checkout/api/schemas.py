@@ -493,6 +493,7 @@ class DuoSeatsSchema(ma.Schema):
 
 class SeatUtilizationSchema(ma.Schema):
     namespace_id = ma.fields.Integer()
+    namespace_path = ma.fields.String()
     plan = ma.fields.String()
     seats_bought = ma.fields.Integer()
     seats_in_use = ma.fields.Integer(metadata={"description": "Billable members now"})

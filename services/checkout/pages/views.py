@@ -13,7 +13,8 @@ from flask import Blueprint, render_template, request
 
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import MAX_ID
-from services.checkout.usecases import duo, offers, purchases, subscriptions
+from services.checkout.domain.directory import ROLES
+from services.checkout.usecases import duo, offers, purchases, seats, subscriptions
 from services.checkout.usecases.views import quote_view
 from services.common.auth import Principal
 from services.common.errors import not_found
@@ -86,3 +87,14 @@ def duo_page(principal: Principal, namespace_id: str, sku: str) -> str:
                            namespace_id=ns, sku=sku,
                            product=app.catalog.addons[sku].name, sort=sort, query=query,
                            max_bulk=app.seat_rules.max_bulk_assignments)
+
+
+@blp.get("/checkout/namespaces/<namespace_id>/seats")
+@page
+def seats_page(principal: Principal, namespace_id: str) -> str:
+    """Seats in numbers, and the warning before adding members (what the preview answers)."""
+    app = checkout()
+    ns = page_id("namespace", namespace_id)
+    usage = seats.utilization(app, request_uow(), principal, ns)
+    return render_template("checkout/seats.html", usage=usage, path=usage["namespace_path"], namespace_id=ns,
+                           currency=app.catalog.currency, roles=list(ROLES.values()))

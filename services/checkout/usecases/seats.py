@@ -148,7 +148,8 @@ def utilization(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, nam
         namespace = readable(uow.session, namespace_id, principal)
         seen = usage(uow.session, namespace)
         settings = settings_of(uow.session, namespace_id)
-        return {"namespace_id": namespace_id, "plan": namespace.plan, "seats_bought": seen.seats,
+        return {"namespace_id": namespace_id, "namespace_path": namespace.path, "plan": namespace.plan,
+                "seats_bought": seen.seats,
                 "seats_in_use": seen.in_use, "max_seats_used": seen.max_used, "seats_owed": seen.owed,
                 "term_start": seen.subscription.term_start.isoformat() if seen.subscription else None,
                 "term_end": seen.subscription.term_end.isoformat() if seen.subscription else None,
