@@ -3,7 +3,8 @@
 Moves the business clock that every process of `make run` shares (the file
 in CLOCK_FILE, `clock.json` in VAR_DIR) forward one day at a time; on each day
 runs each service's own background work, as its worker would (checkout's
-renewal reminders, charges, dunning and expiry; trials' expiry; each outbox
+renewal reminders, charges, dunning and expiry, and the quarterly seat
+reconciliation; trials' expiry; each outbox
 relayed to the running services), then the notifications sender
 (`services.notifications.deliver --once`), and prints what happened and the
 mail that reached the local SMTP sink. It knows no service's tables: it drives

@@ -12,6 +12,7 @@ from services.checkout.config import CheckoutSettings
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.offers import OfferRules
 from services.checkout.domain.renewal import RenewalRules
+from services.checkout.domain.seats import SeatRules
 from services.common.service import ServiceContext, ServiceUnitOfWork
 
 UowFactory = Callable[[], ServiceUnitOfWork]
@@ -27,3 +28,4 @@ class Checkout:
     card_attempts: AttemptLimiter
     renewal_rules: RenewalRules
     offers: OfferRules
+    seat_rules: SeatRules

@@ -1,5 +1,6 @@
 """`python -m services.checkout.sweep`: one pass of every renewal sweep (reminders,
-auto-renewal charges with dunning, expiry, expiring-card notices), then exit.
+auto-renewal charges with dunning, expiry, expiring-card notices) and of the
+quarterly seat reconciliation, then exit.
 
 `entrypoint sweep renewals` runs this from a CronJob (as `sweep trials` runs
 services/trials/sweep.py). The worker runs the same
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from services.checkout.app import build_checkout
 from services.checkout.config import CheckoutSettings
+from services.checkout.usecases import reconciliation
 from services.checkout.usecases.renewals import run_all
 from services.common.logs import configure_logging
 
@@ -22,6 +24,7 @@ def main() -> int:
     try:
         done = run_all(checkout, checkout.ctx.uow, checkout.renewal_rules)
         print(f"checkout renewals: {done}", flush=True)
+        print(f"checkout seats: {reconciliation.run(checkout, checkout.ctx.uow)}", flush=True)
     finally:
         checkout.ctx.close()
     return 0

@@ -3,7 +3,8 @@
 Relays checkout's outbox to the services routed its topics
 (services/common/routing.py) every pass, and runs the renewal sweeps
 (services/checkout/sweep.py: reminders, charges with dunning, expiry,
-expiring-card notices) every 10 s. SIGTERM finishes the current pass first.
+expiring-card notices) and the quarterly seat reconciliation every 10 s.
+SIGTERM finishes the current pass first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 
 from services.checkout.app import build_checkout
 from services.checkout.config import CheckoutSettings
+from services.checkout.usecases import reconciliation
 from services.checkout.usecases.renewals import run_all
 from services.common import jobs
 
@@ -27,8 +29,13 @@ def build(renewal_seconds: float = RENEWAL_SWEEP_SECONDS) -> jobs.Jobs:
                                                        checkout.renewal_rules).items() if count}
         return f"checkout renewals: {done}" if done else ""
 
+    def seats() -> str:
+        done = {what: n for what, n in reconciliation.run(checkout, checkout.ctx.uow).items() if n}
+        return f"checkout seats: {done}" if done else ""
+
     sweeps = jobs.Guarded("checkout sweeps", jobs.every(renewal_seconds, renewals))
-    return [sweeps, *jobs.relay_jobs(checkout.ctx)], [checkout.ctx.close]
+    reconciles = jobs.Guarded("checkout seat reconciliation", jobs.every(renewal_seconds, seats))
+    return [sweeps, reconciles, *jobs.relay_jobs(checkout.ctx)], [checkout.ctx.close]
 
 
 if __name__ == "__main__":

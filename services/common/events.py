@@ -127,6 +127,50 @@ class SubscriptionExpired(SubscriptionNotice):
     term_end: str
 
 
+class SeatReconciliationNotice(SubscriptionNotice):
+    """subscription.overage_notice, .seats_reconciled and .reconciliation_failed:
+    a quarter's seat reconciliation, one event per Owner."""
+    reconciliation_id: int
+    quarter: int
+    term_start: str
+    overage_seats: int
+    amount: int
+    currency: str
+    seats: int
+    seats_before: NotRequired[int]
+
+
+class OverageNotice(SeatReconciliationNotice):
+    max_seats_used: int
+    charge_on: str
+
+
+class ReconciliationFailed(SeatReconciliationNotice):
+    attempt: int
+    final: bool
+    update_card_url: str
+    next_attempt_at: NotRequired[str | None]
+
+
+class SeatsExplained(SubscriptionNotice):
+    """subscription.seats_explained: after a renewal, how seats are counted and billed (per Owner)."""
+    term_start: str
+    term_end: str
+    seats: int
+    send_on: str
+
+
+class DuoSeatsRemoved(TypedDict):
+    """subscription.duo_seats_removed: assignments cut back to fewer seats (per Owner)."""
+    namespace_id: int
+    namespace_path: str
+    email: str
+    sku: str
+    seats: int
+    removed_user_ids: list[int]
+    change_id: str
+
+
 class CardExpiring(TypedDict):
     billing_account_id: int
     email: str
@@ -169,6 +213,11 @@ CONTRACTS: dict[str, type] = {
     "subscription.renewal_failed": RenewalFailed,
     "subscription.expired": SubscriptionExpired,
     "card.expiring": CardExpiring,
+    "subscription.overage_notice": OverageNotice,
+    "subscription.seats_reconciled": SeatReconciliationNotice,
+    "subscription.reconciliation_failed": ReconciliationFailed,
+    "subscription.seats_explained": SeatsExplained,
+    "subscription.duo_seats_removed": DuoSeatsRemoved,
     **{topic: TrialChanged for topic in TRIAL_TOPICS},
 }
 

@@ -60,6 +60,8 @@ def _from_database(ctx: Any) -> bytes:
         failing.labels(ctx.name).set(failed)
         if ctx.failure_model is not None:
             _sweep_failures(ctx, session, registry)
+        for gauges in ctx.gauges:  # what one service alone reads at scrape time
+            gauges(session, registry)
     return generate_latest(registry)
 
 

@@ -5,11 +5,12 @@ cases open. Workers and CLIs build the same object the web app does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -129,6 +130,8 @@ class ServiceContext:
     known_variations: KnownVariations = field(default_factory=KnownVariations)
     # Where the sweeps record the items they failed on (services/common/sweeps.py); None: no sweeps.
     failure_model: type[sweeps.SweepFailureMixin] | None = None
+    # A service's own gauges, read from its database at each scrape (services/common/metrics.py).
+    gauges: list[Callable[[Session, CollectorRegistry], None]] = field(default_factory=list)
 
     def uow(self, traffic: Traffic = Traffic.REAL) -> ServiceUnitOfWork:
         return ServiceUnitOfWork(self, traffic)

@@ -36,6 +36,9 @@ SUBSCRIPTION = {"subscription_id": 9, "namespace_id": 100, "namespace_path": "ac
 TRIAL = {"version": 1, "trial_id": 7, "namespace_id": 100, "namespace_path": "acme", "kind": "ultimate",
          "status": "active", "ends_at": "2026-12-21T12:00:00+00:00", "occurred_at": NOW.isoformat(),
          "email": "owner@acme.test"}
+RECONCILIATION = {"subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "owner@acme.test",
+                  "reconciliation_id": 4, "quarter": 1, "term_start": "2026-11-21", "overage_seats": 2,
+                  "amount": 52200, "currency": "usd", "seats": 5}
 # One example per topic with more than its contract requires; the tests send only the required part.
 EXAMPLES: dict[str, dict[str, Any]] = {
     "order.completed": {
@@ -65,6 +68,17 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "card.expiring": {"billing_account_id": 3, "email": "billing@acme.test", "brand": "visa",
                       "last4": "4242", "exp_month": 1, "exp_year": 2027},
     **{topic: {**TRIAL, "status": topic.removeprefix("trial.")} for topic in events.TRIAL_TOPICS},
+    "subscription.overage_notice": {**RECONCILIATION, "max_seats_used": 7, "charge_on": "2027-02-28"},
+    "subscription.seats_reconciled": {**RECONCILIATION, "seats_before": 5},
+    "subscription.reconciliation_failed": {
+        **RECONCILIATION, "attempt": 1, "final": False, "next_attempt_at": "2027-03-01",
+        "update_card_url": "https://checkout.test/billing-account"},
+    "subscription.seats_explained": {
+        "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "owner@acme.test",
+        "term_start": "2027-11-21", "term_end": "2028-11-21", "seats": 5, "send_on": "2027-11-22"},
+    "subscription.duo_seats_removed": {
+        "namespace_id": 100, "namespace_path": "acme", "email": "owner@acme.test", "sku": "duo_pro",
+        "seats": 2, "removed_user_ids": [7, 8], "change_id": "renewal-9-2027-11-21"},
 }
 
 

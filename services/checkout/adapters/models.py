@@ -441,3 +441,91 @@ class Renewal(Base):
     manual: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SeatHolding(Base):
+    """One member holding a billable seat in a namespace, from `took_at` until
+    `left_at` (the platform's times; None: still). Written with the membership
+    it follows (usecases/seats.py); seats in use and the max used in any window
+    are read from these rows."""
+
+    __tablename__ = "seat_holdings"
+    __table_args__ = (
+        # One open holding per member: a member holds at most one seat.
+        Index("uq_seat_holdings_open", "namespace_id", "user_id", unique=True,
+              sqlite_where=text("left_at IS NULL"), postgresql_where=text("left_at IS NULL")),
+        Index("ix_seat_holdings_namespace_left", "namespace_id", "left_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    namespace_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    role: Mapped[str] = mapped_column(String(16))
+    took_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class NamespaceSeatSettings(Base):
+    """A namespace's seat settings: Owners block seat overages; admins exclude
+    it from quarterly reconciliation (it trues up at renewal instead)."""
+
+    __tablename__ = "namespace_seat_settings"
+
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id"), primary_key=True)
+    block_overages: Mapped[bool] = mapped_column(Boolean, default=False)
+    reconciliation_excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SeatSettingChange(Base):
+    """The audit of every change to a namespace's seat settings: who, when, why."""
+
+    __tablename__ = "seat_setting_changes"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    namespace_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    setting: Mapped[str] = mapped_column(String(32))
+    value: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[int] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SeatReconciliation(Base):
+    """One quarter of one subscription's term, reconciled at most once (unique
+    per subscription, term and quarter). due -> clear | excluded | noticed;
+    noticed -> charged | covered (seats bought meanwhile) | superseded (the
+    term renewed first) | retrying -> ... -> failed."""
+
+    __tablename__ = "seat_reconciliations"
+    __table_args__ = (UniqueConstraint("subscription_id", "term_start", "quarter"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    term_start: Mapped[date] = mapped_column(Date)
+    quarter: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    max_seats_used: Mapped[int | None] = mapped_column(Integer)
+    seats_before: Mapped[int | None] = mapped_column(Integer)
+    overage_seats: Mapped[int | None] = mapped_column(Integer)
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    charge_on: Mapped[date | None] = mapped_column(Date, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DuoAssignment(Base):
+    """A member assigned a seat of a Duo add-on (purchased or granted by a trial)."""
+
+    __tablename__ = "duo_assignments"
+    __table_args__ = (UniqueConstraint("namespace_id", "sku", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id"), index=True)
+    sku: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime())

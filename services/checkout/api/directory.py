@@ -41,6 +41,10 @@ class SystemHooks(MethodView):
     @blp.alt_response(400, schema=ProblemSchema, description="Not JSON, or a bad X-Gitlab-Event-UUID")
     @blp.alt_response(401, schema=ProblemSchema, description="No valid token")
     @blp.alt_response(403, schema=ProblemSchema, description="The token is not a service's")
+    @blp.alt_response(409, schema=ProblemSchema,
+                      description="seat_overage_blocked: the namespace blocks seat overages and has no "
+                                  "paid seat left for this member (nothing was written; send it again "
+                                  "once seats are bought)")
     @blp.alt_response(422, schema=ProblemSchema, description="The hook lacks a field or has a bad one")
     @blp.doc(security=[{"bearerAuth": []}], parameters=[{
         "in": "header", "name": EVENT_ID_HEADER, "schema": {"type": "string", "maxLength": 36},

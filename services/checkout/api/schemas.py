@@ -560,3 +560,171 @@ class HookReceivedSchema(ma.Schema):
         "description": "What checkout did: 'created: ...', 'added: ...', 'unchanged: ...', 'stale: ...' "
                        "(older than the last change applied), 'ignored: ...', or 'duplicate'"})
     events = ma.fields.List(ma.fields.String(), metadata={"description": "The directory.* events published"})
+
+
+# --- seats --------------------------------------------------------------------
+class DuoSeatsSchema(ma.Schema):
+    sku = ma.fields.String()
+    purchased = ma.fields.Integer()
+    trial = ma.fields.Integer(metadata={"description": "Seats an active trial grants"})
+    assigned = ma.fields.Integer()
+
+
+class SeatUtilizationSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    namespace_path = ma.fields.String()
+    plan = ma.fields.String()
+    seats_bought = ma.fields.Integer()
+    seats_in_use = ma.fields.Integer(metadata={"description": "Billable members now"})
+    max_seats_used = ma.fields.Integer(metadata={"description": "The most in use this term"})
+    seats_owed = ma.fields.Integer(metadata={"description": "max(0, max_seats_used - seats_bought)"})
+    term_start = ma.fields.String(allow_none=True)
+    term_end = ma.fields.String(allow_none=True)
+    block_overages = ma.fields.Boolean()
+    reconciliation_excluded = ma.fields.Boolean()
+    duo = ma.fields.List(ma.fields.Nested(DuoSeatsSchema))
+
+
+class SeatHolderSchema(ma.Schema):
+    user_id = ma.fields.Integer()
+    name = ma.fields.String()
+    email = ma.fields.String()
+    role = ma.fields.String()
+    seat_taken_at = ma.fields.String()
+
+
+class SeatHoldingSchema(ma.Schema):
+    user_id = ma.fields.Integer()
+    role = ma.fields.String()
+    seat_taken_at = ma.fields.String()
+    left_at = ma.fields.String(allow_none=True)
+
+
+class UsagePointSchema(ma.Schema):
+    at = ma.fields.String()
+    seats_in_use = ma.fields.Integer()
+
+
+class SeatUsageSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    term_start = ma.fields.String()
+    seats_bought = ma.fields.Integer()
+    max_seats_used = ma.fields.Integer()
+    points = ma.fields.List(ma.fields.Nested(UsagePointSchema),
+                            metadata={"description": "Seats in use from each moment on (a step function)"})
+
+
+_USER_IDS = ma.fields.List(_int(validate=validate.Range(min=1, max=MAX_ID)), required=True,
+                           validate=validate.Length(min=1, max=100))
+
+
+class SeatPreviewInSchema(StrictSchema):
+    user_ids = _USER_IDS
+    role = ma.fields.String(required=True, validate=validate.OneOf(list(ROLES.values())))
+
+
+class SeatPreviewSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    role = ma.fields.String()
+    takes_seat = ma.fields.Boolean(metadata={"description": "Whether this role takes a seat on this plan"})
+    new_seats = ma.fields.Integer(metadata={"description": "Users who would take a seat they do not hold"})
+    seats_bought = ma.fields.Integer()
+    seats_in_use = ma.fields.Integer()
+    seats_in_use_after = ma.fields.Integer()
+    will_increase_overage = ma.fields.Boolean()
+    additional_seats_owed = ma.fields.Integer()
+    seats_owed_before = ma.fields.Integer(metadata={"description": "This quarter's, as things are"})
+    seats_owed_after = ma.fields.Integer()
+    amount = ma.fields.Integer(metadata={"description": "What the next reconciliation would charge (cents)"})
+    additional_amount = ma.fields.Integer(metadata={"description": "How much of it the add causes"})
+    currency = ma.fields.String()
+    reconciliation_date = ma.fields.String(allow_none=True)
+
+
+class SeatSettingsInSchema(StrictSchema):
+    block_overages = ma.fields.Boolean(required=True)
+
+
+class ExclusionInSchema(StrictSchema):
+    excluded = ma.fields.Boolean(required=True)
+    reason = ma.fields.String(required=True, validate=[validate.Length(min=3, max=500), printable()])
+
+
+class SeatSettingsSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    block_overages = ma.fields.Boolean()
+    reconciliation_excluded = ma.fields.Boolean()
+
+
+class SeatSettingChangeSchema(ma.Schema):
+    setting = ma.fields.String()
+    value = ma.fields.Boolean()
+    reason = ma.fields.String(allow_none=True)
+    changed_by = ma.fields.Integer()
+    changed_at = ma.fields.String()
+
+
+class SeatReconciliationSchema(ma.Schema):
+    id = ma.fields.Integer()
+    subscription_id = ma.fields.Integer()
+    term_start = ma.fields.String()
+    quarter = ma.fields.Integer()
+    status = ma.fields.String(metadata={
+        "description": "due, clear, excluded, noticed, charged, covered (seats bought meanwhile), "
+                       "superseded (renewed first), retrying or failed"})
+    max_seats_used = ma.fields.Integer(allow_none=True)
+    seats_before = ma.fields.Integer(allow_none=True)
+    overage_seats = ma.fields.Integer(allow_none=True)
+    amount = ma.fields.Integer(allow_none=True)
+    currency = ma.fields.String(allow_none=True)
+    charge_on = ma.fields.String(allow_none=True)
+    attempts = ma.fields.Integer()
+    payment_intent_id = ma.fields.String(allow_none=True)
+
+
+# --- Duo seats ----------------------------------------------------------------
+class DuoMembersQuerySchema(StrictSchema):
+    sort = ma.fields.String(load_default="name", validate=validate.OneOf(["name", "role", "assigned"]))
+    order = ma.fields.String(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
+    role = ma.fields.String(validate=validate.OneOf(list(ROLES.values())))
+    assigned = ma.fields.Boolean()
+    search = ma.fields.String(validate=[validate.Length(max=100), printable()])
+
+
+class DuoMemberSchema(ma.Schema):
+    user_id = ma.fields.Integer()
+    name = ma.fields.String()
+    email = ma.fields.String()
+    role = ma.fields.String()
+    assigned = ma.fields.Boolean()
+
+
+class DuoSeatSummarySchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    sku = ma.fields.String()
+    seats = ma.fields.Integer(metadata={"description": "Purchased plus granted by an active trial"})
+    assigned = ma.fields.Integer()
+    free = ma.fields.Integer()
+
+
+class DuoMembersSchema(DuoSeatSummarySchema):
+    namespace_path = ma.fields.String()
+    members = ma.fields.List(ma.fields.Nested(DuoMemberSchema))
+
+
+class DuoAssignInSchema(StrictSchema):
+    user_ids = _USER_IDS
+
+
+class DuoAssignedSchema(DuoSeatSummarySchema):
+    changed = ma.fields.List(ma.fields.Integer(), metadata={"description": "Whose seat this request changed"})
+
+
+class UserEntitlementsSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    user_id = ma.fields.Integer()
+    member = ma.fields.Boolean()
+    role = ma.fields.String(allow_none=True)
+    billable = ma.fields.Boolean()
+    duo = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Boolean(),
+                         metadata={"description": "Per Duo add-on: whether the user holds a seat"})

@@ -34,7 +34,10 @@ def role_of(access: str) -> str:
 
 
 def is_billable(role: str, plan: str) -> bool:
-    """Every member takes a seat, except Guests on Ultimate (the platform's rule)."""
+    """Every member takes a seat, except Guests on Ultimate (the platform's rule).
+    `plan` is the top-level group's paid plan: decided when a membership is
+    written, and again for every member when that plan changes (usecases/seats.py:
+    `reprice`), so a Guest stops taking a seat when the group buys Ultimate."""
     return not (role == "guest" and plan == "ultimate")
 
 

@@ -12,12 +12,14 @@ for an add-on already held too) or `buy-packs` (compute minutes, storage).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, render_template, request, url_for
 
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import MAX_ID
-from services.checkout.usecases import offers, purchases, subscriptions
+from services.checkout.domain.directory import ROLES
+from services.checkout.usecases import duo, offers, purchases, seats, subscriptions
 from services.checkout.usecases.views import quote_view
 from services.common.auth import Principal
 from services.common.errors import NotFound, not_found
@@ -113,3 +115,34 @@ def retry_url(order: dict[str, Any]) -> str:
         return url_for("checkout_pages.checkout_page", namespace_id=order["namespace_id"])
     return url_for("checkout_pages.checkout_page", namespace_id=order["namespace_id"],
                    mode=MODE_OF_LINE[line["kind"]], sku=line["sku"] if line["kind"] == "addon" else None)
+
+
+@blp.get("/checkout/namespaces/<namespace_id>/duo/<sku>")
+@page
+def duo_page(principal: Principal, namespace_id: str, sku: str) -> str:
+    """Owners assign Duo seats: the members, sortable and filterable, and a bulk action."""
+    app = checkout()
+    ns = page_id("namespace", namespace_id)
+    sort = request.args.get("sort", "name")
+    sort = sort if sort in duo.SORTS else "name"
+    shown = {"true": True, "false": False}.get(request.args.get("assigned", ""))
+    listing = duo.members(app, request_uow(), principal, ns, sku, sort=sort, assigned=shown)
+
+    def query(**changes: str | None) -> str:
+        params = {"sort": sort, "assigned": request.args.get("assigned"), **changes}
+        return urlencode({k: v for k, v in params.items() if v})
+    return render_template("checkout/duo.html", listing=listing, path=listing["namespace_path"],
+                           namespace_id=ns, sku=sku,
+                           product=app.catalog.addons[sku].name, sort=sort, query=query,
+                           max_bulk=app.seat_rules.max_bulk_assignments)
+
+
+@blp.get("/checkout/namespaces/<namespace_id>/seats")
+@page
+def seats_page(principal: Principal, namespace_id: str) -> str:
+    """Seats in numbers, and the warning before adding members (what the preview answers)."""
+    app = checkout()
+    ns = page_id("namespace", namespace_id)
+    usage = seats.utilization(app, request_uow(), principal, ns)
+    return render_template("checkout/seats.html", usage=usage, path=usage["namespace_path"], namespace_id=ns,
+                           currency=app.catalog.currency, roles=list(ROLES.values()))

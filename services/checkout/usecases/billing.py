@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import BillingAccount, PaymentMethod
 from services.checkout.adapters.payments import (
+    ChargeResult,
     CustomerDetails,
     PaymentObjectMissing,
     PaymentProviderUnavailable,
@@ -48,6 +49,27 @@ PROVIDER_REJECTED = ProviderRefused(
 CARD_GONE = Conflict("payment_method_missing", "Card no longer available",
                      "Our payment provider no longer has the card on file, so nothing was charged. "
                      "Add a card again (POST /billing-account/card-setup), then retry.")
+
+def charge_off_session(app: Checkout, account: BillingAccount, card: PaymentMethod | None, amount: int,
+                       currency: str, idempotency_key: str, description: str,
+                       metadata: dict[str, str]) -> ChargeResult:
+    """Charge the card on file without the customer (renewals, seat reconciliation).
+    No card, a card or customer Stripe lost, or a charge Stripe refuses is a
+    decline: for the owner each is a card that does not work, so dunning asks for
+    another. Stripe unreachable raises (PaymentProviderUnavailable): try again later."""
+    if card is None or not account.stripe_customer_id:
+        return ChargeResult("declined", None, None, "no_card", "No card on file.")
+    try:
+        return app.payments.charge(
+            customer_id=account.stripe_customer_id, payment_method_id=card.stripe_payment_method_id,
+            amount=amount, currency=currency, idempotency_key=idempotency_key, description=description,
+            metadata=metadata)
+    except PaymentObjectMissing:
+        return ChargeResult("declined", None, None, CARD_GONE.code,
+                            "The card on file is no longer available.")
+    except PaymentRejected as exc:
+        return ChargeResult("declined", None, None, "payment_rejected", str(exc))
+
 
 SETUP_NOT_FOUND = NotFound("setup_intent_not_found", "Card setup not found",
                            "No card setup with that id belongs to your billing account.")

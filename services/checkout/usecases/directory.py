@@ -36,6 +36,7 @@ from services.checkout.adapters.models import (
     User,
 )
 from services.checkout.domain import directory as D
+from services.checkout.usecases import duo, seats
 from services.common import inbox
 from services.common.service import ServiceUnitOfWork
 
@@ -157,6 +158,10 @@ def _group_destroy(change: _Change, hook: dict[str, Any]) -> str:
     if not new and row.destroyed:
         return f"unchanged: group {gid} was destroyed already"
     row.changed_at, row.last_event = at, D.GROUP_DESTROY
+    members = list(change.session.scalars(select(Membership).where(Membership.namespace_id == gid)))
+    for membership in members:
+        seats.follow(change.session, gid, membership.user_id, membership.role, False, at)
+    duo.forget(change.session, gid, [m.user_id for m in members])
     change.session.execute(delete(Membership).where(Membership.namespace_id == gid))
     if new and not known:
         return f"destroyed: group {gid} (never heard of before)"
@@ -238,6 +243,9 @@ def _member(event: str) -> Callable[[_Change, dict[str, Any]], str]:
         if namespace is not None:
             membership = session.get(Membership, (gid, uid))
             before = membership.role if membership is not None else None
+            if (event != D.MEMBER_REMOVE and D.is_billable(role, _plan(session, namespace))
+                    and not (membership is not None and membership.billable)):
+                seats.refuse_overage(session, namespace, uid)  # before anything is written
         else:
             before = None if new or row.removed else row.role
         if event != D.MEMBER_REMOVE:
@@ -266,11 +274,13 @@ def _member(event: str) -> Callable[[_Change, dict[str, Any]], str]:
 
 def _sync_membership(session: Session, namespace: Namespace, member: DirectoryMember) -> None:
     current = session.get(Membership, (namespace.id, member.user_id))
+    billable = not member.removed and D.is_billable(member.role, _plan(session, namespace))
+    seats.follow(session, namespace.id, member.user_id, member.role, billable, member.changed_at)
     if member.removed:
         if current is not None:
             session.delete(current)
+            duo.forget(session, namespace.id, [member.user_id])
         return
-    billable = D.is_billable(member.role, _plan(session, namespace))
     if current is None:
         session.add(Membership(namespace_id=namespace.id, user_id=member.user_id, role=member.role,
                                billable=billable))

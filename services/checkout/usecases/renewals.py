@@ -38,17 +38,15 @@ from services.checkout.adapters.models import (
 )
 from services.checkout.adapters.payments import (
     ChargeResult,
-    PaymentObjectMissing,
     PaymentProviderUnavailable,
-    PaymentRejected,
 )
 from services.checkout.domain import renewal as R
 from services.checkout.domain import subscriptions
 from services.checkout.domain.orders import OrderStatus
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
-from services.checkout.usecases import access
-from services.checkout.usecases.billing import CARD_GONE, PROVIDER_DOWN
+from services.checkout.usecases import access, duo, reconciliation, seats
+from services.checkout.usecases.billing import PROVIDER_DOWN, charge_off_session
 from services.checkout.usecases.views import subscription_view
 from services.common import events
 from services.common.auth import Principal
@@ -249,26 +247,17 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.Re
         return "skipped"
     quote = R.renewal_quote(app.catalog, f.term(), f.billable)
     renewal.attempts += 1
-    if f.card is None or not f.account.stripe_customer_id:
-        result = ChargeResult("declined", None, None, "no_card", "No card on file.")
-    else:
-        try:
-            result = app.payments.charge(
-                customer_id=f.account.stripe_customer_id, payment_method_id=f.card.stripe_payment_method_id,
-                amount=quote.total, currency=quote.currency,
-                idempotency_key=f"renewal-{f.sub.id}-{renewal.renewal_date.isoformat()}-{renewal.attempts}",
-                description=f"Renewal of {f.path}", metadata={"renewal_id": str(renewal.id)})
-        except PaymentObjectMissing:
-            # Stripe lost the card or its customer: as with no card, dunning asks for a new one.
-            result = ChargeResult("declined", None, None, CARD_GONE.code,
-                                  "The card on file is no longer available.")
-        except PaymentRejected as exc:
-            # Stripe refused the charge some other way: for the owner this is a
-            # card that does not work, so dunning asks for another.
-            result = ChargeResult("declined", None, None, "payment_rejected", str(exc))
+    result = charge_off_session(
+        app, f.account, f.card, quote.total, quote.currency,
+        f"renewal-{f.sub.id}-{renewal.renewal_date.isoformat()}-{renewal.attempts}",
+        f"Renewal of {f.path}", {"renewal_id": str(renewal.id)})
     renewal.updated_at = uow.now
     if result.status == "succeeded":
         _renewed(uow, renewal, f, quote, result.payment_intent_id)
+        reconciliation.explain_seats(uow, f.sub, f.path, renewal.renewal_date + timedelta(
+            days=app.seat_rules.explain_after_renewal_days))
+        for sku, _ in f.addons:  # add-on seats may have been lowered to the plan's
+            duo.cut_back(uow, f.sub.namespace_id, sku, f"renewal-{f.sub.id}-{renewal.renewal_date}")
         return "renewed"
     _failed(app, uow, renewal, f, quote, result, rules)
     return "failed"
@@ -356,6 +345,9 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
         namespace = uow.session.get(Namespace, f.sub.namespace_id)
         assert namespace is not None
         namespace.plan = "free"
+        seats.reprice(uow.session, namespace, uow.now)
+        for sku, _ in f.addons:  # the add-ons ended with it
+            duo.cut_back(uow, namespace.id, sku, f"expired-{f.sub.id}-{f.sub.term_end}")
     return list(ended)
 
 

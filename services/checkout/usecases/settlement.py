@@ -32,7 +32,7 @@ from services.checkout.domain.orders import CLOSED, OrderStatus
 from services.checkout.domain.renewal import renewal_quote
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
-from services.checkout.usecases import discounts
+from services.checkout.usecases import discounts, seats
 from services.checkout.usecases.access import billable_members
 from services.checkout.usecases.renewals import term_of
 from services.checkout.usecases.views import order_view, subscription_view
@@ -174,6 +174,7 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Settled:
     namespace = uow.session.get(Namespace, order.namespace_id)
     assert namespace is not None
     namespace.plan = order.plan
+    seats.reprice(uow.session, namespace, uow.now)
     order.completed_at = uow.now
     order.failure_code = order.failure_message = None
     uow.session.flush()
@@ -224,6 +225,7 @@ def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: 
     namespace = uow.session.get(Namespace, order.namespace_id)
     assert namespace is not None
     namespace.plan = order.plan
+    seats.reprice(uow.session, namespace, uow.now)
     order.completed_at, order.subscription_id = uow.now, sub.id
     uow.session.flush()
     receipt: events.OrderCompleted = {

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from services.checkout.adapters.models import NamespaceTrial
+from services.checkout.usecases import duo
 from services.common import events
 from services.common.inbox import Handler
 from services.common.service import ServiceUnitOfWork
@@ -31,6 +32,12 @@ def _apply(uow: ServiceUnitOfWork, payload: events.TrialChanged) -> str:
     row.seats = payload.get("seats")
     row.seat_holder = payload.get("seat_holder", row.seat_holder)
     row.last_event_at = datetime.fromisoformat(payload["occurred_at"])
+    if row.grants_addon is not None:
+        if row.status == "active":
+            duo.hold_for_trial(uow.session, row, uow.now)
+        else:  # its seats are gone: assignments above what is purchased go, newest first
+            uow.session.flush()
+            duo.cut_back(uow, row.namespace_id, row.grants_addon, f"trial-{row.kind}-{row.status}-v{version}")
     return f"trial {payload['kind']} on {payload['namespace_id']}: {row.status} (v{version})"
 
 

@@ -203,6 +203,68 @@ def card_expiring(payload: dict[str, Any], now: datetime) -> Planned:
     return Planned(key, "card_expiring", _recipient(topic, context), context, now)
 
 
+# --- seats ---------------------------------------------------------------------------
+_SEAT_FIELDS = ["subscription_id", "email", "namespace_path", "reconciliation_id", "quarter", "overage_seats",
+                "amount", "currency", "seats"]
+
+
+def _seat_context(topic: str, payload: dict[str, Any], extra: list[str],
+                  optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    context = _take(topic, payload, _SEAT_FIELDS + extra, {"namespace_id": None, **(optional or {})})
+    _wholes(topic, context, "quarter", "overage_seats", "amount", "seats", "max_seats_used", "attempt",
+            "seats_before")
+    _dates(topic, context, "charge_on", "next_attempt_at")
+    return context
+
+
+def overage_notice(payload: dict[str, Any], now: datetime) -> Planned:
+    topic = "subscription.overage_notice"
+    context = _seat_context(topic, payload, ["max_seats_used", "charge_on"])
+    key = S.seat_key("overage_notice", context["reconciliation_id"], context["email"])
+    return Planned(key, "overage_notice", _recipient(topic, context), context, now)
+
+
+def seats_reconciled(payload: dict[str, Any], now: datetime) -> Planned:
+    topic = "subscription.seats_reconciled"
+    context = _seat_context(topic, payload, [], {"seats_before": None, "max_seats_used": None})
+    key = S.seat_key("seats_reconciled", context["reconciliation_id"], context["email"])
+    return Planned(key, "seats_reconciled", _recipient(topic, context), context, now)
+
+
+def reconciliation_failed(payload: dict[str, Any], now: datetime) -> Planned:
+    topic = "subscription.reconciliation_failed"
+    context = _seat_context(topic, payload, ["attempt", "final", "update_card_url"],
+                            {"next_attempt_at": None})
+    context["final"] = bool(context["final"])
+    key = S.seat_key("reconciliation_failed", context["reconciliation_id"], context["email"],
+                     context["attempt"])
+    return Planned(key, "reconciliation_failed", _recipient(topic, context), context, now)
+
+
+def seats_explained(payload: dict[str, Any], now: datetime) -> Planned:
+    """Sent on `send_on` (the day after the renewal), not at once."""
+    topic = "subscription.seats_explained"
+    context = _take(topic, payload, ["subscription_id", "email", "namespace_path", "term_start", "term_end",
+                                     "seats", "send_on"], {"namespace_id": None})
+    _wholes(topic, context, "seats")
+    _dates(topic, context, "term_start", "term_end", "send_on")
+    key = S.seat_key("seats_explained", context["subscription_id"], context["email"],
+                     S.day(context["term_start"]))
+    return Planned(key, "seats_explained", _recipient(topic, context), context,
+                   max(now, S.parse_datetime(context["send_on"])))
+
+
+def duo_seats_removed(payload: dict[str, Any], now: datetime) -> Planned:
+    topic = "subscription.duo_seats_removed"
+    context = _take(topic, payload, ["namespace_id", "email", "namespace_path", "sku", "seats",
+                                     "removed_user_ids", "change_id"])
+    _wholes(topic, context, "seats")
+    if not isinstance(context["removed_user_ids"], list):
+        raise InvalidEvent(topic, "removed_user_ids must be a list")
+    key = S.seat_key("duo_seats_removed", context["change_id"], context["email"])
+    return Planned(key, "duo_seats_removed", _recipient(topic, context), context, now)
+
+
 # --- trials' events --------------------------------------------------------------------
 def trial_context(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
     context = _take(topic, payload, ["trial_id", "email", "namespace_path", "kind", "ends_at"],

@@ -29,7 +29,8 @@ MESSAGES_FILE = ROOT / "data" / "messages.toml"
 TEMPLATES: tuple[str, ...] = (
     "receipt", "renewal_reminder", "auto_renewal_notice", "renewal_receipt", "renewal_failed",
     "subscription_expired", "card_expiring", "trial_started", "trial_ending", "trial_expired",
-    "trial_converted",
+    "trial_converted", "overage_notice", "seats_reconciled", "reconciliation_failed", "seats_explained",
+    "duo_seats_removed",
 )
 SUBJECT_MAX = 255
 

@@ -33,6 +33,9 @@ _TRIAL = {"trial_id": 7, "namespace_id": 100, "namespace_path": "acme", "kind": 
           "status": "active", "ends_at": "2026-12-21T12:00:00+00:00", "email": "owner@acme.test",
           "occurred_at": "2026-11-21T12:00:00+00:00"}
 
+_SEATS = {**_ACME, "email": "owner@acme.test", "subscription_id": 9, "reconciliation_id": 4, "quarter": 1,
+          "term_start": "2026-11-28", "overage_seats": 2, "amount": 178200, "currency": "USD", "seats": 10}
+
 # template -> (topic, payload)
 SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "receipt": ("order.completed", {
@@ -70,8 +73,23 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "trial_ending": ("trial.started", {**_TRIAL, "days": 7}),
     "trial_expired": ("trial.expired", {**_TRIAL, "status": "expired"}),
     "trial_converted": ("trial.converted", {**_TRIAL, "status": "converted"}),
+    "overage_notice": ("subscription.overage_notice", {
+        **_SEATS, "max_seats_used": 12, "charge_on": "2027-03-07"}),
+    "seats_reconciled": ("subscription.seats_reconciled", {**_SEATS, "seats": 12, "seats_before": 10}),
+    "reconciliation_failed": ("subscription.reconciliation_failed", {
+        **_SEATS, "attempt": 1, "final": False, "next_attempt_at": "2027-03-08",
+        "update_card_url": "http://127.0.0.1:8001/billing-account"}),
+    "seats_explained": ("subscription.seats_explained", {
+        **_ACME, "email": "owner@acme.test", "subscription_id": 9, "term_start": "2027-11-21",
+        "term_end": "2028-11-21", "seats": 10, "send_on": "2027-11-22"}),
+    "duo_seats_removed": ("subscription.duo_seats_removed", {
+        **_ACME, "email": "owner@acme.test", "sku": "duo_pro", "seats": 8, "removed_user_ids": [41, 42],
+        "change_id": "renewal-9-2027-11-21"}),
 }
 
+_SEAT_PLANS = {"overage_notice": M.overage_notice, "seats_reconciled": M.seats_reconciled,
+               "reconciliation_failed": M.reconciliation_failed, "seats_explained": M.seats_explained,
+               "duo_seats_removed": M.duo_seats_removed}
 _NESTED = ("quote", "card")
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
@@ -147,6 +165,8 @@ def sample_context(template: str, overrides: dict[str, str] | None = None,
         plan = M.subscription_expired(payload, SAMPLE_NOW)
     elif template == "card_expiring":
         plan = M.card_expiring(payload, SAMPLE_NOW)
+    elif template in _SEAT_PLANS:
+        plan = _SEAT_PLANS[template](payload, SAMPLE_NOW)
     elif template == "trial_ending":
         days = int(payload["days"])
         return {**M.trial_context(topic, payload), "days": days, "days_left": days}

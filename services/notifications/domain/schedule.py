@@ -160,6 +160,12 @@ def card_expiring_key(billing_account_id: object, last4: object, exp_year: int, 
     return f"card_expiring/{billing_account_id}/{last4}/{int(exp_year):04d}-{int(exp_month):02d}"
 
 
+def seat_key(template: str, ident: object, email: str, *parts: object) -> str:
+    """The seat mails go to every Owner: one per Owner, per reconciliation (and
+    attempt) or renewal or cut-back."""
+    return "/".join([template, str(ident), *(str(p) for p in parts), email.lower()])
+
+
 def trial_key(template: str, trial_id: object) -> str:
     """trial_started / trial_expired / trial_converted: once per trial."""
     return f"{template}/{trial_id}"
