@@ -15,10 +15,21 @@ from services.checkout.adapters.models import (
 )
 from services.checkout.adapters.payments import PaymentGateway, StripeGateway
 from services.checkout.adapters.ratelimit import AttemptLimiter
-from services.checkout.api import admin, billing, catalog, directory, namespaces, purchases, quotes, webhooks
+from services.checkout.api import (
+    admin,
+    billing,
+    catalog,
+    directory,
+    namespaces,
+    portal,
+    purchases,
+    quotes,
+    webhooks,
+)
 from services.checkout.config import CheckoutSettings
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.offers import OfferRules
+from services.checkout.domain.portal import PortalRules
 from services.checkout.domain.renewal import RenewalRules
 from services.checkout.pages import views as pages
 from services.checkout.runtime import Checkout
@@ -45,7 +56,7 @@ def build_checkout(settings: Settings, clock: Clock | None = None,
                            settings.card_attempts_per_account, name="card-attempts", what="card attempts")
     return Checkout(ctx=ctx, settings=settings, catalog=Catalog.load(), payments=gateway,
                     code_attempts=limiter, card_attempts=cards, renewal_rules=RenewalRules.load(),
-                    offers=OfferRules.load())
+                    offers=OfferRules.load(), portal=PortalRules.load())
 
 
 def _stripe_reachable(gateway: PaymentGateway) -> ReadinessCheck:
@@ -60,7 +71,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     app = create_service_app(
         checkout.ctx, title="Checkout", description=__doc__ or "",
         blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, namespaces.blp,
-                    webhooks.blp, admin.blp, directory.blp,
+                    webhooks.blp, admin.blp, directory.blp, portal.blp,
                     events_blueprint(InboxEvent, trial_events.HANDLERS, owners("checkout"))],
         readiness_checks=[_stripe_reachable(checkout.payments)],
         json_exempt_paths=[webhooks.WEBHOOK_PATH])

@@ -104,6 +104,20 @@ class RenewalFailed(SubscriptionNotice):
     next_attempt_at: NotRequired[str | None]
 
 
+class AutoRenewChanged(SubscriptionNotice):
+    """Automatic renewal turned on or off, by an Owner or billing manager (`by`)."""
+    auto_renew: bool
+    by: int
+    plan: str
+    term_end: str
+    grace_ends: NotRequired[str]
+    reason: NotRequired[str | None]
+    reason_label: NotRequired[str | None]
+    renewal_total: NotRequired[int]
+    currency: NotRequired[str]
+    billing_url: NotRequired[str]
+
+
 class SubscriptionExpired(SubscriptionNotice):
     plan: str
     term_end: str
@@ -149,6 +163,7 @@ CONTRACTS: dict[str, type] = {
     "subscription.renewed": SubscriptionRenewed,
     "subscription.renewal_failed": RenewalFailed,
     "subscription.expired": SubscriptionExpired,
+    "subscription.auto_renew_changed": AutoRenewChanged,
     "card.expiring": CardExpiring,
     **{topic: TrialChanged for topic in TRIAL_TOPICS},
 }

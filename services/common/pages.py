@@ -99,11 +99,25 @@ def page(view: PageView) -> Callable[..., Response]:
     return wrapper
 
 
+# The pages' navigation: (label, the service serving it, its path).
+NAV = (("Checkout", "checkout", "/checkout"), ("Trials", "trials", "/trials"),
+       ("Billing", "checkout", "/billing"))
+
+
+def navigation() -> list[tuple[str, str, bool]]:
+    """(label, URL, is this page) per entry; another service's pages are on its own host."""
+    settings = _settings()
+    return [(label, path if service == settings.service else f"{settings.service_urls[service]}{path}",
+             service == settings.service and request.path.startswith(path))
+            for label, service, path in NAV]
+
+
 def _template_globals(home: str) -> dict[str, Any]:
     principal: Principal | None = g.get("principal")
     session = request.cookies.get(SESSION_COOKIE)
     return {
         "home": home,
+        "nav": navigation() if principal else [],
         "signed_in_as": principal.email if principal else None,
         "csrf_token": csrf_token(_settings().auth_secret, session) if principal and session else "",
         "show_dev_hints": not _settings().is_production,

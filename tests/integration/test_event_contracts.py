@@ -55,10 +55,14 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "subscription.renewal_failed": {
         "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
         "amount": 174000, "currency": "USD", "attempt": 1, "renewal_date": "2027-11-21", "final": False,
-        "update_card_url": "https://checkout.test/billing-account", "next_attempt_at": None},
+        "update_card_url": "https://checkout.test/billing/100", "next_attempt_at": None},
     "subscription.expired": {
         "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
         "plan": "premium", "term_end": "2027-11-21"},
+    "subscription.auto_renew_changed": {
+        "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
+        "auto_renew": False, "by": 1, "plan": "premium", "term_end": "2027-11-21", "grace_ends": "2027-12-05",
+        "reason": "too_expensive", "renewal_total": 174000, "currency": "USD"},
     "card.expiring": {"billing_account_id": 3, "email": "billing@acme.test", "brand": "visa",
                       "last4": "4242", "exp_month": 1, "exp_year": 2027},
     **{topic: {**TRIAL, "status": topic.removeprefix("trial.")} for topic in events.TRIAL_TOPICS},

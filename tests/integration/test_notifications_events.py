@@ -48,7 +48,7 @@ RENEWED = {"subscription_id": 9, "namespace_path": "acme", "email": "billing@acm
 FAILED = {"subscription_id": 9, "namespace_path": "acme", "email": "billing@acme.test", "amount": 243600,
           "currency": "USD", "attempt": 2, "renewal_date": "2027-11-21",
           "next_attempt_at": "2027-11-24T00:00:00+00:00", "final": False,
-          "update_card_url": "https://checkout.test/billing-account"}
+          "update_card_url": "https://checkout.test/billing/100"}
 EXPIRED = {"subscription_id": 9, "namespace_path": "acme", "email": "billing@acme.test", "plan": "premium",
            "term_end": "2027-11-21"}
 CARD_EXPIRING = {"billing_account_id": 3, "email": "billing@acme.test", "brand": "visa", "last4": "4242",

@@ -294,6 +294,8 @@ class CardSetupSchema(ma.Schema):
 class RecordCardSchema(StrictSchema):
     setup_intent_id = ma.fields.String(required=True, validate=Pattern(
         r"^seti_[A-Za-z0-9]{1,64}$", error="Not a SetupIntent id."))
+    make_default = ma.fields.Boolean(load_default=None, metadata={
+        "description": "Make it the card renewals charge. Left out: only if there is no valid default card."})
 
 
 # --- discount campaigns (admin) ------------------------------------------------
@@ -361,10 +363,6 @@ class RedemptionSchema(ma.Schema):
 
 
 # --- renewals ------------------------------------------------------------------
-class AutoRenewSchema(StrictSchema):
-    enabled = ma.fields.Boolean(required=True)
-
-
 class RenewalQuoteSchema(ma.Schema):
     renewal_date = ma.fields.String()
     new_term_end = ma.fields.String()

@@ -1,4 +1,5 @@
-"""The checkout pages: pick a namespace, buy for it, see the order.
+"""The checkout pages: pick a namespace, buy for it, see the order; and the
+Billing pages: what each namespace bought and how to manage it.
 
 Server-rendered; static/checkout.js prices and buys through the JSON API with
 the session cookie and the CSRF token, so every step goes through the same use
@@ -11,7 +12,7 @@ from flask import Blueprint, render_template, request
 
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import MAX_ID
-from services.checkout.usecases import offers, purchases, subscriptions
+from services.checkout.usecases import offers, portal, purchases, subscriptions
 from services.checkout.usecases.views import quote_view
 from services.common.auth import Principal
 from services.common.errors import not_found
@@ -64,3 +65,38 @@ def order_page(principal: Principal, order_id: str) -> str:
     order, path, subscription = purchases.confirmation(request_uow(), principal, page_id("order", order_id))
     return render_template("checkout/order.html", order=order, namespace_path=path,
                            subscription=subscription, plan=checkout().catalog.plan_name(order["plan"]))
+
+
+@blp.get("/billing")
+@page
+def billing_list(principal: Principal) -> str:
+    """The namespaces the caller belongs to or manages the billing of, with their plan."""
+    return render_template("checkout/billing_list.html",
+                           namespaces=portal.billing_namespaces(request_uow(), principal),
+                           catalog=checkout().catalog)
+
+
+@blp.get("/billing/<namespace_id>")
+@page
+def billing_page(principal: Principal, namespace_id: str) -> str:
+    app = checkout()
+    ns = page_id("namespace", namespace_id)
+    overview = portal.overview(app, request_uow(), principal, ns)
+    cards = history = None
+    if overview["can_manage"] and overview["subscription"] is not None:
+        cards = portal.list_cards(app, request_uow(), principal, ns)
+    if overview["can_manage"]:
+        history = portal.order_history(request_uow(), principal, ns)
+    return render_template("checkout/billing.html", o=overview, sub=overview["subscription"], cards=cards,
+                           history=history, reasons=app.portal.auto_renew_off_reasons,
+                           stripe_js_url=app.settings.stripe_js_url,
+                           publishable_key=app.settings.stripe_publishable_key)
+
+
+@blp.get("/billing/<namespace_id>/orders/<order_id>")
+@page
+def receipt_page(principal: Principal, namespace_id: str, order_id: str) -> str:
+    receipt = portal.receipt(request_uow(), principal, page_id("namespace", namespace_id),
+                             page_id("order", order_id))
+    return render_template("checkout/receipt.html", r=receipt,
+                           plan=checkout().catalog.plan_name(receipt["plan"]))

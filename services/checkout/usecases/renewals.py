@@ -46,6 +46,7 @@ from services.checkout.domain import subscriptions
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access
+from services.checkout.usecases.audit import audit
 from services.checkout.usecases.billing import CARD_GONE, PROVIDER_DOWN
 from services.checkout.usecases.views import subscription_view
 from services.common import events
@@ -54,6 +55,7 @@ from services.common.db import insert_ignoring_duplicates
 from services.common.errors import Conflict, NotFound, PaymentFailed
 from services.common.service import ServiceUnitOfWork
 from services.common.sweeps import Sweep, clear
+from services.common.telemetry import Step
 
 BATCH = 1000
 # The sweeps' names in sweep_failures, the logs and /metrics.
@@ -78,7 +80,7 @@ class Facts:
         return R.Term(self.sub.plan, self.sub.seats, self.addons, self.sub.term_start, self.sub.term_end)
 
 
-def _facts(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:
+def facts_of(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:
     """Everything for a batch of subscriptions in four queries (no N+1)."""
     if not subscription_ids:
         return {}
@@ -147,7 +149,7 @@ def announce_renewals(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules)
 def _announce(app: Checkout, uow: ServiceUnitOfWork, ids: list[int], rules: R.RenewalRules) -> list[int]:
     notices = uow.session.scalars(select(RenewalNotice).where(RenewalNotice.id.in_(ids))
                                   .order_by(RenewalNotice.id)).all()
-    facts = _facts(uow.session, [n.subscription_id for n in notices])
+    facts = facts_of(uow.session, [n.subscription_id for n in notices])
     today = uow.now.date()
     for notice in notices:
         f = facts[notice.subscription_id]
@@ -228,7 +230,7 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.Re
         # Renewed while the caller waited for this row's lock (the sweep, or another
         # click): the subscription it read may be from before; never charge again.
         return "skipped"
-    f = _facts(uow.session, [renewal.subscription_id])[renewal.subscription_id]
+    f = facts_of(uow.session, [renewal.subscription_id])[renewal.subscription_id]
     if f.sub.status != SubscriptionStatus.ACTIVE or f.sub.term_end != renewal.renewal_date:
         renewal.status, renewal.next_attempt_on = "succeeded", None  # renewed by hand meanwhile
         return "skipped"
@@ -300,7 +302,7 @@ def _failed(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, q
         "next_attempt_at": retry.isoformat() if retry else None, "reason": result.decline_code,
         "grace_ends": R.grace_ends(renewal.renewal_date, rules).isoformat(), "manual": renewal.manual,
         "changes": renewal.changes,
-        "update_card_url": f"{app.ctx.settings.service_urls['checkout']}/billing-account"}
+        "update_card_url": app.billing_url(f.sub.namespace_id)}
     uow.publish("subscription.renewal_failed", failed)
 
 
@@ -320,7 +322,7 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
         select(Subscription.id).where(Subscription.id.in_(ids),
                                       Subscription.status == SubscriptionStatus.ACTIVE)
         .with_for_update()).all()
-    facts = _facts(uow.session, list(ended))
+    facts = facts_of(uow.session, list(ended))
     for f in facts.values():
         notice: events.SubscriptionExpired = {**_who(f), "plan": f.sub.plan,
                                               "term_end": f.sub.term_end.isoformat()}
@@ -333,27 +335,14 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
     return list(ended)
 
 
-# --- what owners do ---------------------------------------------------------------------
+# --- what Owners and billing managers do ------------------------------------------------
 def _owned_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> Subscription:
-    access.load_namespace(uow.session, namespace_id, principal, owner=True, lock=True)
+    access.load_for_billing(uow.session, namespace_id, principal, manage=True, lock=True)
     sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
                                                         Subscription.status == SubscriptionStatus.ACTIVE))
     if sub is None:
         raise NO_SUBSCRIPTION
     return sub
-
-
-def set_auto_renew(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int,
-                   enabled: bool) -> dict[str, Any]:
-    with uow:
-        sub = _owned_subscription(uow, principal, namespace_id)
-        if sub.auto_renew != enabled:
-            sub.auto_renew, sub.updated_at = enabled, uow.now
-            uow.publish("subscription.auto_renew_changed", {
-                "subscription_id": sub.id, "namespace_id": namespace_id, "auto_renew": enabled,
-                "by": principal.user_id})
-        uow.commit()
-        return subscription_view(sub)
 
 
 def preview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace_id: int,
@@ -365,7 +354,7 @@ def preview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespa
                                                             Subscription.status == SubscriptionStatus.ACTIVE))
         if sub is None:
             raise NO_SUBSCRIPTION
-        f = _facts(uow.session, [sub.id])[sub.id]
+        f = facts_of(uow.session, [sub.id])[sub.id]
         quote = R.renewal_quote(app.catalog, f.term(), f.billable)
         today = uow.now.date()
         card = _card(f, today, sub.term_end)
@@ -405,6 +394,11 @@ def renew_now(app: Checkout, new_uow: UowFactory, principal: Principal, namespac
             outcome = _charge(app, uow, renewal, rules)
         except PaymentProviderUnavailable as exc:
             raise PROVIDER_DOWN from exc
+        if outcome == "renewed":
+            audit(uow, principal, "renewed_now", namespace_id=namespace_id, subscription_id=sub.id,
+                  amount=renewal.amount)
+            uow.track(Step.RENEWED_NOW, user_id=principal.user_id, namespace_id=namespace_id,
+                      amount=renewal.amount)
         uow.commit()
         if outcome == "failed":
             raise PaymentFailed("card_declined", "Card declined",

@@ -51,9 +51,13 @@ def order_view(order: Order) -> dict[str, Any]:
     }
 
 
+def order_kind(order: Order) -> str:
+    return "upgrade" if order.upgrades_subscription_id else "purchase"
+
+
 def paid_by_view(order: Order) -> dict[str, Any]:
     """An order as one line of a subscription's history."""
-    return {"id": order.id, "kind": "upgrade" if order.upgrades_subscription_id else "purchase",
+    return {"id": order.id, "kind": order_kind(order),
             "plan": order.plan, "seats": order.seats, "total": order.total,
             "amount_charged": order.amount_charged, "refunded_amount": order.refunded_amount,
             "completed_at": order.completed_at.isoformat() if order.completed_at else None}

@@ -40,6 +40,8 @@ def _take(topic: str, payload: dict[str, Any], required: Iterable[str],
     if missing:
         raise InvalidEvent(topic, f"missing {', '.join(missing)}")
     context = {name: payload[name] for name in required}
+    # Every mail links to the Billing page of what it is about (checkout's, see events.py).
+    context["billing_url"] = payload.get("billing_url")
     for name, default in (optional or {}).items():
         value = payload.get(name)
         context[name] = default if value is None else value
@@ -190,10 +192,26 @@ def card_expiring(payload: dict[str, Any], now: datetime) -> Planned:
                                      "exp_year"],
                     {"namespace_id": None, "company": None, "update_card_url": None})
     _wholes(topic, context, "exp_month", "exp_year")
+    context["update_card_url"] = context["update_card_url"] or context["billing_url"]
     context["card"] = _card(topic, {k: context[k] for k in ("brand", "last4", "exp_month", "exp_year")})
     key = S.card_expiring_key(context["billing_account_id"], context["last4"], context["exp_year"],
                               context["exp_month"])
     return Planned(key, "card_expiring", _recipient(topic, context), context, now)
+
+
+def auto_renew_changed(payload: dict[str, Any], now: datetime) -> Planned:
+    """The confirmation of automatic renewal turned off (with what happens at the end) or on."""
+    topic = "subscription.auto_renew_changed"
+    context = _take(topic, payload, ["subscription_id", "email", "namespace_path", "auto_renew", "plan",
+                                     "term_end"],
+                    {"namespace_id": None, "grace_ends": None, "reason_label": None, "renewal_total": None,
+                     "currency": "USD"})
+    _wholes(topic, context, "renewal_total")
+    _dates(topic, context, "term_end", "grace_ends")
+    context["auto_renew"] = bool(context["auto_renew"])
+    # Each change is its own mail: off, on and off again in one term are three confirmations.
+    key = S.auto_renew_changed_key(context["subscription_id"], now, context["auto_renew"])
+    return Planned(key, "auto_renew_changed", _recipient(topic, context), context, now)
 
 
 # --- trials' events --------------------------------------------------------------------

@@ -60,9 +60,14 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "renewal_failed": ("subscription.renewal_failed", {
         **_ACME, "subscription_id": 9, "amount": 1188000, "currency": "USD", "attempt": 1,
         "renewal_date": "2027-11-21", "next_attempt_at": "2027-11-24T00:00:00+00:00", "final": False,
-        "update_card_url": "http://127.0.0.1:8001/billing-account"}),
+        "update_card_url": "http://127.0.0.1:8001/billing/100"}),
     "subscription_expired": ("subscription.expired", {
         **_ACME, "subscription_id": 9, "plan": "ultimate", "term_end": "2027-11-21"}),
+    "auto_renew_changed": ("subscription.auto_renew_changed", {
+        **_ACME, "subscription_id": 9, "auto_renew": False, "by": 1, "plan": "premium",
+        "term_end": "2027-11-21", "grace_ends": "2027-12-05", "reason": "too_expensive",
+        "reason_label": "It costs too much", "renewal_total": 174000, "currency": "USD",
+        "billing_url": "http://127.0.0.1:8001/billing/100"}),
     "card_expiring": ("card.expiring", {
         "billing_account_id": 3, "email": "billing@acme.test", "company": "Acme Corp", **_CARD,
         "exp_month": 12, "exp_year": 2026}),
@@ -145,6 +150,8 @@ def sample_context(template: str, overrides: dict[str, str] | None = None,
         plan = M.renewal_failed(payload, SAMPLE_NOW)
     elif template == "subscription_expired":
         plan = M.subscription_expired(payload, SAMPLE_NOW)
+    elif template == "auto_renew_changed":
+        plan = M.auto_renew_changed(payload, SAMPLE_NOW)
     elif template == "card_expiring":
         plan = M.card_expiring(payload, SAMPLE_NOW)
     elif template == "trial_ending":
