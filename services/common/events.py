@@ -123,6 +123,17 @@ class SubscriptionExpired(SubscriptionNotice):
     term_end: str
 
 
+class ManagerInvited(TypedDict):
+    """An Owner invited someone to manage a namespace's billing: the mail carries the link."""
+    invitation_id: int
+    namespace_id: int
+    namespace_path: str
+    email: str
+    accept_url: str
+    expires_at: str
+    invited_by_email: NotRequired[str]
+
+
 class CardExpiring(TypedDict):
     billing_account_id: int
     email: str
@@ -165,6 +176,7 @@ CONTRACTS: dict[str, type] = {
     "subscription.expired": SubscriptionExpired,
     "subscription.auto_renew_changed": AutoRenewChanged,
     "card.expiring": CardExpiring,
+    "billing.manager_invited": ManagerInvited,
     **{topic: TrialChanged for topic in TRIAL_TOPICS},
 }
 

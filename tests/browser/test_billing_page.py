@@ -14,7 +14,7 @@ from services.checkout.adapters.models import OutboxMessage, PaymentMethod
 from services.notifications.domain import messages as M
 from services.notifications.domain.rendering import render
 from tests.browser.helpers import Site, enter_card, funnel_steps
-from tests.support import LocalStripe
+from tests.support import LocalStripe, token
 
 GLOBEX = 200
 
@@ -119,3 +119,33 @@ def test_a_developer_is_refused(page: Page, checkout_site: Site) -> None:
         return [r.status, (await r.json()).code];
     }""")
     assert answer == [403, "billing_manager_required"]
+
+
+def test_invite_a_billing_manager_who_then_adds_a_card(page: Page, checkout_site: Site) -> None:
+    open_billing(page, checkout_site)
+    invite = page.get_by_label("Invite someone to manage billing")
+    invite.fill("erin@partner")
+    page.get_by_role("button", name="Invite").click()
+    expect(page.locator("#invite-error")).to_have_text("Not a valid email address.")
+    invite.fill("erin@partner.test")
+    page.get_by_role("button", name="Invite").click()
+    expect(page.locator("#page-status")).to_have_text("Invitation sent.")
+    expect(page.locator(".invitation")).to_contain_text("Invited: erin@partner.test")
+    with Session(checkout_site.app.extensions["checkout"].ctx.engine) as s:
+        [link] = [m.payload["accept_url"] for m in s.scalars(select(OutboxMessage).where(
+            OutboxMessage.topic == "billing.manager_invited"))]
+    path = "/billing/invitations/" + link.rsplit("/", 1)[-1]
+
+    page.context.clear_cookies()
+    # The person invited, not a member of globex, signs in with the address invited.
+    page.goto(f"{checkout_site.url}/sign-in?token={token(50, 'erin@partner.test')}&next={path}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Manage billing for globex")
+    page.get_by_role("button", name="Accept").click()
+    page.wait_for_url(f"**/billing/{GLOBEX}")
+    expect(page.locator("#page-status")).to_have_text("You manage billing for this namespace now.")
+    add_card(page, "4242424242424242", make_default=True)
+    expect(page.locator(".saved-card")).to_contain_text("Default")
+    assert cards(checkout_site) == [("4242", True, False)]
+
+    page.goto(f"{checkout_site.url}{path}")  # the link works once
+    expect(page.get_by_role("heading", level=1)).to_have_text("Invitation already used")

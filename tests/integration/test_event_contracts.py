@@ -63,6 +63,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
         "auto_renew": False, "by": 1, "plan": "premium", "term_end": "2027-11-21", "grace_ends": "2027-12-05",
         "reason": "too_expensive", "renewal_total": 174000, "currency": "USD"},
+    "billing.manager_invited": {
+        "invitation_id": 4, "namespace_id": 100, "namespace_path": "acme", "email": "erin@partner.test",
+        "accept_url": "https://checkout.test/billing/invitations/abc", "expires_at": "2026-11-24T12:00:00+00:00",
+        "invited_by_email": "alice@acme.test"},
     "card.expiring": {"billing_account_id": 3, "email": "billing@acme.test", "brand": "visa",
                       "last4": "4242", "exp_month": 1, "exp_year": 2027},
     **{topic: {**TRIAL, "status": topic.removeprefix("trial.")} for topic in events.TRIAL_TOPICS},

@@ -11,11 +11,16 @@ from flask_smorest import Blueprint
 from services.checkout.api.billing import count_card_attempt
 from services.checkout.api.context import checkout
 from services.checkout.api.portal_schemas import (
+    AcceptedSchema,
+    AcceptSchema,
     AddCardSchema,
     AutoRenewInSchema,
     AutoRenewResultSchema,
     BillingOverviewSchema,
     CardListSchema,
+    InvitationSchema,
+    InviteSchema,
+    ManagersSchema,
     MarkedCardSchema,
     MySubscriptionSchema,
     OrderHistorySchema,
@@ -25,7 +30,7 @@ from services.checkout.api.portal_schemas import (
     SaveOfferSchema,
 )
 from services.checkout.api.schemas import CardSchema, CardSetupSchema
-from services.checkout.usecases import campaigns, portal
+from services.checkout.usecases import campaigns, managers, portal
 from services.checkout.usecases.views import card_view
 from services.common.web import ProblemSchema, current_principal, request_uow
 
@@ -168,3 +173,52 @@ class ReasonCounts(MethodView):
         """How often each reason was given (admins)."""
         campaigns.require_admin(current_principal())
         return portal.auto_renew_reasons(checkout(), request_uow())
+
+
+@blp.route("/namespaces/<id:namespace_id>/billing/managers")
+class Managers(MethodView):
+    @blp.response(200, ManagersSchema)
+    @blp.doc(security=SIGNED_IN)
+    def get(self, namespace_id: int) -> dict[str, Any]:
+        """Who manages the namespace's billing besides its Owners, and who is invited."""
+        return managers.list_managers(request_uow(), current_principal(), namespace_id)
+
+
+@blp.route("/namespaces/<id:namespace_id>/billing/managers/invitations")
+class Invitations(MethodView):
+    @blp.arguments(InviteSchema)
+    @blp.response(201, InvitationSchema)
+    @blp.alt_response(403, schema=ProblemSchema, description="not_owner: Owners invite")
+    @blp.doc(security=SIGNED_IN)
+    def post(self, body: dict[str, Any], namespace_id: int) -> dict[str, Any]:
+        """Invite a person by email: they get a link that works once and expires."""
+        return managers.invite(checkout(), request_uow(), current_principal(), namespace_id, body["email"])
+
+
+@blp.route("/namespaces/<id:namespace_id>/billing/managers/invitations/<id:invitation_id>")
+class Invitation(MethodView):
+    @blp.response(204)
+    @blp.doc(security=SIGNED_IN)
+    def delete(self, namespace_id: int, invitation_id: int) -> None:
+        """Withdraw an invitation not yet accepted (Owners)."""
+        managers.withdraw(request_uow(), current_principal(), namespace_id, invitation_id)
+
+
+@blp.route("/namespaces/<id:namespace_id>/billing/managers/<id:user_id>")
+class Manager(MethodView):
+    @blp.response(204)
+    @blp.doc(security=SIGNED_IN)
+    def delete(self, namespace_id: int, user_id: int) -> None:
+        """Remove a billing manager (Owners)."""
+        managers.remove(request_uow(), current_principal(), namespace_id, user_id)
+
+
+@blp.route("/billing/invitations/accept")
+class Accept(MethodView):
+    @blp.arguments(AcceptSchema)
+    @blp.response(200, AcceptedSchema)
+    @blp.alt_response(409, schema=ProblemSchema, description="invitation_used or invitation_expired")
+    @blp.doc(security=SIGNED_IN)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Accept an invitation: the signed-in person it names manages the namespace's billing."""
+        return managers.accept(request_uow(), current_principal(), body["token"])

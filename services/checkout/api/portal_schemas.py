@@ -151,3 +151,35 @@ class SaveOfferSchema(ma.Schema):
     offer = ma.fields.Dict(allow_none=True, metadata={
         "description": "What to offer before automatic renewal goes off (the cancel-save-offer flag); "
                        "null: no offer"})
+
+
+class InviteSchema(StrictSchema):
+    email = ma.fields.Email(required=True, validate=validate.Length(max=254))
+
+
+class InvitationSchema(ma.Schema):
+    id = ma.fields.Integer()
+    email = ma.fields.String()
+    expires_at = ma.fields.String()
+    created_at = ma.fields.String()
+
+
+class ManagerSchema(ma.Schema):
+    user_id = ma.fields.Integer()
+    email = ma.fields.String()
+    since = ma.fields.String()
+
+
+class ManagersSchema(ma.Schema):
+    managers = ma.fields.List(ma.fields.Nested(ManagerSchema))
+    invitations = ma.fields.List(ma.fields.Nested(InvitationSchema), metadata={
+        "description": "Invitations not yet accepted, withdrawn or expired"})
+
+
+class AcceptSchema(StrictSchema):
+    token = ma.fields.String(required=True, validate=[validate.Length(20, 100), Pattern(
+        r"^[A-Za-z0-9_-]+$", error="Not an invitation token.")])
+
+
+class AcceptedSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()

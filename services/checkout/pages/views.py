@@ -12,7 +12,7 @@ from flask import Blueprint, render_template, request
 
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import MAX_ID
-from services.checkout.usecases import offers, portal, purchases, subscriptions
+from services.checkout.usecases import managers, offers, portal, purchases, subscriptions
 from services.checkout.usecases.views import quote_view
 from services.common.auth import Principal
 from services.common.errors import not_found
@@ -82,15 +82,23 @@ def billing_page(principal: Principal, namespace_id: str) -> str:
     app = checkout()
     ns = page_id("namespace", namespace_id)
     overview = portal.overview(app, request_uow(), principal, ns)
-    cards = history = None
+    cards = history = people = None
     if overview["can_manage"] and overview["subscription"] is not None:
         cards = portal.list_cards(app, request_uow(), principal, ns)
     if overview["can_manage"]:
         history = portal.order_history(request_uow(), principal, ns)
+        people = managers.list_managers(request_uow(), principal, ns)
     return render_template("checkout/billing.html", o=overview, sub=overview["subscription"], cards=cards,
-                           history=history, reasons=app.portal.auto_renew_off_reasons,
+                           history=history, people=people, reasons=app.portal.auto_renew_off_reasons,
                            stripe_js_url=app.settings.stripe_js_url,
                            publishable_key=app.settings.stripe_publishable_key)
+
+
+@blp.get("/billing/invitations/<token>")
+@page
+def invitation_page(principal: Principal, token: str) -> str:
+    invitation = managers.describe_invitation(request_uow(), token)
+    return render_template("checkout/invitation.html", invitation=invitation, token=token)
 
 
 @blp.get("/billing/<namespace_id>/orders/<order_id>")

@@ -214,6 +214,17 @@ def auto_renew_changed(payload: dict[str, Any], now: datetime) -> Planned:
     return Planned(key, "auto_renew_changed", _recipient(topic, context), context, now)
 
 
+def manager_invitation(payload: dict[str, Any], now: datetime) -> Planned:
+    """The invitation to manage a namespace's billing, with its single-use link."""
+    topic = "billing.manager_invited"
+    context = _take(topic, payload, ["invitation_id", "email", "namespace_path", "accept_url", "expires_at"],
+                    {"namespace_id": None, "invited_by_email": None})
+    _wholes(topic, context, "invitation_id")
+    _dates(topic, context, "expires_at")
+    key = S.manager_invitation_key(context["invitation_id"])
+    return Planned(key, "manager_invitation", _recipient(topic, context), context, now)
+
+
 # --- trials' events --------------------------------------------------------------------
 def trial_context(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
     context = _take(topic, payload, ["trial_id", "email", "namespace_path", "kind", "ends_at"],

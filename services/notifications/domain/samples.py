@@ -68,6 +68,10 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         "term_end": "2027-11-21", "grace_ends": "2027-12-05", "reason": "too_expensive",
         "reason_label": "It costs too much", "renewal_total": 174000, "currency": "USD",
         "billing_url": "http://127.0.0.1:8001/billing/100"}),
+    "manager_invitation": ("billing.manager_invited", {
+        "invitation_id": 4, "namespace_id": 100, "namespace_path": "acme", "email": "erin@partner.test",
+        "invited_by_email": "alice@acme.test", "accept_url": "http://127.0.0.1:8001/billing/invitations/sample",
+        "expires_at": "2026-11-24T12:00:00+00:00"}),
     "card_expiring": ("card.expiring", {
         "billing_account_id": 3, "email": "billing@acme.test", "company": "Acme Corp", **_CARD,
         "exp_month": 12, "exp_year": 2026}),
@@ -152,6 +156,8 @@ def sample_context(template: str, overrides: dict[str, str] | None = None,
         plan = M.subscription_expired(payload, SAMPLE_NOW)
     elif template == "auto_renew_changed":
         plan = M.auto_renew_changed(payload, SAMPLE_NOW)
+    elif template == "manager_invitation":
+        plan = M.manager_invitation(payload, SAMPLE_NOW)
     elif template == "card_expiring":
         plan = M.card_expiring(payload, SAMPLE_NOW)
     elif template == "trial_ending":

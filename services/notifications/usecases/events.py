@@ -136,6 +136,7 @@ def _handlers(app: Notifications) -> dict[str, Handler]:
         "subscription.expired": _one(lambda uow, p: M.subscription_expired(p, uow.now)),
         "subscription.auto_renew_changed": _one(lambda uow, p: M.auto_renew_changed(p, uow.now)),
         "card.expiring": _one(lambda uow, p: M.card_expiring(p, uow.now)),
+        "billing.manager_invited": _one(lambda uow, p: M.manager_invitation(p, uow.now)),
         "trial.started": _trial_changed("trial.started", schedule, started=True),
         "trial.extended": _trial_changed("trial.extended", schedule, started=False),
         "trial.reactivated": _trial_changed("trial.reactivated", schedule, started=False),

@@ -7,10 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const printButton = $("print");
   if (printButton) printButton.addEventListener("click", () => window.print());
-  const root = $("billing");
-  if (!root) return;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
-  const base = "/namespaces/" + root.dataset.namespaceId;
   const NETWORK = "We could not reach checkout. Check your connection and try again.";
 
   async function api(method, path, body) {
@@ -31,7 +28,11 @@
   }
 
   const say = (slot, message) => { $(slot).textContent = message || ""; };
-  const problem = (answer) => answer.body.detail || answer.body.title || "Something went wrong; try again.";
+  function problem(answer) {
+    const fields = answer.body.errors && answer.body.errors.json;  // validation_failed: say which field
+    if (fields) return Object.values(fields).map((m) => [].concat(m).join(" ")).join(" ");
+    return answer.body.detail || answer.body.title || "Something went wrong; try again.";
+  }
 
   // Do `action`; on success reload with `done` shown, else show the problem in `slot`.
   function wire(button, slot, action, done) {
@@ -49,6 +50,27 @@
       button.disabled = false;
     });
   }
+
+  // --- an invitation to manage billing ----------------------------------------------------
+  const invitation = $("invitation");
+  const accept = $("accept");
+  if (invitation && accept) {
+    accept.addEventListener("click", async () => {
+      accept.disabled = true;
+      const answer = await api("POST", "/billing/invitations/accept", {token: invitation.dataset.token});
+      if (answer.ok) {
+        sessionStorage.setItem("billing-status", "You manage billing for this namespace now.");
+        window.location.assign("/billing/" + answer.body.namespace_id);
+        return;
+      }
+      say("accept-error", problem(answer));
+      accept.disabled = false;
+    });
+  }
+
+  const root = $("billing");
+  if (!root) return;
+  const base = "/namespaces/" + root.dataset.namespaceId;
 
   const status = sessionStorage.getItem("billing-status");
   if (status) {
@@ -98,6 +120,15 @@
          () => api("PUT", base + "/billing/cards/" + id + "/default"), "The default card changed.");
     wire(item.querySelector(".remove-card"), "cards-error",
          () => api("DELETE", base + "/billing/cards/" + id), "The card was removed.");
+  });
+
+  // --- billing managers ------------------------------------------------------------------
+  wire($("invite-button"), "invite-error",
+       () => api("POST", base + "/billing/managers/invitations", {email: $("invite-email").value}),
+       "Invitation sent.");
+  document.querySelectorAll("[data-user-id]").forEach((item) => {
+    wire(item.querySelector(".remove-manager"), "managers-error",
+         () => api("DELETE", base + "/billing/managers/" + item.dataset.userId), "The billing manager was removed.");
   });
 
   const addForm = $("add-card");
