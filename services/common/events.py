@@ -53,6 +53,19 @@ class OrderCompleted(TypedDict):
     upgrade_from: NotRequired[str]
 
 
+class OrderRefunded(TypedDict):
+    """Support gave back part or all of an order's charge."""
+    order_id: int
+    namespace_id: int
+    namespace_path: str
+    email: str
+    amount: int
+    currency: str
+    refunded_total: NotRequired[int]
+    amount_charged: NotRequired[int]
+    reason: NotRequired[str]
+
+
 class SubscriptionChanged(TypedDict):
     """subscription.created and .upgraded: what the namespace now pays for."""
     subscription_id: int
@@ -168,6 +181,7 @@ TRIAL_TOPICS = ("trial.started", "trial.extended", "trial.reactivated", "trial.e
 # The topics that cross services, and their contracts.
 CONTRACTS: dict[str, type] = {
     "order.completed": OrderCompleted,
+    "order.refunded": OrderRefunded,
     "subscription.created": SubscriptionChanged,
     "subscription.upgraded": SubscriptionChanged,
     "subscription.renewal_upcoming": RenewalUpcoming,

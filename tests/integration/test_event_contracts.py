@@ -42,6 +42,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "order_id": 42, "namespace_id": 100, "user_id": 1, "email": "billing@acme.test",
         "namespace_path": "acme", "plan": "premium", "seats": 5, "lines": [LINE], "total": 174000,
         "currency": "USD", "term_start": "2026-11-21", "term_end": "2027-11-21", "card": CARD},
+    "order.refunded": {"order_id": 42, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
+                       "amount": 34800, "currency": "USD", "refunded_total": 34800, "amount_charged": 174000,
+                       "reason": "One seat bought by mistake"},
     "subscription.created": SUBSCRIPTION,
     "subscription.upgraded": {**SUBSCRIPTION, "plan_before": "premium", "plan": "ultimate"},
     "subscription.renewal_upcoming": {

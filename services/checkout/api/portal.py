@@ -18,8 +18,10 @@ from services.checkout.api.portal_schemas import (
     AutoRenewResultSchema,
     BillingOverviewSchema,
     CardListSchema,
+    CustomerSchema,
     InvitationSchema,
     InviteSchema,
+    KindOrderSchema,
     ManagersSchema,
     MarkedCardSchema,
     MySubscriptionSchema,
@@ -27,10 +29,13 @@ from services.checkout.api.portal_schemas import (
     ReasonCountSchema,
     ReasonSchema,
     ReceiptSchema,
+    RefundInSchema,
     SaveOfferSchema,
+    SearchArgsSchema,
+    SubscriptionHistorySchema,
 )
 from services.checkout.api.schemas import CardSchema, CardSetupSchema
-from services.checkout.usecases import campaigns, managers, portal
+from services.checkout.usecases import campaigns, managers, portal, support
 from services.checkout.usecases.views import card_view
 from services.common.web import ProblemSchema, current_principal, request_uow
 
@@ -222,3 +227,36 @@ class Accept(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Accept an invitation: the signed-in person it names manages the namespace's billing."""
         return managers.accept(request_uow(), current_principal(), body["token"])
+
+
+@blp.route("/admin/customers")
+class Customers(MethodView):
+    @blp.arguments(SearchArgsSchema, location="query")
+    @blp.response(200, CustomerSchema(many=True))
+    @blp.doc(security=SIGNED_IN)
+    def get(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Find subscriptions and orders by namespace id or path, email, or order id (admins)."""
+        return support.search(request_uow(), current_principal(), namespace=args.get("namespace"),
+                              email=args.get("email"), order_id=args.get("order_id"))
+
+
+@blp.route("/admin/namespaces/<id:namespace_id>/history")
+class History(MethodView):
+    @blp.response(200, SubscriptionHistorySchema)
+    @blp.doc(security=SIGNED_IN)
+    def get(self, namespace_id: int) -> dict[str, Any]:
+        """Orders, renewals and dunning attempts, trials, notices and changes, oldest first (admins)."""
+        return support.history(request_uow(), current_principal(), namespace_id)
+
+
+@blp.route("/admin/orders/<id:order_id>/refunds")
+class Refunds(MethodView):
+    @blp.arguments(RefundInSchema)
+    @blp.response(201, KindOrderSchema)
+    @blp.alt_response(409, schema=ProblemSchema, description="nothing_to_refund")
+    @blp.alt_response(422, schema=ProblemSchema, description="refund_too_large")
+    @blp.doc(security=SIGNED_IN)
+    def post(self, body: dict[str, Any], order_id: int) -> dict[str, Any]:
+        """Refund an order in full or in part, with a reason, through Stripe (admins)."""
+        return support.refund(checkout(), request_uow(), current_principal(), order_id, body["amount"],
+                              body["reason"])

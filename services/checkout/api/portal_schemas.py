@@ -82,9 +82,19 @@ class CardListSchema(ma.Schema):
     cards = ma.fields.List(ma.fields.Nested(MarkedCardSchema))
 
 
-class HistoryOrderSchema(OrderSchema):
+class RefundSchema(ma.Schema):
+    amount = ma.fields.Integer(metadata={"description": "Cents given back"})
+    at = ma.fields.String()
+    reason = ma.fields.String(allow_none=True)
+
+
+class KindOrderSchema(OrderSchema):
     kind = ma.fields.String(metadata={"description": "purchase or upgrade"})
+
+
+class HistoryOrderSchema(KindOrderSchema):
     description = ma.fields.String()
+    refunds = ma.fields.List(ma.fields.Nested(RefundSchema))
 
 
 class RenewalChargeSchema(ma.Schema):
@@ -183,3 +193,39 @@ class AcceptSchema(StrictSchema):
 
 class AcceptedSchema(ma.Schema):
     namespace_id = ma.fields.Integer()
+
+
+# --- support (admins) ---------------------------------------------------------------------
+class SearchArgsSchema(StrictSchema):
+    namespace = ma.fields.String(validate=[validate.Length(1, 255), printable()], metadata={
+        "description": "A namespace id or full path"})
+    email = ma.fields.String(validate=[validate.Length(3, 254), printable()])
+    order_id = ma.fields.Integer(strict=False, validate=validate.Range(1, 2**63 - 1))
+
+
+class CustomerSchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    namespace_path = ma.fields.String()
+    plan = ma.fields.String()
+    subscriptions = ma.fields.List(ma.fields.Nested(SubscriptionSchema))
+    orders = ma.fields.List(ma.fields.Nested(KindOrderSchema))
+
+
+class HistoryEventSchema(ma.Schema):
+    at = ma.fields.String()
+    what = ma.fields.String()
+    order_id = ma.fields.Integer(allow_none=True)
+    detail = ma.fields.String()
+
+
+class SubscriptionHistorySchema(ma.Schema):
+    namespace_id = ma.fields.Integer()
+    namespace_path = ma.fields.String()
+    plan = ma.fields.String()
+    events = ma.fields.List(ma.fields.Nested(HistoryEventSchema))
+
+
+class RefundInSchema(StrictSchema):
+    amount = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(1, 10**12), metadata={
+        "description": "Cents to give back; left out: all that is left"})
+    reason = ma.fields.String(required=True, validate=[validate.Length(3, 500), printable()])

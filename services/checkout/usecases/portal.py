@@ -33,7 +33,7 @@ from services.checkout.domain.orders import OrderStatus
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access, billing
-from services.checkout.usecases.audit import audit
+from services.checkout.usecases.audit import audit, refunds_of
 from services.checkout.usecases.renewals import NO_SUBSCRIPTION, Facts, facts_of
 from services.checkout.usecases.views import card_view, order_kind, order_view, subscription_view
 from services.common import events
@@ -270,14 +270,15 @@ def order_history(uow: ServiceUnitOfWork, principal: Principal, namespace_id: in
     """Every order charged or tried for the namespace, newest first, and its renewal charges."""
     with uow:
         access.load_for_billing(uow.session, namespace_id, principal, manage=True)
-        orders = uow.session.scalars(select(Order).where(
+        orders = list(uow.session.scalars(select(Order).where(
             Order.namespace_id == namespace_id, Order.status.in_(HISTORY_STATUSES))
-            .order_by(Order.created_at.desc(), Order.id.desc()))
+            .order_by(Order.created_at.desc(), Order.id.desc())))
         renewals = uow.session.scalars(
             select(Renewal).join(Subscription, Subscription.id == Renewal.subscription_id)
             .where(Subscription.namespace_id == namespace_id, Renewal.amount.is_not(None))
             .order_by(Renewal.renewal_date.desc()))
-        return {"orders": [_history_line(o) for o in orders],
+        refunds = refunds_of(uow, [o.id for o in orders])
+        return {"orders": [{**_history_line(o), "refunds": refunds.get(o.id, [])} for o in orders],
                 "renewals": [{"renewal_date": r.renewal_date.isoformat(), "status": r.status,
                               "amount": r.amount, "attempts": r.attempts, "manual": r.manual,
                               "failure": r.last_error, "changes": r.changes or []} for r in renewals]}

@@ -126,6 +126,16 @@ def receipt(payload: dict[str, Any], now: datetime) -> Planned:
     return Planned(S.receipt_key(context["order_id"]), "receipt", _recipient(topic, context), context, now)
 
 
+def refund(payload: dict[str, Any], now: datetime) -> Planned:
+    """Money given back for an order: how much, of what, and why."""
+    topic = "order.refunded"
+    context = _take(topic, payload, ["order_id", "email", "namespace_path", "amount", "currency"],
+                    {"namespace_id": None, "refunded_total": None, "amount_charged": None, "reason": None})
+    _wholes(topic, context, "order_id", "amount", "refunded_total", "amount_charged")
+    key = S.refund_key(context["order_id"], context["refunded_total"] or context["amount"])
+    return Planned(key, "refund", _recipient(topic, context), context, now)
+
+
 def renewal_upcoming(payload: dict[str, Any], now: datetime, schedule: Schedule) -> Planned:
     topic = "subscription.renewal_upcoming"
     context = _take(topic, payload, ["subscription_id", "email", "namespace_path", "renewal_date",

@@ -27,7 +27,7 @@ TEMPLATES_DIR = ROOT / "templates"
 MESSAGES_FILE = ROOT / "data" / "messages.toml"
 
 TEMPLATES: tuple[str, ...] = (
-    "receipt", "renewal_reminder", "auto_renewal_notice", "renewal_receipt", "renewal_failed",
+    "receipt", "refund", "renewal_reminder", "auto_renewal_notice", "renewal_receipt", "renewal_failed",
     "subscription_expired", "auto_renew_changed", "manager_invitation", "card_expiring", "trial_started",
     "trial_ending", "trial_expired", "trial_converted",
 )

@@ -39,6 +39,9 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         **_ACME, "order_id": 42, "plan": "premium", "seats": 5, "lines": [_PREMIUM_LINE],
         "subtotal": 174000, "discount_total": 0, "total": 174000, "currency": "USD",
         "term_start": "2026-11-21", "term_end": "2027-11-21", "card": _CARD, "discount_code": None}),
+    "refund": ("order.refunded", {
+        **_ACME, "order_id": 42, "amount": 34800, "currency": "USD", "refunded_total": 34800,
+        "amount_charged": 174000, "reason": "One seat was bought by mistake"}),
     "renewal_reminder": ("subscription.renewal_upcoming", {
         **_ACME, "subscription_id": 9, "renewal_date": "2027-11-21", "days_before": 30,
         "auto_renew": True, "plan": "ultimate",
@@ -146,6 +149,8 @@ def sample_context(template: str, overrides: dict[str, str] | None = None,
     plan: M.Planned
     if template == "receipt":
         plan = M.receipt(payload, SAMPLE_NOW)
+    elif template == "refund":
+        plan = M.refund(payload, SAMPLE_NOW)
     elif template in ("renewal_reminder", "auto_renewal_notice"):
         plan = M.renewal_upcoming(payload, _on_its_day(payload), schedule or Schedule())
     elif template == "renewal_receipt":

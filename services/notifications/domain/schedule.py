@@ -160,6 +160,10 @@ def auto_renew_changed_key(subscription_id: object, changed_at: datetime, auto_r
     return f"auto_renew_changed/{subscription_id}/{changed_at.isoformat()}/{'on' if auto_renew else 'off'}"
 
 
+def refund_key(order_id: object, refunded_total: object) -> str:
+    return f"refund/{order_id}/{refunded_total}"
+
+
 def manager_invitation_key(invitation_id: object) -> str:
     return f"manager_invitation/{invitation_id}"
 

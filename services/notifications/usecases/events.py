@@ -130,6 +130,7 @@ def _handlers(app: Notifications) -> dict[str, Handler]:
     schedule = app.schedule
     return {
         "order.completed": _one(lambda uow, p: M.receipt(p, uow.now)),
+        "order.refunded": _one(lambda uow, p: M.refund(p, uow.now)),
         "subscription.renewal_upcoming": _one(lambda uow, p: M.renewal_upcoming(p, uow.now, schedule)),
         "subscription.renewed": _one(lambda uow, p: M.renewal_receipt(p, uow.now)),
         "subscription.renewal_failed": _one(lambda uow, p: M.renewal_failed(p, uow.now)),
