@@ -149,3 +149,26 @@ def test_invite_a_billing_manager_who_then_adds_a_card(page: Page, checkout_site
 
     page.goto(f"{checkout_site.url}{path}")  # the link works once
     expect(page.get_by_role("heading", level=1)).to_have_text("Invitation already used")
+
+
+def test_schedule_a_seat_reduction_and_see_it_in_the_renewal_preview(page: Page, checkout_site: Site) -> None:
+    open_billing(page, checkout_site)
+    expect(page.locator("#renewal-total")).to_have_text("$1,740.00")
+    page.get_by_text("Change at renewal").click()
+    seats = page.get_by_label("Seats from the renewal on")
+    seats.fill("3")
+    page.get_by_role("button", name="Schedule the change").click()
+    expect(page.locator("#change-error")).to_contain_text("at least 4 seats")
+    seats.fill("4")
+    page.get_by_role("button", name="Schedule the change").click()
+    expect(page.locator("#page-status")).to_have_text("The change is scheduled for the renewal.")
+    expect(page.locator("#scheduled-change")).to_contain_text(
+        "Scheduled for the renewal on January 25, 2027: Renew with 4 seats.")
+    expect(page.locator("#renewal-total")).to_have_text("$1,392.00")
+    expect(page.locator("#renewal-summary")).to_contain_text("for $1,392.00 (4 seats, list price)")
+
+    page.get_by_role("button", name="Cancel the change").click()
+    expect(page.locator("#page-status")).to_have_text("The scheduled change was canceled.")
+    expect(page.locator("#scheduled-change")).to_have_count(0)
+    expect(page.locator("#renewal-total")).to_have_text("$1,740.00")
+    assert {"change_scheduled", "scheduled_change_canceled"} <= set(funnel_steps(checkout_site.app))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,7 +12,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from devtools.devcard import confirm_card_setup
-from services.checkout.adapters.models import BillingAuditEntry, FunnelEventRow, PaymentMethod
+from services.checkout.adapters.models import (
+    BillingAuditEntry,
+    FunnelEventRow,
+    OutboxMessage,
+    PaymentMethod,
+    ScheduledChange,
+    Subscription,
+)
+from services.checkout.usecases import renewals
+from services.common.clock import FixedClock
 from tests.support import LocalStripe, auth
 
 ALICE, BOB = 1, 2
@@ -92,3 +102,26 @@ def test_an_expired_default_is_marked_and_a_new_card_replaces_it(stripe_app: Fla
 def test_members_who_do_not_manage_billing_can_not_add_cards(stripe_app: Flask, user: int) -> None:
     answer = stripe_app.test_client().post(f"/namespaces/{GLOBEX}/billing/card-setup", headers=auth(user))
     assert answer.status_code == 403 and answer.json["code"] == "billing_manager_required"
+
+
+def test_the_renewal_applies_the_scheduled_seat_reduction(stripe_app: Flask, localstripe: LocalStripe,
+                                                          clock: FixedClock) -> None:
+    client = stripe_app.test_client()
+    add_card(client, localstripe.url)
+    scheduled = client.put(f"/namespaces/{GLOBEX}/subscription/scheduled-change", json={"seats": 4},
+                           headers=auth(ALICE))
+    assert scheduled.status_code == 200, scheduled.json
+    checkout = stripe_app.extensions["checkout"]
+    clock.set(datetime(2027, 1, 25, 0, 5, tzinfo=UTC))
+    assert renewals.run_all(checkout, checkout.ctx.uow, checkout.renewal_rules)["renewed"] == 1
+    with Session(checkout.ctx.engine) as s:
+        sub = s.scalar(select(Subscription).where(Subscription.namespace_id == GLOBEX))
+        change = s.scalar(select(ScheduledChange))
+        renewed = [m.payload for m in s.scalars(select(OutboxMessage).where(
+            OutboxMessage.topic == "subscription.renewed"))]
+    assert sub is not None and (sub.seats, sub.term_end.isoformat()) == (4, "2028-01-25")
+    assert change is not None and change.applied_at is not None
+    assert [(p["amount"], p["seats"]) for p in renewed] == [(4 * 34800, 4)]
+    # The next term starts with nothing scheduled.
+    assert client.get(f"/namespaces/{GLOBEX}/billing", headers=auth(ALICE)).json["subscription"][
+        "scheduled_change"] is None

@@ -20,6 +20,7 @@ from services.checkout.adapters.models import (
     OutboxMessage,
     PaymentMethod,
 )
+from services.checkout.usecases import renewals
 from services.common.clock import FixedClock
 from tests.support import auth
 
@@ -209,3 +210,34 @@ def test_namespaces_without_a_purchase_have_no_cards_to_manage(client: FlaskClie
     overview = client.get(f"/namespaces/{ACME}/billing", headers=auth(ALICE)).json
     assert overview["subscription"] is None and overview["plan"] == "free"
     refused(client.get(f"/namespaces/{ACME}/billing/cards", headers=auth(ALICE)), 404, "nothing_bought")
+
+
+def test_a_seat_reduction_scheduled_for_renewal_is_in_the_quote_the_reminders_and_can_be_canceled(
+        client: FlaskClient, app: Flask) -> None:
+    path = f"/namespaces/{GLOBEX}/subscription/scheduled-change"
+    refused(client.put(path, json={"seats": 3}, headers=auth(ALICE)), 422, "seats_below_billable")
+    refused(client.put(path, json={"plan": "ultimate"}, headers=auth(ALICE)), 422, "plan_not_lower")
+    refused(client.put(path, json={"seats": 4}, headers=auth(CAROL)), 403, "billing_manager_required")
+    scheduled = client.put(path, json={"seats": 4}, headers=auth(ALICE))
+    assert scheduled.status_code == 200, scheduled.json
+    assert scheduled.json["scheduled_change"] == {"seats": 4, "plan": None, "drop_addons": [],
+                                                  "effective": "2027-01-25"}
+    assert (scheduled.json["renewal"]["seats"], scheduled.json["renewal"]["total"]) == (4, 4 * 34800)
+    preview = client.get(f"/namespaces/{GLOBEX}/subscription/renewal", headers=auth(ALICE)).json
+    assert preview["quote"]["total"] == 4 * 34800
+    assert preview["quote"]["scheduled_change"] == ["Renew with 4 seats."]
+    # The reminder due now (65 days before) states the same quote.
+    checkout = app.extensions["checkout"]
+    renewals.announce_renewals(checkout, checkout.ctx.uow, checkout.renewal_rules)
+    with db(app) as s:
+        [upcoming] = [m.payload for m in s.scalars(select(OutboxMessage).where(
+            OutboxMessage.topic == "subscription.renewal_upcoming"))]
+    assert upcoming["quote"]["total"] == 4 * 34800
+    assert upcoming["quote"]["scheduled_change"] == ["Renew with 4 seats."]
+
+    canceled = client.delete(path, headers=auth(ALICE))
+    assert canceled.json["scheduled_change"] is None and canceled.json["renewal"]["total"] == 5 * 34800
+    refused(client.delete(path, headers=auth(ALICE)), 404, "no_scheduled_change")
+    with db(app) as s:
+        actions = list(s.scalars(select(BillingAuditEntry.action).order_by(BillingAuditEntry.id)))
+    assert actions == ["change_scheduled", "scheduled_change_canceled"]

@@ -471,3 +471,27 @@ class BillingAuditEntry(Base):
     reason: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ScheduledChange(Base):
+    """A change an Owner or billing manager scheduled for a subscription's next
+    renewal: fewer seats, a lower plan, add-ons dropped. At most one open per
+    subscription and renewal date; applied by the renewal, or canceled."""
+
+    __tablename__ = "scheduled_changes"
+    __table_args__ = (
+        Index("uq_scheduled_changes_open", "subscription_id", "renewal_date", unique=True,
+              sqlite_where=text("applied_at IS NULL AND canceled_at IS NULL"),
+              postgresql_where=text("applied_at IS NULL AND canceled_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    renewal_date: Mapped[date] = mapped_column(Date)
+    seats: Mapped[int | None] = mapped_column(Integer)
+    plan: Mapped[str | None] = mapped_column(String(32))
+    drop_addons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -31,8 +31,10 @@ from services.checkout.api.portal_schemas import (
     ReceiptSchema,
     RefundInSchema,
     SaveOfferSchema,
+    ScheduleChangeInSchema,
     SearchArgsSchema,
     SubscriptionHistorySchema,
+    SubscriptionSummarySchema,
 )
 from services.checkout.api.schemas import CardSchema, CardSetupSchema
 from services.checkout.usecases import campaigns, managers, portal, support
@@ -151,6 +153,25 @@ class AutoRenew(MethodView):
         The billing contact gets a confirmation mail; the answer says what happens at the term's end."""
         return portal.set_auto_renew(checkout(), request_uow(), current_principal(), namespace_id,
                                      body["enabled"], body["reason"], body["comment"])
+
+
+@blp.route("/namespaces/<id:namespace_id>/subscription/scheduled-change")
+class Scheduled(MethodView):
+    @blp.arguments(ScheduleChangeInSchema)
+    @blp.response(200, SubscriptionSummarySchema)
+    @blp.alt_response(422, schema=ProblemSchema,
+                      description="seats_below_billable, plan_not_lower, addon_not_held, addon_needs_plan")
+    @blp.doc(security=SIGNED_IN)
+    def put(self, body: dict[str, Any], namespace_id: int) -> dict[str, Any]:
+        """Schedule fewer seats, a lower plan or add-ons dropped for the next renewal."""
+        return portal.schedule_change(checkout(), request_uow(), current_principal(), namespace_id,
+                                      body["seats"], body["plan"], body["drop_addons"])
+
+    @blp.response(200, SubscriptionSummarySchema)
+    @blp.doc(security=SIGNED_IN)
+    def delete(self, namespace_id: int) -> dict[str, Any]:
+        """Cancel the change scheduled for the next renewal."""
+        return portal.cancel_change(checkout(), request_uow(), current_principal(), namespace_id)
 
 
 @blp.route("/namespaces/<id:namespace_id>/subscription/save-offer")

@@ -33,6 +33,13 @@ class UpcomingRenewalSchema(RenewalQuoteSchema):
     auto = ma.fields.Boolean(metadata={"description": "Charged automatically on renewal_date"})
 
 
+class ScheduledChangeSchema(ma.Schema):
+    seats = ma.fields.Integer(allow_none=True)
+    plan = ma.fields.String(allow_none=True)
+    drop_addons = ma.fields.List(ma.fields.String())
+    effective = ma.fields.String(metadata={"description": "The renewal date it applies at"})
+
+
 class SubscriptionSummarySchema(SubscriptionSchema):
     plan_name = ma.fields.String()
     addons = ma.fields.List(ma.fields.Nested(ProductSchema), metadata={
@@ -46,6 +53,7 @@ class SubscriptionSummarySchema(SubscriptionSchema):
     manual_renewal_from = ma.fields.String()
     can_renew_now = ma.fields.Boolean()
     days_left = ma.fields.Integer()
+    scheduled_change = ma.fields.Nested(ScheduledChangeSchema, allow_none=True)
 
 
 class MySubscriptionSchema(SubscriptionSummarySchema):
@@ -229,3 +237,10 @@ class RefundInSchema(StrictSchema):
     amount = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(1, 10**12), metadata={
         "description": "Cents to give back; left out: all that is left"})
     reason = ma.fields.String(required=True, validate=[validate.Length(3, 500), printable()])
+
+
+class ScheduleChangeInSchema(StrictSchema):
+    seats = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(1, 1_000_000))
+    plan = ma.fields.String(load_default=None, validate=[validate.Length(1, 32), printable()])
+    drop_addons = ma.fields.List(ma.fields.String(validate=[validate.Length(1, 32), printable()]),
+                                 load_default=list, validate=validate.Length(max=10))

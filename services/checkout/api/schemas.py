@@ -372,6 +372,8 @@ class RenewalQuoteSchema(ma.Schema):
     total = ma.fields.Integer(metadata={"description": "Cents, at list price"})
     currency = ma.fields.String()
     lines = ma.fields.List(ma.fields.Nested(LineSchema))
+    scheduled_change = ma.fields.List(ma.fields.String(), metadata={
+        "description": "The change scheduled for this renewal, in words (empty: none)"})
 
 
 class CardStatusSchema(CardSchema):

@@ -88,7 +88,10 @@ def billing_page(principal: Principal, namespace_id: str) -> str:
     if overview["can_manage"]:
         history = portal.order_history(request_uow(), principal, ns)
         people = managers.list_managers(request_uow(), principal, ns)
-    return render_template("checkout/billing.html", o=overview, sub=overview["subscription"], cards=cards,
+    sub = overview["subscription"]
+    current = app.catalog.plans.get(sub["plan"]) if sub else None
+    lower = [p for p in app.catalog.plans.values() if current and p.purchasable and p.rank < current.rank]
+    return render_template("checkout/billing.html", o=overview, sub=sub, cards=cards, lower_plans=lower,
                            history=history, people=people, reasons=app.portal.auto_renew_off_reasons,
                            stripe_js_url=app.settings.stripe_js_url,
                            publishable_key=app.settings.stripe_publishable_key)

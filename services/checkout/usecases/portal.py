@@ -24,6 +24,7 @@ from services.checkout.adapters.models import (
     Order,
     PaymentMethod,
     Renewal,
+    ScheduledChange,
     Subscription,
 )
 from services.checkout.adapters.payments import PaymentObjectMissing, PaymentProviderUnavailable
@@ -75,6 +76,9 @@ def _subscription_summary(app: Checkout, f: Facts, today: date) -> dict[str, Any
         "manual_renewal_from": opens.isoformat(),
         "can_renew_now": today >= opens,
         "days_left": max(0, (sub.term_end - today).days),
+        "scheduled_change": None if f.change is None else {
+            "seats": f.change.seats, "plan": f.change.plan, "drop_addons": list(f.change.drop_addons),
+            "effective": f.change.renewal_date.isoformat()},
     }
 
 
@@ -343,6 +347,54 @@ def _at_term_end(app: Checkout, path: str, sub: Subscription) -> str:
             f"(the term ends {sub.term_end:%B %-d, %Y}, then {app.renewal_rules.grace_days} days of grace); "
             "then it returns to the Free plan. You can renew by hand until then, or turn automatic "
             "renewal back on before the term ends.")
+
+
+# --- changes at the next renewal -------------------------------------------------------------
+def schedule_change(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace_id: int,
+                    seats: int | None, plan: str | None, drop_addons: list[str]) -> dict[str, Any]:
+    """Fewer seats, a lower plan or add-ons dropped, from the next renewal on. It
+    replaces any change scheduled before; the renewal quote (page, reminders,
+    charge) shows it at once."""
+    with uow:
+        access.load_for_billing(uow.session, namespace_id, principal, manage=True, lock=True)
+        sub = _active(uow.session, namespace_id)
+        if sub is None:
+            raise NO_SUBSCRIPTION
+        today = uow.now.date()
+        P.check_auto_renew_change(True, sub.term_end, today)  # changes, like auto-renew, until the term ends
+        f = facts_of(uow.session, [sub.id])[sub.id]
+        change = R.ScheduledChange(seats, plan, tuple(sorted(set(drop_addons))))
+        R.check_change(app.catalog, f.term(), f.billable, change)
+        if f.change is not None:
+            f.change.canceled_at = uow.now
+            uow.session.flush()  # the open one is closed before its successor opens
+        uow.session.add(ScheduledChange(
+            subscription_id=sub.id, renewal_date=sub.term_end, seats=seats, plan=plan,
+            drop_addons=list(change.drop_addons), created_by=principal.user_id, created_at=uow.now))
+        audit(uow, principal, "change_scheduled", namespace_id=namespace_id, subscription_id=sub.id,
+              seats=seats, plan=plan, drop_addons=list(change.drop_addons))
+        uow.track(Step.CHANGE_SCHEDULED, user_id=principal.user_id, namespace_id=namespace_id,
+                  seats=seats, plan=plan, drop_addons=list(change.drop_addons))
+        uow.commit()
+        return _subscription_summary(app, facts_of(uow.session, [sub.id])[sub.id], today)
+
+
+def cancel_change(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
+                  namespace_id: int) -> dict[str, Any]:
+    with uow:
+        access.load_for_billing(uow.session, namespace_id, principal, manage=True, lock=True)
+        sub = _active(uow.session, namespace_id)
+        if sub is None:
+            raise NO_SUBSCRIPTION
+        f = facts_of(uow.session, [sub.id])[sub.id]
+        if f.change is None:
+            raise NotFound("no_scheduled_change", "Nothing scheduled",
+                           "No change is scheduled for the next renewal.")
+        f.change.canceled_at = uow.now
+        audit(uow, principal, "scheduled_change_canceled", namespace_id=namespace_id, subscription_id=sub.id)
+        uow.track(Step.SCHEDULED_CHANGE_CANCELED, user_id=principal.user_id, namespace_id=namespace_id)
+        uow.commit()
+        return _subscription_summary(app, facts_of(uow.session, [sub.id])[sub.id], uow.now.date())
 
 
 SAVE_OFFER_FLAG = "cancel-save-offer"

@@ -32,6 +32,7 @@ from services.checkout.adapters.models import (
     PaymentMethod,
     Renewal,
     RenewalNotice,
+    ScheduledChange,
     Subscription,
     SubscriptionAddOn,
 )
@@ -75,13 +76,17 @@ class Facts:
     card: PaymentMethod | None
     billable: int
     addons: tuple[tuple[str, int], ...]
+    change: ScheduledChange | None = None  # scheduled for this term's renewal
 
     def term(self) -> R.Term:
-        return R.Term(self.sub.plan, self.sub.seats, self.addons, self.sub.term_start, self.sub.term_end)
+        scheduled = None if self.change is None else R.ScheduledChange(
+            self.change.seats, self.change.plan, tuple(self.change.drop_addons))
+        return R.Term(self.sub.plan, self.sub.seats, self.addons, self.sub.term_start, self.sub.term_end,
+                      scheduled)
 
 
 def facts_of(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:
-    """Everything for a batch of subscriptions in four queries (no N+1)."""
+    """Everything for a batch of subscriptions in five queries (no N+1)."""
     if not subscription_ids:
         return {}
     in_batch = select(Subscription.namespace_id).where(Subscription.id.in_(subscription_ids))
@@ -101,9 +106,17 @@ def facts_of(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:
     for a in session.scalars(select(SubscriptionAddOn).where(
             SubscriptionAddOn.subscription_id.in_(subscription_ids))):
         addons.setdefault(a.subscription_id, []).append((a.sku, a.seats))
+    changes = {c.subscription_id: c for c in session.scalars(select(ScheduledChange).where(
+        ScheduledChange.subscription_id.in_(subscription_ids), ScheduledChange.applied_at.is_(None),
+        ScheduledChange.canceled_at.is_(None)))}
     return {sub.id: Facts(sub, path, account, cards.get(account.id), int(n),
-                          tuple(sorted(addons.get(sub.id, ()))))
+                          tuple(sorted(addons.get(sub.id, ()))),
+                          _for_this_term(changes.get(sub.id), sub))
             for sub, path, account, n in rows}
+
+
+def _for_this_term(change: ScheduledChange | None, sub: Subscription) -> ScheduledChange | None:
+    return change if change is not None and change.renewal_date == sub.term_end else None
 
 
 # What a member who is not an Owner sees of the card on file.
@@ -277,7 +290,16 @@ def _renewed(uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, quote: R.Renewa
     sub.updated_at = uow.now
     held = select(SubscriptionAddOn).where(SubscriptionAddOn.subscription_id == sub.id)
     for addon in uow.session.scalars(held):
+        if addon.sku in quote.dropped_addons:
+            uow.session.delete(addon)
         addon.seats = min(addon.seats, quote.seats)
+    if f.change is not None:  # the scheduled change is what this renewal bought
+        f.change.applied_at = uow.now
+        if sub.plan != quote.plan:
+            sub.plan = quote.plan
+            namespace = uow.session.get(Namespace, sub.namespace_id)
+            assert namespace is not None
+            namespace.plan = quote.plan
     renewal.status, renewal.next_attempt_on = "succeeded", None
     renewal.amount, renewal.quote, renewal.changes = quote.total, quote.snapshot(), changes
     renewal.payment_intent_id, renewal.last_error = intent_id, None

@@ -154,7 +154,8 @@ def renewal_upcoming(payload: dict[str, Any], now: datetime, schedule: Schedule)
         context["quote"] = {**quote, "lines": _lines(topic, quote.get("lines") or []),
                             "seats": _whole(topic, "quote.seats", quote["seats"]),
                             "total": _whole(topic, "quote.total", quote["total"]),
-                            "seats_owed": _whole(topic, "quote.seats_owed", quote.get("seats_owed") or 0)}
+                            "seats_owed": _whole(topic, "quote.seats_owed", quote.get("seats_owed") or 0),
+                            "scheduled_change": [str(said) for said in quote.get("scheduled_change") or []]}
     elif template == "auto_renewal_notice":
         raise InvalidEvent(topic, "the auto-renewal notice needs the quote (lines, seats, total)")
     context["card"] = _card(topic, context["card"])

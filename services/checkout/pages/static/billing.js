@@ -89,6 +89,17 @@
        () => api("PUT", base + "/subscription/auto-renew", {enabled: true}),
        "Automatic renewal is on again. We sent a confirmation by mail.");
 
+  // --- changes at the next renewal -------------------------------------------------------
+  wire($("schedule-change-button"), "change-error", () => {
+    const seats = Number($("change-seats").value);
+    const plan = $("change-plan") ? $("change-plan").value : "";
+    const drop = Array.from(document.querySelectorAll(".drop-addon:checked")).map((box) => box.value);
+    return api("PUT", base + "/subscription/scheduled-change",
+               {seats: Number.isInteger(seats) && seats > 0 ? seats : null, plan: plan || null, drop_addons: drop});
+  }, "The change is scheduled for the renewal.");
+  wire($("cancel-change"), "renewal-error", () => api("DELETE", base + "/subscription/scheduled-change"),
+       "The scheduled change was canceled.");
+
   const start = $("auto-renew-off-start");
   const offForm = $("auto-renew-off");
   if (start && offForm) {
