@@ -442,7 +442,7 @@ def test_ingress_routes_every_public_route_and_nothing_internal(
     # Stripe reaches the webhook on the checkout host.
     assert _routed(by_service["checkout"], "/stripe/webhooks") == "checkout"
     # The pages are routed; the development sign-in (a token in a URL) is not.
-    for service, page in (("checkout", "/checkout/orders/7"), ("trials", "/trials")):
+    for service, page in (("checkout", "/checkout/orders/7"), ("checkout", "/billing/200"), ("trials", "/trials")):
         assert _routed(by_service[service], page) == service
         assert _routed(by_service[service], "/static/pages/pages.css") == service
     for service, paths in by_service.items():

@@ -49,11 +49,11 @@ def test_an_invited_person_manages_billing_until_the_owner_removes_them(client: 
 
     # Only the person named may accept, and only once.
     mallory = as_user(MALLORY, "mallory@evil.test")
-    assert code(client.post("/billing/invitations/accept", json={"token": token}, headers=mallory)) == (
+    assert code(client.post("/billing-invitations/accept", json={"token": token}, headers=mallory)) == (
         403, "invitation_for_someone_else")
-    accepted = client.post("/billing/invitations/accept", json={"token": token}, headers=erin)
+    accepted = client.post("/billing-invitations/accept", json={"token": token}, headers=erin)
     assert accepted.status_code == 200 and accepted.json == {"namespace_id": GLOBEX}
-    assert code(client.post("/billing/invitations/accept", json={"token": token}, headers=erin)) == (
+    assert code(client.post("/billing-invitations/accept", json={"token": token}, headers=erin)) == (
         409, "invitation_used")
 
     seen = client.get(f"/namespaces/{GLOBEX}/billing", headers=erin).json
@@ -80,11 +80,11 @@ def test_links_expire_and_bad_tokens_are_refused(client: FlaskClient, app: Flask
     token = invite(client, app)
     clock.advance(timedelta(hours=73))
     erin = as_user(ERIN, ERIN_EMAIL)
-    assert code(client.post("/billing/invitations/accept", json={"token": token}, headers=erin)) == (
+    assert code(client.post("/billing-invitations/accept", json={"token": token}, headers=erin)) == (
         409, "invitation_expired")
-    assert code(client.post("/billing/invitations/accept", json={"token": "x" * 43}, headers=erin)) == (
+    assert code(client.post("/billing-invitations/accept", json={"token": "x" * 43}, headers=erin)) == (
         404, "invitation_not_valid")
-    assert code(client.post("/billing/invitations/accept", json={"token": "short"}, headers=erin)) == (
+    assert code(client.post("/billing-invitations/accept", json={"token": "short"}, headers=erin)) == (
         422, "validation_failed")
 
 
@@ -94,5 +94,5 @@ def test_a_withdrawn_invitation_does_not_work(client: FlaskClient, app: Flask) -
     withdrawn = client.delete(f"/namespaces/{GLOBEX}/billing/managers/invitations/{pending['id']}",
                               headers=auth(ALICE))
     assert withdrawn.status_code == 204
-    assert code(client.post("/billing/invitations/accept", json={"token": token},
+    assert code(client.post("/billing-invitations/accept", json={"token": token},
                             headers=as_user(ERIN, ERIN_EMAIL))) == (404, "invitation_not_valid")

@@ -239,7 +239,7 @@ class Manager(MethodView):
         managers.remove(request_uow(), current_principal(), namespace_id, user_id)
 
 
-@blp.route("/billing/invitations/accept")
+@blp.route("/billing-invitations/accept")
 class Accept(MethodView):
     @blp.arguments(AcceptSchema)
     @blp.response(200, AcceptedSchema)

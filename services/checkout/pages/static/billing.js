@@ -57,7 +57,7 @@
   if (invitation && accept) {
     accept.addEventListener("click", async () => {
       accept.disabled = true;
-      const answer = await api("POST", "/billing/invitations/accept", {token: invitation.dataset.token});
+      const answer = await api("POST", "/billing-invitations/accept", {token: invitation.dataset.token});
       if (answer.ok) {
         sessionStorage.setItem("billing-status", "You manage billing for this namespace now.");
         window.location.assign("/billing/" + answer.body.namespace_id);
