@@ -103,8 +103,9 @@ def history(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> 
         for a in uow.session.scalars(trail):
             entries.append({"at": a.created_at.isoformat(), "what": a.action, "order_id": a.order_id,
                             "detail": f"by user {a.actor_id}" + (f": {a.reason}" if a.reason else "")})
+        # A stable sort: entries of the same moment keep the order they were recorded in.
         return {"namespace_id": ns.id, "namespace_path": ns.path, "plan": ns.plan,
-                "events": sorted(entries, key=lambda e: (e["at"], e["what"]))}
+                "events": sorted(entries, key=lambda e: str(e["at"]))}
 
 
 def refund(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, order_id: int, amount: int | None,
