@@ -3,6 +3,7 @@ and mail, and who may do what."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import OutboxMessage, PaymentMethod
+from services.common.clock import FixedClock
 from services.notifications.domain import messages as M
 from services.notifications.domain.rendering import render
 from tests.browser.helpers import Site, enter_card, funnel_steps
@@ -172,3 +174,14 @@ def test_schedule_a_seat_reduction_and_see_it_in_the_renewal_preview(page: Page,
     expect(page.locator("#scheduled-change")).to_have_count(0)
     expect(page.locator("#renewal-total")).to_have_text("$1,740.00")
     assert {"change_scheduled", "scheduled_change_canceled"} <= set(funnel_steps(checkout_site.app))
+
+
+def test_renew_now_from_thirty_days_before_the_end(page: Page, checkout_site: Site, clock: FixedClock) -> None:
+    clock.set(datetime(2026, 12, 26, 9, 0, tzinfo=UTC))  # the term ends January 25, 2027
+    open_billing(page, checkout_site)
+    add_card(page, "4242424242424242", make_default=True)
+    page.on("dialog", lambda dialog: dialog.accept())  # "Renew now for $1,740.00? ..."
+    page.get_by_role("button", name="Renew now").click()
+    expect(page.locator("#page-status")).to_have_text("Renewed. Thank you!")
+    expect(page.locator("#term")).to_have_text("January 25, 2027 to January 25, 2028")
+    expect(page.locator("#orders")).to_contain_text("January 25, 2027: $1,740.00 — succeeded (renewed by hand)")

@@ -125,3 +125,20 @@ def test_the_renewal_applies_the_scheduled_seat_reduction(stripe_app: Flask, loc
     # The next term starts with nothing scheduled.
     assert client.get(f"/namespaces/{GLOBEX}/billing", headers=auth(ALICE)).json["subscription"][
         "scheduled_change"] is None
+
+
+def test_renew_now_from_thirty_days_before_the_end_is_tracked_and_audited(
+        stripe_app: Flask, localstripe: LocalStripe, clock: FixedClock) -> None:
+    client = stripe_app.test_client()
+    add_card(client, localstripe.url)
+    clock.set(datetime(2026, 12, 26, 9, 0, tzinfo=UTC))  # the term ends January 25, 2027
+    summary = client.get(f"/namespaces/{GLOBEX}/billing", headers=auth(ALICE)).json["subscription"]
+    assert summary["can_renew_now"] is True
+    refused = client.post(f"/namespaces/{GLOBEX}/subscription/renewal", headers=auth(BOB))
+    assert refused.status_code == 403 and refused.json["code"] == "billing_manager_required"
+    renewed = client.post(f"/namespaces/{GLOBEX}/subscription/renewal", headers=auth(ALICE))
+    assert renewed.status_code == 201, renewed.json
+    assert renewed.json["amount"] == 174000 and renewed.json["subscription"]["term_end"] == "2028-01-25"
+    with Session(stripe_app.extensions["checkout"].ctx.engine) as s:
+        assert "renewed_now" in set(s.scalars(select(FunnelEventRow.step)))
+        assert "renewed_now" in set(s.scalars(select(BillingAuditEntry.action)))
