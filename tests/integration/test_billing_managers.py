@@ -59,6 +59,7 @@ def test_an_invited_person_manages_billing_until_the_owner_removes_them(client: 
     seen = client.get(f"/namespaces/{GLOBEX}/billing", headers=erin).json
     assert seen["can_manage"] is True and seen["billing_manager"] is True and seen["role"] is None
     assert [s["namespace_path"] for s in client.get("/subscriptions", headers=erin).json] == ["globex"]
+    assert client.get(f"/namespaces/{GLOBEX}/subscription/renewal", headers=erin).json["quote"]["total"] == 174000
     off = client.put(f"/namespaces/{GLOBEX}/subscription/auto-renew",
                      json={"enabled": False, "reason": "budget_cycle"}, headers=erin)
     assert off.status_code == 200

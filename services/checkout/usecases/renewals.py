@@ -371,7 +371,7 @@ def preview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespa
             rules: R.RenewalRules) -> dict[str, Any]:
     """What the next renewal will cost and when the owner hears of it."""
     with uow:
-        _, membership = access.load_with_membership(uow.session, namespace_id, principal)
+        _, standing = access.load_for_billing(uow.session, namespace_id, principal)
         sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
                                                             Subscription.status == SubscriptionStatus.ACTIVE))
         if sub is None:
@@ -380,7 +380,7 @@ def preview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespa
         quote = R.renewal_quote(app.catalog, f.term(), f.billable)
         today = uow.now.date()
         card = _card(f, today, sub.term_end)
-        if card is not None and not (principal.is_admin or (membership and membership.role == "owner")):
+        if card is not None and not standing.can_manage:
             # Members may know the renewal is safe, not which card pays for it.
             card = {k: card[k] for k in CARD_STATUS_FIELDS}
         return {"subscription": subscription_view(sub), "quote": quote.snapshot(),
