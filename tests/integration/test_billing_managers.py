@@ -33,7 +33,7 @@ def invite(client: FlaskClient, app: Flask, email: str = ERIN_EMAIL) -> str:
     with Session(app.extensions["checkout"].ctx.engine) as s:
         urls = [m.payload["accept_url"] for m in s.scalars(select(OutboxMessage).where(
             OutboxMessage.topic == "billing.manager_invited"))]
-    return str(urls[-1].rsplit("/", 1)[-1])
+    return str(urls[-1].rsplit("token=", 1)[-1])
 
 
 def code(response: Any) -> tuple[int, str]:

@@ -68,7 +68,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "reason": "too_expensive", "renewal_total": 174000, "currency": "USD"},
     "billing.manager_invited": {
         "invitation_id": 4, "namespace_id": 100, "namespace_path": "acme", "email": "erin@partner.test",
-        "accept_url": "https://checkout.test/billing/invitations/abc", "expires_at": "2026-11-24T12:00:00+00:00",
+        "accept_url": "https://checkout.test/billing/invitation?token=abc", "expires_at": "2026-11-24T12:00:00+00:00",
         "invited_by_email": "alice@acme.test"},
     "card.expiring": {"billing_account_id": 3, "email": "billing@acme.test", "brand": "visa",
                       "last4": "4242", "exp_month": 1, "exp_year": 2027},

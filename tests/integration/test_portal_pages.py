@@ -100,3 +100,8 @@ def test_the_confirmation_page_links_the_billing_page(client: FlaskClient, app: 
         order_id = order.id
     page(signed_in(client).get(f"/checkout/orders/{order_id}"), 200, f'href="/billing/{ACME}"',
          "Manage billing for acme")
+
+
+def test_an_invitation_link_that_is_not_valid_is_a_page(client: FlaskClient) -> None:
+    page(signed_in(client).get("/billing/invitation?token=not-a-real-token-at-all"), 404, "Invitation not valid")
+    page(signed_in(client).get("/billing/invitation"), 404, "Invitation not valid")

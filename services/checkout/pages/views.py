@@ -97,9 +97,10 @@ def billing_page(principal: Principal, namespace_id: str) -> str:
                            publishable_key=app.settings.stripe_publishable_key)
 
 
-@blp.get("/billing/invitations/<token>")
+@blp.get("/billing/invitation")
 @page
-def invitation_page(principal: Principal, token: str) -> str:
+def invitation_page(principal: Principal) -> str:
+    token = request.args.get("token", "")
     invitation = managers.describe_invitation(request_uow(), token)
     return render_template("checkout/invitation.html", invitation=invitation, token=token)
 

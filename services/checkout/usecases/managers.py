@@ -61,7 +61,8 @@ def invite(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespac
         invited: events.ManagerInvited = {
             "invitation_id": invitation.id, "namespace_id": namespace_id, "namespace_path": namespace.path,
             "email": email, "invited_by_email": principal.email,
-            "accept_url": f"{app.billing_url()}/invitations/{token}",
+            # In the query string: access logs keep the path only, so the token stays out of them.
+            "accept_url": f"{app.billing_url()}/invitation?token={token}",
             "expires_at": invitation.expires_at.isoformat()}
         uow.publish("billing.manager_invited", invited)
         audit(uow, principal, "manager_invited", namespace_id=namespace_id, email=email,

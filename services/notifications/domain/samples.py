@@ -73,7 +73,7 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         "billing_url": "http://127.0.0.1:8001/billing/100"}),
     "manager_invitation": ("billing.manager_invited", {
         "invitation_id": 4, "namespace_id": 100, "namespace_path": "acme", "email": "erin@partner.test",
-        "invited_by_email": "alice@acme.test", "accept_url": "http://127.0.0.1:8001/billing/invitations/sample",
+        "invited_by_email": "alice@acme.test", "accept_url": "http://127.0.0.1:8001/billing/invitation?token=sample",
         "expires_at": "2026-11-24T12:00:00+00:00"}),
     "card_expiring": ("card.expiring", {
         "billing_account_id": 3, "email": "billing@acme.test", "company": "Acme Corp", **_CARD,
