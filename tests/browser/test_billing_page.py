@@ -45,7 +45,7 @@ def cards(site: Site) -> list[tuple[str, bool, bool]]:
                 for c in s.scalars(select(PaymentMethod).order_by(PaymentMethod.id))]
 
 
-def test_change_the_default_card_and_remove_the_old_one(page: Page, checkout_site: Site,
+def test_change_the_default_card_and_remove_the_old_one(phone: None, page: Page, checkout_site: Site,
                                                         localstripe: LocalStripe) -> None:
     open_billing(page, checkout_site)
     expect(page.locator("#cards")).to_contain_text("No card on file.")
@@ -68,6 +68,7 @@ def test_change_the_default_card_and_remove_the_old_one(page: Page, checkout_sit
     expect(page.locator(".saved-card")).to_have_count(1)
     expect(page.locator(".saved-card")).to_contain_text("ending 4444")
     assert cards(checkout_site) == [("4242", False, True), ("4444", True, False)]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # cards, orders, managers fit a phone
     assert {"card_captured", "default_card_changed", "card_removed"} <= set(funnel_steps(checkout_site.app))
 
 
