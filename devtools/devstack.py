@@ -38,7 +38,7 @@ from services.checkout.seed import load_demo, seed_database
 from services.common.config import DEFAULT_PORTS, ROOT, STACK_PORTS, Settings, local_url, port_for, var_dir
 from services.common.migrate import SERVICES, upgrade
 
-CHECKOUT_PAGE, TRIALS_PAGE = "/checkout", "/trials"
+CHECKOUT_PAGE, TRIALS_PAGE, BILLING_PAGE = "/checkout", "/trials", "/billing"
 
 
 def demo_tokens(settings: Settings) -> list[tuple[str, str, str, str]]:
@@ -171,6 +171,7 @@ def _announce(settings: CheckoutSettings, var: Path) -> None:
               "Pages (docs/pages.md):",
               f"  {'checkout':<14} {urls['checkout']}{CHECKOUT_PAGE}",
               f"  {'trials':<14} {urls['trials']}{TRIALS_PAGE}",
+              f"  {'billing':<14} {urls['checkout']}{BILLING_PAGE}   (what each group bought)",
               f"  {'growth':<14} {dashboard}/   (the experiments: sign in as Gina Growth first)", "",
               "`make demo-traffic` walks a few hundred demo people through the funnel so the",
               "experiments have data; `make report KEY=smb-discount-prompt` prints one.", ""]

@@ -94,8 +94,9 @@ class Person:
         body = setup.json()
         if not confirm_card_setup(self.browser, self.stripe_base, body["client_secret"], number):
             return False
+        # As the checkout page does: the card typed at checkout is the one that pays.
         recorded = self.call("POST", "checkout", "/billing-account/cards",
-                             json={"setup_intent_id": body["setup_intent_id"]})
+                             json={"setup_intent_id": body["setup_intent_id"], "make_default": True})
         return recorded.status_code in (200, 201)
 
     def buy(self, plan: str, seats: int, code: str | None) -> bool:

@@ -24,6 +24,7 @@ from services.checkout.api import (
     duo,
     expansions,
     namespaces,
+    portal,
     purchases,
     quotes,
     seats,
@@ -32,6 +33,7 @@ from services.checkout.api import (
 from services.checkout.config import CheckoutSettings
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.offers import OfferRules
+from services.checkout.domain.portal import PortalRules
 from services.checkout.domain.renewal import RenewalRules
 from services.checkout.domain.seats import SeatRules
 from services.checkout.pages import views as pages
@@ -59,7 +61,7 @@ def build_checkout(settings: Settings, clock: Clock | None = None,
                            settings.card_attempts_per_account, name="card-attempts", what="card attempts")
     return Checkout(ctx=ctx, settings=settings, catalog=Catalog.load(), payments=gateway,
                     code_attempts=limiter, card_attempts=cards, renewal_rules=RenewalRules.load(),
-                    offers=OfferRules.load(), seat_rules=SeatRules.load())
+                    offers=OfferRules.load(), seat_rules=SeatRules.load(), portal=PortalRules.load())
 
 
 def _stripe_reachable(gateway: PaymentGateway) -> ReadinessCheck:
@@ -74,7 +76,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None,
     app = create_service_app(
         checkout.ctx, title="Checkout", description=__doc__ or "",
         blueprints=[catalog.blp, quotes.blp, billing.blp, purchases.blp, expansions.blp, namespaces.blp,
-                    webhooks.blp, admin.blp, directory.blp, seats.blp, duo.blp,
+                    webhooks.blp, admin.blp, directory.blp, seats.blp, duo.blp, portal.blp,
                     events_blueprint(InboxEvent, trial_events.HANDLERS, owners("checkout"))],
         readiness_checks=[_stripe_reachable(checkout.payments)],
         json_exempt_paths=[webhooks.WEBHOOK_PATH])

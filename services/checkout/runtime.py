@@ -11,6 +11,7 @@ from services.checkout.adapters.ratelimit import AttemptLimiter
 from services.checkout.config import CheckoutSettings
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.offers import OfferRules
+from services.checkout.domain.portal import PortalRules
 from services.checkout.domain.renewal import RenewalRules
 from services.checkout.domain.seats import SeatRules
 from services.common.service import ServiceContext, ServiceUnitOfWork
@@ -29,3 +30,9 @@ class Checkout:
     renewal_rules: RenewalRules
     offers: OfferRules
     seat_rules: SeatRules
+    portal: PortalRules
+
+    def billing_url(self, namespace_id: int | None = None) -> str:
+        """The Billing page (of one namespace), as mails and the dunning link point to it."""
+        base = f"{self.ctx.settings.service_urls['checkout']}/billing"
+        return base if namespace_id is None else f"{base}/{namespace_id}"

@@ -59,6 +59,19 @@ class OrderCompleted(TypedDict):
     renewal: NotRequired[dict[str, Any] | None]  # an expansion's: the next renewal's new quote
 
 
+class OrderRefunded(TypedDict):
+    """Support gave back part or all of an order's charge."""
+    order_id: int
+    namespace_id: int
+    namespace_path: str
+    email: str
+    amount: int
+    currency: str
+    refunded_total: NotRequired[int]
+    amount_charged: NotRequired[int]
+    reason: NotRequired[str]
+
+
 class SubscriptionChanged(TypedDict):
     """subscription.created and .upgraded: what the namespace now pays for."""
     subscription_id: int
@@ -122,6 +135,20 @@ class RenewalFailed(SubscriptionNotice):
     next_attempt_at: NotRequired[str | None]
 
 
+class AutoRenewChanged(SubscriptionNotice):
+    """Automatic renewal turned on or off, by an Owner or billing manager (`by`)."""
+    auto_renew: bool
+    by: int
+    plan: str
+    term_end: str
+    grace_ends: NotRequired[str]
+    reason: NotRequired[str | None]
+    reason_label: NotRequired[str | None]
+    renewal_total: NotRequired[int]
+    currency: NotRequired[str]
+    billing_url: NotRequired[str]
+
+
 class SubscriptionExpired(SubscriptionNotice):
     plan: str
     term_end: str
@@ -171,6 +198,17 @@ class DuoSeatsRemoved(TypedDict):
     change_id: str
 
 
+class ManagerInvited(TypedDict):
+    """An Owner invited someone to manage a namespace's billing: the mail carries the link."""
+    invitation_id: int
+    namespace_id: int
+    namespace_path: str
+    email: str
+    accept_url: str
+    expires_at: str
+    invited_by_email: NotRequired[str]
+
+
 class CardExpiring(TypedDict):
     billing_account_id: int
     email: str
@@ -205,6 +243,7 @@ TRIAL_TOPICS = ("trial.started", "trial.extended", "trial.reactivated", "trial.e
 # The topics that cross services, and their contracts.
 CONTRACTS: dict[str, type] = {
     "order.completed": OrderCompleted,
+    "order.refunded": OrderRefunded,
     "subscription.created": SubscriptionChanged,
     "subscription.upgraded": SubscriptionChanged,
     "subscription.expanded": SubscriptionExpanded,
@@ -212,12 +251,16 @@ CONTRACTS: dict[str, type] = {
     "subscription.renewed": SubscriptionRenewed,
     "subscription.renewal_failed": RenewalFailed,
     "subscription.expired": SubscriptionExpired,
+    "subscription.auto_renew_changed": AutoRenewChanged,
     "card.expiring": CardExpiring,
     "subscription.overage_notice": OverageNotice,
     "subscription.seats_reconciled": SeatReconciliationNotice,
     "subscription.reconciliation_failed": ReconciliationFailed,
     "subscription.seats_explained": SeatsExplained,
     "subscription.duo_seats_removed": DuoSeatsRemoved,
+
+
+    "billing.manager_invited": ManagerInvited,
     **{topic: TrialChanged for topic in TRIAL_TOPICS},
 }
 

@@ -97,11 +97,25 @@ def _back_here(home: str) -> str:
     return home if request.path.startswith("/sign-in") else request.full_path.rstrip("?")
 
 
+# The pages' navigation: (label, the service serving it, its path).
+NAV = (("Checkout", "checkout", "/checkout"), ("Trials", "trials", "/trials"),
+       ("Billing", "checkout", "/billing"))
+
+
+def navigation() -> list[tuple[str, str, bool]]:
+    """(label, URL, is this page) per entry; another service's pages are on its own host."""
+    settings = _settings()
+    return [(label, path if service == settings.service else f"{settings.service_urls[service]}{path}",
+             service == settings.service and request.path.startswith(path))
+            for label, service, path in NAV]
+
+
 def _template_globals(home: str) -> dict[str, Any]:
     principal: Principal | None = g.get("principal")
     sid = sessions.session_id()
     return {
         "home": home,
+        "nav": navigation() if principal else [],
         "signed_in_as": principal.email if principal else None,
         "csrf_token": sessions.csrf_token(_settings().auth_secret, sid) if principal and sid else "",
         "sign_in_url": f"/sign-in?{urlencode({'next': _back_here(home)})}",

@@ -20,7 +20,7 @@ class Route:
 
 ROUTES = (
     Route("checkout", "trials", ("subscription.",)),
-    Route("checkout", "notifications", ("order.", "subscription.", "card.")),
+    Route("checkout", "notifications", ("order.", "subscription.", "card.", "billing.")),
     Route("trials", "checkout", ("trial.",)),
     Route("trials", "notifications", ("trial.",)),
 )

@@ -48,9 +48,22 @@ class Step(enum.StrEnum):
     TRIAL_CONVERTED = "trial_converted"
     TRIAL_EXPIRED = "trial_expired"
     TRIAL_EXTENDED = "trial_extended"
-    AUTO_RENEW_TURNED_OFF = "auto_renew_turned_off"
     NOTIFICATION_SENT = "notification_sent"
     EXPERIMENT_VIEWED = "experiment_viewed"
+    # Managing what was bought (checkout's customer portal): self-service adoption.
+    BILLING_VIEWED = "billing_viewed"
+    CARD_REMOVED = "card_removed"
+    DEFAULT_CARD_CHANGED = "default_card_changed"
+    AUTO_RENEW_OFF = "auto_renew_off"
+    AUTO_RENEW_ON = "auto_renew_on"
+    SAVE_OFFER_SHOWN = "save_offer_shown"
+    CHANGE_SCHEDULED = "change_scheduled"
+    SCHEDULED_CHANGE_CANCELED = "scheduled_change_canceled"
+    RENEWED_NOW = "renewed_now"
+    MANAGER_INVITED = "manager_invited"
+    MANAGER_JOINED = "manager_joined"
+    MANAGER_REMOVED = "manager_removed"
+    ORDER_REFUNDED = "order_refunded"
 
 
 class Traffic(enum.StrEnum):

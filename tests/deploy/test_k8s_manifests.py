@@ -447,7 +447,7 @@ def test_ingress_routes_every_public_route_and_nothing_internal(
     # Stripe reaches the webhook on the checkout host.
     assert _routed(by_service["checkout"], "/stripe/webhooks") == "checkout"
     # The pages are routed, and signing in to them on their own host.
-    for service, page in (("checkout", "/checkout/orders/7"), ("trials", "/trials")):
+    for service, page in (("checkout", "/checkout/orders/7"), ("checkout", "/billing/200"), ("trials", "/trials")):
         for path in (page, "/static/pages/pages.css", "/sign-in", "/sign-in/callback", "/sign-out"):
             assert _routed(by_service[service], path) == service
     tls_hosts = [host for entry in ingress["spec"]["tls"] for host in entry["hosts"]]

@@ -31,13 +31,15 @@ class Buyer:
         assert response.status_code == 200
 
     def add_card(self, number: str, complete_3ds: bool = True) -> tuple[dict[str, Any], Any]:
-        """Browser confirms the SetupIntent; then the server records the card."""
+        """Browser confirms the SetupIntent; then the server records the card as the
+        default, as the checkout page does (the card typed at checkout pays)."""
         setup = self.post("/billing-account/card-setup")
         assert setup.status_code == 201, _json(setup)
         body = _json(setup)
         browser = confirm_card_setup(self.stripe_url, body["client_secret"], number,
                                      complete_3ds=complete_3ds)
-        recorded = self.post("/billing-account/cards", {"setup_intent_id": body["setup_intent_id"]})
+        recorded = self.post("/billing-account/cards", {"setup_intent_id": body["setup_intent_id"],
+                                                        "make_default": True})
         return browser, recorded
 
     def buy(self, key: str, namespace_id: int = 100, plan: str = "premium", seats: int = 5,

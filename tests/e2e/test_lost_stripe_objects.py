@@ -112,7 +112,7 @@ def test_a_renewal_with_a_card_stripe_lost_goes_to_dunning(stripe_app: Flask, lo
             OutboxMessage.topic == "subscription.renewal_failed")) if m.payload["namespace_id"] == 100]
     assert renewal is not None and renewal.status == "retrying"
     assert failed["reason"] == "payment_method_missing" and failed["final"] is False
-    assert failed["update_card_url"].endswith("/billing-account")
+    assert failed["update_card_url"].endswith("/billing/100")  # the Billing page
     # The way out: a new card (a new customer with it), and the next dunning day renews.
     _, recorded = alice.add_card(GOOD_CARD)
     assert recorded.status_code == 201

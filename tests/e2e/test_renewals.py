@@ -126,7 +126,7 @@ def test_failed_card_is_retried_and_a_new_card_renews(stripe_app: Flask, localst
     assert [(f["attempt"], f["next_attempt_at"], f["final"]) for f in failures] == [
         (1, (sub.term_end + timedelta(days=1)).isoformat(), False),
         (2, (sub.term_end + timedelta(days=3)).isoformat(), False)]
-    assert failures[0]["update_card_url"].endswith("/billing-account")
+    assert failures[0]["update_card_url"].endswith(f"/billing/{user}")  # the Billing page, not the JSON API
     # The owner adds a good card; the next retry renews normally.
     good = localstripe.sdk.v1.payment_methods.create(params={"type": "card", "card": {
         "number": "4242424242424242", "exp_month": 1, "exp_year": 2035, "cvc": "123"}})
@@ -171,10 +171,11 @@ def test_auto_renew_off_means_no_charge_and_expiry_after_grace(stripe_app: Flask
     [user] = provision_buyers(stripe_app, localstripe.url, 1)
     sub = subscribe(stripe_app, user, days_left=20)
     client = stripe_app.test_client()
-    off = client.put(f"/namespaces/{user}/subscription/auto-renew", json={"enabled": False}, headers=auth(user))
+    off = client.put(f"/namespaces/{user}/subscription/auto-renew", json={"enabled": False, "reason": "not_using"},
+                     headers=auth(user))
     assert off.status_code == 200 and off.json["auto_renew"] is False and off.json["next_renewal_date"] is None
     with Session(checkout_of(stripe_app).ctx.engine) as s:  # the experiments' guardrail
-        [turned_off] = s.scalars(select(FunnelEventRow).where(FunnelEventRow.step == "auto_renew_turned_off"))
+        [turned_off] = s.scalars(select(FunnelEventRow).where(FunnelEventRow.step == "auto_renew_off"))
         assert (turned_off.namespace_id, turned_off.properties["subscription_id"]) == (user, sub.id)
     at(clock, sub.term_end - timedelta(days=30))
     sweep(stripe_app)

@@ -46,6 +46,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "namespace_path": "acme", "plan": "premium", "seats": 5, "lines": [LINE], "total": 174000,
         "currency": "USD", "term_start": "2026-11-21", "term_end": "2027-11-21", "card": CARD,
         "kind": "purchase", "variations": {"smb-discount-prompt": 1}},
+    "order.refunded": {"order_id": 42, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
+                       "amount": 34800, "currency": "USD", "refunded_total": 34800, "amount_charged": 174000,
+                       "reason": "One seat bought by mistake"},
     "subscription.created": SUBSCRIPTION,
     "subscription.upgraded": {**SUBSCRIPTION, "plan_before": "premium", "plan": "ultimate"},
     "subscription.expanded": {**SUBSCRIPTION, "order_id": 43, "auto_renew": True,
@@ -61,10 +64,18 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "subscription.renewal_failed": {
         "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
         "amount": 174000, "currency": "USD", "attempt": 1, "renewal_date": "2027-11-21", "final": False,
-        "update_card_url": "https://checkout.test/billing-account", "next_attempt_at": None},
+        "update_card_url": "https://checkout.test/billing/100", "next_attempt_at": None},
     "subscription.expired": {
         "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
         "plan": "premium", "term_end": "2027-11-21"},
+    "subscription.auto_renew_changed": {
+        "subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
+        "auto_renew": False, "by": 1, "plan": "premium", "term_end": "2027-11-21", "grace_ends": "2027-12-05",
+        "reason": "too_expensive", "renewal_total": 174000, "currency": "USD"},
+    "billing.manager_invited": {
+        "invitation_id": 4, "namespace_id": 100, "namespace_path": "acme", "email": "erin@partner.test",
+        "accept_url": "https://checkout.test/billing/invitation?token=abc", "expires_at": "2026-11-24T12:00:00+00:00",
+        "invited_by_email": "alice@acme.test"},
     "card.expiring": {"billing_account_id": 3, "email": "billing@acme.test", "brand": "visa",
                       "last4": "4242", "exp_month": 1, "exp_year": 2027},
     **{topic: {**TRIAL, "status": topic.removeprefix("trial.")} for topic in events.TRIAL_TOPICS},

@@ -48,7 +48,7 @@ RENEWED = {"subscription_id": 9, "namespace_path": "acme", "email": "billing@acm
 FAILED = {"subscription_id": 9, "namespace_path": "acme", "email": "billing@acme.test", "amount": 243600,
           "currency": "USD", "attempt": 2, "renewal_date": "2027-11-21",
           "next_attempt_at": "2027-11-24T00:00:00+00:00", "final": False,
-          "update_card_url": "https://checkout.test/billing-account"}
+          "update_card_url": "https://checkout.test/billing/100"}
 EXPIRED = {"subscription_id": 9, "namespace_path": "acme", "email": "billing@acme.test", "plan": "premium",
            "term_end": "2027-11-21"}
 CARD_EXPIRING = {"billing_account_id": 3, "email": "billing@acme.test", "brand": "visa", "last4": "4242",
@@ -391,3 +391,33 @@ def test_a_topic_from_a_service_that_does_not_own_it_is_refused(client: FlaskCli
         "occurred_at": "2026-11-21T12:00:00+00:00", "payload": ORDER})
     assert response.status_code == 403 and response.json["code"] == "source_not_allowed"
     assert rows(notifications_app) == []
+
+
+AUTO_RENEW_OFF = {"subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "billing@acme.test",
+                  "auto_renew": False, "by": 1, "plan": "premium", "term_end": "2027-11-21",
+                  "grace_ends": "2027-12-05", "reason": "too_expensive", "reason_label": "It costs too much",
+                  "renewal_total": 174000, "currency": "USD"}
+
+
+def test_auto_renew_changes_are_confirmed_by_mail_each_time(client: FlaskClient, notifications_app: Flask,
+                                                            clock: FixedClock) -> None:
+    deliver(client, "subscription.auto_renew_changed", AUTO_RENEW_OFF)
+    clock.advance(timedelta(minutes=5))
+    deliver(client, "subscription.auto_renew_changed", {**AUTO_RENEW_OFF, "auto_renew": True, "reason": None})
+    off, on = (render(row.template, row.context) for row in rows(notifications_app))
+    assert off.subject == "Automatic renewal is off for acme: it ends on November 21, 2027"
+    assert "your reason: It costs too much" in off.text
+    assert "Paid features continue until December 5, 2027 (2027-12-05); then acme returns to the Free plan" \
+        in off.text
+    assert on.subject == "Automatic renewal is on for acme"
+    assert "renews automatically on November 21, 2027 (2027-11-21), for $1,740.00" in on.text
+
+
+def test_every_mail_links_the_billing_page_of_its_namespace(client: FlaskClient,
+                                                            notifications_app: Flask) -> None:
+    deliver(client, "order.completed", ORDER)
+    [row] = rows(notifications_app)
+    message = render(row.template, row.context)
+    assert row.context["billing_url"] == "http://127.0.0.1:8001/billing/100"
+    assert "Billing page: http://127.0.0.1:8001/billing/100" in message.text
+    assert 'href="http://127.0.0.1:8001/billing/100"' in message.html

@@ -127,3 +127,11 @@ def test_an_unknown_template_is_not_found() -> None:
     with pytest.raises(TemplateNotFound) as missing:
         render("newsletter", {})
     assert (status_of(missing.value), missing.value.code) == (404, "template_not_found")
+
+
+@pytest.mark.parametrize("template", ["receipt", "renewal_reminder", "subscription_expired"])
+def test_mails_scheduled_before_they_carried_a_billing_link_still_render(template: str) -> None:
+    context = sample_context(template)
+    assert context.pop("billing_url") is None  # the sample comes with no link; older rows have no key
+    message = render(template, context)
+    assert "Billing page" not in message.text

@@ -29,5 +29,5 @@ def test_the_relays_send_to_the_urls_in_the_publishers_settings() -> None:
         ("checkout", "http://checkout:8001", ("trial.",)),
         ("notifications", "http://notifications:8003", ("trial.",))}
     assert owners("notifications") == {"order.": "checkout", "subscription.": "checkout", "card.": "checkout",
-                                       "trial.": "trials"}
+                                       "billing.": "checkout", "trial.": "trials"}
     assert subscribers("notifications", settings) == []  # it publishes nothing anyone hears

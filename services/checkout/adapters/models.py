@@ -150,6 +150,11 @@ class BillingAccount(Base):
     def default_payment_method(self) -> PaymentMethod | None:
         return next((pm for pm in self.payment_methods if pm.is_default), None)
 
+    @property
+    def cards(self) -> list[PaymentMethod]:
+        """The saved cards, without those removed."""
+        return [pm for pm in self.payment_methods if pm.removed_at is None]
+
 
 class PaymentMethod(Base):
     """A card saved at Stripe. Only Stripe's ids and display details are kept."""
@@ -167,6 +172,8 @@ class PaymentMethod(Base):
     # "2026-12" once the owner was told this card expires that month.
     expiry_notice_for: Mapped[str | None] = mapped_column(String(7))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Removed by its owner (and detached at Stripe); the row stays for the orders it paid.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     account: Mapped[BillingAccount] = relationship(back_populates="payment_methods")
 
@@ -242,6 +249,8 @@ class Subscription(Base):
     term_start: Mapped[date] = mapped_column(Date)
     term_end: Mapped[date] = mapped_column(Date, index=True)
     auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Why automatic renewal is off (data/portal.toml's reasons); None while it is on.
+    auto_renew_off_reason: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default=SubscriptionStatus.ACTIVE)
     first_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     # Storage packs bought for this subscription: they end and renew with its term.
@@ -529,3 +538,75 @@ class DuoAssignment(Base):
     sku: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[int] = mapped_column(BigInteger)
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BillingManager(Base):
+    """Someone an Owner let manage a namespace's billing (cards, orders, renewal)."""
+
+    __tablename__ = "billing_managers"
+
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    invited_by: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BillingInvitation(Base):
+    """An invitation to manage a namespace's billing. Only the SHA-256 of the
+    link's token is kept; `accepted_at` (set once, by a conditional UPDATE)
+    makes the link single-use."""
+
+    __tablename__ = "billing_invitations"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accepted_by: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BillingAuditEntry(Base):
+    """Who changed what about a namespace's billing, and when: append-only.
+    `reason` is a column of its own so reasons can be counted in SQL."""
+
+    __tablename__ = "billing_audit"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    namespace_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    subscription_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    order_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    actor_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(48), index=True)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ScheduledChange(Base):
+    """A change an Owner or billing manager scheduled for a subscription's next
+    renewal: fewer seats, a lower plan, add-ons dropped. At most one open per
+    subscription and renewal date; applied by the renewal, or canceled."""
+
+    __tablename__ = "scheduled_changes"
+    __table_args__ = (
+        Index("uq_scheduled_changes_open", "subscription_id", "renewal_date", unique=True,
+              sqlite_where=text("applied_at IS NULL AND canceled_at IS NULL"),
+              postgresql_where=text("applied_at IS NULL AND canceled_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    renewal_date: Mapped[date] = mapped_column(Date)
+    seats: Mapped[int | None] = mapped_column(Integer)
+    plan: Mapped[str | None] = mapped_column(String(32))
+    drop_addons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

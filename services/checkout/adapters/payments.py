@@ -99,7 +99,8 @@ class PaymentGateway(Protocol):
     def charge(self, *, customer_id: str, payment_method_id: str, amount: int, currency: str,
                idempotency_key: str, description: str, metadata: dict[str, str]) -> ChargeResult: ...
     def get_payment_intent(self, payment_intent_id: str) -> ChargeResult: ...
-    def refund(self, payment_intent_id: str, idempotency_key: str) -> str: ...
+    def refund(self, payment_intent_id: str, idempotency_key: str, amount: int | None = None) -> str: ...
+    def detach_payment_method(self, payment_method_id: str) -> None: ...
     def cancel(self, payment_intent_id: str) -> None: ...
     def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]: ...
     def ping(self) -> None: ...
@@ -204,11 +205,18 @@ class StripeGateway:
     def get_payment_intent(self, payment_intent_id: str) -> ChargeResult:
         return _charge_result(self._call(self._client.v1.payment_intents.retrieve, payment_intent_id))
 
-    def refund(self, payment_intent_id: str, idempotency_key: str) -> str:
-        refund = self._call(self._client.v1.refunds.create,
-                            params={"payment_intent": payment_intent_id},
+    def refund(self, payment_intent_id: str, idempotency_key: str, amount: int | None = None) -> str:
+        """Give back `amount` cents of the intent's charge (all of it when None)."""
+        params: dict[str, Any] = {"payment_intent": payment_intent_id}
+        if amount is not None:
+            params["amount"] = amount
+        refund = self._call(self._client.v1.refunds.create, params=params,
                             options={"idempotency_key": idempotency_key})
         return str(refund.id)
+
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        """The card leaves its customer at Stripe: it can never be charged again."""
+        self._call(self._client.v1.payment_methods.detach, payment_method_id)
 
     def cancel(self, payment_intent_id: str) -> None:
         self._call(self._client.v1.payment_intents.cancel, payment_intent_id)

@@ -80,8 +80,11 @@ class Cards(MethodView):
     @blp.alt_response(429, schema=ProblemSchema, description="Too many card attempts")
     @blp.doc(security=[{"bearerAuth": []}])
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Save the card of a SetupIntent that Stripe.js confirmed; it becomes the default."""
+        """Save the card of a SetupIntent that Stripe.js confirmed.
+
+        It becomes the default with `make_default: true`, or when there is no valid default card."""
         principal = current_principal()
         count_card_attempt(principal.user_id)
-        card = billing.record_card(checkout(), request_uow, principal, body["setup_intent_id"])
+        card = billing.record_card(checkout(), request_uow, principal, body["setup_intent_id"],
+                                   body["make_default"])
         return card_view(card)

@@ -7,13 +7,11 @@ from flask_smorest import Blueprint
 
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import (
-    AutoRenewSchema,
     EntitlementsSchema,
     NamespaceSchema,
     OfferSchema,
     RenewalPreviewSchema,
     RenewalResultSchema,
-    SubscriptionSchema,
     SubscriptionWithOrdersSchema,
 )
 from services.checkout.usecases import offers, renewals, subscriptions
@@ -87,13 +85,3 @@ class Renewal(MethodView):
         """Renew now (Owners, from 30 days before the end of the term)."""
         app = checkout()
         return renewals.renew_now(app, request_uow, current_principal(), namespace_id, app.renewal_rules)
-
-
-@blp.route("/namespaces/<id:namespace_id>/subscription/auto-renew")
-class AutoRenew(MethodView):
-    @blp.arguments(AutoRenewSchema)
-    @blp.response(200, SubscriptionSchema)
-    @blp.doc(security=[{"bearerAuth": []}])
-    def put(self, body: dict[str, Any], namespace_id: int) -> dict[str, Any]:
-        """Turn automatic renewal on or off (Owners)."""
-        return renewals.set_auto_renew(request_uow(), current_principal(), namespace_id, body["enabled"])

@@ -373,6 +373,8 @@ class CardSetupSchema(ma.Schema):
 class RecordCardSchema(StrictSchema):
     setup_intent_id = ma.fields.String(required=True, validate=Pattern(
         r"^seti_[A-Za-z0-9]{1,64}$", error="Not a SetupIntent id."))
+    make_default = ma.fields.Boolean(load_default=None, metadata={
+        "description": "Make it the card renewals charge. Left out: only if there is no valid default card."})
 
 
 # --- discount campaigns (admin) ------------------------------------------------
@@ -440,10 +442,6 @@ class RedemptionSchema(ma.Schema):
 
 
 # --- renewals ------------------------------------------------------------------
-class AutoRenewSchema(StrictSchema):
-    enabled = ma.fields.Boolean(required=True)
-
-
 class RenewalQuoteSchema(ma.Schema):
     renewal_date = ma.fields.String()
     new_term_end = ma.fields.String()
@@ -453,6 +451,8 @@ class RenewalQuoteSchema(ma.Schema):
     total = ma.fields.Integer(metadata={"description": "Cents, at list price"})
     currency = ma.fields.String()
     lines = ma.fields.List(ma.fields.Nested(LineSchema))
+    scheduled_change = ma.fields.List(ma.fields.String(), metadata={
+        "description": "The change scheduled for this renewal, in words (empty: none)"})
 
 
 class CardStatusSchema(CardSchema):

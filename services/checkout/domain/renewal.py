@@ -13,6 +13,7 @@ from typing import Any
 
 from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.pricing import LineItem, add_months
+from services.common.errors import Invalid
 
 RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "renewal.toml"
 
@@ -60,6 +61,24 @@ class RenewalRules:
 
 
 @dataclass(frozen=True)
+class ScheduledChange:
+    """What the customer asked to change at the next renewal (None: keep as is)."""
+    seats: int | None = None
+    plan: str | None = None
+    drop_addons: tuple[str, ...] = ()
+
+    def describe(self, catalog: Catalog) -> list[str]:
+        said = []
+        if self.plan is not None:
+            said.append(f"Move to {catalog.plan_name(self.plan)}.")
+        if self.seats is not None:
+            said.append(f"Renew with {self.seats} seats.")
+        said += [f"Drop {catalog.addons[sku].name if sku in catalog.addons else sku}."
+                 for sku in self.drop_addons]
+        return said
+
+
+@dataclass(frozen=True)
 class Term:
     plan: str
     seats: int
@@ -67,6 +86,7 @@ class Term:
     term_start: date
     term_end: date
     storage_packs: int = 0  # storage bought for the subscription renews with it
+    change: ScheduledChange | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +98,8 @@ class RenewalQuote:
     seats_owed: int
     lines: tuple[LineItem, ...]
     currency: str
+    dropped_addons: tuple[str, ...] = ()
+    scheduled: tuple[str, ...] = ()  # the scheduled change, in words
 
     @property
     def total(self) -> int:
@@ -86,7 +108,7 @@ class RenewalQuote:
     def snapshot(self) -> dict[str, Any]:
         return {"renewal_date": self.renewal_date.isoformat(), "new_term_end": self.new_term_end.isoformat(),
                 "plan": self.plan, "seats": self.seats, "seats_owed": self.seats_owed,
-                "total": self.total, "currency": self.currency,
+                "total": self.total, "currency": self.currency, "scheduled_change": list(self.scheduled),
                 "lines": [{"sku": line.sku, "description": line.description, "quantity": line.quantity,
                            "unit_amount": line.unit_amount, "amount": line.amount, "discount": 0,
                            "net": line.amount} for line in self.lines]}
@@ -94,12 +116,17 @@ class RenewalQuote:
 
 def renewal_quote(catalog: Catalog, term: Term, billable_members: int) -> RenewalQuote:
     """List prices on the renewal date; seats rise to the billable members if
-    higher; first-term discounts are gone (nothing of the old order is reused)."""
-    plan = catalog.plans[term.plan]
-    seats = max(term.seats, billable_members, 1)
+    higher; first-term discounts are gone (nothing of the old order is reused).
+    A scheduled change (fewer seats, a lower plan, an add-on dropped) applies,
+    but seats never go below the billable members."""
+    change = term.change or ScheduledChange()
+    plan = catalog.plans[change.plan or term.plan]
+    seats = max(term.seats if change.seats is None else change.seats, billable_members, 1)
     lines = [LineItem(plan.id, "plan", f"{plan.name} plan, {seats} seats, 12 months", seats,
                       plan.unit_amount, plan.unit_amount * seats)]
     for sku, addon_seats in term.addons:
+        if sku in change.drop_addons:
+            continue
         addon = catalog.addons[sku]
         quantity = min(addon_seats, seats)
         lines.append(LineItem(sku, "addon", f"{addon.name}, {quantity} seats, 12 months", quantity,
@@ -110,7 +137,36 @@ def renewal_quote(catalog: Catalog, term: Term, billable_members: int) -> Renewa
                               "12 months", term.storage_packs, pack.unit_amount,
                               pack.unit_amount * term.storage_packs))
     return RenewalQuote(term.term_end, add_months(term.term_end, catalog.term_months), plan.id, seats,
-                        max(0, billable_members - term.seats), tuple(lines), catalog.currency)
+                        max(0, billable_members - term.seats), tuple(lines), catalog.currency,
+                        change.drop_addons, tuple(change.describe(catalog)))
+
+
+def check_change(catalog: Catalog, term: Term, billable_members: int, change: ScheduledChange) -> None:
+    """A change for the next renewal: fewer seats (never below the billable members),
+    a lower plan, add-ons dropped. What the new plan can not carry must be dropped too."""
+    if change.seats is None and change.plan is None and not change.drop_addons:
+        raise Invalid("nothing_to_change", "Nothing to change",
+                      "Give seats, a lower plan or add-ons to drop at the next renewal.")
+    if change.seats is not None and change.seats < max(billable_members, 1):
+        raise Invalid("seats_below_billable", "Too few seats",
+                      f"The namespace has {billable_members} billable members, so it renews with at least "
+                      f"{max(billable_members, 1)} seats.", minimum_seats=max(billable_members, 1))
+    if change.plan is not None:
+        current = catalog.plans[term.plan]
+        lower = catalog.plans.get(change.plan)
+        if lower is None or not lower.purchasable or lower.rank >= current.rank:
+            raise Invalid("plan_not_lower", "Not a lower plan",
+                          f"At renewal {current.name} can move only to a lower paid plan.")
+    held = {sku for sku, _ in term.addons}
+    for sku in change.drop_addons:
+        if sku not in held:
+            raise Invalid("addon_not_held", "Add-on not held", f"The subscription has no {sku} to drop.")
+    plan = change.plan or term.plan
+    for sku in sorted(held - set(change.drop_addons)):
+        addon = catalog.addons[sku]
+        if plan not in addon.requires_plans:
+            raise Invalid("addon_needs_plan", "Add-on needs a higher plan",
+                          f"{addon.name} needs {' or '.join(addon.requires_plans)}: drop it too.", addon=sku)
 
 
 def changes_between(stated: dict[str, Any] | None, charged: RenewalQuote) -> list[str]:

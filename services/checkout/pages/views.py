@@ -1,4 +1,5 @@
-"""The checkout pages: pick a namespace, buy for it or grow what it has, see the order.
+"""The checkout pages: pick a namespace, buy for it or grow what it has, see the
+order; and the Billing pages: what each namespace bought and how to manage it.
 
 Server-rendered; static/checkout.js prices and buys through the JSON API with
 the session cookie and the CSRF token, so every step goes through the same use
@@ -19,7 +20,7 @@ from flask import Blueprint, render_template, request, url_for
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import MAX_ID
 from services.checkout.domain.directory import ROLES
-from services.checkout.usecases import duo, offers, purchases, seats, subscriptions
+from services.checkout.usecases import duo, managers, offers, portal, purchases, seats, subscriptions
 from services.checkout.usecases.views import quote_view
 from services.common.auth import Principal
 from services.common.errors import NotFound, not_found
@@ -146,3 +147,50 @@ def seats_page(principal: Principal, namespace_id: str) -> str:
     usage = seats.utilization(app, request_uow(), principal, ns)
     return render_template("checkout/seats.html", usage=usage, path=usage["namespace_path"], namespace_id=ns,
                            currency=app.catalog.currency, roles=list(ROLES.values()))
+
+
+@blp.get("/billing")
+@page
+def billing_list(principal: Principal) -> str:
+    """The namespaces the caller belongs to or manages the billing of, with their plan."""
+    return render_template("checkout/billing_list.html",
+                           namespaces=portal.billing_namespaces(request_uow(), principal),
+                           catalog=checkout().catalog)
+
+
+@blp.get("/billing/<namespace_id>")
+@page
+def billing_page(principal: Principal, namespace_id: str) -> str:
+    app = checkout()
+    ns = page_id("namespace", namespace_id)
+    overview = portal.overview(app, request_uow(), principal, ns)
+    cards = history = people = None
+    if overview["can_manage"] and overview["subscription"] is not None:
+        cards = portal.list_cards(app, request_uow(), principal, ns)
+    if overview["can_manage"]:
+        history = portal.order_history(request_uow(), principal, ns)
+        people = managers.list_managers(request_uow(), principal, ns)
+    sub = overview["subscription"]
+    current = app.catalog.plans.get(sub["plan"]) if sub else None
+    lower = [p for p in app.catalog.plans.values() if current and p.purchasable and p.rank < current.rank]
+    return render_template("checkout/billing.html", o=overview, sub=sub, cards=cards, lower_plans=lower,
+                           history=history, people=people, reasons=app.portal.auto_renew_off_reasons,
+                           stripe_js_url=app.settings.stripe_js_url,
+                           publishable_key=app.settings.stripe_publishable_key)
+
+
+@blp.get("/billing/invitation")
+@page
+def invitation_page(principal: Principal) -> str:
+    token = request.args.get("token", "")
+    invitation = managers.describe_invitation(request_uow(), token)
+    return render_template("checkout/invitation.html", invitation=invitation, token=token)
+
+
+@blp.get("/billing/<namespace_id>/orders/<order_id>")
+@page
+def receipt_page(principal: Principal, namespace_id: str, order_id: str) -> str:
+    receipt = portal.receipt(request_uow(), principal, page_id("namespace", namespace_id),
+                             page_id("order", order_id))
+    return render_template("checkout/receipt.html", r=receipt,
+                           plan=checkout().catalog.plan_name(receipt["plan"]))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Select, SQLColumnExpression, and_, bindparam, func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from services.checkout.adapters.models import Membership, Namespace, Subscription
+from services.checkout.adapters.models import BillingManager, Membership, Namespace, Subscription
+from services.checkout.domain.portal import BillingRole, require_manager
 from services.checkout.domain.pricing import CurrentTerm, NamespaceFacts
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.common.auth import Principal
@@ -36,6 +37,23 @@ def load_with_membership(session: Session, namespace_id: int, principal: Princip
         raise Forbidden("not_owner", "Owner role required",
                         f"Only Owners of {namespace.path} can buy for it.")
     return namespace, membership
+
+
+def load_for_billing(session: Session, namespace_id: int, principal: Principal, *,
+                     manage: bool = False, lock: bool = False) -> tuple[Namespace, BillingRole]:
+    """The namespace and the caller's standing on its billing. Members and billing
+    managers see it (anyone else gets the 404 that hides it); `manage` needs an
+    Owner, a billing manager or an admin."""
+    namespace = session.get(Namespace, namespace_id, with_for_update=lock)
+    membership = session.get(Membership, (namespace_id, principal.user_id)) if namespace else None
+    manager = namespace is not None and \
+        session.get(BillingManager, (namespace_id, principal.user_id)) is not None
+    standing = BillingRole(membership.role if membership else None, manager, principal.is_admin)
+    if namespace is None or not standing.can_read:
+        raise not_found("namespace", namespace_id)
+    if manage:
+        require_manager(standing, namespace.path)
+    return namespace, standing
 
 
 def billable_count(namespace_id: int | SQLColumnExpression[int]) -> Select[int]:

@@ -8,6 +8,7 @@ result back from Stripe and keeps only ids, brand, last4 and expiry.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from services.checkout.adapters.payments import (
     PaymentProviderUnavailable,
     PaymentRejected,
 )
+from services.checkout.domain.renewal import card_flags
 from services.checkout.runtime import Checkout, UowFactory
 from services.common.auth import Principal
 from services.common.errors import (
@@ -74,6 +76,10 @@ def charge_off_session(app: Checkout, account: BillingAccount, card: PaymentMeth
 SETUP_NOT_FOUND = NotFound("setup_intent_not_found", "Card setup not found",
                            "No card setup with that id belongs to your billing account.")
 
+# Which billing account a card step is for: the caller's own (checkout), or the
+# one paying for a namespace the caller manages (the Billing page).
+AccountLoader = Callable[[Session], BillingAccount]
+
 ACCOUNT_FIELDS = ("company", "email", "country", "address_line1", "address_line2", "city",
                   "state", "postal_code")
 
@@ -120,7 +126,7 @@ def save_account(uow: ServiceUnitOfWork, principal: Principal, fields: dict[str,
 def get_account(uow: ServiceUnitOfWork, principal: Principal) -> tuple[BillingAccount, list[PaymentMethod]]:
     with uow:
         account = require_account(uow.session, principal)
-        cards = list(account.payment_methods)
+        cards = account.cards
         uow.session.expunge_all()
         return account, cards
 
@@ -130,12 +136,18 @@ def _customer_details(account: BillingAccount) -> CustomerDetails:
                            account.address_line2, account.city, account.state, account.postal_code)
 
 
-def start_card_setup(app: Checkout, new_uow: UowFactory, principal: Principal) -> CardSetup:
+def own_account(principal: Principal) -> AccountLoader:
+    return lambda session: require_account(session, principal)
+
+
+def start_card_setup(app: Checkout, new_uow: UowFactory, principal: Principal,
+                     load: AccountLoader | None = None) -> CardSetup:
     """Create (or refresh) the Stripe customer with the billing address, then a SetupIntent.
 
     Stripe is called between transactions, never inside one."""
+    load = load or own_account(principal)
     with new_uow() as uow:
-        account = require_account(uow.session, principal)
+        account = load(uow.session)
         account_id, known, details = account.id, account.stripe_customer_id, _customer_details(account)
     try:
         customer_id = _stripe_customer(app, account_id, known, details,
@@ -148,7 +160,7 @@ def start_card_setup(app: Checkout, new_uow: UowFactory, principal: Principal) -
         log.warning("card setup for billing account %s refused by Stripe: %s", account_id, exc)
         raise PROVIDER_REJECTED from exc
     with new_uow() as uow:
-        account = require_account(uow.session, principal)
+        account = load(uow.session)
         if account.stripe_customer_id == known and customer_id != known:
             account.stripe_customer_id = customer_id
             if known is not None:
@@ -186,11 +198,17 @@ def _stripe_customer(app: Checkout, account_id: int, known: str | None, details:
                                             idempotency_key=f"{key}-replacing-{known}")
 
 
-def record_card(app: Checkout, new_uow: UowFactory, principal: Principal,
-                setup_intent_id: str) -> PaymentMethod:
-    """Save the card a confirmed SetupIntent attached, as the account's default."""
+def record_card(app: Checkout, new_uow: UowFactory, principal: Principal, setup_intent_id: str,
+                make_default: bool | None = None, load: AccountLoader | None = None,
+                namespace_id: int | None = None) -> PaymentMethod:
+    """Save the card a confirmed SetupIntent attached.
+
+    It becomes the default (the card renewals charge) when asked (`make_default`),
+    or, when not asked, only if the account has no default card that is still
+    valid: adding a spare card never silently moves a renewal onto it."""
+    load = load or own_account(principal)
     with new_uow() as uow:
-        customer_id = require_account(uow.session, principal).stripe_customer_id
+        customer_id = load(uow.session).stripe_customer_id
     try:
         intent = app.payments.get_setup_intent(setup_intent_id)
     except PaymentProviderUnavailable as exc:
@@ -211,21 +229,28 @@ def record_card(app: Checkout, new_uow: UowFactory, principal: Principal,
             uow.commit()
             raise PaymentFailed("card_declined", "Card declined",
                                 "Your card was declined. Try another card or contact your bank.")
-        account = require_account(uow.session, principal)
+        account = load(uow.session)
         card = intent.card
         saved = uow.session.scalar(select(PaymentMethod).where(
             PaymentMethod.stripe_payment_method_id == card.payment_method_id))
-        uow.session.execute(update(PaymentMethod)
-                            .where(PaymentMethod.billing_account_id == account.id)
-                            .values(is_default=False))
+        if make_default is None:
+            current = account.default_payment_method
+            make_default = current is None or card_flags(current.exp_month, current.exp_year,
+                                                          uow.now.date(), uow.now.date())["expired"]
+        if make_default:
+            uow.session.execute(update(PaymentMethod)
+                                .where(PaymentMethod.billing_account_id == account.id)
+                                .values(is_default=False))
         if saved is None:
             saved = PaymentMethod(
                 billing_account_id=account.id, stripe_payment_method_id=card.payment_method_id,
                 brand=card.brand, last4=card.last4, exp_month=card.exp_month,
                 exp_year=card.exp_year, created_at=uow.now)
             uow.session.add(saved)
-        saved.is_default = True
-        uow.track(Step.CARD_CAPTURED, user_id=principal.user_id, namespace_id=None, brand=card.brand)
+        saved.is_default = saved.is_default or make_default
+        saved.removed_at = None
+        uow.track(Step.CARD_CAPTURED, user_id=principal.user_id, namespace_id=namespace_id,
+                  brand=card.brand, default=saved.is_default)
         uow.commit()
         uow.session.refresh(saved)
         uow.session.expunge(saved)

@@ -349,7 +349,7 @@ def _choose_card(uow: ServiceUnitOfWork, account_id: int, default: PaymentMethod
                  wanted: int | None) -> PaymentMethod:
     if wanted is not None:
         card = uow.session.get(PaymentMethod, wanted)
-        if card is None or card.billing_account_id != account_id:
+        if card is None or card.billing_account_id != account_id or card.removed_at is not None:
             raise not_found("payment_method", wanted)
         return card
     if default is None:

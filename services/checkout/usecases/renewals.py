@@ -33,6 +33,7 @@ from services.checkout.adapters.models import (
     PaymentMethod,
     Renewal,
     RenewalNotice,
+    ScheduledChange,
     Subscription,
     SubscriptionAddOn,
 )
@@ -46,6 +47,7 @@ from services.checkout.domain.orders import OrderStatus
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access, duo, reconciliation, seats
+from services.checkout.usecases.audit import audit
 from services.checkout.usecases.billing import PROVIDER_DOWN, charge_off_session
 from services.checkout.usecases.views import subscription_view
 from services.common import events
@@ -74,19 +76,24 @@ class Facts:
     card: PaymentMethod | None
     billable: int
     addons: tuple[tuple[str, int], ...]
+    change: ScheduledChange | None = None  # scheduled for this term's renewal
 
     def term(self) -> R.Term:
-        return term_of(self.sub, self.addons)
+        scheduled = None if self.change is None else R.ScheduledChange(
+            self.change.seats, self.change.plan, tuple(self.change.drop_addons))
+        return term_of(self.sub, self.addons, scheduled)
 
 
-def term_of(sub: Subscription, addons: tuple[tuple[str, int], ...] | None = None) -> R.Term:
-    """What a renewal of `sub` renews: plan, seats, add-ons (loaded in bulk, or its own) and storage."""
+def term_of(sub: Subscription, addons: tuple[tuple[str, int], ...] | None = None,
+            change: R.ScheduledChange | None = None) -> R.Term:
+    """What a renewal of `sub` renews: plan, seats, add-ons (loaded in bulk, or its own),
+    storage, and the change scheduled for it."""
     held = addons if addons is not None else tuple(sorted((a.sku, a.seats) for a in sub.addons))
-    return R.Term(sub.plan, sub.seats, held, sub.term_start, sub.term_end, sub.storage_packs)
+    return R.Term(sub.plan, sub.seats, held, sub.term_start, sub.term_end, sub.storage_packs, change)
 
 
-def _facts(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:
-    """Everything for a batch of subscriptions in four queries (no N+1)."""
+def facts_of(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:
+    """Everything for a batch of subscriptions in five queries (no N+1)."""
     if not subscription_ids:
         return {}
     in_batch = select(Subscription.namespace_id).where(Subscription.id.in_(subscription_ids))
@@ -106,9 +113,17 @@ def _facts(session: Session, subscription_ids: list[int]) -> dict[int, Facts]:
     for a in session.scalars(select(SubscriptionAddOn).where(
             SubscriptionAddOn.subscription_id.in_(subscription_ids))):
         addons.setdefault(a.subscription_id, []).append((a.sku, a.seats))
+    changes = {c.subscription_id: c for c in session.scalars(select(ScheduledChange).where(
+        ScheduledChange.subscription_id.in_(subscription_ids), ScheduledChange.applied_at.is_(None),
+        ScheduledChange.canceled_at.is_(None)))}
     return {sub.id: Facts(sub, path, account, cards.get(account.id), int(n),
-                          tuple(sorted(addons.get(sub.id, ()))))
+                          tuple(sorted(addons.get(sub.id, ()))),
+                          _for_this_term(changes.get(sub.id), sub))
             for sub, path, account, n in rows}
+
+
+def _for_this_term(change: ScheduledChange | None, sub: Subscription) -> ScheduledChange | None:
+    return change if change is not None and change.renewal_date == sub.term_end else None
 
 
 # What a member who is not an Owner sees of the card on file.
@@ -154,7 +169,7 @@ def announce_renewals(app: Checkout, new_uow: UowFactory, rules: R.RenewalRules)
 def _announce(app: Checkout, uow: ServiceUnitOfWork, ids: list[int], rules: R.RenewalRules) -> list[int]:
     notices = uow.session.scalars(select(RenewalNotice).where(RenewalNotice.id.in_(ids))
                                   .order_by(RenewalNotice.id)).all()
-    facts = _facts(uow.session, [n.subscription_id for n in notices])
+    facts = facts_of(uow.session, [n.subscription_id for n in notices])
     today = uow.now.date()
     for notice in notices:
         f = facts[notice.subscription_id]
@@ -240,7 +255,7 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.Re
     # (renewal row, then subscription; settlement takes namespace, order, subscription).
     uow.session.execute(select(Subscription.id).where(Subscription.id == renewal.subscription_id)
                         .with_for_update())
-    f = _facts(uow.session, [renewal.subscription_id])[renewal.subscription_id]
+    f = facts_of(uow.session, [renewal.subscription_id])[renewal.subscription_id]
     uow.session.refresh(f.sub)
     if f.sub.status != SubscriptionStatus.ACTIVE or f.sub.term_end != renewal.renewal_date:
         renewal.status, renewal.next_attempt_on = "succeeded", None  # renewed by hand meanwhile
@@ -290,7 +305,16 @@ def _renewed(uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, quote: R.Renewa
     sub.updated_at = uow.now
     held = select(SubscriptionAddOn).where(SubscriptionAddOn.subscription_id == sub.id)
     for addon in uow.session.scalars(held):
+        if addon.sku in quote.dropped_addons:
+            uow.session.delete(addon)
         addon.seats = min(addon.seats, quote.seats)
+    if f.change is not None:  # the scheduled change is what this renewal bought
+        f.change.applied_at = uow.now
+        if sub.plan != quote.plan:
+            sub.plan = quote.plan
+            namespace = uow.session.get(Namespace, sub.namespace_id)
+            assert namespace is not None
+            namespace.plan = quote.plan
     renewal.status, renewal.next_attempt_on = "succeeded", None
     renewal.amount, renewal.quote, renewal.changes = quote.total, quote.snapshot(), changes
     renewal.payment_intent_id, renewal.last_error = intent_id, None
@@ -315,7 +339,7 @@ def _failed(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, q
         "next_attempt_at": retry.isoformat() if retry else None, "reason": result.decline_code,
         "grace_ends": R.grace_ends(renewal.renewal_date, rules).isoformat(), "manual": renewal.manual,
         "changes": renewal.changes,
-        "update_card_url": f"{app.ctx.settings.service_urls['checkout']}/billing-account"}
+        "update_card_url": app.billing_url(f.sub.namespace_id)}
     uow.publish("subscription.renewal_failed", failed)
 
 
@@ -335,7 +359,7 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
         select(Subscription.id).where(Subscription.id.in_(ids),
                                       Subscription.status == SubscriptionStatus.ACTIVE)
         .with_for_update()).all()
-    facts = _facts(uow.session, list(ended))
+    facts = facts_of(uow.session, list(ended))
     for f in facts.values():
         notice: events.SubscriptionExpired = {**_who(f), "plan": f.sub.plan,
                                               "term_end": f.sub.term_end.isoformat()}
@@ -351,9 +375,9 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
     return list(ended)
 
 
-# --- what owners do ---------------------------------------------------------------------
+# --- what Owners and billing managers do ------------------------------------------------
 def _owned_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> Subscription:
-    access.load_namespace(uow.session, namespace_id, principal, owner=True, lock=True)
+    access.load_for_billing(uow.session, namespace_id, principal, manage=True, lock=True)
     sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
                                                         Subscription.status == SubscriptionStatus.ACTIVE))
     if sub is None:
@@ -361,36 +385,20 @@ def _owned_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_
     return sub
 
 
-def set_auto_renew(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int,
-                   enabled: bool) -> dict[str, Any]:
-    with uow:
-        sub = _owned_subscription(uow, principal, namespace_id)
-        if sub.auto_renew != enabled:
-            sub.auto_renew, sub.updated_at = enabled, uow.now
-            uow.publish("subscription.auto_renew_changed", {
-                "subscription_id": sub.id, "namespace_id": namespace_id, "auto_renew": enabled,
-                "by": principal.user_id})
-            if not enabled:  # a guardrail of the checkout experiments
-                uow.track(Step.AUTO_RENEW_TURNED_OFF, user_id=principal.user_id, namespace_id=namespace_id,
-                          subscription_id=sub.id, plan=sub.plan)
-        uow.commit()
-        return subscription_view(sub)
-
-
 def preview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, namespace_id: int,
             rules: R.RenewalRules) -> dict[str, Any]:
     """What the next renewal will cost and when the owner hears of it."""
     with uow:
-        _, membership = access.load_with_membership(uow.session, namespace_id, principal)
+        _, standing = access.load_for_billing(uow.session, namespace_id, principal)
         sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
                                                             Subscription.status == SubscriptionStatus.ACTIVE))
         if sub is None:
             raise NO_SUBSCRIPTION
-        f = _facts(uow.session, [sub.id])[sub.id]
+        f = facts_of(uow.session, [sub.id])[sub.id]
         quote = R.renewal_quote(app.catalog, f.term(), f.billable)
         today = uow.now.date()
         card = _card(f, today, sub.term_end)
-        if card is not None and not (principal.is_admin or (membership and membership.role == "owner")):
+        if card is not None and not standing.can_manage:
             # Members may know the renewal is safe, not which card pays for it.
             card = {k: card[k] for k in CARD_STATUS_FIELDS}
         return {"subscription": subscription_view(sub), "quote": quote.snapshot(),
@@ -426,6 +434,11 @@ def renew_now(app: Checkout, new_uow: UowFactory, principal: Principal, namespac
             outcome = _charge(app, uow, renewal, rules)
         except PaymentProviderUnavailable as exc:
             raise PROVIDER_DOWN from exc
+        if outcome == "renewed":
+            audit(uow, principal, "renewed_now", namespace_id=namespace_id, subscription_id=sub.id,
+                  amount=renewal.amount)
+            uow.track(Step.RENEWED_NOW, user_id=principal.user_id, namespace_id=namespace_id,
+                      amount=renewal.amount)
         uow.commit()
         if outcome == "failed":
             raise PaymentFailed("card_declined", "Card declined",

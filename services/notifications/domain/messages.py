@@ -40,6 +40,8 @@ def _take(topic: str, payload: dict[str, Any], required: Iterable[str],
     if missing:
         raise InvalidEvent(topic, f"missing {', '.join(missing)}")
     context = {name: payload[name] for name in required}
+    # Every mail links to the Billing page of what it is about (checkout's, see events.py).
+    context["billing_url"] = payload.get("billing_url")
     for name, default in (optional or {}).items():
         value = payload.get(name)
         context[name] = default if value is None else value
@@ -131,6 +133,16 @@ def receipt(payload: dict[str, Any], now: datetime) -> Planned:
     return Planned(S.receipt_key(context["order_id"]), "receipt", _recipient(topic, context), context, now)
 
 
+def refund(payload: dict[str, Any], now: datetime) -> Planned:
+    """Money given back for an order: how much, of what, and why."""
+    topic = "order.refunded"
+    context = _take(topic, payload, ["order_id", "email", "namespace_path", "amount", "currency"],
+                    {"namespace_id": None, "refunded_total": None, "amount_charged": None, "reason": None})
+    _wholes(topic, context, "order_id", "amount", "refunded_total", "amount_charged")
+    key = S.refund_key(context["order_id"], context["refunded_total"] or context["amount"])
+    return Planned(key, "refund", _recipient(topic, context), context, now)
+
+
 def renewal_upcoming(payload: dict[str, Any], now: datetime, schedule: Schedule) -> Planned:
     topic = "subscription.renewal_upcoming"
     context = _take(topic, payload, ["subscription_id", "email", "namespace_path", "renewal_date",
@@ -149,7 +161,8 @@ def renewal_upcoming(payload: dict[str, Any], now: datetime, schedule: Schedule)
         context["quote"] = {**quote, "lines": _lines(topic, quote.get("lines") or []),
                             "seats": _whole(topic, "quote.seats", quote["seats"]),
                             "total": _whole(topic, "quote.total", quote["total"]),
-                            "seats_owed": _whole(topic, "quote.seats_owed", quote.get("seats_owed") or 0)}
+                            "seats_owed": _whole(topic, "quote.seats_owed", quote.get("seats_owed") or 0),
+                            "scheduled_change": [str(said) for said in quote.get("scheduled_change") or []]}
     elif template == "auto_renewal_notice":
         raise InvalidEvent(topic, "the auto-renewal notice needs the quote (lines, seats, total)")
     context["card"] = _card(topic, context["card"])
@@ -197,6 +210,7 @@ def card_expiring(payload: dict[str, Any], now: datetime) -> Planned:
                                      "exp_year"],
                     {"namespace_id": None, "company": None, "update_card_url": None})
     _wholes(topic, context, "exp_month", "exp_year")
+    context["update_card_url"] = context["update_card_url"] or context["billing_url"]
     context["card"] = _card(topic, {k: context[k] for k in ("brand", "last4", "exp_month", "exp_year")})
     key = S.card_expiring_key(context["billing_account_id"], context["last4"], context["exp_year"],
                               context["exp_month"])
@@ -263,6 +277,32 @@ def duo_seats_removed(payload: dict[str, Any], now: datetime) -> Planned:
         raise InvalidEvent(topic, "removed_user_ids must be a list")
     key = S.seat_key("duo_seats_removed", context["change_id"], context["email"])
     return Planned(key, "duo_seats_removed", _recipient(topic, context), context, now)
+
+
+def auto_renew_changed(payload: dict[str, Any], now: datetime) -> Planned:
+    """The confirmation of automatic renewal turned off (with what happens at the end) or on."""
+    topic = "subscription.auto_renew_changed"
+    context = _take(topic, payload, ["subscription_id", "email", "namespace_path", "auto_renew", "plan",
+                                     "term_end"],
+                    {"namespace_id": None, "grace_ends": None, "reason_label": None, "renewal_total": None,
+                     "currency": "USD"})
+    _wholes(topic, context, "renewal_total")
+    _dates(topic, context, "term_end", "grace_ends")
+    context["auto_renew"] = bool(context["auto_renew"])
+    # Each change is its own mail: off, on and off again in one term are three confirmations.
+    key = S.auto_renew_changed_key(context["subscription_id"], now, context["auto_renew"])
+    return Planned(key, "auto_renew_changed", _recipient(topic, context), context, now)
+
+
+def manager_invitation(payload: dict[str, Any], now: datetime) -> Planned:
+    """The invitation to manage a namespace's billing, with its single-use link."""
+    topic = "billing.manager_invited"
+    context = _take(topic, payload, ["invitation_id", "email", "namespace_path", "accept_url", "expires_at"],
+                    {"namespace_id": None, "invited_by_email": None})
+    _wholes(topic, context, "invitation_id")
+    _dates(topic, context, "expires_at")
+    key = S.manager_invitation_key(context["invitation_id"])
+    return Planned(key, "manager_invitation", _recipient(topic, context), context, now)
 
 
 # --- trials' events --------------------------------------------------------------------

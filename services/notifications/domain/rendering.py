@@ -27,10 +27,10 @@ TEMPLATES_DIR = ROOT / "templates"
 MESSAGES_FILE = ROOT / "data" / "messages.toml"
 
 TEMPLATES: tuple[str, ...] = (
-    "receipt", "renewal_reminder", "auto_renewal_notice", "renewal_receipt", "renewal_failed",
-    "subscription_expired", "card_expiring", "trial_started", "trial_ending", "trial_expired",
-    "trial_converted", "overage_notice", "seats_reconciled", "reconciliation_failed", "seats_explained",
-    "duo_seats_removed",
+    "receipt", "refund", "renewal_reminder", "auto_renewal_notice", "renewal_receipt", "renewal_failed",
+    "subscription_expired", "auto_renew_changed", "manager_invitation", "card_expiring", "trial_started",
+    "trial_ending", "trial_expired", "trial_converted", "overage_notice", "seats_reconciled",
+    "reconciliation_failed", "seats_explained", "duo_seats_removed",
 )
 SUBJECT_MAX = 255
 

@@ -42,6 +42,9 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         **_ACME, "order_id": 42, "plan": "premium", "seats": 5, "lines": [_PREMIUM_LINE],
         "subtotal": 174000, "discount_total": 0, "total": 174000, "currency": "USD",
         "term_start": "2026-11-21", "term_end": "2027-11-21", "card": _CARD, "discount_code": None}),
+    "refund": ("order.refunded", {
+        **_ACME, "order_id": 42, "amount": 34800, "currency": "USD", "refunded_total": 34800,
+        "amount_charged": 174000, "reason": "One seat was bought by mistake"}),
     "renewal_reminder": ("subscription.renewal_upcoming", {
         **_ACME, "subscription_id": 9, "renewal_date": "2027-11-21", "days_before": 30,
         "auto_renew": True, "plan": "ultimate",
@@ -63,9 +66,18 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "renewal_failed": ("subscription.renewal_failed", {
         **_ACME, "subscription_id": 9, "amount": 1188000, "currency": "USD", "attempt": 1,
         "renewal_date": "2027-11-21", "next_attempt_at": "2027-11-24T00:00:00+00:00", "final": False,
-        "update_card_url": "http://127.0.0.1:8001/billing-account"}),
+        "update_card_url": "http://127.0.0.1:8001/billing/100"}),
     "subscription_expired": ("subscription.expired", {
         **_ACME, "subscription_id": 9, "plan": "ultimate", "term_end": "2027-11-21"}),
+    "auto_renew_changed": ("subscription.auto_renew_changed", {
+        **_ACME, "subscription_id": 9, "auto_renew": False, "by": 1, "plan": "premium",
+        "term_end": "2027-11-21", "grace_ends": "2027-12-05", "reason": "too_expensive",
+        "reason_label": "It costs too much", "renewal_total": 174000, "currency": "USD",
+        "billing_url": "http://127.0.0.1:8001/billing/100"}),
+    "manager_invitation": ("billing.manager_invited", {
+        "invitation_id": 4, "namespace_id": 100, "namespace_path": "acme", "email": "erin@partner.test",
+        "invited_by_email": "alice@acme.test", "accept_url": "http://127.0.0.1:8001/billing/invitation?token=sample",
+        "expires_at": "2026-11-24T12:00:00+00:00"}),
     "card_expiring": ("card.expiring", {
         "billing_account_id": 3, "email": "billing@acme.test", "company": "Acme Corp", **_CARD,
         "exp_month": 12, "exp_year": 2026}),
@@ -155,6 +167,8 @@ def sample_context(template: str, overrides: dict[str, str] | None = None,
     plan: M.Planned
     if template == "receipt":
         plan = M.receipt(payload, SAMPLE_NOW)
+    elif template == "refund":
+        plan = M.refund(payload, SAMPLE_NOW)
     elif template in ("renewal_reminder", "auto_renewal_notice"):
         plan = M.renewal_upcoming(payload, _on_its_day(payload), schedule or Schedule())
     elif template == "renewal_receipt":
@@ -163,6 +177,10 @@ def sample_context(template: str, overrides: dict[str, str] | None = None,
         plan = M.renewal_failed(payload, SAMPLE_NOW)
     elif template == "subscription_expired":
         plan = M.subscription_expired(payload, SAMPLE_NOW)
+    elif template == "auto_renew_changed":
+        plan = M.auto_renew_changed(payload, SAMPLE_NOW)
+    elif template == "manager_invitation":
+        plan = M.manager_invitation(payload, SAMPLE_NOW)
     elif template == "card_expiring":
         plan = M.card_expiring(payload, SAMPLE_NOW)
     elif template in _SEAT_PLANS:

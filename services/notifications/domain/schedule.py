@@ -156,6 +156,18 @@ def subscription_expired_key(subscription_id: object, term_end: str) -> str:
     return f"subscription_expired/{subscription_id}/{day(term_end)}"
 
 
+def auto_renew_changed_key(subscription_id: object, changed_at: datetime, auto_renew: bool) -> str:
+    return f"auto_renew_changed/{subscription_id}/{changed_at.isoformat()}/{'on' if auto_renew else 'off'}"
+
+
+def refund_key(order_id: object, refunded_total: object) -> str:
+    return f"refund/{order_id}/{refunded_total}"
+
+
+def manager_invitation_key(invitation_id: object) -> str:
+    return f"manager_invitation/{invitation_id}"
+
+
 def card_expiring_key(billing_account_id: object, last4: object, exp_year: int, exp_month: int) -> str:
     return f"card_expiring/{billing_account_id}/{last4}/{int(exp_year):04d}-{int(exp_month):02d}"
 

@@ -107,21 +107,42 @@ def _trial_ended(topic: str, template: str) -> Handler:
 DUO_UPSELL_FLAG = "duo-pro-upsell"
 
 
+def _linked(handler: Handler, checkout_url: str) -> Handler:
+    """The payload with `billing_url`: checkout's Billing page of its namespace (the
+    list of one's subscriptions when it names none), unless the publisher sent one."""
+    @functools.wraps(handler)
+    def wrapper(uow: ServiceUnitOfWork, payload: dict[str, Any]) -> str:
+        if not payload.get("billing_url"):
+            namespace_id = payload.get("namespace_id")
+            suffix = f"/{namespace_id}" if isinstance(namespace_id, int) else ""
+            payload = {**payload, "billing_url": f"{checkout_url}/billing{suffix}"}
+        return handler(uow, payload)
+    return wrapper
+
+
 def handlers(app: Notifications) -> dict[str, Handler]:
     """What each topic schedules, by the service's schedule (data/schedule.toml)."""
+    checkout_url = app.ctx.settings.service_urls["checkout"]
+    return {topic: _linked(handler, checkout_url) for topic, handler in _handlers(app).items()}
+
+
+def _handlers(app: Notifications) -> dict[str, Handler]:
     schedule = app.schedule
     return {
         "order.completed": _one(lambda uow, p: M.receipt(p, uow.now)),
+        "order.refunded": _one(lambda uow, p: M.refund(p, uow.now)),
         "subscription.renewal_upcoming": _one(lambda uow, p: M.renewal_upcoming(p, uow.now, schedule)),
         "subscription.renewed": _one(lambda uow, p: M.renewal_receipt(p, uow.now)),
         "subscription.renewal_failed": _one(lambda uow, p: M.renewal_failed(p, uow.now)),
         "subscription.expired": _one(lambda uow, p: M.subscription_expired(p, uow.now)),
+        "subscription.auto_renew_changed": _one(lambda uow, p: M.auto_renew_changed(p, uow.now)),
         "card.expiring": _one(lambda uow, p: M.card_expiring(p, uow.now)),
         "subscription.overage_notice": _one(lambda uow, p: M.overage_notice(p, uow.now)),
         "subscription.seats_reconciled": _one(lambda uow, p: M.seats_reconciled(p, uow.now)),
         "subscription.reconciliation_failed": _one(lambda uow, p: M.reconciliation_failed(p, uow.now)),
         "subscription.seats_explained": _one(lambda uow, p: M.seats_explained(p, uow.now)),
         "subscription.duo_seats_removed": _one(lambda uow, p: M.duo_seats_removed(p, uow.now)),
+        "billing.manager_invited": _one(lambda uow, p: M.manager_invitation(p, uow.now)),
         "trial.started": _trial_changed("trial.started", schedule, started=True),
         "trial.extended": _trial_changed("trial.extended", schedule, started=False),
         "trial.reactivated": _trial_changed("trial.reactivated", schedule, started=False),

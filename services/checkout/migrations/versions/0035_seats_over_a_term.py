@@ -2,7 +2,7 @@
 quarterly reconciliations, Duo seat assignments
 
 Revision ID: 0035
-Revises: 0014
+Revises: 0021
 Create Date: 2026-12-02 14:50:00
 """
 from datetime import UTC, datetime
@@ -13,7 +13,7 @@ import services.common.db
 
 
 revision = '0035'
-down_revision = '0014'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 

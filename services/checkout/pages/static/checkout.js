@@ -273,7 +273,9 @@
       return null;
     }
     // Declined or not, the server reads the outcome from Stripe (and records a decline).
-    const recorded = await api("POST", "/billing-account/cards", {setup_intent_id: setup.body.setup_intent_id});
+    // The card typed at checkout pays for this purchase and its renewals: it becomes the default.
+    const recorded = await api("POST", "/billing-account/cards",
+                               {setup_intent_id: setup.body.setup_intent_id, make_default: true});
     if (recorded.status === 201) return recorded.body.id;
     const reason = confirmed.error && confirmed.error.message;
     showError("card", reason || recorded.body.detail || "Your card could not be saved; try another card.");
