@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import jwt
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import BillingAuditEntry, OutboxMessage
-from services.common.auth import issue_token
+from services.common.auth import ISSUER, issue_token
 from services.common.clock import FixedClock, SystemClock
 from tests.support import TEST_SECRET, auth
 
@@ -97,3 +98,16 @@ def test_a_withdrawn_invitation_does_not_work(client: FlaskClient, app: Flask) -
     assert withdrawn.status_code == 204
     assert code(client.post("/billing-invitations/accept", json={"token": token},
                             headers=as_user(ERIN, ERIN_EMAIL))) == (404, "invitation_not_valid")
+
+
+def test_an_address_the_provider_did_not_verify_does_not_accept(client: FlaskClient, app: Flask) -> None:
+    token = invite(client, app)
+    now = SystemClock().now()
+    unverified = jwt.encode({"sub": str(ERIN), "email": ERIN_EMAIL, "email_verified": False, "iss": ISSUER,
+                             "iat": int(now.timestamp()), "exp": int((now + timedelta(hours=1)).timestamp())},
+                            TEST_SECRET, algorithm="HS256")
+    refused = client.post("/billing-invitations/accept", json={"token": token},
+                          headers={"Authorization": f"Bearer {unverified}"})
+    assert code(refused) == (403, "invitation_for_someone_else")
+    assert client.post("/billing-invitations/accept", json={"token": token},
+                       headers=as_user(ERIN, ERIN_EMAIL)).status_code == 200  # the link still works once

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from services.checkout.adapters.models import BillingAccount, Order
 from services.common.clock import FixedClock
 from services.common.sessions import SESSION_COOKIE
-from tests.support import token
+from tests.support import start_session
 
 ALICE, BOB, CAROL, OUTSIDER = 1, 2, 3, 77
 ACME, GLOBEX = 100, 200
@@ -22,8 +22,7 @@ HTML = "text/html; charset=utf-8"
 
 
 def signed_in(client: FlaskClient, user_id: int = ALICE) -> FlaskClient:
-    client.set_cookie(SESSION_COOKIE, token(user_id))
-    return client
+    return start_session(client, user_id)
 
 
 def page(response: Any, status: int, *texts: str) -> str:

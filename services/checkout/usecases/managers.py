@@ -23,7 +23,7 @@ from services.checkout.runtime import Checkout
 from services.checkout.usecases import access
 from services.checkout.usecases.audit import audit
 from services.common import events
-from services.common.auth import Principal
+from services.common.auth import Principal, verified_email_matches
 from services.common.errors import Conflict, Forbidden, NotFound, not_found
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
@@ -106,9 +106,10 @@ def accept(uow: ServiceUnitOfWork, principal: Principal, token: str) -> dict[str
             raise Conflict("invitation_expired", "Invitation expired",
                            f"This invitation expired on {invitation.expires_at:%B %-d, %Y}. "
                            "Ask an Owner for a new one.")
-        if principal.email.strip().lower() != invitation.email:
+        if not verified_email_matches(principal, invitation.email):  # the provider must vouch for it
             raise Forbidden("invitation_for_someone_else", "Invitation for someone else",
-                            f"This invitation is for {invitation.email}; sign in as that person.")
+                            f"This invitation is for {invitation.email}; sign in as that person, "
+                            "with that address verified by your sign-in provider.")
         taken = uow.session.execute(
             update(BillingInvitation).where(BillingInvitation.id == invitation.id,
                                             BillingInvitation.accepted_at.is_(None))
