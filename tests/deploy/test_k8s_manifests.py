@@ -358,7 +358,8 @@ def test_every_reference_in_a_pod_resolves(name: str) -> None:
 def test_the_flag_settings_are_optional_and_default_to_the_payload_in_the_image(name: str) -> None:
     config = find(rendered(name), "ConfigMap", CONFIGMAP_NAME)["data"]
     assert config["GROWTHBOOK_PAYLOAD_FILE"] == "" and config["GROWTHBOOK_API_HOST"] == ""
-    settings = Settings.from_env("checkout", {**config, "AUTH_SECRET": "s" * 48, "STRIPE_WEBHOOK_SECRET": "w" * 40})
+    secrets = {"AUTH_SECRET": "s" * 48, "STRIPE_WEBHOOK_SECRET": "w" * 40, "OIDC_CLIENT_SECRET": "o" * 40}
+    settings = Settings.from_env("checkout", {**config, **secrets})
     assert settings.growthbook_payload_file == str(ROOT / "experiments" / "payload.json")
     assert settings.growthbook_api_host is None and settings.growthbook_refresh_seconds > 0
 
