@@ -11,54 +11,15 @@ state (and its signing key) in memory only.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import secrets
 import sys
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import requests
-
-from services.checkout.seed import load_demo
+from deploy.oidc_standin import DEMO_ROLE_MAP, demo_claims, provider_token
 from services.common.config import port_for
 
-# How demo roles reach the services: as the provider's `groups` claim, which the
-# services map to platform roles (OIDC_ROLE_MAP; `make run` sets this map).
-DEMO_GROUPS = {"admin": "platform/admins", "support": "platform/support", "growth": "platform/growth"}
-DEMO_ROLE_MAP = ",".join(f"{group}={role}" for role, group in DEMO_GROUPS.items())
-# Where `provider_token` says the code goes; never fetched (the redirect is read, not followed).
-TOKEN_REDIRECT = "http://127.0.0.1/make-tokens"
-
-
-def demo_claims() -> list[dict[str, Any]]:
-    """Each demo user as the provider knows them: `sub` is the platform's user id."""
-    return [{"sub": str(u["id"]), "email": u["email"], "email_verified": True, "name": u["name"],
-             "groups": [DEMO_GROUPS[r] for r in u.get("roles", ()) if r in DEMO_GROUPS]}
-            for u in load_demo()["users"]]
-
-
-def provider_token(issuer: str, client_id: str, client_secret: str, sub: str, timeout: float = 10.0) -> str:
-    """A demo user's ID token, got the way a browser would (code flow with PKCE),
-    with the login form answered for them."""
-    config = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=timeout).json()
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    state = secrets.token_urlsafe(16)
-    query = {"response_type": "code", "client_id": client_id, "redirect_uri": TOKEN_REDIRECT,
-             "scope": "openid profile email", "state": state, "nonce": secrets.token_urlsafe(16),
-             "code_challenge": challenge, "code_challenge_method": "S256"}
-    login = requests.post(config["authorization_endpoint"], params=query, data={"sub": sub},
-                          allow_redirects=False, timeout=timeout)
-    answer = parse_qs(urlsplit(login.headers.get("Location", "")).query)
-    if answer.get("state") != [state] or "code" not in answer:
-        raise RuntimeError(f"the provider did not sign {sub} in (HTTP {login.status_code})")
-    tokens = requests.post(config["token_endpoint"], auth=(client_id, client_secret), timeout=timeout,
-                           data={"grant_type": "authorization_code", "code": answer["code"][0],
-                                 "redirect_uri": TOKEN_REDIRECT, "code_verifier": verifier})
-    tokens.raise_for_status()
-    return str(tokens.json()["id_token"])
+# The demo users, their groups and the code flow are the containers' stand-in's
+# (deploy/oidc_standin.py), which serves them over TLS.
+__all__ = ["DEMO_ROLE_MAP", "demo_claims", "provider_token"]
 
 
 def main(argv: list[str]) -> int:

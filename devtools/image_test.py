@@ -8,11 +8,15 @@ port moves with PORT_OFFSET.
 
     1. the image's own APP_ENV is production: without secrets it refuses to start;
     2. `migrate` upgrades all four databases;
-    3. localstripe and an SMTP sink, from the same image; every role: serve
+    3. localstripe, an SMTP sink and the stand-in identity provider (deploy/oidc_standin.py,
+       over TLS with a certificate made here), from the same image; every role: serve
        checkout / trials / notifications, dashboard, worker checkout trials,
-       worker experiments, deliver;
+       worker experiments, deliver. Sign-in as in production: the provider's
+       issuer, and an Ed25519 key of its own for each caller (the checkout and
+       trials relays, in the worker; the platform's directory hooks, here);
     4. /healthz, /readyz and /metrics answer for each service (the dashboard: /healthz);
-    5. one purchase through checkout, relayed to notifications and trials, mailed,
+    5. one purchase through checkout, the owner's token from the provider (code
+       flow with PKCE), relayed to notifications and trials, mailed,
        collected into the experiments' store;
     6. `podman stop` ends each role with status 0 within its grace period, and
        every outbox row marked published is in each subscriber's inbox.
@@ -23,24 +27,30 @@ port moves with PORT_OFFSET.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import requests
 
+from deploy.oidc_standin import DEMO_ROLE_MAP, provider_token, write_tls
 from devtools.devcard import confirm_card_setup
 from devtools.devstack import register_webhook
-from loadtests.tokens import platform_token, sign
-from services.common.config import DEFAULT_PORTS, ROOT
+from loadtests.tokens import sign
+from services.common.auth import generate_service_key, issue_service_token, public_key_pem
+from services.common.config import DEFAULT_PORTS, DEV_OIDC_CLIENT_ID, ROOT
 from services.common.routing import ROUTES
 
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -57,6 +67,10 @@ ROLES = {
 # The worker first, in the middle of relaying a burst of events, while the services still answer it.
 STOP_ORDER = ("worker", "dashboard", "collector", "deliver", "checkout", "trials", "notifications")
 BURST = 40
+# Who calls another service with a key of its own: the relays (in the worker) and the platform's hooks.
+CALLERS = ("checkout", "trials", "platform")
+# Where every container finds the stand-in provider's certificate (and the provider its key).
+TLS_MOUNT = "/run/oidc-standin"
 RUN_FLAGS = ["--network", "host", "--read-only", "--tmpfs", "/tmp",
              "--security-opt", "no-new-privileges", "--cap-drop", "ALL"]
 
@@ -86,8 +100,14 @@ class Stack:
         self.image = image
         self.prefix = f"imagetest-{os.getpid()}"
         self.ports = {name: port + offset for name, port in DEFAULT_PORTS.items()}
-        self.ports |= {"dashboard": 8004 + offset, "localstripe": 8420 + offset, "smtp": 8025 + offset}
+        self.ports |= {"dashboard": 8004 + offset, "localstripe": 8420 + offset, "smtp": 8025 + offset,
+                       "oidc": 8430 + offset}
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        self.urls["oidc"] = f"https://127.0.0.1:{self.ports['oidc']}"
+        self.tls = Path(tempfile.mkdtemp(prefix="imagetest-tls-"))
+        self.tls.chmod(0o755)
+        write_tls(self.tls, ["127.0.0.1", "localhost"])
+        self.keys = {caller: generate_service_key() for caller in CALLERS}
         self.databases = {name: f"{self.prefix.replace('-', '_')}_{name}" for name in DATABASES}
         self.env = {
             "APP_ENV": "production",
@@ -98,6 +118,12 @@ class Stack:
             "STRIPE_API_BASE": self.urls["localstripe"],
             "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.ports["smtp"]),
             "WEB_CONCURRENCY": "1", "THREADS": "4",
+            "OIDC_ISSUER": self.urls["oidc"], "OIDC_CLIENT_ID": DEV_OIDC_CLIENT_ID,
+            "OIDC_CLIENT_SECRET": secrets.token_hex(16), "OIDC_ROLE_MAP": DEMO_ROLE_MAP,
+            # The stand-in's certificate besides the usual roots (Python's requests reads this).
+            "REQUESTS_CA_BUNDLE": f"{TLS_MOUNT}/ca-bundle.pem",
+            "SERVICE_PUBLIC_KEYS": json.dumps({caller: public_key_pem(key)
+                                               for caller, key in self.keys.items()}),
             **{f"{name.upper()}_URL": self.urls[name] for name in DEFAULT_PORTS},
             **{f"{name.upper()}_DATABASE_URL": f"{PG}/{database}"
                for name, database in self.databases.items()},
@@ -110,7 +136,8 @@ class Stack:
     def run(self, role: str, args: list[str], *, entrypoint: list[str] | None = None,
             env: dict[str, str] | None = None, detach: bool = True,
             stop_timeout: int = 10) -> subprocess.CompletedProcess[str]:
-        flags = ["--name", self.name(role), *RUN_FLAGS, "--stop-timeout", str(stop_timeout)]
+        flags = ["--name", self.name(role), *RUN_FLAGS, "--stop-timeout", str(stop_timeout),
+                 "-v", f"{self.tls}:{TLS_MOUNT}:ro"]
         for key, value in (self.env if env is None else env).items():
             flags += ["-e", f"{key}={value}"]
         if entrypoint:
@@ -134,6 +161,7 @@ class Stack:
     def remove(self) -> None:
         for name in self.started:
             podman("rm", "-f", "-t", "0", name, check=False)
+        shutil.rmtree(self.tls, ignore_errors=True)
 
 
 @contextmanager
@@ -168,13 +196,18 @@ def start_stack(stack: Stack) -> None:
                        entrypoint=["localstripe"])
     smtp = stack.run("smtp", ["-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{stack.ports['smtp']}",
                               "-c", "aiosmtpd.handlers.Debugging", "stdout"], entrypoint=["python"])
-    for result in (stripe, smtp):
+    oidc = stack.run("oidc", ["-m", "deploy.oidc_standin", "serve", TLS_MOUNT, "--host", "127.0.0.1",
+                              "--port", str(stack.ports["oidc"])], entrypoint=["python"])
+    for result in (stripe, smtp, oidc):
         assert result.returncode == 0, result.stderr
+    # Only the worker calls other services: it alone holds the relays' private keys.
+    relay_keys = {f"{caller.upper()}_SERVICE_KEY": stack.keys[caller] for caller in ("checkout", "trials")}
     for role, args in ROLES.items():
         env = dict(stack.env, PORT=str(stack.ports[role])) if role in stack.ports else stack.env
+        env = env | relay_keys if role == "worker" else env
         result = stack.run(role, args, env=env, stop_timeout=GRACE[role])
         assert result.returncode == 0, result.stderr
-    step(f"started {', '.join(ROLES)} (+ localstripe, an SMTP sink)")
+    step(f"started {', '.join(ROLES)} (+ localstripe, an SMTP sink, the stand-in identity provider)")
 
 
 def check_probes(stack: Stack) -> None:
@@ -198,12 +231,25 @@ def check_probes(stack: Stack) -> None:
          f"({time.monotonic() - started:.0f} s); worker, collector, deliver running")
 
 
+def owner_token(stack: Stack, user: int, claims: dict[str, Any]) -> str:
+    """The person's ID token from the stand-in provider, signed in as a browser would."""
+    issuer, cert = stack.urls["oidc"], str(stack.tls / "cert.pem")
+    wait_until("the identity provider", lambda: requests.get(
+        f"{issuer}/.well-known/openid-configuration", timeout=5, verify=cert).ok, timeout=60)
+    # The stand-in's own API: who user `user` is (the demo users it knows already).
+    requests.put(f"{issuer}/users/{user}", json=claims, timeout=5, verify=cert).raise_for_status()
+    return provider_token(issuer, stack.env["OIDC_CLIENT_ID"], stack.env["OIDC_CLIENT_SECRET"], str(user),
+                          verify=cert)
+
+
 def purchase(stack: Stack) -> tuple[requests.Session, int]:
-    checkout, secret = stack.urls["checkout"], stack.env["AUTH_SECRET"]
-    stripe = stack.urls["localstripe"]
+    checkout, stripe = stack.urls["checkout"], stack.urls["localstripe"]
     register_webhook(stripe, checkout, stack.env["STRIPE_WEBHOOK_SECRET"])
     session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {platform_token(secret, 'synthetic')}"
+    # The platform signs its hooks with its own key; HS256 tokens are refused in production.
+    hooks_token = issue_service_token(stack.keys["platform"], "platform", "checkout", now=datetime.now(UTC),
+                                      roles=("synthetic",))
+    session.headers["Authorization"] = f"Bearer {hooks_token}"
     group, user = 900, 900
     hooks: tuple[dict[str, Any], ...] = (
         {"event_name": "group_create", "group_id": group, "name": "Initech", "path": "initech"},
@@ -213,7 +259,16 @@ def purchase(stack: Stack) -> tuple[requests.Session, int]:
         answer = session.post(f"{checkout}/internal/directory/hooks", timeout=10,
                               json={**hook, "created_at": "2026-11-21T10:00:00Z"})
         assert answer.ok, answer.text
-    session.headers["Authorization"] = f"Bearer {sign(secret, user, 'ida@initech.test')}"
+    # Production refuses a development (HS256) token for her, and takes the provider's.
+    refused = requests.get(f"{checkout}/namespaces/{group}", timeout=10, headers={
+        "Authorization": f"Bearer {sign(stack.env['AUTH_SECRET'], user, 'ida@initech.test')}"})
+    assert refused.status_code == 401, refused.text
+    token = owner_token(stack, user, {"email": "ida@initech.test", "email_verified": True,
+                                      "name": "Ida Initech"})
+    session.headers["Authorization"] = f"Bearer {token}"
+    assert session.get(f"{checkout}/namespaces/{group}", timeout=10).ok
+    step("sign-in: the provider's ID token (code flow with PKCE) accepted, an HS256 one refused (401); "
+         "the platform's hooks signed with its Ed25519 key")
     answer = session.put(f"{checkout}/billing-account", timeout=10, json={
         "company": "Initech", "email": "billing@initech.test", "country": "US",
         "address_line1": "1 Market Street", "city": "San Francisco", "state": "CA", "postal_code": "94105"})

@@ -53,7 +53,10 @@ def secret_data(stack: Stack) -> dict[str, str]:
     env = stack.env
     data = {"auth-secret": env["AUTH_SECRET"], "stripe-secret-key": env["STRIPE_SECRET_KEY"],
             "stripe-publishable-key": env["STRIPE_PUBLISHABLE_KEY"],
-            "stripe-webhook-secret": env["STRIPE_WEBHOOK_SECRET"]}
+            "stripe-webhook-secret": env["STRIPE_WEBHOOK_SECRET"],
+            "oidc-client-secret": env["OIDC_CLIENT_SECRET"],
+            "service-public-keys": env["SERVICE_PUBLIC_KEYS"],
+            "checkout-service-key": stack.keys["checkout"], "trials-service-key": stack.keys["trials"]}
     data |= {f"{name}-database-url": env[f"{name.upper()}_DATABASE_URL"] for name in stack.databases}
     return {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
 

@@ -150,7 +150,9 @@ class Settings:
             oidc_clock_skew_seconds=int(env.get("OIDC_CLOCK_SKEW_SECONDS", "30")),
             jwks_cache_seconds=float(env.get("JWKS_CACHE_SECONDS", "300")),
             session_idle_minutes=int(env.get("SESSION_IDLE_MINUTES", "30")),
-            service_key=env.get("SERVICE_KEY") or None,
+            # One process may relay for several services (the worker): <SERVICE>_SERVICE_KEY
+            # gives each its own key, as <SERVICE>_DATABASE_URL gives each its database.
+            service_key=env.get(f"{upper}_SERVICE_KEY") or env.get("SERVICE_KEY") or None,
             service_public_keys=env.get("SERVICE_PUBLIC_KEYS", ""),
             stripe_js_url=env.get("STRIPE_JS_URL")
             or (f"{stripe_base}/js.stripe.com/v3/" if stripe_base else "https://js.stripe.com/v3/"),

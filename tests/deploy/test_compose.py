@@ -18,12 +18,14 @@ from tests.deploy.helpers import (
 )
 from tests.deploy.helpers import ROOT as REPO
 
-APP_SERVICES = ("localstripe", "stripe-webhook", "migrate", *API_SERVICES, "worker", "deliver", "dashboard")
+APP_SERVICES = ("localstripe", "oidc", "stripe-webhook", "migrate", *API_SERVICES, "worker", "deliver",
+                "dashboard")
 ALL_SERVICES = ("postgres", "redis", "mailcatcher", *APP_SERVICES)
-HEALTHCHECKED = ("postgres", "redis", "localstripe", "mailcatcher", *API_SERVICES, "dashboard")
+HEALTHCHECKED = ("postgres", "redis", "localstripe", "oidc", "mailcatcher", *API_SERVICES, "dashboard")
 # The roles that migrate, fill (the worker's `experiments` job) or read the experiments' event store.
 STORE_USERS = ("migrate", "worker", "dashboard")
-REQUIRED_SECRETS = ("AUTH_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "POSTGRES_PASSWORD")
+REQUIRED_SECRETS = ("AUTH_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "POSTGRES_PASSWORD",
+                    "OIDC_CLIENT_SECRET", "SERVICE_PUBLIC_KEYS", "CHECKOUT_SERVICE_KEY", "TRIALS_SERVICE_KEY")
 INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[?-])([^}]*))?\}")
 
 
@@ -81,6 +83,8 @@ def test_start_order(compose: dict[str, Any]) -> None:
     assert services["checkout"]["depends_on"]["redis"] == {"condition": "service_healthy"}
     assert services["checkout"]["depends_on"]["localstripe"] == {"condition": "service_healthy"}
     assert services["deliver"]["depends_on"]["mailcatcher"] == {"condition": "service_healthy"}
+    for name in (*API_SERVICES, "dashboard"):  # they fetch the provider's keys and metadata
+        assert services[name]["depends_on"]["oidc"] == {"condition": "service_healthy"}, name
     for one_shot in ("migrate", "stripe-webhook"):
         assert services[one_shot]["restart"] == "no"
 
@@ -173,6 +177,7 @@ def test_env_example_lists_every_variable_and_no_secret(compose: dict[str, Any])
             example[name] = value
     used = {name for name, _, _ in INTERPOLATION.findall(compose_text())}
     assert used == set(example)
-    for secret in ("AUTH_SECRET", "STRIPE_WEBHOOK_SECRET", "POSTGRES_PASSWORD", "POSTHOG_API_KEY", "SENTRY_DSN"):
+    for secret in ("AUTH_SECRET", "STRIPE_WEBHOOK_SECRET", "POSTGRES_PASSWORD", "POSTHOG_API_KEY", "SENTRY_DSN",
+                   "OIDC_CLIENT_SECRET", "CHECKOUT_SERVICE_KEY", "TRIALS_SERVICE_KEY", "SERVICE_PUBLIC_KEYS"):
         assert example[secret] == "", f"{secret} must be chosen, not copied"
     assert used - all_documented_variables() == set()

@@ -355,10 +355,27 @@ def test_every_reference_in_a_pod_resolves(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
+def test_sign_in_is_wired_the_production_way(name: str) -> None:
+    """An https issuer for every pod; the called services trust the relays' keys; the worker,
+    which relays for checkout and trials in one process, holds one key for each."""
+    resources = rendered(name)
+    config = find(resources, "ConfigMap", CONFIGMAP_NAME)["data"]
+    assert config["OIDC_ISSUER"].startswith("https://") and config["OIDC_CLIENT_ID"]
+    for workload in workloads(resources):
+        [container] = containers(workload)
+        names = set(_env_names(container))
+        assert "OIDC_CLIENT_SECRET" in names, _identity(workload)
+        assert ("SERVICE_PUBLIC_KEYS" in names) is (container["args"][0] == "serve"), _identity(workload)
+        relays = {"CHECKOUT_SERVICE_KEY", "TRIALS_SERVICE_KEY"}
+        assert (names & relays) == (relays if container["args"] == ["worker", "checkout", "trials"] else set())
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
 def test_the_flag_settings_are_optional_and_default_to_the_payload_in_the_image(name: str) -> None:
     config = find(rendered(name), "ConfigMap", CONFIGMAP_NAME)["data"]
     assert config["GROWTHBOOK_PAYLOAD_FILE"] == "" and config["GROWTHBOOK_API_HOST"] == ""
-    settings = Settings.from_env("checkout", {**config, "AUTH_SECRET": "s" * 48, "STRIPE_WEBHOOK_SECRET": "w" * 40})
+    secrets = {"AUTH_SECRET": "s" * 48, "STRIPE_WEBHOOK_SECRET": "w" * 40, "OIDC_CLIENT_SECRET": "o" * 40}
+    settings = Settings.from_env("checkout", {**config, **secrets})
     assert settings.growthbook_payload_file == str(ROOT / "experiments" / "payload.json")
     assert settings.growthbook_api_host is None and settings.growthbook_refresh_seconds > 0
 

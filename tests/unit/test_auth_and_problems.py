@@ -137,3 +137,13 @@ def test_a_service_signs_with_its_own_key_and_development_falls_back_to_hs256() 
     production = development.with_overrides(environment="production")
     with pytest.raises(RuntimeError, match="SERVICE_KEY"):
         service_token(production, "trials")
+
+
+def test_one_process_relaying_for_two_services_signs_as_each_with_its_own_key() -> None:
+    """The worker relays for checkout and trials: <SERVICE>_SERVICE_KEY before SERVICE_KEY."""
+    environ = {"CHECKOUT_SERVICE_KEY": CHECKOUT_KEY, "TRIALS_SERVICE_KEY": TRIALS_KEY, "SERVICE_KEY": "unused"}
+    assert Settings.from_env("checkout", environ).service_key == CHECKOUT_KEY
+    assert Settings.from_env("trials", environ).service_key == TRIALS_KEY
+    assert Settings.from_env("notifications", environ).service_key == "unused"
+    checkout = Settings.from_env("checkout", environ)
+    assert service_verifier("trials").verify(service_token(checkout, "trials")).roles == {"service"}
