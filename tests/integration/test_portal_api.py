@@ -41,7 +41,8 @@ def refused(response: Any, status: int, code: str) -> None:
 def test_owners_see_every_subscription_with_the_reminders_renewal_quote(client: FlaskClient) -> None:
     [globex] = client.get("/subscriptions", headers=auth(ALICE)).json
     assert (globex["namespace_path"], globex["plan"], globex["plan_name"]) == ("globex", "premium", "Premium")
-    assert globex["seats_detail"] == {"bought": 5, "in_use": 4, "max_used": None, "owed": 0}
+    assert globex["seats_detail"] == {"bought": 5, "in_use": 4, "max_used": 4, "owed": 0}
+    assert globex["seat_usage"][-1]["seats_in_use"] == 4  # the plot's last point: now
     assert (globex["term_start"], globex["term_end"]) == ("2026-01-25", "2027-01-25")
     assert globex["auto_renew"] is True and globex["ends_on"] is None
     # The renewal preview the reminders come from states the same date and amount.

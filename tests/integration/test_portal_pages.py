@@ -42,6 +42,8 @@ def test_the_owner_sees_plan_seats_renewal_in_words_and_can_manage(client: Flask
                 "You can renew by hand from December 26, 2026")
     assert 'aria-current="page"' in body and ">Trials</a>" in body  # one navigation for all pages
     assert 'id="seats-bought">5<' in body and 'id="seats-in-use">4<' in body
+    assert 'id="seats-max">4<' in body and 'id="seat-plot"' in body  # seats over the term, drawn
+    assert "to 4 now (at most 4), against 5 seats bought." in body
 
 
 def test_a_developer_reads_the_plan_and_seats_but_no_cards_or_orders(client: FlaskClient) -> None:

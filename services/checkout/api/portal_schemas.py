@@ -24,9 +24,13 @@ class ProductSchema(ma.Schema):
 class SeatsSchema(ma.Schema):
     bought = ma.fields.Integer(metadata={"description": "Seats in the subscription"})
     in_use = ma.fields.Integer(metadata={"description": "Billable members now"})
-    max_used = ma.fields.Integer(allow_none=True, metadata={
-        "description": "Highest seats in use this term; null while not tracked"})
-    owed = ma.fields.Integer(metadata={"description": "Seats used beyond those bought (the renewal quote's)"})
+    max_used = ma.fields.Integer(metadata={"description": "Highest seats in use at any moment this term"})
+    owed = ma.fields.Integer(metadata={"description": "Max seats used beyond those bought"})
+
+
+class SeatPointSchema(ma.Schema):
+    at = ma.fields.String(metadata={"description": "When seats in use changed (ISO 8601)"})
+    seats_in_use = ma.fields.Integer()
 
 
 class UpcomingRenewalSchema(RenewalQuoteSchema):
@@ -45,6 +49,8 @@ class SubscriptionSummarySchema(SubscriptionSchema):
     addons = ma.fields.List(ma.fields.Nested(ProductSchema), metadata={
         "description": "Add-ons and packs the subscription holds"})
     seats_detail = ma.fields.Nested(SeatsSchema)
+    seat_usage = ma.fields.List(ma.fields.Nested(SeatPointSchema), metadata={
+        "description": "Seats in use over the term, a point per change (the page's plot)"})
     auto_renew_off_reason = ma.fields.String(allow_none=True)
     renewal = ma.fields.Nested(UpcomingRenewalSchema, metadata={
         "description": "The next renewal: the same quote the reminders state and the charge uses"})

@@ -12,6 +12,7 @@ for an add-on already held too) or `buy-packs` (compute minutes, storage).
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,6 +20,7 @@ from flask import Blueprint, render_template, request, url_for
 
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import MAX_ID
+from services.checkout.pages.plots import seat_plot
 from services.checkout.domain.directory import ROLES
 from services.checkout.usecases import duo, managers, offers, portal, purchases, seats, subscriptions
 from services.checkout.usecases.views import quote_view
@@ -173,8 +175,11 @@ def billing_page(principal: Principal, namespace_id: str) -> str:
     sub = overview["subscription"]
     current = app.catalog.plans.get(sub["plan"]) if sub else None
     lower = [p for p in app.catalog.plans.values() if current and p.purchasable and p.rank < current.rank]
+    plot = seat_plot(sub["seat_usage"], sub["seats_detail"]["bought"], date.fromisoformat(sub["term_start"]),
+                     date.fromisoformat(sub["term_end"]), app.ctx.clock.now()) if sub else None
     return render_template("checkout/billing.html", o=overview, sub=sub, cards=cards, lower_plans=lower,
-                           history=history, people=people, reasons=app.portal.auto_renew_off_reasons,
+                           plot=plot, history=history, people=people,
+                           reasons=app.portal.auto_renew_off_reasons,
                            stripe_js_url=app.settings.stripe_js_url,
                            publishable_key=app.settings.stripe_publishable_key)
 

@@ -30,10 +30,12 @@ from services.checkout.adapters.models import (
 from services.checkout.adapters.payments import PaymentObjectMissing, PaymentProviderUnavailable
 from services.checkout.domain import portal as P
 from services.checkout.domain import renewal as R
+from services.checkout.domain import seats as S
 from services.checkout.domain.orders import OrderStatus
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import access, billing
+from services.checkout.usecases import seats as seat_usage
 from services.checkout.usecases.audit import audit, refunds_of
 from services.checkout.usecases.renewals import NO_SUBSCRIPTION, Facts, facts_of
 from services.checkout.usecases.views import card_view, order_view, subscription_view
@@ -56,8 +58,9 @@ def _active(session: Session, namespace_id: int) -> Subscription | None:
 
 
 # --- subscriptions ---------------------------------------------------------------------
-def _subscription_summary(app: Checkout, f: Facts, today: date) -> dict[str, Any]:
-    """A subscription as the Billing page shows it; the renewal is the reminders' quote."""
+def _subscription_summary(app: Checkout, f: Facts, today: date, seen: seat_usage.Usage) -> dict[str, Any]:
+    """A subscription as the Billing page shows it; the renewal is the reminders' quote,
+    the seats are those the directory feed counted this term (usecases/seats.py)."""
     sub, rules, catalog = f.sub, app.renewal_rules, app.catalog
     quote = R.renewal_quote(catalog, f.term(), f.billable)
     opens = R.manual_renewal_opens(sub.term_end, rules)
@@ -66,9 +69,10 @@ def _subscription_summary(app: Checkout, f: Facts, today: date) -> dict[str, Any
         "plan_name": catalog.plan_name(sub.plan),
         "addons": [{"sku": sku, "name": _product_name(app, sku), "seats": seats}
                    for sku, seats in f.addons],
-        "seats_detail": {"bought": sub.seats, "in_use": f.billable,
-                         # The term's peak is not tracked yet: today's use stands in (domain.md).
-                         "max_used": None, "owed": quote.seats_owed},
+        "seats_detail": {"bought": sub.seats, "in_use": seen.in_use, "max_used": seen.max_used,
+                         "owed": seen.owed},
+        "seat_usage": [{"at": at.isoformat(), "seats_in_use": n}
+                       for at, n in S.series(seen.holdings, seen.term_start)],
         "auto_renew_off_reason": sub.auto_renew_off_reason,
         "renewal": {**quote.snapshot(), "auto": sub.auto_renew},
         "ends_on": None if sub.auto_renew else sub.term_end.isoformat(),
@@ -101,7 +105,7 @@ def overview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
         summary, card = None, None
         if sub is not None:
             f = facts_of(uow.session, [sub.id])[sub.id]
-            summary = _subscription_summary(app, f, today)
+            summary = _subscription_summary(app, f, today, seat_usage.usage(uow.session, namespace))
             if f.card is not None:
                 card = {**app.portal.card_marks(f.card.exp_month, f.card.exp_year, today, sub.term_end)}
                 if standing.can_manage:
@@ -129,7 +133,8 @@ def my_subscriptions(app: Checkout, uow: ServiceUnitOfWork, principal: Principal
         facts = facts_of(uow.session, [sub_id for sub_id, _ in rows])
         today = uow.now.date()
         return [{"namespace_id": ns.id, "namespace_path": ns.path, "namespace_name": ns.name,
-                 **_subscription_summary(app, facts[sub_id], today)} for sub_id, ns in rows]
+                 **_subscription_summary(app, facts[sub_id], today, seat_usage.usage(uow.session, ns))}
+                for sub_id, ns in rows]
 
 
 def billing_namespaces(uow: ServiceUnitOfWork, principal: Principal) -> list[dict[str, Any]]:
@@ -356,7 +361,7 @@ def schedule_change(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
     replaces any change scheduled before; the renewal quote (page, reminders,
     charge) shows it at once."""
     with uow:
-        access.load_for_billing(uow.session, namespace_id, principal, manage=True, lock=True)
+        namespace, _ = access.load_for_billing(uow.session, namespace_id, principal, manage=True, lock=True)
         sub = _active(uow.session, namespace_id)
         if sub is None:
             raise NO_SUBSCRIPTION
@@ -376,13 +381,14 @@ def schedule_change(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
         uow.track(Step.CHANGE_SCHEDULED, user_id=principal.user_id, namespace_id=namespace_id,
                   seats=seats, plan=plan, drop_addons=list(change.drop_addons))
         uow.commit()
-        return _subscription_summary(app, facts_of(uow.session, [sub.id])[sub.id], today)
+        return _subscription_summary(app, facts_of(uow.session, [sub.id])[sub.id], today,
+                                     seat_usage.usage(uow.session, namespace))
 
 
 def cancel_change(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
                   namespace_id: int) -> dict[str, Any]:
     with uow:
-        access.load_for_billing(uow.session, namespace_id, principal, manage=True, lock=True)
+        namespace, _ = access.load_for_billing(uow.session, namespace_id, principal, manage=True, lock=True)
         sub = _active(uow.session, namespace_id)
         if sub is None:
             raise NO_SUBSCRIPTION
@@ -394,7 +400,8 @@ def cancel_change(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
         audit(uow, principal, "scheduled_change_canceled", namespace_id=namespace_id, subscription_id=sub.id)
         uow.track(Step.SCHEDULED_CHANGE_CANCELED, user_id=principal.user_id, namespace_id=namespace_id)
         uow.commit()
-        return _subscription_summary(app, facts_of(uow.session, [sub.id])[sub.id], uow.now.date())
+        return _subscription_summary(app, facts_of(uow.session, [sub.id])[sub.id], uow.now.date(),
+                                     seat_usage.usage(uow.session, namespace))
 
 
 SAVE_OFFER_FLAG = "cancel-save-offer"
