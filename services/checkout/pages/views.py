@@ -20,8 +20,8 @@ from flask import Blueprint, render_template, request, url_for
 
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import MAX_ID
-from services.checkout.pages.plots import seat_plot
 from services.checkout.domain.directory import ROLES
+from services.checkout.pages.plots import seat_plot
 from services.checkout.usecases import duo, managers, offers, portal, purchases, seats, subscriptions
 from services.checkout.usecases.views import quote_view
 from services.common.auth import Principal
