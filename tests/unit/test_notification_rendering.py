@@ -135,3 +135,10 @@ def test_mails_scheduled_before_they_carried_a_billing_link_still_render(templat
     assert context.pop("billing_url") is None  # the sample comes with no link; older rows have no key
     message = render(template, context)
     assert "Billing page" not in message.text
+
+
+def test_a_receipt_scheduled_before_expansions_existed_still_renders() -> None:
+    # A stored context from before receipts named an expansion's heading, kind and renewal.
+    old = {k: v for k, v in sample_context("receipt").items() if k not in ("heading", "kind", "renewal")}
+    message = render("receipt", old)
+    assert "Subscription term:" in message.text and "Receipt for order" in message.text
