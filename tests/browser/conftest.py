@@ -104,9 +104,11 @@ PLATFORM_GROUPS = {8: ["platform/growth"]}  # Gina reads the growth dashboard
 @pytest.fixture(scope="session")
 def identity_provider() -> Iterator[str]:
     """A real OpenID Connect provider (oidc-provider-mock) that knows users 1 to 9
-    (user<id>@test); its login page has a button per user id."""
+    (user<id>@test) and Erin (50, invited to manage billing); its login page has a
+    button per user id."""
     users = [User(sub=str(i), claims={"email": f"user{i}@test", "email_verified": True,
                                       "groups": PLATFORM_GROUPS.get(i, [])}) for i in range(1, 10)]
+    users.append(User(sub="50", claims={"email": "erin@partner.test", "email_verified": True, "groups": []}))
     with run_server_in_thread(user_claims=users) as server:
         yield f"http://localhost:{server.server_port}"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -17,7 +16,7 @@ from services.common.clock import FixedClock
 from services.notifications.domain import messages as M
 from services.notifications.domain.rendering import render
 from tests.browser.helpers import Site, enter_card, funnel_steps
-from tests.support import LocalStripe, token
+from tests.support import LocalStripe
 
 GLOBEX = 200
 
@@ -142,7 +141,7 @@ def test_invite_a_billing_manager_who_then_adds_a_card(page: Page, checkout_site
 
     page.context.clear_cookies()
     # The person invited, not a member of globex, signs in with the address invited.
-    page.goto(f"{checkout_site.url}/sign-in?token={token(50, 'erin@partner.test')}&next={quote(path)}")
+    checkout_site.sign_in(page, 50, next_path=path)
     expect(page.get_by_role("heading", level=1)).to_have_text("Manage billing for globex")
     page.get_by_role("button", name="Accept").click()
     page.wait_for_url(f"**/billing/{GLOBEX}")
