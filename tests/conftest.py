@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import MetaData, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from services.checkout.app import create_app
@@ -90,11 +92,23 @@ def postgres_urls() -> Iterator[dict[str, str]]:
 
 
 def _truncate_all(url: str, metadata: MetaData) -> None:
+    """Empty every table. A late write of the previous test (a Stripe webhook that
+    localstripe delivered after it ended) can deadlock with TRUNCATE; PostgreSQL
+    then cancels one side, and emptying again after it has passed is safe."""
     engine = make_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    try:
+        for attempt in range(5):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                return
+            except OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
