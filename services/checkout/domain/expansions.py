@@ -17,6 +17,7 @@ from services.checkout.domain.pricing import (
     AppliedDiscount,
     LineItem,
     NamespaceFacts,
+    Priced,
     add_months,
     require_top_level,
     term_left,
@@ -61,7 +62,7 @@ class After:
 
 
 @dataclass(frozen=True)
-class ExpansionQuote:
+class ExpansionQuote(Priced):
     namespace_id: int
     expansion: Expansion
     heading: str
@@ -82,18 +83,6 @@ class ExpansionQuote:
     def seats(self) -> int:
         """What a code's seat limits count: the seats (or packs) bought."""
         return self.expansion.quantity
-
-    @property
-    def subtotal(self) -> int:
-        return sum(line.amount for line in self.lines)
-
-    @property
-    def discount_total(self) -> int:
-        return sum(line.discount for line in self.lines)
-
-    @property
-    def total(self) -> int:
-        return self.subtotal - self.discount_total
 
 
 NO_SUBSCRIPTION = NotFound("no_subscription", "No subscription",

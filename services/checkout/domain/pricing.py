@@ -77,20 +77,10 @@ class AppliedDiscount:
     amounts: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Quote:
-    namespace_id: int
-    plan: str
-    seats: int
-    minimum_seats: int
-    billable_members: int
-    currency: str
-    catalog_version: str
-    term_start: date
-    term_end: date
+class Priced:
+    """The totals of priced lines: a quote's, an expansion quote's."""
+
     lines: tuple[LineItem, ...]
-    discount: AppliedDiscount | None = None
-    upgrade_of: int | None = None  # the subscription an upgrade changes
 
     @property
     def subtotal(self) -> int:
@@ -103,6 +93,22 @@ class Quote:
     @property
     def total(self) -> int:
         return self.subtotal - self.discount_total
+
+
+@dataclass(frozen=True)
+class Quote(Priced):
+    namespace_id: int
+    plan: str
+    seats: int
+    minimum_seats: int
+    billable_members: int
+    currency: str
+    catalog_version: str
+    term_start: date
+    term_end: date
+    lines: tuple[LineItem, ...]
+    discount: AppliedDiscount | None = None
+    upgrade_of: int | None = None  # the subscription an upgrade changes
 
 
 def minimum_seats(billable_members: int) -> int:
