@@ -60,6 +60,7 @@ class Principal:
     email: str
     roles: frozenset[str] = frozenset()
     email_verified: bool = False
+    service: str | None = None  # the service whose own key signed the token (service tokens)
 
     @property
     def is_admin(self) -> bool:
@@ -363,7 +364,7 @@ class TokenVerifier:
         extra = set(claimed) if isinstance(claimed, list) else set()
         # A service's own key vouches for nothing but `service` (and a traffic source): never admin.
         return Principal(user_id=0, email=f"{name}@services.internal",
-                         roles=frozenset({SERVICE_ROLE}) | (SERVICE_EXTRA_ROLES & extra))
+                         roles=frozenset({SERVICE_ROLE}) | (SERVICE_EXTRA_ROLES & extra), service=name)
 
 
 def verifier_for(settings: Settings) -> TokenVerifier:

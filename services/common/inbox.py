@@ -153,9 +153,11 @@ def events_blueprint(model: type[InboxMixin], handlers: Mapping[str, Handler],
             """Receive one event (at least once); a redelivery answers 'duplicate'."""
             owner = next((o for prefix, o in (owners or {}).items() if body["topic"].startswith(prefix)),
                          body["source"] if owners is None else None)
-            if owner != body["source"]:
+            signer = current_principal().service  # a service's own key names who sends
+            if owner != body["source"] or signer not in (None, body["source"]):
                 raise Problem(403, "source_not_allowed", "Not this service's event",
-                              f"{body['source']} may not publish {body['topic']}.")
+                              f"{signer or body['source']} may not publish {body['topic']}"
+                              f"{'' if signer in (None, body['source']) else ' as ' + body['source']}.")
             envelope = Envelope(id=body["id"], topic=body["topic"], source=body["source"],
                                 occurred_at=body["occurred_at"].isoformat(), payload=body["payload"])
             uow = request_uow()

@@ -4,11 +4,12 @@ is down or a handler fails."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from flask import Flask
 from sqlalchemy import String, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from services.common.auth import issue_token
+from services.common.auth import generate_service_key, issue_service_token, issue_token, public_key_pem
 from services.common.clock import FixedClock, SystemClock
 from services.common.db import BigIntPK
 from services.common.exposures import ExposureMixin
@@ -473,6 +474,37 @@ def test_the_endpoint_refuses_and_writes_nothing(consumer: Consumer, token: str 
     assert response.headers["Content-Type"] == "application/problem+json"
     assert consumer.count(Inbox) == consumer.count(Effect) == 0
     assert consumer.handlers.calls == []
+
+
+PUBLISHER_KEY, OTHER_KEY = generate_service_key(), generate_service_key()
+
+
+@pytest.fixture
+def keyed_consumer(db_urls: tuple[str, str], clock: FixedClock) -> Iterator[Consumer]:
+    """A consumer that trusts two services' own keys: the publisher's and another's."""
+    keys = json.dumps({"publisher": public_key_pem(PUBLISHER_KEY), "other": public_key_pem(OTHER_KEY)})
+    ctx = build_context("consumer", replace(make_settings("consumer", db_urls[1]), service_public_keys=keys),
+                        clock, Outbox, Funnel, Exposure)
+    Base.metadata.create_all(ctx.engine)
+    handlers = Handlers()
+    app = create_service_app(ctx, title="Consumer", description="Test consumer",
+                             blueprints=[events_blueprint(Inbox, handlers.mapping())])
+    server = LiveServer(app)
+    yield Consumer(ctx, app, server, handlers)
+    server.stop()
+    ctx.close()
+
+
+def test_a_service_delivers_only_events_it_published_itself(keyed_consumer: Consumer) -> None:
+    now = SystemClock().now()
+    other = issue_service_token(OTHER_KEY, "other", "consumer", now=now)
+    posing = keyed_consumer.post(envelope("00000000-0000-4000-8000-000000000021"), token=other)
+    assert (posing.status_code, posing.json()["code"]) == (403, "source_not_allowed")
+    assert "other may not publish subscription.created as publisher" in posing.json()["detail"]
+    assert keyed_consumer.count(Inbox) == keyed_consumer.count(Effect) == 0
+    own = issue_service_token(PUBLISHER_KEY, "publisher", "consumer", now=now)
+    delivered = keyed_consumer.post(envelope("00000000-0000-4000-8000-000000000021"), token=own)
+    assert delivered.status_code == 200 and keyed_consumer.count(Effect) == 1
 
 
 def test_a_refused_relay_keeps_the_row(publisher: ServiceContext, consumer: Consumer) -> None:

@@ -110,7 +110,8 @@ def service_verifier(service: str = "trials", *, production: bool = True) -> Tok
 def test_a_service_token_is_for_one_callee_and_carries_only_the_service_role() -> None:
     token = issue_service_token(CHECKOUT_KEY, "checkout", "trials", now=datetime.now(UTC), roles=("admin", "demo"))
     principal = service_verifier("trials").verify(token)
-    assert principal == Principal(0, "checkout@services.internal", frozenset({"service", "demo"}))
+    assert principal == Principal(0, "checkout@services.internal", frozenset({"service", "demo"}),
+                                  service="checkout")
     assert not principal.is_admin  # a service's key never makes an admin, whatever it claims
     with pytest.raises(Problem) as other_callee:
         service_verifier("notifications").verify(token)
