@@ -117,5 +117,7 @@ def test_adding_seats_while_the_renewal_charges_ends_in_one_consistent_state(
         assert (status, body["code"]) == (409, "subscription_changed") and body["refunded"]
         assert order is not None and order.refunded and order.refunded_amount == order.total
     # The renewal charged exactly what it priced, once.
-    charged = [pi for pi in localstripe.payment_intents(customer(stripe_app)) if pi.amount == renewal.amount]
-    assert len(charged) >= 1 and renewal.status == "succeeded"
+    charged = [pi for pi in localstripe.payment_intents(customer(stripe_app))
+               if (pi.metadata.to_dict() if pi.metadata else {}).get("renewal_id") == str(renewal.id)
+               and pi.status == "succeeded"]
+    assert [pi.amount for pi in charged] == [renewal.amount] and renewal.status == "succeeded"

@@ -229,3 +229,17 @@ def test_campaigns_target_an_add_on_or_a_pack_and_first_term_only_ends_at_renewa
     assert minutes["total"] == 4000
     paid = grow(buyer, "minutes-code", kind="compute_minutes", quantity=5, discount_code="MINUTES-20")
     assert_amount_truth(stripe_app, localstripe, minutes, paid.json)
+
+
+def test_an_expansion_receipt_states_the_renewal_with_its_scheduled_change(stripe_app: Flask, buyer: Buyer,
+                                                                          clock: FixedClock) -> None:
+    subscribed(buyer, clock, seats=5)
+    scheduled = buyer.client.put(f"/namespaces/{ACME}/subscription/scheduled-change", json={"seats": 3},
+                                 headers=buyer.headers)
+    assert scheduled.status_code == 200, scheduled.json
+    grown = grow(buyer, "storage-after-change", kind="storage", quantity=1)
+    assert grown.status_code == 201, grown.json
+    renewal = receipt_of(stripe_app, grown.json["order"]["id"])["renewal"]
+    # What the reminders and the charge will say: 3 seats (the change) and the storage pack.
+    assert (renewal["seats"], renewal["total"]) == (3, 3 * 34800 + 6000)
+    assert renewal["scheduled_change"] == ["Renew with 3 seats."]

@@ -15,10 +15,14 @@ from devtools.devcard import confirm_card_setup
 from services.checkout.adapters.models import (
     BillingAuditEntry,
     FunnelEventRow,
+    Membership,
+    Namespace,
     OutboxMessage,
     PaymentMethod,
     ScheduledChange,
+    SeatHolding,
     Subscription,
+    User,
 )
 from services.checkout.usecases import renewals
 from services.common.clock import FixedClock
@@ -142,3 +146,29 @@ def test_renew_now_from_thirty_days_before_the_end_is_tracked_and_audited(
     with Session(stripe_app.extensions["checkout"].ctx.engine) as s:
         assert "renewed_now" in set(s.scalars(select(FunnelEventRow.step)))
         assert "renewed_now" in set(s.scalars(select(BillingAuditEntry.action)))
+
+
+def test_a_move_to_premium_at_renewal_makes_guests_take_seats(stripe_app: Flask, localstripe: LocalStripe,
+                                                                clock: FixedClock) -> None:
+    client = stripe_app.test_client()
+    add_card(client, localstripe.url)
+    checkout = stripe_app.extensions["checkout"]
+    with Session(checkout.ctx.engine) as s:  # globex on Ultimate, with a Guest who takes no seat there
+        sub = s.scalar(select(Subscription).where(Subscription.namespace_id == GLOBEX))
+        namespace = s.get(Namespace, GLOBEX)
+        assert sub is not None and namespace is not None
+        sub.plan = namespace.plan = "ultimate"
+        s.add(User(id=77, email="guest@globex.test", name="Guest"))
+        s.add(Membership(namespace_id=GLOBEX, user_id=77, role="guest", billable=False))
+        s.commit()
+    scheduled = client.put(f"/namespaces/{GLOBEX}/subscription/scheduled-change", json={"plan": "premium"},
+                           headers=auth(ALICE))
+    assert scheduled.status_code == 200, scheduled.json
+    clock.set(datetime(2027, 1, 25, 0, 5, tzinfo=UTC))
+    assert renewals.run_all(checkout, checkout.ctx.uow, checkout.renewal_rules)["renewed"] == 1
+    with Session(checkout.ctx.engine) as s:
+        guest = s.get(Membership, (GLOBEX, 77))
+        assert guest is not None and guest.billable is True  # Premium counts Guests
+        assert s.scalar(select(SeatHolding).where(SeatHolding.user_id == 77, SeatHolding.left_at.is_(None)))
+    seats = client.get(f"/namespaces/{GLOBEX}/seats", headers=auth(ALICE)).json
+    assert (seats["plan"], seats["seats_in_use"]) == ("premium", 5)

@@ -92,3 +92,10 @@ def test_turning_auto_renew_off_needs_a_known_reason_and_on_only_until_the_end()
     check_auto_renew_change(False, END, END)
     with pytest.raises(Conflict, match="November 21, 2027"):
         check_auto_renew_change(True, END, END)
+
+
+def test_an_add_on_the_lower_plan_can_not_carry_ends_with_the_term() -> None:
+    # Duo Enterprise bought after "move to Premium" was scheduled: Premium can not carry it.
+    quote = renewal_quote(CATALOG, replace(ULTIMATE, change=ScheduledChange(plan="premium")), billable_members=4)
+    assert [line.sku for line in quote.lines] == ["premium", "duo_pro"]
+    assert quote.dropped_addons == ("duo_enterprise",)

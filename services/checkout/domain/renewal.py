@@ -124,8 +124,12 @@ def renewal_quote(catalog: Catalog, term: Term, billable_members: int) -> Renewa
     seats = max(term.seats if change.seats is None else change.seats, billable_members, 1)
     lines = [LineItem(plan.id, "plan", f"{plan.name} plan, {seats} seats, 12 months", seats,
                       plan.unit_amount, plan.unit_amount * seats)]
+    # An add-on the renewing plan can not carry ends with the term (one bought after a
+    # lower plan was scheduled, say), as if it had been dropped with the change.
+    dropped = tuple(sorted({*change.drop_addons, *(sku for sku, _ in term.addons
+                                                   if plan.id not in catalog.addons[sku].requires_plans)}))
     for sku, addon_seats in term.addons:
-        if sku in change.drop_addons:
+        if sku in dropped:
             continue
         addon = catalog.addons[sku]
         quantity = min(addon_seats, seats)
@@ -138,7 +142,7 @@ def renewal_quote(catalog: Catalog, term: Term, billable_members: int) -> Renewa
                               pack.unit_amount * term.storage_packs))
     return RenewalQuote(term.term_end, add_months(term.term_end, catalog.term_months), plan.id, seats,
                         max(0, billable_members - term.seats), tuple(lines), catalog.currency,
-                        change.drop_addons, tuple(change.describe(catalog)))
+                        dropped, tuple(change.describe(catalog)))
 
 
 def check_change(catalog: Catalog, term: Term, billable_members: int, change: ScheduledChange) -> None:

@@ -250,9 +250,13 @@ def _charge(app: Checkout, uow: ServiceUnitOfWork, renewal: Renewal, rules: R.Re
         # Renewed while the caller waited for this row's lock (the sweep, or another
         # click): the subscription it read may be from before; never charge again.
         return "skipped"
-    # The subscription's row lock orders this renewal with an expansion settling at
-    # the same moment: one waits for the other and then prices what the other left
-    # (renewal row, then subscription; settlement takes namespace, order, subscription).
+    # Locks in one order everywhere: renewal row, namespace, subscription (settlement
+    # takes namespace, order, subscription; reconciliation namespace, subscription).
+    # The subscription's lock orders this renewal with an expansion settling at the
+    # same moment: one waits for the other and then prices what the other left. The
+    # namespace's comes first because a scheduled plan change writes it.
+    owner = select(Subscription.namespace_id).where(Subscription.id == renewal.subscription_id)
+    uow.session.execute(select(Namespace.id).where(Namespace.id == owner.scalar_subquery()).with_for_update())
     uow.session.execute(select(Subscription.id).where(Subscription.id == renewal.subscription_id)
                         .with_for_update())
     f = facts_of(uow.session, [renewal.subscription_id])[renewal.subscription_id]
@@ -315,6 +319,7 @@ def _renewed(uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, quote: R.Renewa
             namespace = uow.session.get(Namespace, sub.namespace_id)
             assert namespace is not None
             namespace.plan = quote.plan
+            seats.reprice(uow.session, namespace, uow.now)  # Guests take a seat below Ultimate
     renewal.status, renewal.next_attempt_on = "succeeded", None
     renewal.amount, renewal.quote, renewal.changes = quote.total, quote.snapshot(), changes
     renewal.payment_intent_id, renewal.last_error = intent_id, None
@@ -377,7 +382,8 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
 
 # --- what Owners and billing managers do ------------------------------------------------
 def _owned_subscription(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> Subscription:
-    access.load_for_billing(uow.session, namespace_id, principal, manage=True, lock=True)
+    # No namespace lock here: renew now takes the renewal row first, as the sweep does.
+    access.load_for_billing(uow.session, namespace_id, principal, manage=True)
     sub = uow.session.scalar(select(Subscription).where(Subscription.namespace_id == namespace_id,
                                                         Subscription.status == SubscriptionStatus.ACTIVE))
     if sub is None:
@@ -418,14 +424,13 @@ def renew_now(app: Checkout, new_uow: UowFactory, principal: Principal, namespac
         if today < R.manual_renewal_opens(sub.term_end, rules):
             raise Conflict("renewal_not_open", "Too early to renew",
                            f"You can renew from {R.manual_renewal_opens(sub.term_end, rules):%B %-d, %Y}.")
-        renewal = uow.session.scalar(select(Renewal).where(
-            Renewal.subscription_id == sub.id, Renewal.renewal_date == sub.term_end).with_for_update())
-        if renewal is None:
-            renewal = Renewal(subscription_id=sub.id, renewal_date=sub.term_end, status="due", attempts=0,
-                              next_attempt_on=sub.term_end, manual=True, created_at=uow.now,
-                              updated_at=uow.now)
-            uow.session.add(renewal)
-            uow.session.flush()
+        # Two clicks, or a click and the sweep, may create the row at once: one insert wins.
+        uow.session.execute(insert_ignoring_duplicates(uow.session, Renewal).values(
+            subscription_id=sub.id, renewal_date=sub.term_end, status="due", attempts=0,
+            next_attempt_on=sub.term_end, manual=True, created_at=uow.now, updated_at=uow.now))
+        renewal = uow.session.scalars(select(Renewal).where(
+            Renewal.subscription_id == sub.id, Renewal.renewal_date == sub.term_end)
+            .with_for_update().execution_options(populate_existing=True)).one()
         if renewal.status == "succeeded":
             raise Conflict("already_renewed", "Already renewed",
                            "This term was renewed meanwhile; nothing more was charged.")

@@ -33,8 +33,7 @@ from services.checkout.domain.renewal import renewal_quote
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import discounts, seats
-from services.checkout.usecases.access import billable_members
-from services.checkout.usecases.renewals import term_of
+from services.checkout.usecases.renewals import facts_of
 from services.checkout.usecases.views import order_view, subscription_view
 from services.common import events
 from services.common.errors import Conflict, DomainError, PaymentFailed, not_found
@@ -275,8 +274,9 @@ def _complete_expansion(app: Checkout, uow: ServiceUnitOfWork, order: Order,
         uow.session.flush()
         # The receipt states what the renewal now costs, as a reminder would: the
         # renewal charges it and names anything that changes it later.
-        order.renewal_quote = renewal_quote(app.catalog, term_of(sub),
-                                            billable_members(uow.session, sub.namespace_id)).snapshot()
+        # The same facts the reminders and the charge price with, a scheduled change included.
+        f = facts_of(uow.session, [sub.id])[sub.id]
+        order.renewal_quote = renewal_quote(app.catalog, f.term(), f.billable).snapshot()
     order.completed_at = uow.now
     order.failure_code = order.failure_message = None
     uow.session.flush()
