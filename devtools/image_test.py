@@ -307,7 +307,7 @@ def stop_gracefully(stack: Stack, owner: requests.Session, namespace: int) -> No
     # Events for the relay to be busy with when SIGTERM comes (each goes to trials and notifications).
     for turn in range(BURST):
         answer = owner.put(f"{stack.urls['checkout']}/namespaces/{namespace}/subscription/auto-renew",
-                           json={"enabled": turn % 2 == 1}, timeout=10)
+                           json={"enabled": turn % 2 == 1, "reason": "temporary"}, timeout=10)
         assert answer.ok, answer.text
     for role in STOP_ORDER:
         started = time.monotonic()
