@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.checkout.api.context import checkout
-from services.checkout.api.purchases import IDEMPOTENCY_KEY, answer, replayed, settled_response
+from services.checkout.api.purchases import IDEMPOTENCY_KEY, buy
 from services.checkout.api.quotes import code_result, count_code_attempt
 from services.checkout.api.schemas import (
     ExpansionQuoteSchema,
@@ -16,7 +16,7 @@ from services.checkout.api.schemas import (
     PurchaseResultSchema,
 )
 from services.checkout.domain.expansions import Expansion, Kind
-from services.checkout.usecases import expansions, idempotency, purchases
+from services.checkout.usecases import expansions
 from services.common.web import ProblemSchema, current_principal, request_uow
 
 blp = Blueprint("expansions", __name__,
@@ -66,15 +66,5 @@ class Expansions(MethodView):
     @blp.doc(security=[{"bearerAuth": []}], parameters=[IDEMPOTENCY_KEY])
     def post(self, body: dict[str, Any]) -> Response | tuple[dict[str, Any], int]:
         """Buy seats, an add-on or packs for a namespace with the saved card (Owners only)."""
-        principal = current_principal()
-        if body["discount_code"]:
-            count_code_attempt(principal.user_id)
-        key = idempotency.validate_key(request.headers.get("Idempotency-Key"))
-        fingerprint = idempotency.request_fingerprint(request.path, body)
-        wanted = expansions.ExpansionRequest(body["namespace_id"], _expansion(body), body["discount_code"],
-                                             body["payment_method_id"])
-        result = purchases.purchase(checkout(), request_uow, principal, wanted, key, fingerprint,
-                                    settled_response)
-        if isinstance(result, idempotency.Replay):
-            return replayed(result)
-        return answer(result)
+        return buy(body, expansions.ExpansionRequest(body["namespace_id"], _expansion(body),
+                                                     body["discount_code"], body["payment_method_id"]))

@@ -57,6 +57,21 @@ def answer(settled: Settled) -> Response | tuple[dict[str, Any], int]:
     return replayed(settled_response(settled))
 
 
+def buy(body: dict[str, Any], wanted: purchases.Buyable) -> Response | tuple[dict[str, Any], int]:
+    """Any purchase (a plan, an expansion) as the API takes it: a code attempt counted,
+    the Idempotency-Key checked, then bought once, or its first answer replayed."""
+    principal = current_principal()
+    if body["discount_code"]:
+        count_code_attempt(principal.user_id)
+    key = idempotency.validate_key(request.headers.get("Idempotency-Key"))
+    fingerprint = idempotency.request_fingerprint(request.path, body)
+    result = purchases.purchase(checkout(), request_uow, principal, wanted, key, fingerprint,
+                                settled_response)
+    if isinstance(result, idempotency.Replay):
+        return replayed(result)
+    return answer(result)
+
+
 @blp.route("/purchases")
 class Purchases(MethodView):
     @blp.arguments(PurchaseRequestSchema)
@@ -69,19 +84,9 @@ class Purchases(MethodView):
     @blp.doc(security=[{"bearerAuth": []}], parameters=[IDEMPOTENCY_KEY])
     def post(self, body: dict[str, Any]) -> Response | tuple[dict[str, Any], int]:
         """Buy a plan for a namespace with the saved card (Owners only)."""
-        principal = current_principal()
-        if body["discount_code"]:
-            count_code_attempt(principal.user_id)
-        key = idempotency.validate_key(request.headers.get("Idempotency-Key"))
-        fingerprint = idempotency.request_fingerprint(request.path, body)
-        purchase_request = purchases.PurchaseRequest(
+        return buy(body, purchases.PurchaseRequest(
             namespace_id=body["namespace_id"], selection=selection_from(body),
-            discount_code=body["discount_code"], payment_method_id=body["payment_method_id"])
-        result = purchases.purchase(checkout(), request_uow, principal, purchase_request, key,
-                                    fingerprint, settled_response)
-        if isinstance(result, idempotency.Replay):
-            return replayed(result)
-        return answer(result)
+            discount_code=body["discount_code"], payment_method_id=body["payment_method_id"]))
 
 
 @blp.route("/orders/<id:order_id>")
