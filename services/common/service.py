@@ -63,8 +63,11 @@ class ServiceUnitOfWork(UnitOfWork):
         if known is not None and exposure.experiment in known:
             return  # most evaluations: stored already, as this process knows
         first = self._exposures().store_first(exposure, user_id, namespace_id, self.now)
-        # Either way the table has it now: the next read of this unit caches it.
-        self.after_commit(lambda: self.ctx.known_variations.forget(unit))
+        if first or known is not None:
+            # What this process knew of the unit lacks the row: the next read caches it
+            # afresh. Not when nothing was known: this transaction's own read fills the
+            # cache, and forgetting it then made every quote store again (make bench).
+            self.after_commit(lambda: self.ctx.known_variations.forget(unit))
         if first:
             self._variations.clear()
             self._stored_exposure = True
