@@ -52,7 +52,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if "poolclass" not in kwargs:
             kwargs.setdefault("pool_size", 10)
             kwargs.setdefault("max_overflow", 20)
-        kwargs.setdefault("pool_pre_ping", True)
+        # No ping before each checkout: it was a round trip on every request, for a
+        # failure (a dead pooled connection, after a database restart) that SQLAlchemy
+        # handles anyway: the request that meets it fails (503 database_unavailable,
+        # services/common/web.py) and the whole pool is replaced, so the next one works.
+        kwargs.setdefault("pool_pre_ping", False)
         engine = create_engine(url, **kwargs)
     time_queries(engine)
     return engine

@@ -17,13 +17,14 @@ from apispec import BasePlugin
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 from services.common import input_guard, sessions, timing
 from services.common.auth import Principal, TokenVerifier, bearer_token, verifier_for
-from services.common.errors import DomainError
+from services.common.errors import DomainError, Unavailable
 from services.common.logs import init_error_monitoring, request_id_var
 from services.common.metrics import metrics_response, observe_request
 from services.common.problems import PROBLEM_JSON, Problem, as_problem, from_status
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("access")
 
 MAX_BODY_BYTES = 64 * 1024
+DATABASE_LOST = Unavailable("database_unavailable", "Database connection lost",
+                            "The database connection was lost; try again in a moment.", retry_after=1)
 REQUEST_ID_HEADER = "X-Request-Id"
 ReadinessCheck = Callable[[ServiceContext], None]
 
@@ -249,6 +252,12 @@ def create_service_app(
     def _unexpected(error: Exception) -> Response:
         if isinstance(error, HTTPException):
             return api.handle_http_exception(error)
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            # A pooled connection found dead (the pool does not ping before each
+            # request: services/common/db.py). The pool has been emptied, so a retry
+            # gets a fresh connection; money paths are idempotent, so retrying is safe.
+            log.warning("database connection lost (request %s)", g.get("request_id"))
+            return problem_response(as_problem(DATABASE_LOST))
         log.exception("unhandled error (request %s)", g.get("request_id"))
         return problem_response(from_status(500, "Something went wrong on our side; "
                                             "quote the request id when you contact support."))

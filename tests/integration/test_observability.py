@@ -7,7 +7,7 @@ import logging
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from services.common.logs import JsonFormatter, redact
@@ -126,3 +126,25 @@ def test_stripe_time_is_counted_apart(timed_client) -> None:
                headers=auth(5))
     response = client.post("/billing-account/card-setup", headers=auth(5))
     assert response.status_code == 503 and _timing(response)["stripe"] > 0
+
+
+# psycopg warns when the connection the server terminated is collected without close().
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_connection_the_database_dropped_costs_one_503_then_the_pool_is_fresh(
+        app: Flask, client, postgres_only: None) -> None:
+    """The pool does not ping before each request (a round trip each): a pooled
+    connection that died (a database restart, a failover) fails the one request
+    that meets it with a problem a client can retry, and the pool is replaced."""
+    engine = app.extensions["checkout"].ctx.engine
+    assert client.get("/namespaces/100", headers=auth(1)).status_code == 200  # a pooled connection
+    with engine.connect() as conn:
+        pids = [conn.connection.dbapi_connection.info.backend_pid]  # type: ignore[union-attr]
+    with Session(create_engine(engine.url.render_as_string(hide_password=False))) as admin:
+        for pid in pids:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        admin.get_bind().dispose()  # type: ignore[union-attr]
+    lost = client.get("/namespaces/100", headers=auth(1))
+    assert lost.status_code == 503, lost.json
+    assert lost.json["code"] == "database_unavailable" and lost.headers["Retry-After"] == "1"
+    assert "Traceback" not in lost.get_data(as_text=True)
+    assert client.get("/namespaces/100", headers=auth(1)).status_code == 200
