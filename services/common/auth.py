@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,8 @@ PLATFORM_ROLES = frozenset({"admin", "support", "growth"})
 # What a service token may add to `service`: the traffic source of what it causes.
 SERVICE_EXTRA_ROLES = frozenset({"synthetic", "demo"})
 SERVICE_TOKEN_TTL = timedelta(minutes=5)
+VERIFIED_SECONDS = 60.0  # how long a verified token is taken without checking it again
+VERIFIED_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -298,8 +300,29 @@ class TokenVerifier:
     leeway_seconds: int = 30
     dev_secret: str | None = None  # HS256; None in production
     service_keys: Mapping[str, Ed25519PublicKey] | None = None
+    # Tokens verified lately: {token: (who, until)}. A client sends the same token
+    # with every request, and verifying it (parsing twice, a signature) was a tenth
+    # of a quote's time (benchmarks/results/profiles/quote.txt). An entry lasts
+    # VERIFIED_SECONDS at most and never past the token's own expiry; a key removed
+    # from the provider's JWKS stops its tokens within that time.
+    _verified: dict[str, tuple[Principal, float]] = field(default_factory=dict, repr=False)
+    monotonic: Callable[[], float] = time.monotonic  # the cache's clock (tests move it)
 
     def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        now = self.monotonic()
+        if known is not None and now < known[1]:
+            return known[0]
+        principal = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()  # crude, and rare: more live tokens than this in minutes
+        expires = jwt.decode(token, options={"verify_signature": False}).get("exp")
+        if isinstance(expires, int | float):
+            left = min(VERIFIED_SECONDS, float(expires) - time.time())
+            self._verified[token] = (principal, now + left)
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -231,6 +231,7 @@ def verifier(keys: KeyServer, *, production: bool = True, ticks: Ticks | None = 
     if ticks is not None:
         assert built.discovery is not None
         built.keys = JwksCache(built.discovery.jwks_uri, monotonic=ticks)
+        built.monotonic = ticks  # verified tokens are remembered on the same clock
     return built
 
 
@@ -335,6 +336,22 @@ def test_while_the_jwks_is_down_the_cached_key_works_until_it_expires(keys: KeyS
     refused(check, sign(key, kid, keys.url))
 
 
+def test_a_verified_token_is_taken_again_for_a_minute_at_most(keys: KeyServer) -> None:
+    """Verifying is skipped for a token seen lately; a key the provider dropped
+    stops its tokens once that minute is over."""
+    kid, key, public = new_key("k1")
+    keys.keys = [public]
+    ticks = Ticks()
+    check = verifier(keys, ticks=ticks)
+    token = sign(key, kid, keys.url)
+    assert check.verify(token).user_id == 1
+    keys.keys = [new_key("k2")[2]]  # k1 rotated away; the cached key set keeps it until its refresh
+    ticks.now += 30
+    assert check.verify(token).user_id == 1
+    ticks.now += 301  # past the minute and the key set's refresh
+    refused(check, token)
+
+
 def test_with_the_jwks_down_from_the_start_nothing_is_accepted(keys: KeyServer) -> None:
     kid, key, public = new_key("k1")
     keys.keys, keys.down = [public], True
@@ -354,4 +371,5 @@ def test_a_provider_naming_no_kid_rotates_its_only_key(keys: KeyServer) -> None:
     keys.keys = [{k: v for k, v in new_public.items() if k != "kid"}]
     ticks.now += 31
     assert check.verify(jwt.encode(no_kid, new, algorithm="RS256")).user_id == 1
+    ticks.now += 60  # past the minute a verified token is remembered (VERIFIED_SECONDS)
     refused(check, jwt.encode(no_kid, old, algorithm="RS256"))  # the old key is gone
