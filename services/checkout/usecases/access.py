@@ -31,12 +31,18 @@ def load_with_membership(session: Session, namespace_id: int, principal: Princip
     else:
         params = {"ns": namespace_id, "user": principal.user_id}
         namespace, membership = session.execute(_NAMESPACE_AND_MEMBERSHIP, params).first() or (None, None)
+    return visible(namespace, membership, principal, namespace_id, owner=owner), membership
+
+
+def visible(namespace: Namespace | None, membership: Membership | None, principal: Principal,
+            namespace_id: int, *, owner: bool = False) -> Namespace:
+    """The namespace if the caller may see it (and buy for it, with `owner`)."""
     if namespace is None or (membership is None and not principal.is_admin):
         raise not_found("namespace", namespace_id)
     if owner and (membership is None or membership.role != "owner"):
         raise Forbidden("not_owner", "Owner role required",
                         f"Only Owners of {namespace.path} can buy for it.")
-    return namespace, membership
+    return namespace
 
 
 def load_for_billing(session: Session, namespace_id: int, principal: Principal, *,
@@ -69,6 +75,10 @@ def billable_members(session: Session, namespace_id: int) -> int:
 
 def namespace_facts(session: Session, namespace: Namespace) -> NamespaceFacts:
     billable, sub = session.execute(_FACTS, {"ns": namespace.id}).first() or (0, None)
+    return facts_of(namespace, billable, sub)
+
+
+def facts_of(namespace: Namespace, billable: int | None, sub: Subscription | None) -> NamespaceFacts:
     current = CurrentTerm(sub.id, sub.plan, sub.seats, sub.term_start, sub.term_end,
                           tuple((a.sku, a.seats) for a in sub.addons)) if sub else None
     return NamespaceFacts(namespace.id, namespace.is_top_level, namespace.plan, billable or 0, current)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.checkout.domain.offers import SmbPrompt
 from services.checkout.domain.pricing import Quote, Selection, assemble_quote
 from services.checkout.runtime import Checkout
-from services.checkout.usecases import access, discounts, offers
+from services.checkout.usecases import discounts, offers
 from services.common.auth import Principal
 from services.common.service import ServiceUnitOfWork
 from services.common.telemetry import Step
@@ -27,10 +27,8 @@ def create_quote(app: Checkout, uow: ServiceUnitOfWork, principal: Principal, na
     one (only while no code is entered: the prompt is about using one)."""
     with uow:
         uow.telemetry_only()
-        namespace = access.load_namespace(uow.session, namespace_id, principal)
-        facts = access.namespace_facts(uow.session, namespace)
-        prompt = None if code else offers.smb_prompt(uow, app.offers,
-                                                      offers.attributes(uow.session, principal, facts))
+        facts, attributes = offers.for_quote(uow.session, principal, namespace_id)
+        prompt = None if code else offers.smb_prompt(uow, app.offers, attributes)
         today = uow.now.date()
         quote = assemble_quote(app.catalog, selection, facts, today)
         outcome = None
