@@ -64,6 +64,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
+from benchmarks.bench_identity import BenchProvider
 from benchmarks.ceiling_report import TOTAL, Result, Run, render
 from deploy.entrypoint import GUNICORN_CONFIG, plan
 from devtools.devstack import register_webhook
@@ -71,8 +72,7 @@ from flags.client import Flags
 from loadtests import population
 from services.checkout.app import create_app
 from services.checkout.seed import seed_database
-from services.common.auth import issue_token
-from services.common.clock import SystemClock
+from services.common.auth import generate_service_key, public_key_pem
 from services.common.config import ROOT, Settings, normalise_database_url
 from services.common.migrate import upgrade
 
@@ -80,7 +80,10 @@ RESULTS = Path(__file__).resolve().parent / "results" / "ceiling.md"
 BENCHFILE = ROOT / "loadtests" / "bench.py"
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 DATABASES = {"checkout": "bench_checkout", "trials": "bench_trials"}
-PORTS = {"bare": 18000, "checkout": 18001, "trials": 18002, "localstripe": 18420}
+PORTS = {"bare": 18000, "checkout": 18001, "trials": 18002, "floor": 18003, "localstripe": 18420,
+         "provider": 18430}
+MEMORY_READINGS = (20_000, 100_000)  # requests served when resident memory is read
+MEMORY_CHUNK_SECONDS = 20
 FLAG_ATTRIBUTES = {"id": "1", "namespace_id": "100", "plan": "premium", "new_customer": True}
 
 
@@ -126,7 +129,7 @@ class Stack:
 
     def start(self, name: str, command: list[str], health: str, extra_env: dict[str, str] | None = None
               ) -> Server:
-        root = ROOT if name in ("bare", "localstripe") else self.code_root
+        root = ROOT if name in ("bare", "floor", "localstripe") else self.code_root
         env = {**self.env, **(extra_env or {}), "PYTHONPATH": str(root)}
         # Each gunicorn sums its own workers' metrics: one directory each (it is emptied at start).
         env["PROMETHEUS_MULTIPROC_DIR"] = str(self.workdir / f"metrics-{name}")
@@ -141,9 +144,9 @@ class Stack:
 
     def gunicorn(self, service: str, extra_env: dict[str, str] | None = None) -> Server:
         port = PORTS[service]
-        if service == "bare":
+        if service in ("bare", "floor"):
             command = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG),
-                       "--bind", f"127.0.0.1:{port}", "benchmarks.bare_app:create_app()"]
+                       "--bind", f"127.0.0.1:{port}", f"benchmarks.{service}_app:create_app()"]
         else:  # exactly what the container runs, bound to loopback
             command = plan(["serve", service], {"PORT": str(port)})
             command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
@@ -160,21 +163,53 @@ class Stack:
 
 
 # --- databases and population ------------------------------------------------------
-@contextmanager
-def databases(server_url: str) -> Iterator[dict[str, str]]:
-    """Fresh bench_checkout and bench_trials, migrated (kept afterwards for a look)."""
+def fresh_databases(server_url: str, names: dict[str, str]) -> dict[str, str]:
+    """{service: url} of fresh databases (dropped first, kept afterwards for a look), migrated."""
     base = make_url(normalise_database_url(server_url))
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     urls = {}
     with admin.connect() as conn:
-        for service, name in DATABASES.items():
+        for service, name in names.items():
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
             urls[service] = base.set(database=name).render_as_string(hide_password=False)
     admin.dispose()
     for service, url in urls.items():
         upgrade(service, url)
-    yield urls
+    return urls
+
+
+def relay_directory(urls: dict[str, str], env: dict[str, str]) -> int:
+    """Deliver checkout's outbox (the population's directory and subscription
+    events) to trials as the worker's relay does: over HTTP, with checkout's
+    service token, to a trials of this copy of the code served in-process.
+    Returns how many events were relayed."""
+    from services.checkout.app import create_app as checkout_app
+    from services.common.auth import service_token
+    from services.common.relay import relay_once
+    from services.common.routing import subscribers
+    from services.trials.app import create_app as trials_app
+
+    trials = trials_app(Settings.from_env("trials", env))
+    server = make_server("127.0.0.1", 0, trials, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    checkout = checkout_app(Settings.from_env("checkout", env))
+    ctx = checkout.extensions["checkout"].ctx
+    settings = ctx.settings.with_overrides(
+        service_urls={**ctx.settings.service_urls, "trials": f"http://127.0.0.1:{server.server_port}"})
+    to_trials = [s for s in subscribers("checkout", settings) if s.name == "trials"]
+    relayed = 0
+    try:
+        while published := relay_once(ctx, to_trials, token=lambda name: service_token(settings, name),
+                                      batch=500):
+            relayed += published
+    finally:
+        server.shutdown()
+        server.server_close()
+        ctx.close()
+        trials.extensions["trials"].ctx.close()
+    return relayed
 
 
 @contextmanager
@@ -195,10 +230,10 @@ def provisioning_checkout(settings: Settings) -> Iterator[str]:
         app.extensions["checkout"].ctx.close()
 
 
-def with_role(people: list[population.SyntheticUser], secret: str, role: str
-              ) -> list[population.SyntheticUser]:
-    now = SystemClock().now()
-    return [replace(p, token=issue_token(secret, p.user_id, p.email, (role,), now=now)) for p in people]
+def with_provider_tokens(people: list[population.SyntheticUser], provider: BenchProvider
+                         ) -> list[population.SyntheticUser]:
+    """The same people with tokens from the benchmark's provider, as production takes them."""
+    return [replace(p, token=provider.token(p.user_id, p.email)) for p in people]
 
 
 # --- load runs -------------------------------------------------------------------
@@ -307,8 +342,13 @@ def machine(pg_url: str) -> dict[str, str]:
 
 # --- the run -----------------------------------------------------------------------
 def production_env(urls: dict[str, str], stripe_url: str, redis_url: str) -> dict[str, str]:
-    """What `entrypoint serve` needs in production, with throwaway secrets."""
+    """What `entrypoint serve` needs in production, with throwaway secrets and
+    service keys (checkout's relay shows trials its own token)."""
+    keys = {caller: generate_service_key() for caller in ("checkout", "trials")}
     return {
+        "CHECKOUT_SERVICE_KEY": keys["checkout"], "TRIALS_SERVICE_KEY": keys["trials"],
+        "SERVICE_PUBLIC_KEYS": json.dumps({caller: public_key_pem(key) for caller, key in keys.items()}),
+        "FLOOR_DATABASE_URL": urls["checkout"],
         **os.environ, "APP_ENV": "production", "PYTHONPATH": str(ROOT),
         "AUTH_SECRET": secrets.token_hex(32), "STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(16),
         "STRIPE_PUBLISHABLE_KEY": "pk_test_" + secrets.token_hex(16),
@@ -345,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="also write the raw numbers here (for --baseline)")
     parser.add_argument("--baseline", type=Path,
                         help="a --json file of an earlier run: adds a 'before' column")
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="skip resident memory per worker after 20,000 and 100,000 requests")
     parser.add_argument("--no-recycle-check", dest="recycle_check", action="store_false",
                         help="skip the second suite with gunicorn workers never recycled")
     parser.add_argument("--code-root", type=Path, default=ROOT,
@@ -360,9 +402,11 @@ class Bench:
         self.args = args
         self.workdir: Path = args.workdir
         self.stripe_url = f"http://127.0.0.1:{PORTS['localstripe']}"
-        urls = stack.enter_context(databases(args.database_url))
-        seed_database(urls["checkout"])
-        self.env = production_env(urls, self.stripe_url, args.redis_url)
+        self.urls = fresh_databases(args.database_url, DATABASES)
+        seed_database(self.urls["checkout"])
+        self.provider = BenchProvider(self.workdir, PORTS["provider"])
+        stack.callback(self.provider.close)
+        self.env = {**production_env(self.urls, self.stripe_url, args.redis_url), **self.provider.env()}
         self.servers = Stack(self.workdir, self.env, args.code_root)
         stack.callback(self.servers.close)
         binary = shutil.which("localstripe", path=os.path.dirname(sys.executable)) or "localstripe"
@@ -378,29 +422,29 @@ class Bench:
         print("population ...", flush=True)
         quoting, buying = args.users * 2, args.users * 25 * (args.duration + args.warmup) // 10
         prospecting = args.prospect_users * (args.prospect_time // 6 + 2)
-        with provisioning_checkout(self.settings) as url:
+        # The population is made through a development checkout (the platform's
+        # hooks are signed with its development secret); the served stack is production.
+        with provisioning_checkout(self.settings.with_overrides(environment="development")) as url:
             stack = population.Stack(checkout_url=url, stripe_url=self.stripe_url,
                                      secret=self.settings.auth_secret)
             free = population.provision(stack, first_id=population.FIRST_IDS["free"],
                                         count=quoting + buying + prospecting, kind="free")
             owners = population.provision(stack, first_id=population.FIRST_IDS["premium"],
                                           count=max(args.users, 64), kind="premium")
+        print(f"relayed {relay_directory(self.urls, self.env)} events to trials", flush=True)
         warm = args.users * 25 * args.warmup // 10
         self.files = {
             "synthetic": self._write("synthetic", free[:quoting], owners),
-            "demo": self._write("demo", free[:quoting], owners, role="demo"),
             "buying-warmup": self._write("buying-warmup", free[quoting:quoting + warm], []),
             "buying": self._write("buying", free[quoting + warm:quoting + buying], []),
             "prospects": self._write("prospects", free[quoting + buying:], []),
         }
 
-    def _write(self, name: str, free: list[population.SyntheticUser], premium: list[population.SyntheticUser],
-               role: str = "synthetic") -> str:
-        if role != "synthetic":
-            free = with_role(free, self.settings.auth_secret, role)
-            premium = with_role(premium, self.settings.auth_secret, role)
+    def _write(self, name: str, free: list[population.SyntheticUser], premium: list[population.SyntheticUser]
+               ) -> str:
         path = self.workdir / f"population-{name}.json"
-        population.write(path, {"free": free, "premium": premium}, role=role)
+        population.write(path, {"free": with_provider_tokens(free, self.provider),
+                                "premium": with_provider_tokens(premium, self.provider)}, role="synthetic")
         return str(path)
 
     def measure(self, label: str, cls: str, url: str, population_file: str, *, traffic: str = "synthetic",
@@ -419,21 +463,23 @@ class Bench:
         return results
 
     def suite(self, extra_env: dict[str, str] | None = None, suffix: str = "") -> dict[str, Result]:
-        """Bare, quote, eligibility and the directory call, servers started with `extra_env`."""
+        """Bare, floor, quote, eligibility and checkout's namespace read, servers started with `extra_env`."""
         bare = self.servers.gunicorn("bare", extra_env)
+        floor = self.servers.gunicorn("floor", extra_env)
         checkout = self.start_checkout(extra_env)
         trials = self.servers.gunicorn("trials", extra_env)
         synthetic = self.files["synthetic"]
         runs = {
             "bare": self.measure(f"bare{suffix}", "Bare", bare.url, synthetic)[TOTAL],
+            "floor": self.measure(f"floor{suffix}", "Bare", floor.url, synthetic)[TOTAL],
             "quote": self.measure(f"quote{suffix}", "Quote", checkout.url, synthetic)["POST /quotes"],
             "eligibility": self.measure(f"eligibility{suffix}", "Eligibility", trials.url, synthetic)[
                 "GET /namespaces/[id]/trials/eligibility"],
             "lookup": self.measure(f"lookup{suffix}", "NamespaceLookup", checkout.url, synthetic)[
                 "GET /namespaces/[id]"],
         }
-        self.servers.stop("bare")
-        self.servers.stop("trials")
+        for name in ("bare", "floor", "trials"):
+            self.servers.stop(name)
         return runs
 
     def throughput(self) -> tuple[dict[str, Result], dict[str, Result], dict[str, Result]]:
@@ -462,9 +508,30 @@ class Bench:
             for index, (name, extra) in enumerate(TELEMETRY_SETTINGS.items()):
                 checkout = self.start_checkout(extra)
                 measured = self.measure(f"telemetry-{index}-{round_}", "Quote", checkout.url,
-                                        self.files["demo"], traffic="demo")
+                                        self.files["synthetic"])
                 results[name].append(measured["POST /quotes"])
         return results
+
+    def memory(self, readings: tuple[int, ...] = MEMORY_READINGS) -> dict[str, dict[str, list[float]]]:
+        """Resident memory (MB) of each gunicorn worker after `readings` requests
+        of the service's hot path, workers never recycled (recycling would hide growth)."""
+        found: dict[str, dict[str, list[float]]] = {}
+        for service, cls in (("checkout", "Quote"), ("trials", "Eligibility")):
+            server = (self.start_checkout if service == "checkout" else
+                      functools.partial(self.servers.gunicorn, "trials"))({"GUNICORN_MAX_REQUESTS": "0"})
+            served, found[service] = 0, {}
+            for target in readings:
+                while served < target:
+                    results = run_locust(self.workdir, f"memory-{service}-{served}", locustfile=BENCHFILE,
+                                         classes=[cls], users=self.args.users, seconds=MEMORY_CHUNK_SECONDS,
+                                         env={"BENCH_URL": server.url,
+                                              "LOADTEST_POPULATION": self.files["synthetic"]})
+                    served += results[TOTAL].requests
+                found[service][str(target)] = [rss_mb(pid) for pid in worker_pids(server.proc.pid)]
+                print(f"memory {service} after {served} requests: {found[service][str(target)]} MB",
+                      flush=True)
+            self.servers.stop(service)
+        return found
 
     def prospects(self) -> dict[str, Result]:
         """The Prospect profile as a load tester runs it: think time, cards, codes, 3-D Secure."""
@@ -478,6 +545,26 @@ class Bench:
                              reset_stats=False, env=env)
         print(f"prospects: {results[TOTAL].failures} failed of {results[TOTAL].requests}", flush=True)
         return results
+
+
+def worker_pids(master: int) -> list[int]:
+    """gunicorn's worker processes: the master's children."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:
+            children.append(int(stat.parent.name))
+    return sorted(children)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
 
 
 TELEMETRY_SETTINGS = {
@@ -511,13 +598,14 @@ def main(argv: list[str]) -> int:
         bench = Bench(args, stack)
         runs, funnel, steady = bench.throughput()
         telemetry = bench.telemetry()
+        memory = bench.memory() if args.memory else {}
         prospects = bench.prospects() if args.prospect_time else {}
         flags = flag_costs(bench.settings)
         print("flags:", flags, flush=True)
         options = {k: getattr(args, k) for k in ("users", "duration", "warmup", "rounds", "prospect_users",
                                                   "prospect_time")}
         run = Run(started=f"{started:%Y-%m-%d %H:%M}", info=info, options=options, runs=runs, steady=steady,
-                  funnel=funnel, telemetry=telemetry, flags=flags, prospects=prospects)
+                  funnel=funnel, telemetry=telemetry, flags=flags, prospects=prospects, memory=memory)
         if args.json:
             run.save(args.json)
         text = render(run, Run.load(args.baseline) if args.baseline else None)

@@ -33,6 +33,7 @@ Environment (loadtests/knobs.py):
   LOADTEST_STAGES              unset: -u/-r/-t as usual. "1m:10,2m:50,30s:0": a ramping shape,
                                each stage reaching its user count over its duration; then stop.
   LOADTEST_SERVER_TIMING_OUT   unset: where to write the mean Server-Timing (db, stripe, app)
+                               and the median of db + app (the project's own share)
                                per endpoint as JSON when the run ends (loadtests/run.py sets it).
 
 Every request to our services carries `X-Traffic-Source: synthetic` with a token
@@ -55,6 +56,7 @@ import os
 import random
 import re
 import socket
+import statistics
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -283,6 +285,7 @@ def _population_exists(environment: Any, **_: Any) -> None:
 
 # --- Server-Timing: where each endpoint's time went, averaged --------------------
 _timing: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+_project: dict[str, list[float]] = defaultdict(list)
 _TIMING_PART = re.compile(r"(\w+);dur=([\d.]+)")
 
 
@@ -291,10 +294,14 @@ def _collect_server_timing(request_type: str, name: str, response: Any = None, *
     header = response.headers.get("Server-Timing") if response is not None and response.headers else None
     if not header:
         return
-    tally = _timing[f"{request_type} {name}"]
+    key = f"{request_type} {name}"
+    tally = _timing[key]
     tally["count"] += 1
-    for part, ms in _TIMING_PART.findall(header):
-        tally[part] += float(ms)
+    parts = {part: float(ms) for part, ms in _TIMING_PART.findall(header)}
+    for part, ms in parts.items():
+        tally[part] += ms
+    # The project's own share (database and application, not Stripe's), per request: its median.
+    _project[key].append(parts.get("db", 0.0) + parts.get("app", 0.0))
 
 
 @events.quitting.add_listener
@@ -302,7 +309,8 @@ def _write_server_timing(**_: Any) -> None:
     out = os.environ.get("LOADTEST_SERVER_TIMING_OUT")
     if not out:
         return
-    means = {name: {k: round(v / t["count"], 2) for k, v in t.items() if k != "count"} | {"count": t["count"]}
+    means = {name: {k: round(v / t["count"], 2) for k, v in t.items() if k != "count"}
+             | {"count": t["count"], "project_p50": round(statistics.median(_project[name]), 2)}
              for name, t in _timing.items() if t["count"]}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(means, indent=1, sort_keys=True))
