@@ -71,6 +71,7 @@ from devtools.devstack import register_webhook
 from flags.client import Flags
 from loadtests import population
 from services.checkout.app import create_app
+from services.checkout.config import CheckoutSettings
 from services.checkout.seed import seed_database
 from services.common.auth import generate_service_key, public_key_pem
 from services.common.config import ROOT, Settings, normalise_database_url
@@ -95,7 +96,7 @@ class Server:
     proc: subprocess.Popen[bytes]
 
 
-def _wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -139,7 +140,7 @@ class Stack:
         url = health.rsplit("/", 1)[0] if health.endswith("/healthz") else health
         server = Server(name, url, proc)
         self.servers[name] = server
-        _wait_until_up(health, proc)
+        wait_until_up(health, proc)
         return server
 
     def gunicorn(self, service: str, extra_env: dict[str, str] | None = None) -> Server:
@@ -376,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=5, help="seconds of unmeasured load before each")
     parser.add_argument("--rounds", type=positive_int, default=2, help="telemetry settings: runs of each")
     parser.add_argument("--prospect-users", type=positive_int, default=50)
-    parser.add_argument("--prospect-time", type=positive_int, default=120)
+    parser.add_argument("--prospect-time", type=int, default=120, help="0: skip the prospects run")
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
@@ -412,7 +413,7 @@ class Bench:
         binary = shutil.which("localstripe", path=os.path.dirname(sys.executable)) or "localstripe"
         self.servers.start("localstripe", [binary, "--port", str(PORTS["localstripe"]), "--from-scratch"],
                            f"{self.stripe_url}/v1/customers")
-        self.settings = Settings.from_env("checkout", self.env)
+        self.settings = CheckoutSettings.from_env("checkout", self.env)
         self._populate()
 
     def _populate(self) -> None:
@@ -421,6 +422,9 @@ class Bench:
         args = self.args
         print("population ...", flush=True)
         quoting, buying = args.users * 2, args.users * 25 * (args.duration + args.warmup) // 10
+        # One buyer at a time buys about ten a second at most.
+        alone = [quoting + buying, quoting + buying + 12 * args.warmup,
+                 quoting + buying + 12 * (args.warmup + args.duration)]
         prospecting = args.prospect_users * (args.prospect_time // 6 + 2)
         # The population is made through a development checkout (the platform's
         # hooks are signed with its development secret); the served stack is production.
@@ -428,7 +432,7 @@ class Bench:
             stack = population.Stack(checkout_url=url, stripe_url=self.stripe_url,
                                      secret=self.settings.auth_secret)
             free = population.provision(stack, first_id=population.FIRST_IDS["free"],
-                                        count=quoting + buying + prospecting, kind="free")
+                                        count=alone[2] + prospecting, kind="free")
             owners = population.provision(stack, first_id=population.FIRST_IDS["premium"],
                                           count=max(args.users, 64), kind="premium")
         print(f"relayed {relay_directory(self.urls, self.env)} events to trials", flush=True)
@@ -437,7 +441,9 @@ class Bench:
             "synthetic": self._write("synthetic", free[:quoting], owners),
             "buying-warmup": self._write("buying-warmup", free[quoting:quoting + warm], []),
             "buying": self._write("buying", free[quoting + warm:quoting + buying], []),
-            "prospects": self._write("prospects", free[quoting + buying:], []),
+            "buying-alone-warmup": self._write("buying-alone-warmup", free[alone[0]:alone[1]], []),
+            "buying-alone": self._write("buying-alone", free[alone[1]:alone[2]], []),
+            "prospects": self._write("prospects", free[alone[2]:], []),
         }
 
     def _write(self, name: str, free: list[population.SyntheticUser], premium: list[population.SyntheticUser]
@@ -448,14 +454,15 @@ class Bench:
         return str(path)
 
     def measure(self, label: str, cls: str, url: str, population_file: str, *, traffic: str = "synthetic",
-                warmup_file: str | None = None) -> dict[str, Result]:
+                warmup_file: str | None = None, users: int | None = None) -> dict[str, Result]:
         """A warm-up run (not counted), then the measured run, of one closed-loop user class."""
         env = {"BENCH_URL": url, "STRIPE_URL": self.stripe_url, "BENCH_TRAFFIC": traffic}
+        users = users or self.args.users
         if self.args.warmup:
             run_locust(self.workdir, f"{label}-warmup", locustfile=BENCHFILE, classes=[cls],
-                       users=self.args.users, seconds=self.args.warmup,
+                       users=users, seconds=self.args.warmup,
                        env={**env, "LOADTEST_POPULATION": warmup_file or population_file})
-        results = run_locust(self.workdir, label, locustfile=BENCHFILE, classes=[cls], users=self.args.users,
+        results = run_locust(self.workdir, label, locustfile=BENCHFILE, classes=[cls], users=users,
                              seconds=self.args.duration, env={**env, "LOADTEST_POPULATION": population_file})
         total = results[TOTAL]
         print(f"{label:<32} {total.rps:8.1f} req/s  p50 {total.p50:5.0f} ms  p99 {total.p99:5.0f} ms  "
@@ -478,22 +485,28 @@ class Bench:
             "lookup": self.measure(f"lookup{suffix}", "NamespaceLookup", checkout.url, synthetic)[
                 "GET /namespaces/[id]"],
         }
+        self.servers.stop("floor")
+        relaxed = self.servers.gunicorn("floor", {**(extra_env or {}), "FLOOR_SYNCHRONOUS_COMMIT": "off"})
+        runs["floor_relaxed"] = self.measure(f"floor-relaxed{suffix}", "Bare", relaxed.url, synthetic)[TOTAL]
         for name in ("bare", "floor", "trials"):
             self.servers.stop(name)
         return runs
 
-    def throughput(self) -> tuple[dict[str, Result], dict[str, Result], dict[str, Result]]:
-        """The suite as deployed, the purchase funnel, and the suite with workers never recycled."""
+    def throughput(self) -> tuple[dict[str, Result], dict[str, Result], dict[str, Result], dict[str, Result]]:
+        """The suite as deployed, the purchase funnel (at --users, then one buyer at
+        a time), and the suite with workers never recycled."""
         runs = self.suite()
         checkout = self.start_checkout()
         funnel = self.measure("purchase", "Purchase", checkout.url, self.files["buying"],
                               warmup_file=self.files["buying-warmup"])
+        alone = self.measure("purchase-alone", "Purchase", checkout.url, self.files["buying-alone"],
+                             warmup_file=self.files["buying-alone-warmup"], users=1)
         # gunicorn recycles a worker every ~20,000 requests (max_requests); a new worker
         # imports the app again: the never-recycled suite shows what that costs.
         steady = {}
         if self.args.recycle_check:
             steady = self.suite({"GUNICORN_MAX_REQUESTS": "0"}, "-not-recycled")
-        return runs, funnel, steady
+        return runs, funnel, alone, steady
 
     def start_checkout(self, extra_env: dict[str, str] | None = None) -> Server:
         self.servers.stop("checkout")
@@ -596,7 +609,7 @@ def main(argv: list[str]) -> int:
         if not args.keep:
             stack.callback(shutil.rmtree, args.workdir, True)
         bench = Bench(args, stack)
-        runs, funnel, steady = bench.throughput()
+        runs, funnel, alone, steady = bench.throughput()
         telemetry = bench.telemetry()
         memory = bench.memory() if args.memory else {}
         prospects = bench.prospects() if args.prospect_time else {}
@@ -605,7 +618,8 @@ def main(argv: list[str]) -> int:
         options = {k: getattr(args, k) for k in ("users", "duration", "warmup", "rounds", "prospect_users",
                                                   "prospect_time")}
         run = Run(started=f"{started:%Y-%m-%d %H:%M}", info=info, options=options, runs=runs, steady=steady,
-                  funnel=funnel, telemetry=telemetry, flags=flags, prospects=prospects, memory=memory)
+                  funnel=funnel, funnel_alone=alone, telemetry=telemetry, flags=flags, prospects=prospects,
+                  memory=memory)
         if args.json:
             run.save(args.json)
         text = render(run, Run.load(args.baseline) if args.baseline else None)

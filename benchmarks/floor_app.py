@@ -9,6 +9,10 @@ application adds on top.
     FLOOR_DATABASE_URL=postgresql://... gunicorn --config deploy/gunicorn.conf.py \
         'benchmarks.floor_app:create_app()'
 
+FLOOR_SYNCHRONOUS_COMMIT=off makes the commit not wait for the disk (as
+checkout and trials commit what only records what a person saw): the floor
+of a request whose write may be lost in a crash.
+
 The SELECT reads a namespace by primary key (checkout's `namespaces`); the
 INSERT appends to a table of its own (`floor_events`, made at start), shaped
 like a funnel row (a uuid, a step, a JSON document, a time).
@@ -30,6 +34,7 @@ from services.common.db import make_engine
 _SELECT = text("SELECT id, path, plan FROM namespaces WHERE id = :id")
 _INSERT = text("INSERT INTO floor_events (event_id, step, properties, occurred_at) "
                "VALUES (:event_id, :step, CAST(:properties AS JSONB), :occurred_at)")
+_RELAXED = text("SET LOCAL synchronous_commit TO OFF")
 _TABLE = text("CREATE TABLE IF NOT EXISTS floor_events (id BIGSERIAL PRIMARY KEY, event_id VARCHAR(36) "
               "UNIQUE NOT NULL, step VARCHAR(64) NOT NULL, properties JSONB NOT NULL, "
               "occurred_at TIMESTAMPTZ NOT NULL)")
@@ -39,6 +44,7 @@ def create_app() -> Flask:
     engine = make_engine(os.environ["FLOOR_DATABASE_URL"])
     with engine.begin() as conn:
         conn.execute(_TABLE)
+    relaxed = os.environ.get("FLOOR_SYNCHRONOUS_COMMIT", "on").lower() == "off"
     app = Flask("floor")
     app.json.sort_keys = False  # type: ignore[attr-defined]  # as the services do
 
@@ -47,6 +53,8 @@ def create_app() -> Flask:
         body = request.get_json(silent=True) or {}
         namespace_id = int(body.get("namespace_id", 100))
         with engine.begin() as conn:
+            if relaxed:
+                conn.execute(_RELAXED)
             row = conn.execute(_SELECT, {"id": namespace_id}).first()
             conn.execute(_INSERT, {"event_id": str(uuid.uuid4()), "step": "quoted",
                                    "properties": json.dumps({"seats": body.get("seats", 5)}),
