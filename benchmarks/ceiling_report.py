@@ -236,7 +236,8 @@ def render(run: Run, baseline: Run | None = None) -> str:
                   f"{total.rps:.0f} requests/s in all, {total.failures} failed of {total.requests}.", ""]
         if alone := run.funnel_alone.get("POST /purchases"):
             lines += ["One buyer at a time (1 user, closed loop): "
-                      f"{alone.rps:.1f} purchases/s, `POST /purchases` p50 {alone.p50:.0f} ms, p99 {alone.p99:.0f} ms "
+                      f"{alone.rps:.1f} purchases/s, `POST /purchases` p50 {alone.p50:.0f} ms, "
+                      f"p99 {alone.p99:.0f} ms "
                       f"({timing_text(alone)} ms; db + app at p50 "
                       f"{alone.timing.get('project_p50', float('nan')):.1f} ms).", ""]
     if run.telemetry:
