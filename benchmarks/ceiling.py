@@ -15,8 +15,10 @@ APP_ENV=production:
    in-process, since the served copy may predate them);
 2. closed-loop runs (no think time, --users at once) of the bare endpoint
    (benchmarks/bare_app.py), POST /quotes, trial eligibility, checkout's
-   GET /namespaces/{id} (what eligibility asks checkout for) and the purchase
-   funnel against localstripe: requests/s, p50, p99, and the ratio to bare;
+   GET /namespaces/{id} (what eligibility asked checkout for before trials kept
+   its read model, which checkout's relay feeds before the runs; starting a
+   trial still asks it) and the purchase funnel against localstripe:
+   requests/s, p50, p99, and the ratio to bare;
    the first four again with gunicorn workers never recycled;
 3. POST /quotes with FUNNEL_TELEMETRY=off, on, and on with PostHog forwarding
    to an unreachable host (demo traffic, which is forwarded; synthetic never
@@ -69,12 +71,16 @@ from deploy.entrypoint import GUNICORN_CONFIG, plan
 from devtools.devstack import register_webhook
 from flags.client import Flags
 from loadtests import population
+from services.checkout.adapters.models import ExposureRow, FunnelEventRow, OutboxMessage
 from services.checkout.app import create_app
 from services.checkout.seed import seed_database
-from services.common.auth import issue_token
+from services.common.auth import issue_token, service_token
 from services.common.clock import SystemClock
 from services.common.config import ROOT, Settings, normalise_database_url
 from services.common.migrate import upgrade
+from services.common.relay import relay_once
+from services.common.routing import subscribers
+from services.common.service import build_context
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ceiling.md"
 BENCHFILE = ROOT / "loadtests" / "bench.py"
@@ -193,6 +199,25 @@ def provisioning_checkout(settings: Settings) -> Iterator[str]:
         server.server_close()
         thread.join(timeout=5)
         app.extensions["checkout"].ctx.close()
+
+
+def feed_trials(settings: Settings, trials_url: str) -> int:
+    """Trials answers eligibility from its read model of checkout's namespaces
+    (services/trials/usecases/directory.py): checkout's relay brings it the
+    population's directory and subscription events first, as checkout's worker
+    would (here nobody runs one). Returns how many events went out."""
+    settings = settings.with_overrides(service_urls={**settings.service_urls, "trials": trials_url})
+    ctx = build_context("checkout", settings, None, OutboxMessage, FunnelEventRow, ExposureRow)
+    to_trials = [s for s in subscribers("checkout", settings) if s.name == "trials"]
+    sent = 0
+    try:
+        while batch := relay_once(ctx, to_trials, token=lambda audience: service_token(settings, audience),
+                                  batch=500):
+            sent += batch
+    finally:
+        ctx.close()
+    print(f"relayed {sent} events to trials' read model", flush=True)
+    return sent
 
 
 def with_role(people: list[population.SyntheticUser], secret: str, role: str
@@ -423,6 +448,7 @@ class Bench:
         bare = self.servers.gunicorn("bare", extra_env)
         checkout = self.start_checkout(extra_env)
         trials = self.servers.gunicorn("trials", extra_env)
+        feed_trials(self.settings, trials.url)
         synthetic = self.files["synthetic"]
         runs = {
             "bare": self.measure(f"bare{suffix}", "Bare", bare.url, synthetic)[TOTAL],

@@ -3,12 +3,14 @@ PostgreSQL; end-to-end tests add a real localstripe and a live HTTP server."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,13 @@ from services.checkout.app import create_app
 from services.checkout.config import CheckoutSettings
 from services.checkout.runtime import Checkout
 from services.checkout.seed import seed
-from services.common import events, outbox
+from services.checkout.snapshot import publish as publish_snapshots
+from services.common import events, jobs, outbox
+from services.common.auth import service_token
 from services.common.clock import FixedClock
 from services.common.config import Settings
 from services.common.db import make_engine
 from services.common.migrate import SERVICES, upgrade
-from services.checkout.snapshot import publish as publish_snapshots
-from services.common.auth import service_token
 from services.common.relay import relay_once
 from services.common.routing import subscribers
 from tests.support import (
@@ -243,6 +245,34 @@ def relay_to_trials(checkout: Flask, trials_url: str) -> int:
     settings = ctx.settings.with_overrides(service_urls={**ctx.settings.service_urls, "trials": trials_url})
     to_trials = [s for s in subscribers("checkout", settings) if s.name == "trials"]
     return relay_once(ctx, to_trials, token=lambda audience: service_token(ctx.settings, audience))
+
+
+def worker_interval() -> float:
+    """The seconds between a worker's passes when started with no --interval."""
+    parser = argparse.ArgumentParser()
+    jobs.add_loop_arguments(parser)
+    return float(parser.parse_args([]).interval)
+
+
+@contextmanager
+def relaying(checkout: Flask, trials_url: str) -> Iterator[float]:
+    """Checkout's relay to trials running meanwhile, as its worker runs it: a pass
+    every `worker_interval()` seconds (yielded)."""
+    interval, stop = worker_interval(), threading.Event()
+    relay = jobs.Guarded("checkout relay", lambda: str(relay_to_trials(checkout, trials_url)))
+
+    def loop() -> None:
+        while not stop.is_set():
+            relay()
+            stop.wait(interval)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield interval
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def join_trials(checkout: Flask, trials_url: str) -> None:

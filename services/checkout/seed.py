@@ -69,8 +69,8 @@ def seed(ctx: ServiceContext, data: dict[str, Any] | None = None) -> None:
         for campaign in data.get("campaigns", []):
             _seed_campaign(uow.session, campaign, now)
         # The seeded plans are set with no purchase (no subscription.* event): the
-        # demo namespaces' facts go out as snapshots, for trials' read model.
-        snapshot.publish(uow, [ns["id"] for ns in data["namespaces"]])
+        # namespaces' facts go out as snapshots, for trials' read model.
+        snapshot.publish(uow)
         uow.commit()
 
 

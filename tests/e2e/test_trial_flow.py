@@ -175,3 +175,21 @@ def test_events_from_the_wrong_service_are_refused(stack: Stack) -> None:
                                  stack.trials.extensions["trials"].ctx.settings, "checkout")})
     assert response.status_code == 403 and response.json()["code"] == "source_not_allowed"
     assert stack.entitlements(ACME)["plan"] == "free"
+
+
+def test_a_purchase_changes_eligibility_once_its_event_is_relayed(stack: Stack, localstripe: LocalStripe) -> None:
+    def verdicts() -> dict[str, dict[str, Any]]:
+        response = requests.get(f"{stack.trials_url}/namespaces/{ACME}/trials/eligibility", headers=auth(ALICE),
+                                timeout=10)
+        return {v["kind"]: v for v in response.json()}
+
+    before = verdicts()
+    assert before["ultimate"]["duration_days"] == 30 and before["duo_pro"]["reason"] == "plan_not_eligible"
+    buyer = Buyer(stack.checkout.test_client(), localstripe.url)
+    buyer.save_account()
+    buyer.add_card("4242424242424242")
+    assert buyer.buy("premium", plan="premium", seats=2).status_code == 201
+    assert verdicts()["duo_pro"]["reason"] == "plan_not_eligible"  # trials has not heard yet
+    stack.relay()  # subscription.created reaches trials' read model
+    after = verdicts()
+    assert after["duo_pro"]["eligible"] and after["ultimate"]["duration_days"] == 60

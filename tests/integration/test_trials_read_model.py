@@ -5,11 +5,9 @@ come in, and never asks checkout to answer."""
 
 from __future__ import annotations
 
-import argparse
-import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -19,11 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import OutboxMessage
-from services.common import jobs
 from services.common.auth import service_token
 from services.common.relay import envelope
 from services.trials.usecases.directory import STALENESS_BOUND
-from tests.conftest import relay_to_trials
+from tests.conftest import relay_to_trials, relaying
 from tests.support import LiveServer, auth
 
 HOOKS = "/internal/directory/hooks"
@@ -44,7 +41,8 @@ def role_hook(user_id: int, access: str, at: str, group_id: int = GLOBEX) -> dic
 def ultimate(trials: FlaskClient, user: int = ALICE) -> dict[str, Any]:
     response = trials.get(f"/namespaces/{GLOBEX}/trials/eligibility", headers=auth(user))
     assert response.status_code == 200, response.json
-    return next(v for v in response.json if v["kind"] == "ultimate")
+    verdicts: list[dict[str, Any]] = response.get_json()
+    return next(v for v in verdicts if v["kind"] == "ultimate")
 
 
 @pytest.fixture
@@ -56,24 +54,9 @@ def stack(app: Flask, trials_server_app: tuple[Flask, LiveServer]) -> tuple[Flas
 
 @pytest.fixture
 def relay_loop(app: Flask, stack: tuple[FlaskClient, FlaskClient, str]) -> Iterator[float]:
-    """Checkout's relay to trials running as its worker runs it: one pass every
-    `--interval` (its configured default); yields that interval."""
-    parser = argparse.ArgumentParser()
-    jobs.add_loop_arguments(parser)
-    interval: float = parser.parse_args([]).interval
-    stop = threading.Event()
-    relay = jobs.Guarded("checkout relay", lambda: str(relay_to_trials(app, stack[2])))
-
-    def loop() -> None:
-        while not stop.is_set():
-            relay()
-            stop.wait(interval)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield interval
-    stop.set()
-    thread.join(timeout=10)
+    """Checkout's relay to trials running as its worker runs it; yields its interval."""
+    with relaying(app, stack[2]) as interval:
+        yield interval
 
 
 def test_a_demoted_owner_loses_eligibility_within_the_staleness_bound(
@@ -82,7 +65,7 @@ def test_a_demoted_owner_loses_eligibility_within_the_staleness_bound(
     assert ultimate(trials)["eligible"]
     hooked = time.monotonic()
     demoted = checkout.post(HOOKS, json=role_hook(ALICE, "Developer", T1), headers=PLATFORM)
-    assert demoted.status_code == 200 and demoted.json["events"] == ["directory.member_updated"]
+    assert demoted.status_code == 200 and demoted.get_json()["events"] == ["directory.member_updated"]
     while (verdict := ultimate(trials))["eligible"] and time.monotonic() - hooked < 3 * STALENESS_BOUND.seconds:
         time.sleep(0.02)
     took = time.monotonic() - hooked
@@ -107,7 +90,7 @@ def test_an_older_member_event_does_not_undo_a_newer_one(app: Flask,
     assert (older.payload["role"], newer.payload["role"]) == ("developer", "owner")
     token = service_token(app.extensions["checkout"].ctx.settings, "trials")
     for row in (newer, older):  # the newer change reaches trials first
-        response = requests.post(f"{trials_url}/internal/events", json=dict(envelope(row, "checkout")),
+        response = requests.post(f"{trials_url}/internal/events", json=cast(dict[str, Any], envelope(row, "checkout")),
                                  headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert response.status_code == 200, response.text
     assert response.json()["outcome"].endswith("(stale)")
@@ -129,8 +112,8 @@ def test_eligibility_asks_checkout_nothing_and_keeps_checkouts_visibility(
     assert ultimate(trials, BOB)["reason"] == "not_owner"
     # Support (admin) sees every namespace, as in checkout, with no role of its own.
     admin = trials.get(f"/namespaces/{GLOBEX}/trials/eligibility", headers=auth(SUPPORT, roles=("admin",)))
-    assert admin.status_code == 200 and {v["reason"] for v in admin.json} == {"not_owner"}
+    assert admin.status_code == 200 and {v["reason"] for v in admin.get_json()} == {"not_owner"}
     for path in (f"/namespaces/{GLOBEX}/trials/eligibility", f"/namespaces/{GLOBEX}/trials",
                  "/namespaces/999999/trials/eligibility"):
         response = trials.get(path, headers=auth(FRANK))
-        assert response.status_code == 404 and response.json["code"] == "namespace_not_found"
+        assert response.status_code == 404 and response.get_json()["code"] == "namespace_not_found"

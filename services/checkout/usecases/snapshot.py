@@ -31,8 +31,9 @@ from services.common.service import ServiceUnitOfWork
 
 TOPIC = "directory.namespace_snapshot"
 # The platform's hook names and the directory.* events checkout publishes for them.
-_EVENTS = {D.GROUP_CREATE: "group_created", D.GROUP_RENAME: "group_renamed", D.GROUP_DESTROY: "group_destroyed",
-           D.MEMBER_ADD: "member_added", D.MEMBER_UPDATE: "member_updated", D.MEMBER_REMOVE: "member_removed"}
+_EVENTS = {D.GROUP_CREATE: "group_created", D.GROUP_RENAME: "group_renamed",
+           D.GROUP_DESTROY: "group_destroyed", D.MEMBER_ADD: "member_added",
+           D.MEMBER_UPDATE: "member_updated", D.MEMBER_REMOVE: "member_removed"}
 
 
 def publish(uow: ServiceUnitOfWork, namespace_ids: Iterable[int] | None = None) -> int:
@@ -52,8 +53,10 @@ def _snapshot(uow: ServiceUnitOfWork, ns: Namespace) -> events.NamespaceSnapshot
     session = uow.session
     group = session.get(DirectoryGroup, ns.id)
     # A namespace older than the hooks: its creation is the last change known.
-    changed_at, last_event = (group.changed_at, group.last_event) if group else (ns.created_at, D.GROUP_CREATE)
-    heard = {m.user_id: m for m in session.scalars(select(DirectoryMember).where(DirectoryMember.group_id == ns.id))}
+    changed_at, last_event = ((group.changed_at, group.last_event) if group
+                              else (ns.created_at, D.GROUP_CREATE))
+    heard = {m.user_id: m for m in session.scalars(
+        select(DirectoryMember).where(DirectoryMember.group_id == ns.id))}
     members: list[events.SnapshotMember] = []
     for membership in session.scalars(select(Membership).where(Membership.namespace_id == ns.id)):
         row = heard.pop(membership.user_id, None)

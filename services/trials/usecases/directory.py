@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from services.common import events
@@ -56,14 +56,14 @@ class Membership:
 
 # --- reading ---------------------------------------------------------------------------
 # The namespace and the caller's role in one round trip, built once.
-_NAMESPACE_AND_ROLE: Select[Any] = (
+_NAMESPACE_AND_ROLE = (
     select(DirectoryNamespace.id, DirectoryNamespace.path, DirectoryNamespace.kind,
            DirectoryNamespace.parent_id, DirectoryNamespace.plan, DirectoryNamespace.addons,
            DirectoryNamespace.billable_members, DirectoryMember.role)
     .outerjoin(DirectoryMember, and_(DirectoryMember.namespace_id == DirectoryNamespace.id,
                                      DirectoryMember.user_id == bindparam("user")))
     .where(DirectoryNamespace.id == bindparam("ns")))
-_MEMBERSHIPS: Select[Any] = (
+_MEMBERSHIPS = (
     select(DirectoryNamespace.id, DirectoryNamespace.path, DirectoryNamespace.plan, DirectoryMember.role)
     .join(DirectoryMember, DirectoryMember.namespace_id == DirectoryNamespace.id)
     .where(DirectoryMember.user_id == bindparam("user"), DirectoryMember.role.is_not(None),
@@ -84,7 +84,8 @@ def lookup(session: Session, namespace_id: int, user_id: int, is_admin: bool) ->
 
 def memberships(session: Session, user_id: int) -> list[Membership]:
     """The namespaces this person belongs to, by path."""
-    return [Membership(r.id, r.path, r.plan, r.role) for r in session.execute(_MEMBERSHIPS, {"user": user_id})]
+    rows = session.execute(_MEMBERSHIPS, {"user": user_id})
+    return [Membership(r.id, r.path, r.plan, r.role) for r in rows]
 
 
 # --- writing: checkout's events --------------------------------------------------------
@@ -148,7 +149,8 @@ def _member(session: Session, gid: int, uid: int, role: str | None, at: datetime
         return False
     row = session.get(DirectoryMember, (gid, uid), with_for_update=True)
     if row is None:
-        session.add(DirectoryMember(namespace_id=gid, user_id=uid, role=role, changed_at=at, last_event=event))
+        session.add(DirectoryMember(namespace_id=gid, user_id=uid, role=role, changed_at=at,
+                                    last_event=event))
         session.flush()
         return True
     if D.is_stale(event, at, row.last_event, row.changed_at):
@@ -171,7 +173,8 @@ def plan_changed(uow: ServiceUnitOfWork, payload: Mapping[str, Any], plan: str |
     if row.plan_changed_at is not None and at < row.plan_changed_at:
         return f"plan: stale at {at.isoformat()}"
     if "addons" in payload and "subscription_id" in payload:
-        row.addons = {**row.addons, str(payload["subscription_id"]): sorted(a["sku"] for a in payload["addons"])}
+        skus = sorted(a["sku"] for a in payload["addons"])
+        row.addons = {**row.addons, str(payload["subscription_id"]): skus}
     if plan is not None and plan != row.plan:
         row.plan = plan
         _recount_tree(uow.session, row)
