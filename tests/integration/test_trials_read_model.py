@@ -6,7 +6,9 @@ come in, and never asks checkout to answer."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any, cast
 
 import pytest
@@ -18,9 +20,12 @@ from sqlalchemy.orm import Session
 
 from services.checkout.adapters.models import OutboxMessage
 from services.common.auth import service_token
+from services.common.inbox import receive
 from services.common.relay import envelope
-from services.trials.usecases.directory import STALENESS_BOUND
-from tests.conftest import relay_to_trials, relaying
+from services.trials.adapters.models import InboxEvent
+from services.trials.usecases.directory import STALENESS_BOUND, lookup, memberships
+from services.trials.usecases.events import handlers
+from tests.conftest import NOW, relay_to_trials, relaying
 from tests.support import LiveServer, auth
 
 HOOKS = "/internal/directory/hooks"
@@ -117,3 +122,59 @@ def test_eligibility_asks_checkout_nothing_and_keeps_checkouts_visibility(
                  "/namespaces/999999/trials/eligibility"):
         response = trials.get(path, headers=auth(FRANK))
         assert response.status_code == 404 and response.get_json()["code"] == "namespace_not_found"
+
+
+def _deliver(trials_app: Flask, topic: str, payload: dict[str, Any]) -> str:
+    app = trials_app.extensions["trials"]
+    event = {"id": str(uuid.uuid4()), "topic": topic, "source": "checkout", "occurred_at": NOW.isoformat(),
+             "payload": payload}
+    with app.ctx.uow() as uow:
+        return receive(uow, InboxEvent, event, handlers(app))
+
+
+def _globex(trials_app: Flask, user: int = ALICE) -> Any:
+    with Session(trials_app.extensions["trials"].ctx.engine) as s:
+        return lookup(s, GLOBEX, user, False)
+
+
+def test_an_upgrade_to_ultimate_stops_guests_counting_and_an_older_snapshot_undoes_nothing(
+        trials_app: Flask) -> None:
+    carol = {"group_id": GLOBEX, "user_id": 3, "changed_at": T1, "role": "guest", "billable": True,
+             "previous_role": "developer"}
+    assert _deliver(trials_app, "directory.member_updated", carol) == "member_updated: user 3 in 200"
+    assert _globex(trials_app).billable_members == 4  # a Guest on Premium takes a seat
+    upgraded = {"subscription_id": 1, "namespace_id": GLOBEX, "namespace_path": "globex", "plan": "ultimate",
+                "seats": 5, "addons": [{"sku": "duo_pro", "seats": 5}], "features": [], "plan_before": "premium",
+                "changed_at": (NOW + timedelta(hours=1)).isoformat()}
+    _deliver(trials_app, "subscription.upgraded", upgraded)
+    ns = _globex(trials_app)
+    assert (ns.plan, ns.billable_members, ns.addons_purchased) == ("ultimate", 3, ("duo_pro",))
+    # A snapshot taken before the upgrade (and before Carol's change) arrives late: nothing goes back.
+    stale = {"namespace_id": GLOBEX, "path": "globex", "kind": "group", "parent_id": None, "destroyed": False,
+             "changed_at": NOW.isoformat(), "last_event": "group_created", "plan": "premium", "addons": {},
+             "plan_changed_at": NOW.isoformat(),
+             "members": [{"user_id": 3, "role": "developer", "changed_at": NOW.isoformat(),
+                          "last_event": "member_added"}]}
+    _deliver(trials_app, "directory.namespace_snapshot", stale)
+    ns = _globex(trials_app)
+    assert (ns.plan, ns.billable_members, ns.addons_purchased) == ("ultimate", 3, ("duo_pro",))
+    assert _globex(trials_app, 3).role == "guest"
+    # Expiry returns the namespace to Free: Guests take a seat again.
+    expired = {"subscription_id": 1, "namespace_id": GLOBEX, "namespace_path": "globex",
+               "email": "billing@acme.test", "plan": "ultimate", "term_end": "2027-11-21",
+               "changed_at": (NOW + timedelta(days=400)).isoformat()}
+    _deliver(trials_app, "subscription.expired", expired)
+    assert (_globex(trials_app).plan, _globex(trials_app).billable_members) == ("free", 4)
+
+
+def test_a_renamed_group_moves_its_subgroups_and_a_destroyed_one_is_nobodys(trials_app: Flask) -> None:
+    renamed = {"group_id": 100, "name": "Acme Corp", "path": "acme-corp", "old_path": "acme", "changed_at": T1}
+    _deliver(trials_app, "directory.group_renamed", renamed)
+    with Session(trials_app.extensions["trials"].ctx.engine) as s:
+        assert [m.path for m in memberships(s, ALICE)] == ["acme-corp", "acme-corp/backend", "globex"]
+    _deliver(trials_app, "directory.group_destroyed", {"group_id": 100, "path": "acme-corp", "changed_at": T2})
+    _deliver(trials_app, "directory.member_added", {"group_id": 100, "user_id": ALICE, "role": "owner",
+                                                    "billable": True, "changed_at": T1})  # late: stays gone
+    with Session(trials_app.extensions["trials"].ctx.engine) as s:
+        assert [m.path for m in memberships(s, ALICE)] == ["acme-corp/backend", "globex"]
+        assert lookup(s, 100, ALICE, False) is None
