@@ -120,25 +120,22 @@ def fresh(stack: Stack, count: int, *, kind: Kind, role: str = "synthetic", firs
 
 def await_trials(stack: Stack, owners: list[SyntheticUser], *, role: str = "synthetic",
                  timeout: float = 30.0) -> None:
-    """Wait until trials has heard of the last Owner made, as Premium: trials answers
-    eligibility from its own read model of checkout's namespaces, which checkout's
-    worker relays to it (within seconds, docs/services/trials.md); the relay keeps
-    order, so the last one heard means all were. Nothing to wait for without Owners."""
-    if not owners:
-        return
-    last = owners[-1]
+    """Wait until trials has heard of each Owner made (a Premium one as Premium):
+    trials answers eligibility from its own read model of checkout's namespaces,
+    which checkout's worker relays to it within seconds (docs/services/trials.md)."""
     deadline = time.monotonic() + timeout
-    headers = {"Authorization": f"Bearer {last.token}", platform.TRAFFIC_HEADER: role}
-    while True:
-        response = _http().get(f"{stack.trials_url}/namespaces/{last.namespace_id}/trials/eligibility",
-                               headers=headers, timeout=10)
-        verdicts = {v["kind"]: v for v in response.json()} if response.status_code == 200 else {}
-        if (last.kind != "premium" and verdicts) or verdicts.get("duo_pro", {}).get("eligible"):
-            return
-        if time.monotonic() > deadline:
-            raise PopulationError(f"trials has not heard of namespace {last.namespace_id} after "
-                                  f"{timeout:.0f} s: is checkout's worker relaying its events?")
-        time.sleep(0.2)
+    for owner in owners:
+        headers = {"Authorization": f"Bearer {owner.token}", platform.TRAFFIC_HEADER: role}
+        while True:
+            response = _http().get(f"{stack.trials_url}/namespaces/{owner.namespace_id}/trials/eligibility",
+                                   headers=headers, timeout=10)
+            verdicts = {v["kind"]: v for v in response.json()} if response.status_code == 200 else {}
+            if (owner.kind != "premium" and verdicts) or verdicts.get("duo_pro", {}).get("eligible"):
+                break
+            if time.monotonic() > deadline:
+                raise PopulationError(f"trials has not heard of namespace {owner.namespace_id} after "
+                                      f"{timeout:.0f} s: is checkout's worker relaying its events?")
+            time.sleep(0.1)
 
 
 def prospects(stack: Stack, count: int, *, role: str = "synthetic",

@@ -178,3 +178,17 @@ def test_a_renamed_group_moves_its_subgroups_and_a_destroyed_one_is_nobodys(tria
     with Session(trials_app.extensions["trials"].ctx.engine) as s:
         assert [m.path for m in memberships(s, ALICE)] == ["acme-corp/backend", "globex"]
         assert lookup(s, 100, ALICE, False) is None
+
+
+def test_a_purchase_heard_before_its_group_is_kept(trials_app: Flask) -> None:
+    """Events of one instant go out in no set order: the group may come after its purchase."""
+    bought = {"subscription_id": 5, "namespace_id": 900, "namespace_path": "initech", "plan": "premium",
+              "seats": 2, "addons": [], "features": [], "changed_at": NOW.isoformat()}
+    _deliver(trials_app, "subscription.created", bought)
+    _deliver(trials_app, "directory.member_added", {"group_id": 900, "user_id": ALICE, "role": "owner",
+                                                    "billable": True, "changed_at": T1})
+    _deliver(trials_app, "directory.group_created", {"group_id": 900, "name": "Initech", "path": "initech",
+                                                     "parent_id": None, "changed_at": T1})
+    with Session(trials_app.extensions["trials"].ctx.engine) as s:
+        ns = lookup(s, 900, ALICE, False)
+    assert ns is not None and (ns.path, ns.plan, ns.role, ns.billable_members) == ("initech", "premium", "owner", 1)

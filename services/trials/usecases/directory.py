@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select
@@ -42,6 +42,8 @@ from services.trials.domain.rules import Namespace
 # One worker pass (1 s) plus delivery and the pass's other jobs: the bound the
 # convergence test asserts, with both services running.
 STALENESS_BOUND = timedelta(seconds=3)
+# The time of a namespace known only from a subscription event: any directory event is newer.
+UNHEARD = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -167,8 +169,12 @@ def plan_changed(uow: ServiceUnitOfWork, payload: Mapping[str, Any], plan: str |
         return "plan: no time, not applied"
     at = _at(payload["changed_at"])
     row = uow.session.get(DirectoryNamespace, namespace_id, with_for_update=True)
-    if row is None:  # a purchase heard before the group: it waits for the snapshot
-        return f"plan: namespace {namespace_id} unknown"
+    if row is None:  # heard before its group_created (a tie or a retry): the group's own event fills it in
+        row = DirectoryNamespace(id=namespace_id, path=payload["namespace_path"], kind="group",
+                                 parent_id=None, destroyed=False, changed_at=UNHEARD,
+                                 last_event=D.GROUP_CREATED, plan="free", addons={}, billable_members=0)
+        uow.session.add(row)
+        uow.session.flush()
     # Ties apply: checkout's changes to one namespace's plan take turns on its row lock.
     if row.plan_changed_at is not None and at < row.plan_changed_at:
         return f"plan: stale at {at.isoformat()}"
