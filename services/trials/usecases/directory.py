@@ -7,7 +7,9 @@ commits; checkout's worker relays due rows every pass (`--interval`, 1 s by
 default, services/common/jobs.py) and trials applies each as it arrives. So
 with both services up the read model trails checkout by at most one worker
 pass plus one delivery: STALENESS_BOUND (what tests/integration/
-test_trials_read_model.py holds it to). While trials is down or refusing,
+test_trials_read_model.py holds it to), as long as the pass's other jobs
+(renewal sweeps) are quick and the backlog fits one batch (100 rows; more
+takes a pass per batch). While trials is down or refusing,
 the relay retries with a backoff of 2 s doubling to 5 min (services/common/
 relay.py), and the model catches up within one backoff of trials returning.
 
