@@ -177,7 +177,7 @@ def plan_changed(uow: ServiceUnitOfWork, payload: Mapping[str, Any], plan: str |
                                  last_event=D.GROUP_CREATED, plan="free", addons={}, billable_members=0)
         uow.session.add(row)
         uow.session.flush()
-    # Ties apply: checkout's changes to one namespace's plan take turns on its row lock.
+    # Ties apply (of two changes stamped alike the later delivered wins): only a fixed clock ties.
     if row.plan_changed_at is not None and at < row.plan_changed_at:
         return f"plan: stale at {at.isoformat()}"
     if "addons" in payload and "subscription_id" in payload:
