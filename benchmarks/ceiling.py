@@ -15,8 +15,10 @@ APP_ENV=production:
    in-process, since the served copy may predate them);
 2. closed-loop runs (no think time, --users at once) of the bare endpoint
    (benchmarks/bare_app.py), POST /quotes, trial eligibility, checkout's
-   GET /namespaces/{id} (what eligibility asks checkout for) and the purchase
-   funnel against localstripe: requests/s, p50, p99, and the ratio to bare;
+   GET /namespaces/{id} (what eligibility asked checkout for before trials kept
+   its read model, which checkout's relay feeds before the runs; starting a
+   trial still asks it) and the purchase funnel against localstripe:
+   requests/s, p50, p99, and the ratio to bare;
    the first four again with gunicorn workers never recycled;
 3. POST /quotes with FUNNEL_TELEMETRY=off, on, and on with PostHog forwarding
    to an unreachable host (demo traffic, which is forwarded; synthetic never

@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -115,6 +116,26 @@ def fresh(stack: Stack, count: int, *, kind: Kind, role: str = "synthetic", firs
         people += [user for user, new in _provision(stack, ids, kind, role, token_ttl) if new]
         start = ids.stop
     return people
+
+
+def await_trials(stack: Stack, owners: list[SyntheticUser], *, role: str = "synthetic",
+                 timeout: float = 30.0) -> None:
+    """Wait until trials has heard of each Owner made (a Premium one as Premium):
+    trials answers eligibility from its own read model of checkout's namespaces,
+    which checkout's worker relays to it within seconds (docs/services/trials.md)."""
+    deadline = time.monotonic() + timeout
+    for owner in owners:
+        headers = {"Authorization": f"Bearer {owner.token}", platform.TRAFFIC_HEADER: role}
+        while True:
+            response = _http().get(f"{stack.trials_url}/namespaces/{owner.namespace_id}/trials/eligibility",
+                                   headers=headers, timeout=10)
+            verdicts = {v["kind"]: v for v in response.json()} if response.status_code == 200 else {}
+            if (owner.kind != "premium" and verdicts) or verdicts.get("duo_pro", {}).get("eligible"):
+                break
+            if time.monotonic() > deadline:
+                raise PopulationError(f"trials has not heard of namespace {owner.namespace_id} after "
+                                      f"{timeout:.0f} s: is checkout's worker relaying its events?")
+            time.sleep(0.1)
 
 
 def prospects(stack: Stack, count: int, *, role: str = "synthetic",

@@ -112,6 +112,7 @@ def provision_population(stack: population.Stack, path: Path, *, prospects: int,
     premium = population.provision(stack, first_id=population.FIRST_IDS["premium"], count=owners,
                                    kind="premium")
     readers = population.analysts(stack, analysts)
+    population.await_trials(stack, premium)
     population.write(path, {"free": fresh, "premium": premium, "analyst": readers}, role="synthetic")
     print(f"population: {len(fresh)} fresh prospects, {len(premium)} Premium Owners, "
           f"{len(readers)} analysts -> {path}")

@@ -36,7 +36,7 @@ import requests
 
 from loadtests.knobs import DECLINED_CARD, GOOD_CARD
 from loadtests.platform import TRAFFIC_HEADER
-from loadtests.population import PopulationError, Stack, SyntheticUser, fresh, prospects
+from loadtests.population import PopulationError, Stack, SyntheticUser, await_trials, fresh, prospects
 from loadtests.stripejs import confirm_card_setup
 
 DEMO = "demo"  # the role and traffic source of demo people
@@ -176,6 +176,7 @@ def run(stack: Stack, prospect_count: int, owner_count: int, workers: int = 6,
     buyers = prospects(stack, prospect_count, role=DEMO, first_id=DEMO_FIRST_IDS["free"])
     # Premium Owners who have not started a trial: each run takes the ids after the last run's.
     owners = fresh(stack, owner_count, kind="premium", role=DEMO, first_id=DEMO_FIRST_IDS["premium"])
+    await_trials(stack, owners, role=DEMO)
     odds, tally = Behaviour(), Tally()
     jobs = [(prospect, user) for user in buyers] + [(trial_owner, user) for user in owners]
     random.Random(seed).shuffle(jobs)

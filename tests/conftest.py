@@ -3,12 +3,14 @@ PostgreSQL; end-to-end tests add a real localstripe and a live HTTP server."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,12 +26,15 @@ from services.checkout.app import create_app
 from services.checkout.config import CheckoutSettings
 from services.checkout.runtime import Checkout
 from services.checkout.seed import seed
-from services.common import events, outbox
+from services.checkout.snapshot import publish as publish_snapshots
+from services.common import events, jobs, outbox
+from services.common.auth import service_token
 from services.common.clock import FixedClock
 from services.common.config import Settings
 from services.common.db import make_engine
 from services.common.migrate import SERVICES, upgrade
 from services.common.relay import relay_once
+from services.common.routing import subscribers
 from tests.support import (
     PG_SKIP_REASON,
     TEST_SECRET,
@@ -180,8 +185,8 @@ def localstripe() -> Iterator[LocalStripe]:
 
 
 def _seeded(app: Flask, clock: FixedClock) -> Flask:
-    """The demo data, its directory events relayed as `make run`'s worker does at
-    once (nobody subscribes to directory.* yet): the outbox starts empty."""
+    """The demo data, its events relayed as `make run`'s worker does at once, to
+    nobody here (`join_trials` brings trials in later): the outbox starts empty."""
     checkout: Checkout = app.extensions["checkout"]
     seed(checkout.ctx)
     relay_once(checkout.ctx, [], token="")
@@ -233,13 +238,69 @@ def trials_settings(db_url: str, checkout_url: str) -> Settings:
                                    checkout_pages_url=checkout_url)
 
 
+def relay_to_trials(checkout: Flask, trials_url: str) -> int:
+    """One pass of checkout's relay (as its worker makes every second) to trials at
+    `trials_url`, with the topics services/common/routing.py routes there."""
+    ctx = checkout.extensions["checkout"].ctx
+    settings = ctx.settings.with_overrides(service_urls={**ctx.settings.service_urls, "trials": trials_url})
+    to_trials = [s for s in subscribers("checkout", settings) if s.name == "trials"]
+    return relay_once(ctx, to_trials, token=lambda audience: service_token(ctx.settings, audience))
+
+
+def worker_interval() -> float:
+    """The seconds between a worker's passes when started with no --interval."""
+    parser = argparse.ArgumentParser()
+    jobs.add_loop_arguments(parser)
+    return float(parser.parse_args([]).interval)
+
+
+@contextmanager
+def relaying(checkout: Flask, trials_url: str) -> Iterator[float]:
+    """Checkout's relay to trials running meanwhile, as its worker runs it: a pass
+    every `worker_interval()` seconds (yielded)."""
+    interval, stop = worker_interval(), threading.Event()
+    relay = jobs.Guarded("checkout relay", lambda: str(relay_to_trials(checkout, trials_url)))
+
+    def loop() -> None:
+        while not stop.is_set():
+            relay()
+            stop.wait(interval)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield interval
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def join_trials(checkout: Flask, trials_url: str) -> None:
+    """Trials starts listening after checkout's demo events went out to nobody
+    (`_seeded`): checkout republishes its namespaces' facts (python -m
+    services.checkout.snapshot) and its relay brings them to trials' read model."""
+    publish_snapshots(checkout.extensions["checkout"].ctx)
+    while relay_to_trials(checkout, trials_url):
+        pass
+
+
 @pytest.fixture
-def trials_app(trials_db_url: str, clock: FixedClock, checkout_server: LiveServer) -> Iterator[Flask]:
+def trials_server_app(trials_db_url: str, clock: FixedClock, app: Flask,
+                      checkout_server: LiveServer) -> Iterator[tuple[Flask, LiveServer]]:
+    """Trials on a real socket (checkout's relay posts to it), its read model fed."""
     from services.trials.app import create_app as create_trials_app
 
     flask_app = create_trials_app(trials_settings(trials_db_url, checkout_server.url), clock)
-    yield flask_app
+    server = LiveServer(flask_app)
+    join_trials(app, server.url)
+    yield flask_app, server
+    server.stop()
     flask_app.extensions["trials"].ctx.close()
+
+
+@pytest.fixture
+def trials_app(trials_server_app: tuple[Flask, LiveServer]) -> Flask:
+    return trials_server_app[0]
 
 
 # --- log hygiene ------------------------------------------------------------------

@@ -28,7 +28,7 @@ from services.checkout.adapters.models import (
 from services.checkout.domain.directory import ACCESS_LEVELS, GROUP_CREATE, MEMBER_ADD
 from services.checkout.domain.pricing import add_months
 from services.checkout.domain.subscriptions import SubscriptionStatus
-from services.checkout.usecases import directory
+from services.checkout.usecases import directory, snapshot
 from services.checkout.usecases.campaigns import unique_codes
 from services.common.clock import SystemClock
 from services.common.config import Settings
@@ -68,6 +68,9 @@ def seed(ctx: ServiceContext, data: dict[str, Any] | None = None) -> None:
         _seed_billing(uow.session, data, now)
         for campaign in data.get("campaigns", []):
             _seed_campaign(uow.session, campaign, now)
+        # The seeded plans are set with no purchase (no subscription.* event): the
+        # namespaces' facts go out as snapshots, for trials' read model.
+        snapshot.publish(uow)
         uow.commit()
 
 

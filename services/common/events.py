@@ -82,6 +82,8 @@ class SubscriptionChanged(TypedDict):
     addons: list[dict[str, Any]]
     features: list[str]
     plan_before: NotRequired[str]
+    # Checkout's time of the change: orders a namespace's plan changes for trials' read model.
+    changed_at: NotRequired[str]
 
 
 class Added(TypedDict):
@@ -123,6 +125,8 @@ class SubscriptionRenewed(SubscriptionNotice):
     seats: int
     plan: NotRequired[str]
     changes: NotRequired[list[str]]
+    addons: NotRequired[list[dict[str, Any]]]
+    changed_at: NotRequired[str]
 
 
 class RenewalFailed(SubscriptionNotice):
@@ -152,6 +156,7 @@ class AutoRenewChanged(SubscriptionNotice):
 class SubscriptionExpired(SubscriptionNotice):
     plan: str
     term_end: str
+    changed_at: NotRequired[str]
 
 
 class SeatReconciliationNotice(SubscriptionNotice):
@@ -218,6 +223,75 @@ class CardExpiring(TypedDict):
     exp_year: int
 
 
+class DirectoryChange(TypedDict):
+    """Every directory.* event: a change the platform's system hooks told checkout,
+    after checkout put them in order; `changed_at` is the platform's time of it."""
+    group_id: int
+    changed_at: str
+
+
+class GroupCreated(DirectoryChange):
+    name: str
+    path: str  # the full path: "acme/backend"
+    parent_id: int | None
+
+
+class GroupRenamed(DirectoryChange):
+    name: str
+    path: str
+    old_path: str  # subgroups' paths moved with it (no event of their own)
+
+
+class GroupDestroyed(DirectoryChange):
+    path: str
+
+
+class MemberChanged(DirectoryChange):
+    """directory.member_added and .member_updated: the member's role now."""
+    user_id: int
+    role: str
+    billable: bool
+    previous_role: NotRequired[str]
+
+
+class MemberRemoved(DirectoryChange):
+    user_id: int
+    role: str  # the role they had
+
+
+class SnapshotMember(TypedDict):
+    user_id: int
+    role: str | None  # None: removed
+    changed_at: str
+    last_event: str  # the directory.* topic's name that set it: "member_added"
+
+
+class NamespaceSnapshot(TypedDict):
+    """directory.namespace_snapshot: everything trials' read model holds of one
+    namespace, as checkout has it now (republished on demand: `python -m
+    services.checkout.snapshot`). Each fact keeps the time of the change that
+    set it, so a snapshot never overrides a newer event, nor an older one it."""
+    namespace_id: int
+    path: str
+    kind: str  # group or user
+    parent_id: int | None
+    destroyed: bool
+    changed_at: str  # the platform's time of the group's last change
+    last_event: str  # "group_created", "group_renamed" or "group_destroyed"
+    plan: str
+    addons: dict[str, list[str]]  # {subscription id: add-on skus}
+    plan_changed_at: str  # checkout's time of this snapshot (its plan and add-ons)
+    members: list[SnapshotMember]
+
+
+DIRECTORY_CONTRACTS: dict[str, type] = {
+    "directory.group_created": GroupCreated, "directory.group_renamed": GroupRenamed,
+    "directory.group_destroyed": GroupDestroyed, "directory.member_added": MemberChanged,
+    "directory.member_updated": MemberChanged, "directory.member_removed": MemberRemoved,
+    "directory.namespace_snapshot": NamespaceSnapshot,
+}
+
+
 # --- trials' --------------------------------------------------------------------
 class TrialChanged(TypedDict):
     """Every trial.* event: the trial as it now is; `version` orders them."""
@@ -258,8 +332,7 @@ CONTRACTS: dict[str, type] = {
     "subscription.reconciliation_failed": ReconciliationFailed,
     "subscription.seats_explained": SeatsExplained,
     "subscription.duo_seats_removed": DuoSeatsRemoved,
-
-
+    **DIRECTORY_CONTRACTS,
     "billing.manager_invited": ManagerInvited,
     **{topic: TrialChanged for topic in TRIAL_TOPICS},
 }

@@ -19,7 +19,7 @@ class Route:
 
 
 ROUTES = (
-    Route("checkout", "trials", ("subscription.",)),
+    Route("checkout", "trials", ("subscription.", "directory.")),
     Route("checkout", "notifications", ("order.", "subscription.", "card.", "billing.")),
     Route("trials", "checkout", ("trial.",)),
     Route("trials", "notifications", ("trial.",)),

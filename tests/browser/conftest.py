@@ -20,7 +20,7 @@ from services.checkout.app import create_app
 from services.common.clock import FixedClock
 from services.common.config import ROOT
 from tests.browser.helpers import Site
-from tests.conftest import FLAGS_OFF, _seeded, make_settings, trials_settings
+from tests.conftest import FLAGS_OFF, _seeded, join_trials, make_settings, trials_settings
 from tests.support import WEBHOOK_SECRET, LiveServer, LocalStripe
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -145,13 +145,14 @@ def checkout_site(checkout_db_url: str, clock: FixedClock, localstripe: LocalStr
 @pytest.fixture
 def trials_site(checkout_site: Site, trials_db_url: str, clock: FixedClock,
                 payload_file: str, identity_provider: str) -> Iterator[Site]:
-    """Trials over HTTP, asking the live checkout about namespaces."""
+    """Trials over HTTP, its read model fed by the live checkout's relay."""
     from services.trials.app import create_app as create_trials_app
 
     settings = trials_settings(trials_db_url, checkout_site.url).with_overrides(
         growthbook_payload_file=payload_file, oidc_issuer=identity_provider)
     app = create_trials_app(settings, clock)
     server = LiveServer(app, request_handler=QuietHandler)
+    join_trials(checkout_site.app, server.url)
     yield Site(app, server.url)
     server.stop()
     app.extensions["trials"].ctx.close()

@@ -22,7 +22,7 @@ from services.common.clock import FixedClock
 from services.common.config import ROOT
 from services.trials.adapters.models import FunnelEventRow as TrialEventRow
 from services.trials.app import create_app as create_trials_app
-from tests.conftest import WEBHOOK_SECRET, _seeded, make_settings, trials_settings
+from tests.conftest import WEBHOOK_SECRET, _seeded, join_trials, make_settings, relaying, trials_settings
 from tests.support import TEST_SECRET, LiveServer, LocalStripe
 
 pytestmark = pytest.mark.e2e
@@ -41,8 +41,10 @@ def stack(checkout_db_url: str, trials_db_url: str, clock: FixedClock, localstri
     trials = create_trials_app(trials_settings(trials_db_url, checkout_server.url).with_overrides(
         growthbook_payload_file=PAYLOAD), clock)
     trials_server = LiveServer(trials)
-    yield checkout, trials, Stack(checkout_url=checkout_server.url, trials_url=trials_server.url,
-                                  stripe_url=localstripe.url, secret=TEST_SECRET)
+    join_trials(checkout, trials_server.url)
+    with relaying(checkout, trials_server.url):  # as make run's checkout worker does
+        yield checkout, trials, Stack(checkout_url=checkout_server.url, trials_url=trials_server.url,
+                                      stripe_url=localstripe.url, secret=TEST_SECRET)
     trials_server.stop()
     checkout_server.stop()
     trials.extensions["trials"].ctx.close()

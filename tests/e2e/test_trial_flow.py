@@ -18,16 +18,22 @@ from services.checkout.adapters.models import Membership
 from services.common.auth import service_token
 from services.common.clock import FixedClock
 from services.common.relay import Subscriber, relay_once
+from services.common.routing import owners
 from services.trials.adapters.models import OutboxMessage, Trial
 from services.trials.app import create_app as create_trials_app
 from services.trials.usecases.trials import expire_due
-from tests.conftest import trials_settings
+from tests.conftest import join_trials, trials_settings
 from tests.e2e.helpers import Buyer
 from tests.support import LiveServer, LocalStripe, auth
 
 pytestmark = pytest.mark.e2e
 ALICE, BOB = 1, 2
 ACME, GLOBEX = 100, 200
+
+
+def owned_by(publisher: str) -> tuple[str, ...]:
+    """The topics trials hears from `publisher` (services/common/routing.py)."""
+    return tuple(topic for topic, owner in owners("trials").items() if owner == publisher)
 
 
 class Stack:
@@ -38,7 +44,7 @@ class Stack:
     def relay(self) -> None:
         """What the worker does each second, done now (each relay with its own service's token)."""
         for app, name, subscriber in (
-                (self.checkout, "checkout", Subscriber("trials", self.trials_url, ("subscription.",))),
+                (self.checkout, "checkout", Subscriber("trials", self.trials_url, owned_by("checkout"))),
                 (self.trials, "trials", Subscriber("checkout", self.checkout_url, ("trial.",)))):
             ctx = app.extensions[name].ctx
             relay_once(ctx, [subscriber], token=lambda audience, ctx=ctx: service_token(ctx.settings, audience))
@@ -61,6 +67,7 @@ def stack(stripe_app: Flask, live_checkout: LiveServer, trials_db_url: str,
           clock: FixedClock) -> Iterator[Stack]:
     trials = create_trials_app(trials_settings(trials_db_url, live_checkout.url), clock)
     server = LiveServer(trials)
+    join_trials(stripe_app, server.url)
     yield Stack(stripe_app, live_checkout.url, trials, server.url)
     server.stop()
     trials.extensions["trials"].ctx.close()
@@ -168,3 +175,21 @@ def test_events_from_the_wrong_service_are_refused(stack: Stack) -> None:
                                  stack.trials.extensions["trials"].ctx.settings, "checkout")})
     assert response.status_code == 403 and response.json()["code"] == "source_not_allowed"
     assert stack.entitlements(ACME)["plan"] == "free"
+
+
+def test_a_purchase_changes_eligibility_once_its_event_is_relayed(stack: Stack, localstripe: LocalStripe) -> None:
+    def verdicts() -> dict[str, dict[str, Any]]:
+        response = requests.get(f"{stack.trials_url}/namespaces/{ACME}/trials/eligibility", headers=auth(ALICE),
+                                timeout=10)
+        return {v["kind"]: v for v in response.json()}
+
+    before = verdicts()
+    assert before["ultimate"]["duration_days"] == 30 and before["duo_pro"]["reason"] == "plan_not_eligible"
+    buyer = Buyer(stack.checkout.test_client(), localstripe.url)
+    buyer.save_account()
+    buyer.add_card("4242424242424242")
+    assert buyer.buy("premium", plan="premium", seats=2).status_code == 201
+    assert verdicts()["duo_pro"]["reason"] == "plan_not_eligible"  # trials has not heard yet
+    stack.relay()  # subscription.created reaches trials' read model
+    after = verdicts()
+    assert after["duo_pro"]["eligible"] and after["ultimate"]["duration_days"] == 60

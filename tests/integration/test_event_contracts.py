@@ -39,6 +39,8 @@ TRIAL = {"version": 1, "trial_id": 7, "namespace_id": 100, "namespace_path": "ac
 RECONCILIATION = {"subscription_id": 9, "namespace_id": 100, "namespace_path": "acme", "email": "owner@acme.test",
                   "reconciliation_id": 4, "quarter": 1, "term_start": "2026-11-21", "overage_seats": 2,
                   "amount": 52200, "currency": "usd", "seats": 5}
+GROUP = {"group_id": 102, "changed_at": NOW.isoformat()}
+MEMBER = {"group_id": 100, "user_id": 3, "changed_at": NOW.isoformat()}
 # One example per topic with more than its contract requires; the tests send only the required part.
 EXAMPLES: dict[str, dict[str, Any]] = {
     "order.completed": {
@@ -90,6 +92,17 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "subscription.duo_seats_removed": {
         "namespace_id": 100, "namespace_path": "acme", "email": "owner@acme.test", "sku": "duo_pro",
         "seats": 2, "removed_user_ids": [7, 8], "change_id": "renewal-9-2027-11-21"},
+    "directory.group_created": {**GROUP, "name": "Acme QA", "path": "acme/qa", "parent_id": 100},
+    "directory.group_renamed": {**GROUP, "name": "Acme Quality", "path": "acme/quality", "old_path": "acme/qa"},
+    "directory.group_destroyed": {**GROUP, "path": "acme/quality"},
+    "directory.member_added": {**MEMBER, "role": "developer", "billable": True},
+    "directory.member_updated": {**MEMBER, "role": "maintainer", "billable": True, "previous_role": "developer"},
+    "directory.member_removed": {**MEMBER, "role": "maintainer"},
+    "directory.namespace_snapshot": {
+        "namespace_id": 300, "path": "initech", "kind": "group", "parent_id": None, "destroyed": False,
+        "changed_at": NOW.isoformat(), "last_event": "group_created", "plan": "premium",
+        "addons": {"9": ["duo_pro"]}, "plan_changed_at": NOW.isoformat(),
+        "members": [{"user_id": 1, "role": "owner", "changed_at": NOW.isoformat(), "last_event": "member_added"}]},
 }
 
 
@@ -133,12 +146,24 @@ def test_checkout_needs_no_more_of_a_trial_event_than_the_contract(app: Flask, t
     assert outcome.startswith("trial ultimate on 100")
 
 
-def test_trials_needs_no_more_of_a_subscription_event_than_the_contract(trials_app: Flask) -> None:
+def test_trials_needs_no_more_of_an_event_than_the_contract(trials_app: Flask) -> None:
     trials = trials_app.extensions[TRIALS]
     handlers = trials_handlers(trials)
     outcomes = {topic: deliver(trials.ctx, TrialsInbox, handlers, topic, "checkout") for topic in handlers}
     # It read the plan and add-ons; no trial was running.
-    assert outcomes == dict.fromkeys(handlers, "converted 0")
+    purchases = ("subscription.created", "subscription.upgraded", "subscription.expanded")
+    assert {t: outcomes.pop(t) for t in purchases} == dict.fromkeys(purchases, "converted 0")
+    # The read model took the rest (a renewal stating no time leaves the plan alone).
+    assert outcomes == {
+        "directory.group_created": "group_created: 102 acme/qa",
+        "directory.group_destroyed": "group_destroyed: 102 acme/quality",
+        "directory.group_renamed": "group_renamed: 102 acme/quality",
+        "directory.member_added": "member_added: user 3 in 100",
+        "directory.member_removed": "member_removed: user 3 in 100",
+        "directory.member_updated": "member_updated: user 3 in 100",
+        "directory.namespace_snapshot": "snapshot: 300 initech premium",
+        "subscription.expired": "plan: no time, not applied",
+        "subscription.renewed": "plan: no time, not applied"}
 
 
 def test_every_topic_a_consumer_handles_across_services_has_a_contract(

@@ -27,7 +27,7 @@ from services.checkout.app import create_app
 from services.common.clock import FixedClock
 from services.common.config import ROOT
 from services.common.telemetry import FunnelEvent, PostHogForwarder, Step
-from tests.conftest import NOW, _seeded, make_settings, trials_settings
+from tests.conftest import NOW, _seeded, join_trials, make_settings, trials_settings
 from tests.support import LiveServer, PayloadServer, auth
 
 PAYLOAD = ROOT / "experiments" / "payload.json"
@@ -301,19 +301,22 @@ def test_exposures_race_to_one_row(postgres_only: None, checkout_app_with: Calla
 
 # --- trials and notifications ------------------------------------------------------------
 @pytest.fixture
-def trials_with(trials_db_url: str, clock: FixedClock, checkout_server: LiveServer
+def trials_with(trials_db_url: str, clock: FixedClock, app: Flask, checkout_server: LiveServer
                 ) -> Iterator[Callable[[Path], Flask]]:
     from services.trials.app import create_app as create_trials_app
 
-    apps: list[Flask] = []
+    apps: list[tuple[Flask, LiveServer]] = []
 
     def make(payload: Path) -> Flask:
         settings = trials_settings(trials_db_url, checkout_server.url).with_overrides(
             growthbook_payload_file=str(payload))
-        apps.append(create_trials_app(settings, clock))
-        return apps[-1]
+        trials = create_trials_app(settings, clock)
+        apps.append((trials, LiveServer(trials)))
+        join_trials(app, apps[-1][1].url)  # its read model of checkout's namespaces
+        return trials
     yield make
-    for flask_app in apps:
+    for flask_app, server in apps:
+        server.stop()
         flask_app.extensions["trials"].ctx.close()
 
 

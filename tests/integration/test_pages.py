@@ -22,7 +22,7 @@ from services.common.clock import FixedClock, SystemClock
 from services.common.problems import Problem
 from services.common.sessions import SESSION_COOKIE, caller_token, csrf_token, session_principal
 from services.common.web import current_principal
-from services.trials.adapters.directory import Membership, NamespaceDirectory
+from services.trials.adapters.directory import NamespaceDirectory
 from services.trials.adapters.models import FunnelEventRow as TrialsFunnelEventRow
 from services.trials.domain.rules import Namespace
 from tests.conftest import _seeded, make_settings
@@ -344,12 +344,8 @@ class CountingDirectory:
         self.calls.append(("lookup", namespace_id))
         return self.inner.lookup(namespace_id, bearer_token)
 
-    def memberships(self, bearer_token: str) -> list[Membership]:
-        self.calls.append(("memberships", None))
-        return self.inner.memberships(bearer_token)
 
-
-def test_the_trials_page_asks_checkout_once_per_namespace(trials_app: Flask) -> None:
+def test_the_trials_page_answers_from_the_read_model_without_asking_checkout(trials_app: Flask) -> None:
     client = trials_app.test_client()
     started = client.post(f"/namespaces/{GLOBEX}/trials", json={"kind": "ultimate"}, headers=auth(ALICE))
     assert started.status_code == 201
@@ -366,7 +362,7 @@ def test_the_trials_page_asks_checkout_once_per_namespace(trials_app: Flask) -> 
     assert f'href="{checkout_url}/checkout?namespace_id={GLOBEX}&plan=ultimate"' in body
     assert f'href="{checkout_url}/checkout?namespace_id={GLOBEX}&mode=add-duo&sku=duo_pro"' in body
     owned = [ACME, ACME_BACKEND, GLOBEX]
-    assert directory.calls == [("memberships", None)] + [("lookup", ns) for ns in owned]  # 1 + N
+    assert directory.calls == []  # the namespaces, roles and plans are trials' own (read model)
     checked = funnel_steps(trials_app, TrialsFunnelEventRow)[before:]
     assert checked == [("trial_eligibility_checked", ns) for ns in owned]
 

@@ -20,7 +20,7 @@ from services.checkout.adapters.models import FunnelEventRow, Order
 from services.checkout.app import create_app
 from services.common.clock import FixedClock
 from services.trials.adapters.models import FunnelEventRow as TrialsFunnelEventRow
-from tests.conftest import _seeded, make_settings
+from tests.conftest import _seeded, make_settings, relaying
 from tests.support import TEST_SECRET, LiveServer, LocalStripe
 
 THRESHOLDS = """
@@ -52,10 +52,11 @@ def stripe_app(checkout_db_url: str, clock: FixedClock, localstripe: LocalStripe
 
 
 @pytest.fixture
-def trials_server(trials_app: Flask) -> Iterator[LiveServer]:
-    server = LiveServer(trials_app)
-    yield server
-    server.stop()
+def trials_server(trials_server_app: tuple[Flask, LiveServer], stripe_app: Flask) -> Iterator[LiveServer]:
+    """Trials on its socket, checkout's relay feeding its read model as the worker would."""
+    server = trials_server_app[1]
+    with relaying(stripe_app, server.url):
+        yield server
 
 
 def traffic_of(engine: object, model: type) -> dict[str, int]:

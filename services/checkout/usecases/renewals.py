@@ -326,7 +326,7 @@ def _renewed(uow: ServiceUnitOfWork, renewal: Renewal, f: Facts, quote: R.Renewa
     renewed: events.SubscriptionRenewed = {
         **_who(f), **subscription_view(sub), "amount": quote.total, "currency": quote.currency,
         "renewal_date": renewal.renewal_date.isoformat(), "changes": changes, "quote": quote.snapshot(),
-        "manual": renewal.manual}
+        "manual": renewal.manual, "changed_at": uow.now.isoformat()}
     uow.publish("subscription.renewed", renewed)
 
 
@@ -367,7 +367,8 @@ def _expire(uow: ServiceUnitOfWork, ids: list[int]) -> list[int]:
     facts = facts_of(uow.session, list(ended))
     for f in facts.values():
         notice: events.SubscriptionExpired = {**_who(f), "plan": f.sub.plan,
-                                              "term_end": f.sub.term_end.isoformat()}
+                                              "term_end": f.sub.term_end.isoformat(),
+                                              "changed_at": uow.now.isoformat()}
         for event in subscriptions.expire(f.sub.status, notice):
             uow.publish(event.topic, dict(event.payload))
         f.sub.status, f.sub.updated_at = SubscriptionStatus.EXPIRED, uow.now

@@ -188,6 +188,7 @@ def _complete(app: Checkout, uow: ServiceUnitOfWork, order: Order) -> Settled:
         **subscription_view(subscription), "subscription_id": subscription.id,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
         "features": app.catalog.features_for(order.plan, tuple(a["sku"] for a in addons)),
+        "changed_at": uow.now.isoformat(),
     }
     _save(uow, order, orders.complete(order.status, receipt, created, upgrade=False))
     uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
@@ -236,6 +237,7 @@ def _complete_upgrade(app: Checkout, uow: ServiceUnitOfWork, order: Order, sub: 
         **subscription_view(sub), "subscription_id": sub.id, "plan_before": before,
         "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
         "features": app.catalog.features_for(sub.plan, tuple(a.sku for a in sub.addons)),
+        "changed_at": uow.now.isoformat(),
     }
     _save(uow, order, orders.complete(order.status, receipt, upgraded, upgrade=True))
     uow.track(Step.PURCHASE_COMPLETED, user_id=order.user_id, namespace_id=order.namespace_id,
@@ -289,7 +291,7 @@ def _complete_expansion(app: Checkout, uow: ServiceUnitOfWork, order: Order,
         grown: events.SubscriptionExpanded = {
             **subscription_view(sub), "subscription_id": sub.id,
             "billing_account_id": order.billing_account_id, "namespace_path": namespace.path,
-            "order_id": order.id,
+            "order_id": order.id, "changed_at": uow.now.isoformat(),
             "features": app.catalog.features_for(sub.plan, tuple(a.sku for a in sub.addons)),
             "added": [{"kind": line["kind"], "sku": line["sku"], "quantity": line["quantity"]}
                       for line in order.lines]}

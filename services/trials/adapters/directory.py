@@ -1,5 +1,7 @@
-"""Namespaces and roles belong to checkout: trials asks checkout's API, with
-the caller's own token, so checkout decides what the caller may see."""
+"""Namespaces and roles belong to checkout: what changes state (starting or
+reactivating a trial) asks checkout's API, with the caller's own token, so
+checkout decides what the caller may see and do at that moment. Reads answer
+from trials' own read model instead (services/trials/usecases/directory.py)."""
 
 from __future__ import annotations
 
@@ -18,20 +20,8 @@ DIRECTORY_DOWN = Unavailable("directory_unavailable", "Namespace directory unava
                              "Try again in a moment.", retry_after=5)
 
 
-@dataclass(frozen=True)
-class Membership:
-    """A namespace the token's owner belongs to, with their role."""
-
-    namespace_id: int
-    path: str
-    plan: str
-    role: str
-
-
 class NamespaceDirectory(Protocol):
     def lookup(self, namespace_id: int, bearer_token: str) -> Namespace | None: ...
-
-    def memberships(self, bearer_token: str) -> list[Membership]: ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +41,7 @@ class CheckoutDirectory:
     def __init__(self, checkout_url: str, timeout: float = 3.0) -> None:
         self._base = checkout_url.rstrip("/")
         self._timeout = timeout
-        # urllib3 rather than requests: every eligibility check makes this call, and
+        # urllib3 rather than requests: every trial start makes this call, and
         # requests' per-call work (environment, proxies, hooks) doubled its client CPU.
         # No retries, as requests' default: a failure is a 503 the caller retries.
         self._http = urllib3.PoolManager(maxsize=self.POOL_SIZE, retries=urllib3.Retry(0, read=False))
@@ -79,11 +69,3 @@ class CheckoutDirectory:
                          is_top_level=body["parent_id"] is None, plan=body["plan"], role=body["role"],
                          billable_members=body["billable_members"],
                          addons_purchased=tuple(body["addons_purchased"]))
-
-    def memberships(self, bearer_token: str) -> list[Membership]:
-        """The namespaces the token's owner belongs to."""
-        response = self._get("/namespaces", bearer_token)
-        if response.status_code != 200:
-            raise DIRECTORY_DOWN
-        rows: list[dict[str, Any]] = response.json()
-        return [Membership(r["id"], r["path"], r["plan"], r["role"]) for r in rows]

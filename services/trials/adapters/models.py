@@ -81,3 +81,39 @@ class TrialAudit(Base):
 
 class InboxEvent(InboxMixin, Base):
     pass
+
+
+class DirectoryNamespace(Base):
+    """Trials' read model of a namespace, fed by checkout's `directory.*` and
+    `subscription.*` events (services/trials/usecases/directory.py), so that
+    eligibility never asks checkout. Two clocks order its changes: the
+    platform's (`changed_at`, `last_event`) for the group's path and parent,
+    checkout's (`plan_changed_at`) for the plan and add-ons."""
+
+    __tablename__ = "directory_namespaces"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    path: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # group or user
+    parent_id: Mapped[int | None] = mapped_column(BigInteger)
+    destroyed: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the platform's time
+    last_event: Mapped[str] = mapped_column(String(32))
+    plan: Mapped[str] = mapped_column(String(32), default="free")
+    # {subscription id: [add-on skus]}: what checkout reports as `addons_purchased` is their union.
+    addons: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    plan_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # checkout's time
+    billable_members: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DirectoryMember(Base):
+    """A member's role in a namespace as the platform said it last; `role` None once
+    removed (the row stays, so a late add brings nobody back)."""
+
+    __tablename__ = "directory_members"
+
+    namespace_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, index=True)
+    role: Mapped[str | None] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the platform's time
+    last_event: Mapped[str] = mapped_column(String(32))

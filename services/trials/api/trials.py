@@ -33,7 +33,7 @@ class Eligibility(MethodView):
     @blp.doc(security=AUTH)
     def get(self, namespace_id: int) -> list[dict[str, Any]]:
         """Which trials this namespace can start now, and the reason where not."""
-        verdicts = trials.eligibility(current(), request_uow(), current_principal(), bearer(), namespace_id)
+        verdicts = trials.eligibility(current(), request_uow(), current_principal(), namespace_id)
         return [{**v.__dict__, "name": current().rules.kinds[v.kind].name} for v in verdicts]
 
 
@@ -43,7 +43,7 @@ class NamespaceTrials(MethodView):
     @blp.doc(security=AUTH)
     def get(self, namespace_id: int) -> list[dict[str, Any]]:
         """The namespace's trials with their days left and end dates (members)."""
-        return trials.list_for(current(), request_uow(), bearer(), namespace_id)
+        return trials.list_for(current(), request_uow(), current_principal(), namespace_id)
 
     @blp.arguments(StartTrialSchema)
     @blp.response(201, TrialSchema, description="Started")

@@ -11,7 +11,6 @@ from flask import Blueprint, render_template
 
 from services.common.auth import Principal
 from services.common.pages import page
-from services.common.sessions import caller_token
 from services.common.web import request_uow
 from services.trials.runtime import Trials, current
 from services.trials.usecases import trials
@@ -24,10 +23,9 @@ blp = Blueprint("trials_pages", __name__, template_folder="templates", static_fo
 @page
 def trials_page(principal: Principal) -> str:
     app = current()
-    token = caller_token()
     groups: list[dict[str, Any]] = []
-    for ns in trials.owned_namespaces(app, token):
-        verdicts, listed = trials.overview(app, request_uow(), principal, token, ns.namespace_id)
+    for ns in trials.owned_namespaces(app, request_uow(), principal):
+        verdicts, listed = trials.overview(app, request_uow(), principal, ns.namespace_id)
         running = {t["kind"]: t for t in listed if t["status"] == "active"}
         groups.append({"namespace": ns, "trials": [
             {**v.__dict__, "name": app.rules.kinds[v.kind].name, "active": running.get(v.kind),

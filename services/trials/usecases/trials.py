@@ -21,10 +21,11 @@ from services.common.errors import Conflict, Forbidden, Invalid, not_found
 from services.common.service import ServiceUnitOfWork
 from services.common.sweeps import Sweep
 from services.common.telemetry import Step
-from services.trials.adapters.directory import Membership
 from services.trials.adapters.models import Trial, TrialAudit
 from services.trials.domain import rules as R
 from services.trials.runtime import Trials, UowFactory
+from services.trials.usecases import directory
+from services.trials.usecases.directory import Membership
 
 ULTIMATE, DUO_PRO = "ultimate", "duo_pro"
 # Flags (experiments/payload.json) that change what trials does.
@@ -60,15 +61,30 @@ def _event(app: Trials, trial: Trial, now: datetime, **extra: Any) -> events.Tri
 
 
 def _namespace(app: Trials, namespace_id: int, token: str) -> R.Namespace:
+    """The namespace as checkout says it now, with the caller's own token: what
+    changes state (`start`, `reactivate`) asks this, never the read model, so a
+    stale read model can show a wrong verdict for a moment but never grant a
+    trial checkout would refuse."""
     ns = app.directory.lookup(namespace_id, token)
     if ns is None:
         raise not_found("namespace", namespace_id)
     return ns
 
 
-def owned_namespaces(app: Trials, token: str) -> list[Membership]:
-    """The namespaces whose trials the token's owner can start (as Owner)."""
-    return [m for m in app.directory.memberships(token) if m.role == "owner"]
+def _known(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) -> R.Namespace:
+    """The namespace from trials' read model (usecases/directory.py), as checkout
+    would show it to the caller (404 to a non-member but an admin), with no call
+    to checkout: what only reads answers from it, at most STALENESS_BOUND behind."""
+    ns = directory.lookup(uow.session, namespace_id, principal.user_id, principal.is_admin)
+    if ns is None:
+        raise not_found("namespace", namespace_id)
+    return ns
+
+
+def owned_namespaces(app: Trials, uow: ServiceUnitOfWork, principal: Principal) -> list[Membership]:
+    """The namespaces whose trials the caller can start (as Owner), from the read model."""
+    with uow:
+        return [m for m in directory.memberships(uow.session, principal.user_id) if m.role == "owner"]
 
 
 # Built once, not per eligibility check: building a select() costs about what running it does.
@@ -125,24 +141,25 @@ def _checked(app: Trials, uow: ServiceUnitOfWork, principal: Principal, ns: R.Na
     return verdicts
 
 
-def eligibility(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
+def eligibility(app: Trials, uow: ServiceUnitOfWork, principal: Principal,
                 namespace_id: int) -> list[R.Verdict]:
-    ns = _namespace(app, namespace_id, token)
+    """Every kind's verdict from the read model and the trials table: no call to checkout."""
     with uow:
         uow.telemetry_only()
+        ns = _known(uow, principal, namespace_id)
         verdicts = _checked(app, uow, principal, ns, _history(uow, namespace_id))
         uow.commit()
         return verdicts
 
 
-def overview(app: Trials, uow: ServiceUnitOfWork, principal: Principal, token: str,
+def overview(app: Trials, uow: ServiceUnitOfWork, principal: Principal,
              namespace_id: int) -> tuple[list[R.Verdict], list[dict[str, Any]]]:
     """What the trials page shows of a namespace: `eligibility`'s verdicts (recorded
-    the same way) and `list_for`'s trials, from one look-up at checkout and one
-    read of the namespace's trials, in one transaction."""
-    ns = _namespace(app, namespace_id, token)
+    the same way) and `list_for`'s trials, from one read of the read model and one
+    of the namespace's trials, in one transaction."""
     with uow:
         uow.telemetry_only()
+        ns = _known(uow, principal, namespace_id)
         rows = list(uow.session.scalars(_LISTED, {"ns": namespace_id}))
         verdicts = _checked(app, uow, principal, ns, _past(rows))
         listed = [trial_view(t, uow.now, app.rules) for t in rows]
@@ -201,9 +218,10 @@ def _active_started_by_anyone(uow: ServiceUnitOfWork, namespace_id: int, kind: s
         Trial.namespace_id == namespace_id, Trial.kind == kind, Trial.status == "active"))
 
 
-def list_for(app: Trials, uow: ServiceUnitOfWork, token: str, namespace_id: int) -> list[dict[str, Any]]:
-    _namespace(app, namespace_id, token)  # members only
+def list_for(app: Trials, uow: ServiceUnitOfWork, principal: Principal,
+             namespace_id: int) -> list[dict[str, Any]]:
     with uow:
+        _known(uow, principal, namespace_id)  # members only
         return [trial_view(t, uow.now, app.rules) for t in uow.session.scalars(_LISTED, {"ns": namespace_id})]
 
 
