@@ -59,8 +59,9 @@ class Membership:
 
 
 # --- reading ---------------------------------------------------------------------------
-# The namespace and the caller's role in one round trip, built once.
-_NAMESPACE_AND_ROLE = (
+# The namespace and the caller's role in one round trip, built once (eligibility
+# adds the namespace's trials to it: usecases/trials.py).
+NAMESPACE_AND_ROLE = (
     select(DirectoryNamespace.id, DirectoryNamespace.path, DirectoryNamespace.kind,
            DirectoryNamespace.parent_id, DirectoryNamespace.plan, DirectoryNamespace.addons,
            DirectoryNamespace.billable_members, DirectoryMember.role)
@@ -78,7 +79,11 @@ _MEMBERSHIPS = (
 def lookup(session: Session, namespace_id: int, user_id: int, is_admin: bool) -> Namespace | None:
     """The namespace as this person sees it, as checkout would answer: None if
     unknown or if they are no member (an admin sees every namespace, with no role)."""
-    row = session.execute(_NAMESPACE_AND_ROLE, {"ns": namespace_id, "user": user_id}).first()
+    return seen(session.execute(NAMESPACE_AND_ROLE, {"ns": namespace_id, "user": user_id}).first(), is_admin)
+
+
+def seen(row: Any, is_admin: bool) -> Namespace | None:
+    """A NAMESPACE_AND_ROLE row as its reader may see it (None: unknown, or not theirs)."""
     if row is None or (row.role is None and not is_admin):
         return None
     return Namespace(id=row.id, path=row.path, kind=row.kind, is_top_level=row.parent_id is None,
