@@ -225,3 +225,19 @@ def test_production_batches_every_200_ms_unless_told_otherwise() -> None:
     assert Settings.from_env("checkout", production).funnel_batch_ms == 200
     assert Settings.from_env("checkout", {**production, "FUNNEL_BATCH_MS": "0"}).funnel_batch_ms == 0
     assert Settings.from_env("checkout", {"FUNNEL_BATCH_MAX_ROWS": "50"}).funnel_batch_max_rows == 50
+
+
+def test_a_stop_the_database_refuses_counts_what_it_gives_up(engine: Engine) -> None:
+    dropped = FUNNEL_ROWS_DROPPED.labels("checkout")
+    before = dropped._value.get()
+    batcher = FunnelBatcher(engine, table(), "checkout", interval_seconds=3600, max_rows=100)
+    batcher.add(row())
+    batcher.add(row())
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE funnel_events RENAME TO funnel_events_away"))
+    try:
+        batcher.close()  # tries a few times, then says what it lost
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE funnel_events_away RENAME TO funnel_events"))
+    assert dropped._value.get() - before == 2 and batcher.waiting == 0
