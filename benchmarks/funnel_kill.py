@@ -28,11 +28,13 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +68,8 @@ class Run:
     answered: int
     stored: int
     lost: int
+    unanswered_stored: int  # rows of quotes whose answer never reached the client
+    unanswered: str  # why quotes were not answered 200: status or client error, with counts
     signals: int  # workers signalled
     bound: int
     seconds: float
@@ -77,36 +81,41 @@ def workers_of(master: int) -> list[int]:
     return [int(pid) for pid in children]
 
 
-def send(url: str, token: str, seats: list[int], answered: list[int]) -> None:
-    """Quotes one after the other; the seat counts of those answered 200 go to `answered`."""
+def send(url: str, token: str, seats: list[int], answered: list[int], unanswered: Counter[str]) -> None:
+    """Quotes one after the other; the seat counts of those answered 200 go to
+    `answered`, why the others were not to `unanswered`."""
     http = requests.Session()
     headers = {"Authorization": f"Bearer {token}"}
     for count in seats:
         try:
             body: dict[str, Any] = {"namespace_id": 100, "plan": "premium", "seats": count}
             response = http.post(f"{url}/quotes", json=body, headers=headers, timeout=10)
-        except requests.RequestException:
+        except requests.RequestException as error:
+            unanswered[type(error).__name__] += 1
             http = requests.Session()  # the worker went away mid-request: not answered
             continue
         if response.status_code == 200:
             answered.append(count)
+        else:
+            unanswered[str(response.status_code)] += 1
 
 
 Disturb = Callable[[Callable[[], bool]], int]  # signals workers while the stream lasts; how many
 
 
-def stream(url: str, token: str, quotes: int, disturb: Disturb) -> tuple[list[int], int]:
+def stream(url: str, token: str, quotes: int, disturb: Disturb) -> tuple[list[int], Counter[str], int]:
     """Send `quotes` quotes from CLIENTS threads while `disturb` signals workers."""
     answered: list[int] = []
+    unanswered: Counter[str] = Counter()
     seats = list(range(FIRST_SEATS, FIRST_SEATS + quotes))
-    threads = [threading.Thread(target=send, args=(url, token, seats[i::CLIENTS], answered))
+    threads = [threading.Thread(target=send, args=(url, token, seats[i::CLIENTS], answered, unanswered))
                for i in range(CLIENTS)]
     for thread in threads:
         thread.start()
     signalled = disturb(lambda: any(t.is_alive() for t in threads))
     for thread in threads:
         thread.join()
-    return answered, signalled
+    return answered, unanswered, signalled
 
 
 def disturber(master: int, sig: signal.Signals, times: int, rng: random.Random) -> Disturb:
@@ -139,36 +148,47 @@ def stored_seats(url: str) -> set[int]:
     return seats
 
 
-def run(mode: str, url: str, env: dict[str, str], quotes: int, kills: int, rng: random.Random) -> Run:
+def run(mode: str, url: str, env: dict[str, str], quotes: int, kills: int, rng: random.Random,
+        keep: bool = False) -> Run:
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM funnel_events"))
     engine.dispose()
     token = issue_token(env["AUTH_SECRET"], 1, "ada@acme.test", now=SystemClock().now())
-    with tempfile.TemporaryDirectory(prefix="funnel-kill-") as folder:
-        servers = Stack(Path(folder), env)
-        command = plan(["serve", "checkout"], {"PORT": str(PORT)})
-        command[command.index("--bind") + 1] = f"127.0.0.1:{PORT}"
+    folder = Path(tempfile.mkdtemp(prefix="funnel-kill-"))
+    if keep:
+        print(f"{mode}: gunicorn's log in {folder}", flush=True)
+    servers = Stack(folder, env)
+    command = plan(["serve", "checkout"], {"PORT": str(PORT)})
+    command[command.index("--bind") + 1] = f"127.0.0.1:{PORT}"
+    try:
         server = servers.start("checkout", command, f"http://127.0.0.1:{PORT}/healthz")
-        try:
-            _wait_for_workers(server.proc.pid)
-            sig = signal.SIGKILL if mode == "SIGKILL" else signal.SIGTERM
-            started = time.perf_counter()
-            disturb = disturber(server.proc.pid, sig, kills, rng)
-            answered, signalled = stream(server.url, token, quotes, disturb)
-            seconds = time.perf_counter() - started
-        finally:
-            servers.close()  # SIGTERM to gunicorn: the workers left write what waits
-    lost = len(set(answered) - stored_seats(url))
+        _wait_for_workers(server.proc.pid)
+        sig = signal.SIGKILL if mode == "SIGKILL" else signal.SIGTERM
+        started = time.perf_counter()
+        disturb = disturber(server.proc.pid, sig, kills, rng)
+        answered, unanswered, signalled = stream(server.url, token, quotes, disturb)
+        seconds = time.perf_counter() - started
+    finally:
+        servers.close()  # SIGTERM to gunicorn: the workers left write what waits
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    stored = stored_seats(url)
+    lost = len(set(answered) - stored)
     bound = signalled * MAX_ROWS if mode == "SIGKILL" else 0
-    return Run(mode, quotes, len(answered), len(answered) - lost, lost, signalled, bound, seconds)
+    why = ", ".join(f"{reason} x{n}" for reason, n in unanswered.most_common()) or "-"
+    return Run(mode, quotes, len(answered), len(answered) - lost, lost, len(stored - set(answered)), why,
+               signalled, bound, seconds)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quotes", type=int, default=3000, help="quotes per run (at most 9,990)")
+    parser.add_argument("--quotes", type=int, default=2500,
+                        help="quotes per run (each its own seat count, 3 and up; a total above "
+                             "$999,999.99, 2,874 Premium seats, is refused)")
     parser.add_argument("--kills", type=int, default=4, help="times every worker is signalled per run")
+    parser.add_argument("--keep", action="store_true", help="keep gunicorn's logs (their folder is printed)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     rng = random.Random()
@@ -180,7 +200,8 @@ def main(argv: list[str]) -> int:
                "APP_ENV": "development", "SERVER_TIMING": "off", "GUNICORN_ACCESS_LOG": "off",
                "WEB_CONCURRENCY": str(WORKERS), "THREADS": "8",
                "FUNNEL_BATCH_MS": str(BATCH_MS), "FUNNEL_BATCH_MAX_ROWS": str(MAX_ROWS)}
-        runs = [run(mode, url, env, args.quotes, args.kills, rng) for mode in ("SIGKILL", "SIGTERM")]
+        runs = [run(mode, url, env, args.quotes, args.kills, rng, args.keep)
+                for mode in ("SIGKILL", "SIGTERM")]
     for r in runs:
         print(f"{r.mode}: {r.answered} of {r.sent} quotes answered, {r.stored} rows stored, lost {r.lost} "
               f"(bound {r.bound}), {r.signals} workers signalled, {r.seconds:.1f} s", flush=True)
@@ -192,11 +213,16 @@ def main(argv: list[str]) -> int:
              "Lost: quotes answered 200 whose `plan_chosen` row was never stored. The bound a SIGKILL may "
              "lose is FUNNEL_BATCH_MAX_ROWS per killed worker (in practice the rows of its last "
              f"{BATCH_MS} ms); a graceful stop (SIGTERM: recycling, a deploy) must lose none.", "",
-             "| signal | quotes sent | answered 200 | rows stored | lost | workers signalled | bound "
-             "| seconds |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "A quote not answered (its connection cut by the kill, or no answer within the client's "
+             "10 s) is not retried and not counted; some of those were served and left a row (last "
+             "column).", "",
+             "| signal | quotes sent | answered 200 | their rows stored | lost | workers signalled "
+             f"| bound | answered/s | ≈ rows per {BATCH_MS} ms | seconds | not answered, why "
+             "| rows of unanswered quotes |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     lines += [f"| {r.mode} | {r.sent} | {r.answered} | {r.stored} | {r.lost} | {r.signals} | {r.bound} "
-              f"| {r.seconds:.1f} |" for r in runs]
+              f"| {r.answered / r.seconds:.0f} | {r.answered / r.seconds * BATCH_MS / 1000:.0f} "
+              f"| {r.seconds:.1f} | {r.unanswered} | {r.unanswered_stored} |" for r in runs]
     RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"written to {RESULTS}")
     kill, graceful = runs
