@@ -40,10 +40,10 @@ class ServiceUnitOfWork(UnitOfWork):
         self.now: datetime = ctx.clock.now()
         self._variations: dict[tuple[int | None, int | None], dict[str, int]] = {}
         self._stored_exposure = False
-        self._view_only = False
+        self._view_only = self._relaxed = False
 
     def __enter__(self) -> Self:
-        self._view_only = False
+        self._view_only = self._relaxed = False
         return super().__enter__()
 
     def telemetry_only(self) -> None:
@@ -54,10 +54,17 @@ class ServiceUnitOfWork(UnitOfWork):
         (about a fifth of its throughput in make bench).
 
         Its view-only steps (telemetry.VIEW_ONLY_STEPS) are then written after
-        commit in batches when FUNNEL_BATCH_MS is set (services/common/funnel_batch.py)."""
+        commit in batches when FUNNEL_BATCH_MS is set (services/common/funnel_batch.py);
+        a quote then writes nothing in its transaction, and the setting is sent only
+        before a write that still happens in it (a first exposure), sparing a round trip."""
         self._view_only = True
-        if self.ctx.engine.dialect.name == "postgresql":
+        if self.ctx.funnel_batch is None:
+            self._relax_commit()
+
+    def _relax_commit(self) -> None:
+        if self._view_only and not self._relaxed and self.ctx.engine.dialect.name == "postgresql":
             self.session.execute(_RELAXED_COMMIT)
+            self._relaxed = True
 
     def flag(self, feature: str, attributes: dict[str, Any]) -> Any:
         """A flag's value for these attributes; an experiment's first exposure
@@ -73,6 +80,7 @@ class ServiceUnitOfWork(UnitOfWork):
         known = self.ctx.known_variations.get(unit)
         if known is not None and exposure.experiment in known:
             return  # most evaluations: stored already, as this process knows
+        self._relax_commit()
         first = self._exposures().store_first(exposure, user_id, namespace_id, self.now)
         # Either way the table has it now: the next read of this unit caches it.
         self.after_commit(lambda: self.ctx.known_variations.forget(unit))
@@ -103,6 +111,7 @@ class ServiceUnitOfWork(UnitOfWork):
             row = telemetry.row_of(self.ctx.name, event)
             self.after_commit(lambda: batch.add(row))
         else:
+            self._relax_commit()
             telemetry.record(self.session, self.ctx.funnel_model, self.ctx.name, event)
         self.after_commit(lambda: FUNNEL_STEPS.labels(self.ctx.name, step.value, self.traffic.value).inc())
         if self.traffic is not Traffic.SYNTHETIC:

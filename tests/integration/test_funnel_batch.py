@@ -82,6 +82,19 @@ def test_only_view_only_steps_of_a_telemetry_only_transaction_wait(batched: Flas
     assert ctx.funnel_batch.waiting == 1
 
 
+def test_a_view_only_transaction_that_writes_nothing_skips_the_relaxed_commit_on_postgres(
+        postgres_only: None, batched: Flask) -> None:
+    ctx = batched.extensions["checkout"].ctx
+    show = text("SHOW synchronous_commit")
+    with ctx.uow() as uow:
+        uow.telemetry_only()
+        uow.track(Step.PLANS_VIEWED, user_id=1, namespace_id=100)  # buffered: no write, no setting sent
+        assert uow.session.scalar(show) == "on"
+        uow.track(Step.EXPERIMENT_VIEWED, user_id=1, namespace_id=100)  # written here: not waiting for disk
+        assert uow.session.scalar(show) == "off"
+        uow.commit()
+
+
 def test_a_graceful_stop_writes_every_waiting_row(checkout_db_url: str, clock: FixedClock) -> None:
     app = batched_app(checkout_db_url, clock)
     client = app.test_client()
