@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run reset test install migrate seed tokens timetravel bench-renewals bench-mail-kill lint typecheck clean
+.PHONY: run reset test install migrate seed tokens timetravel bench-renewals bench-mail-kill bench-funnel-kill lint typecheck clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ timetravel: $(STAMP)
 DATABASE ?= sqlite
 bench-mail-kill: $(STAMP)
 	$(BIN)/python -m benchmarks.mail_kill --database $(DATABASE)
+
+## bench-funnel-kill: checkout's workers SIGKILLed, then SIGTERMed, mid-stream of quotes: batched funnel rows lost.
+bench-funnel-kill: $(STAMP)
+	$(BIN)/python -m benchmarks.funnel_kill
 
 ## bench-renewals: time one reminder sweep over 25k-100k subscriptions on PostgreSQL.
 bench-renewals: $(STAMP)

@@ -20,6 +20,10 @@ requests `graceful_timeout` (30 s) to finish; a Stripe call has a 10 s timeout
 and one retry, so a purchase in progress completes. Kubernetes'
 terminationGracePeriodSeconds must exceed preStop + graceful_timeout.
 
+View-only funnel rows (a quote's) wait up to FUNNEL_BATCH_MS in each worker
+before one INSERT writes them; worker_exit writes what is waiting when a worker
+stops gracefully, so only a SIGKILL loses any (at most FUNNEL_BATCH_MAX_ROWS).
+
 Logs and metrics. The app's JSON logs (services/common/logs.py) go to stderr,
 gunicorn's access log (one JSON-ish line per request) to stdout. Each worker
 process counts its own requests; PROMETHEUS_MULTIPROC_DIR (default
@@ -123,3 +127,11 @@ def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In a worker leaving gracefully (SIGTERM, max_requests recycling): write the
+    view-only funnel rows still waiting (services/common/funnel_batch.py)."""
+    from services.common.funnel_batch import close_all
+
+    close_all()

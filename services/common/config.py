@@ -97,6 +97,13 @@ class Settings:
     posthog_host: str = "https://us.i.posthog.com"
     # Off only to measure what the funnel events cost (make bench); never in production.
     funnel_telemetry: bool = True
+    # View-only funnel rows (a quote, an eligibility check) are written this often in
+    # batches, off the request path (services/common/funnel_batch.py); 0 writes them in
+    # the step's transaction. From the environment: 200 in production, 0 elsewhere.
+    funnel_batch_ms: int = 0
+    # At most this many rows wait per process (what a SIGKILL may lose); a request
+    # that finds the buffer full writes it itself.
+    funnel_batch_max_rows: int = 1000
     # The Server-Timing header (db, stripe, app): for load tests and the benchmark only,
     # since it tells any caller how long our database and Stripe calls take.
     server_timing: bool = False
@@ -159,6 +166,9 @@ class Settings:
             posthog_api_key=env.get("POSTHOG_API_KEY") or None,
             posthog_host=env.get("POSTHOG_HOST", "https://us.i.posthog.com"),
             funnel_telemetry=env.get("FUNNEL_TELEMETRY", "on").strip().lower() not in ("off", "0", "false"),
+            funnel_batch_ms=int(env.get("FUNNEL_BATCH_MS")
+                                or ("200" if env.get("APP_ENV") == "production" else "0")),
+            funnel_batch_max_rows=int(env.get("FUNNEL_BATCH_MAX_ROWS") or "1000"),
             server_timing=env.get("SERVER_TIMING", "off").strip().lower() in ("on", "1", "true"),
             growthbook_payload_file=env.get("GROWTHBOOK_PAYLOAD_FILE")
             or str(ROOT / "experiments" / "payload.json"),

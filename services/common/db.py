@@ -71,7 +71,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def insert_ignoring_duplicates(session: Session, table: Any) -> Any:
+def insert_ignoring_duplicates(session: Session | Engine, table: Any) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING for PostgreSQL or SQLite: the set-based
     way to make a sweep safe to run twice (a unique constraint decides)."""
     if is_postgres(session):

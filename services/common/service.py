@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
@@ -22,6 +22,7 @@ from services.common import exposures, outbox, sweeps, telemetry
 from services.common.clock import Clock, OffsetClock, SystemClock
 from services.common.config import Settings
 from services.common.db import UnitOfWork, make_engine
+from services.common.funnel_batch import FunnelBatcher
 from services.common.logs import request_id_var
 from services.common.metrics import FUNNEL_STEPS
 from services.common.telemetry import Forwarder, FunnelEvent, Step, Traffic
@@ -29,7 +30,8 @@ from services.common.telemetry import Forwarder, FunnelEvent, Step, Traffic
 
 class ServiceUnitOfWork(UnitOfWork):
     """A unit of work that also writes outbox events and funnel events in the
-    same transaction as the state change."""
+    same transaction as the state change (a view-only step's funnel row in a
+    `telemetry_only()` transaction: just after it, in a batch)."""
 
     def __init__(self, ctx: ServiceContext, traffic: Traffic) -> None:
         super().__init__(ctx.session_factory)
@@ -38,15 +40,31 @@ class ServiceUnitOfWork(UnitOfWork):
         self.now: datetime = ctx.clock.now()
         self._variations: dict[tuple[int | None, int | None], dict[str, int]] = {}
         self._stored_exposure = False
+        self._view_only = self._relaxed = False
+
+    def __enter__(self) -> Self:
+        self._view_only = self._relaxed = False
+        return super().__enter__()
 
     def telemetry_only(self) -> None:
         """Say that this transaction writes only what a person saw (funnel events,
         exposures), nothing they bought or changed. On PostgreSQL its commit then
         does not wait for the WAL to reach disk: a crash may lose the last moment
         of such rows, never a purchase, and a quote no longer pays for a disk flush
-        (about a fifth of its throughput in make bench)."""
-        if self.ctx.engine.dialect.name == "postgresql":
+        (about a fifth of its throughput in make bench).
+
+        Its view-only steps (telemetry.VIEW_ONLY_STEPS) are then written after
+        commit in batches when FUNNEL_BATCH_MS is set (services/common/funnel_batch.py);
+        a quote then writes nothing in its transaction, and the setting is sent only
+        before a write that still happens in it (a first exposure), sparing a round trip."""
+        self._view_only = True
+        if self.ctx.funnel_batch is None:
+            self._relax_commit()
+
+    def _relax_commit(self) -> None:
+        if self._view_only and not self._relaxed and self.ctx.engine.dialect.name == "postgresql":
             self.session.execute(_RELAXED_COMMIT)
+            self._relaxed = True
 
     def flag(self, feature: str, attributes: dict[str, Any]) -> Any:
         """A flag's value for these attributes; an experiment's first exposure
@@ -62,6 +80,7 @@ class ServiceUnitOfWork(UnitOfWork):
         known = self.ctx.known_variations.get(unit)
         if known is not None and exposure.experiment in known:
             return  # most evaluations: stored already, as this process knows
+        self._relax_commit()
         first = self._exposures().store_first(exposure, user_id, namespace_id, self.now)
         if first or known is not None:
             # What this process knew of the unit lacks the row: the next read caches it
@@ -90,7 +109,13 @@ class ServiceUnitOfWork(UnitOfWork):
         event = FunnelEvent(step=step, user_id=user_id, namespace_id=namespace_id,
                             occurred_at=self.now, properties=properties,
                             experiments=self.variations(user_id, namespace_id), traffic=self.traffic)
-        telemetry.record(self.session, self.ctx.funnel_model, self.ctx.name, event)
+        batch = self.ctx.funnel_batch
+        if batch is not None and self._view_only and step in telemetry.VIEW_ONLY_STEPS:
+            row = telemetry.row_of(self.ctx.name, event)
+            self.after_commit(lambda: batch.add(row))
+        else:
+            self._relax_commit()
+            telemetry.record(self.session, self.ctx.funnel_model, self.ctx.name, event)
         self.after_commit(lambda: FUNNEL_STEPS.labels(self.ctx.name, step.value, self.traffic.value).inc())
         if self.traffic is not Traffic.SYNTHETIC:
             self.after_commit(lambda: self.ctx.forwarder.forward(self.ctx.name, event))
@@ -135,12 +160,16 @@ class ServiceContext:
     failure_model: type[sweeps.SweepFailureMixin] | None = None
     # A service's own gauges, read from its database at each scrape (services/common/metrics.py).
     gauges: list[Callable[[Session, CollectorRegistry], None]] = field(default_factory=list)
+    # View-only funnel rows written in batches (FUNNEL_BATCH_MS); None: in the step's transaction.
+    funnel_batch: FunnelBatcher | None = None
 
     def uow(self, traffic: Traffic = Traffic.REAL) -> ServiceUnitOfWork:
         return ServiceUnitOfWork(self, traffic)
 
     def close(self) -> None:
         self.flags.stop()
+        if self.funnel_batch is not None:
+            self.funnel_batch.close()  # before the forwarder and the engine: nothing waiting is lost
         self.forwarder.shutdown()
         self.engine.dispose()
 
@@ -152,10 +181,15 @@ def build_context(name: str, settings: Settings, clock: Clock | None,
                   failure_model: type[sweeps.SweepFailureMixin] | None = None) -> ServiceContext:
     """Wire a service's database, clock, telemetry and flags from its settings."""
     engine = make_engine(settings.database_url)
+    batch = None
+    if settings.funnel_telemetry and settings.funnel_batch_ms > 0:
+        batch = FunnelBatcher(engine, funnel_model.__table__, name,  # type: ignore[attr-defined]
+                              interval_seconds=settings.funnel_batch_ms / 1000,
+                              max_rows=settings.funnel_batch_max_rows)
     return ServiceContext(
         name=name, settings=settings, engine=engine,
         session_factory=sessionmaker(engine, expire_on_commit=False),
         clock=clock or (OffsetClock(settings.clock_file) if settings.clock_file else SystemClock()),
         forwarder=telemetry.make_forwarder(settings.posthog_api_key, settings.posthog_host),
         outbox_model=outbox_model, funnel_model=funnel_model, exposure_model=exposure_model,
-        failure_model=failure_model, flags=Flags.from_settings(settings).start())
+        failure_model=failure_model, flags=Flags.from_settings(settings).start(), funnel_batch=batch)

@@ -1,8 +1,11 @@
 """Funnel telemetry: one append-only row per step a person takes.
 
 The row is written in the same transaction as the step (so the local store,
-the source of the experiment analysis, never disagrees with the data), and is
-forwarded to PostHog after commit by a batched, non-blocking client. A dead
+the source of the experiment analysis, never disagrees with the data), except
+for a view-only step (VIEW_ONLY_STEPS, in a transaction that writes nothing
+else): its row is written just after, in batches, by
+services/common/funnel_batch.py, which states what a crash may lose. Every row
+is forwarded to PostHog after commit by a batched, non-blocking client. A dead
 PostHog host changes nothing for the buyer: the SDK queues in memory and drops
 when its queue is full.
 """
@@ -64,6 +67,19 @@ class Step(enum.StrEnum):
     MANAGER_JOINED = "manager_joined"
     MANAGER_REMOVED = "manager_removed"
     ORDER_REFUNDED = "order_refunded"
+
+
+# Steps that only record what a person saw: nothing was bought or changed. In a
+# transaction that writes nothing else (`ServiceUnitOfWork.telemetry_only()`)
+# their row may be written after the request, in batches (services/common/
+# funnel_batch.py). Every other step (a purchase, a trial start, a card, a code
+# redeemed) keeps its row in the step's own transaction; so does
+# experiment_viewed, which goes with its exposure row so experiment counts stay exact.
+VIEW_ONLY_STEPS = frozenset({
+    Step.PLANS_VIEWED, Step.PLAN_CHOSEN, Step.CODE_APPLIED, Step.CODE_REJECTED,
+    Step.EXPANSION_CHOSEN, Step.EXPANSION_QUOTED, Step.EXPANSION_REFUSED,
+    Step.TRIAL_ELIGIBILITY_CHECKED, Step.BILLING_VIEWED, Step.SAVE_OFFER_SHOWN,
+})
 
 
 class Traffic(enum.StrEnum):
@@ -176,12 +192,17 @@ def make_forwarder(api_key: str | None, host: str) -> Forwarder:
     return PostHogForwarder(api_key, host) if api_key else NoForwarder()
 
 
-def record(session: Session, model: type[FunnelEventMixin], service: str, event: FunnelEvent) -> None:
-    # A Core INSERT, not session.add(): the ORM's bookkeeping for an append-only
-    # row it never reads back cost more than the INSERT itself (make bench).
-    session.execute(insert(model.__table__), {  # type: ignore[attr-defined]
+def row_of(service: str, event: FunnelEvent) -> dict[str, Any]:
+    """The event as a `funnel_events` row (values for a Core INSERT)."""
+    return {
         "event_id": event.event_id, "service": service, "step": event.step.value,
         "user_id": event.user_id, "namespace_id": event.namespace_id,
         "occurred_at": event.occurred_at, "properties": event.properties,
         "experiments": event.experiments, "traffic": event.traffic.value,
-    })
+    }
+
+
+def record(session: Session, model: type[FunnelEventMixin], service: str, event: FunnelEvent) -> None:
+    # A Core INSERT, not session.add(): the ORM's bookkeeping for an append-only
+    # row it never reads back cost more than the INSERT itself (make bench).
+    session.execute(insert(model.__table__), row_of(service, event))  # type: ignore[attr-defined]

@@ -99,6 +99,7 @@ def overview(app: Checkout, uow: ServiceUnitOfWork, principal: Principal,
     """A namespace's billing as the caller may see it: members read the plan and the
     seat counts; Owners and billing managers also the card's state."""
     with uow:
+        uow.telemetry_only()  # a look: its billing_viewed row may be written in a batch
         namespace, standing = access.load_for_billing(uow.session, namespace_id, principal)
         sub = _active(uow.session, namespace_id)
         today = uow.now.date()
@@ -411,6 +412,7 @@ def save_offer(uow: ServiceUnitOfWork, principal: Principal, namespace_id: int) 
     """What the cancel flow may offer before automatic renewal goes off: the
     `cancel-save-offer` flag's value (an experiment hook; no offer by default)."""
     with uow:
+        uow.telemetry_only()  # an offer shown, nothing changed (its exposure, if any, stays exact)
         namespace, _ = access.load_for_billing(uow.session, namespace_id, principal, manage=True)
         offer = uow.flag(SAVE_OFFER_FLAG, {"id": str(principal.user_id), "namespace_id": str(namespace_id),
                                            "plan": namespace.plan})
