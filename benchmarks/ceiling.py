@@ -371,18 +371,30 @@ def positive_int(raw: str) -> int:
     return int(raw)
 
 
+def whole_number(raw: str) -> int:
+    if not raw.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of 0 or more, not {raw!r}")
+    return int(raw)
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the benchmarks find PostgreSQL and Redis (one definition for every bench script)."""
+    parser.add_argument("--database-url", default=os.environ.get(
+        "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ceiling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=positive_int, default=16, help="concurrent closed-loop users per run")
     parser.add_argument("--duration", type=positive_int, default=30, help="seconds measured per run")
-    parser.add_argument("--warmup", type=int, default=5, help="seconds of unmeasured load before each")
+    parser.add_argument("--warmup", type=whole_number, default=5,
+                        help="seconds of unmeasured load before each")
     parser.add_argument("--rounds", type=positive_int, default=2, help="telemetry settings: runs of each")
     parser.add_argument("--prospect-users", type=positive_int, default=50)
-    parser.add_argument("--prospect-time", type=int, default=120, help="0: skip the prospects run")
-    parser.add_argument("--database-url", default=os.environ.get(
-        "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    parser.add_argument("--prospect-time", type=whole_number, default=120, help="0: skip the prospects run")
+    add_server_arguments(parser)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (CSVs, logs)")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here (for --baseline)")

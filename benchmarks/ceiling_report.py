@@ -243,8 +243,8 @@ def render(run: Run, baseline: Run | None = None) -> str:
     if run.telemetry:
         off = statistics.mean(r.rps for r in run.telemetry[TELEMETRY_OFF])
         lines += ["## Funnel telemetry on `POST /quotes`", "",
-                  "Real traffic (signed-in people, so every step is forwarded to PostHog when forwarding is on), "
-                  "settings interleaved.", "",
+                  "Real traffic (signed-in people, so every step is forwarded to PostHog when "
+                  "forwarding is on), settings interleaved.", "",
                   "| setting | runs, req/s | mean req/s | vs off |", "|---|---|---|---|"]
         for name, results in run.telemetry.items():
             mean = statistics.mean(r.rps for r in results)

@@ -6,8 +6,9 @@ graceful stop loses none.
 
 Checkout runs as the container runs it (deploy/entrypoint.py, deploy/gunicorn.conf.py:
 2 workers x 8 threads) with FUNNEL_BATCH_MS=200 and FUNNEL_BATCH_MAX_ROWS=1000,
-production's values, on a fresh, seeded PostgreSQL database. (APP_ENV stays
-development only so that the benchmark may sign its own bearer tokens.) Eight
+production's values, on a fresh, seeded PostgreSQL database, with APP_ENV=production:
+the person's token comes from the benchmark's identity provider
+(benchmarks/bench_identity.py), verified as in production. Eight
 client threads send --quotes POST /quotes, each with its own seat count, so
 each answered quote names the funnel row it must have left. Then:
 
@@ -44,11 +45,10 @@ from typing import Any
 import requests
 from sqlalchemy import text
 
+from benchmarks.bench_identity import BenchProvider
 from benchmarks.ceiling import Stack, production_env
 from deploy.entrypoint import plan
 from services.checkout.seed import seed_database
-from services.common.auth import issue_token
-from services.common.clock import SystemClock
 from services.common.config import normalise_database_url
 from services.common.db import make_engine
 from services.common.migrate import upgrade
@@ -56,6 +56,7 @@ from tests.support import postgres_database
 
 RESULTS = Path(__file__).resolve().parent / "results" / "funnel_kill.md"
 PORT = int(os.environ.get("FUNNEL_KILL_PORT", "22001"))
+PROVIDER_PORT = PORT + 429  # the benchmark's identity provider, over https
 WORKERS, MAX_ROWS, BATCH_MS = 2, 1000, 200
 CLIENTS = 8
 FIRST_SEATS = 3  # namespace 100 (the demo's Acme, user 1 its Owner) quotes 3 seats and up
@@ -148,13 +149,12 @@ def stored_seats(url: str) -> set[int]:
     return seats
 
 
-def run(mode: str, url: str, env: dict[str, str], quotes: int, kills: int, rng: random.Random,
-        keep: bool = False) -> Run:
+def run(mode: str, url: str, env: dict[str, str], token: str, quotes: int, kills: int,
+        rng: random.Random, keep: bool = False) -> Run:
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM funnel_events"))
     engine.dispose()
-    token = issue_token(env["AUTH_SECRET"], 1, "ada@acme.test", now=SystemClock().now())
     folder = Path(tempfile.mkdtemp(prefix="funnel-kill-"))
     if keep:
         print(f"{mode}: gunicorn's log in {folder}", flush=True)
@@ -192,16 +192,21 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     rng = random.Random()
-    with postgres_database("funnelkill") as raw:
+    with postgres_database("funnelkill") as raw, tempfile.TemporaryDirectory(prefix="funnel-kill-") as tmp:
+        provider = BenchProvider(Path(tmp), PROVIDER_PORT)
         url = normalise_database_url(raw)
         upgrade("checkout", url)
         seed_database(url)
         env = {**production_env({"checkout": url, "trials": url}, "http://127.0.0.1:9", "memory://"),
-               "APP_ENV": "development", "SERVER_TIMING": "off", "GUNICORN_ACCESS_LOG": "off",
+               **provider.env(), "SERVER_TIMING": "off", "GUNICORN_ACCESS_LOG": "off",
                "WEB_CONCURRENCY": str(WORKERS), "THREADS": "8",
                "FUNNEL_BATCH_MS": str(BATCH_MS), "FUNNEL_BATCH_MAX_ROWS": str(MAX_ROWS)}
-        runs = [run(mode, url, env, args.quotes, args.kills, rng, args.keep)
-                for mode in ("SIGKILL", "SIGTERM")]
+        token = provider.token(1, "ada@acme.test")
+        try:
+            runs = [run(mode, url, env, token, args.quotes, args.kills, rng, args.keep)
+                    for mode in ("SIGKILL", "SIGTERM")]
+        finally:
+            provider.close()
     for r in runs:
         print(f"{r.mode}: {r.answered} of {r.sent} quotes answered, {r.stored} rows stored, lost {r.lost} "
               f"(bound {r.bound}), {r.signals} workers signalled, {r.seconds:.1f} s", flush=True)

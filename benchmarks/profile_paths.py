@@ -37,7 +37,9 @@ from pyinstrument import Profiler
 
 from benchmarks.bench_identity import BenchProvider
 from benchmarks.ceiling import (
+    add_server_arguments,
     fresh_databases,
+    positive_int,
     production_env,
     provisioning_checkout,
     relay_directory,
@@ -140,11 +142,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_paths", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--path", choices=("floor", "quote", "eligibility", "purchase"), action="append")
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--purchases", type=int, default=60, help="purchases per pass (three passes)")
-    parser.add_argument("--database-url", default=os.environ.get(
-        "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    parser.add_argument("--requests", type=positive_int, default=3000)
+    parser.add_argument("--purchases", type=positive_int, default=60,
+                        help="purchases per pass (three passes)")
+    add_server_arguments(parser)
     parser.add_argument("--out", type=Path, default=PROFILES)
     args = parser.parse_args(argv)
     from services.checkout.app import create_app as checkout_app

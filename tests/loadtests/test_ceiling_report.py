@@ -3,6 +3,8 @@ target of the performance issue is judged against its own figure."""
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.ceiling_report import TELEMETRY_FULL, TELEMETRY_OFF, TOTAL, Result, Run, render, targets
 
 
@@ -74,3 +76,12 @@ def test_the_report_carries_the_targets_and_a_row_per_endpoint_against_bare_and_
     text = render(run())
     assert "## Targets" in text
     assert "| checkout `POST /quotes` | 600 | 5 | 20 | 60% | 86% |" in text
+
+
+def test_the_benchmark_refuses_a_negative_time_before_it_builds_anything() -> None:
+    from benchmarks.ceiling import build_parser
+
+    assert build_parser().parse_args(["--prospect-time", "0"]).prospect_time == 0
+    for option in ("--prospect-time", "--warmup"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([option, "-5"])
