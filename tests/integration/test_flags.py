@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from experiments.definitions import experiment_definitions
@@ -276,6 +276,31 @@ def test_a_later_event_of_the_person_carries_variations_from_an_earlier_request(
         "city": "Springfield", "state": "IL", "postal_code": "62701"})
     saved = [e for e in funnel(other) if e.step == Step.BILLING_ACCOUNT_SAVED]
     assert saved and saved[-1].experiments == {"smb-discount-prompt": 1}
+
+
+def test_a_person_quoting_again_costs_no_second_exposure_write(
+        checkout_app_with: Callable[[Path], Flask], write_payload: Callable[[Any], Path]) -> None:
+    path = write_payload(payload_with({"smb-discount-prompt": 1, "checkout-default-seats": 0}))
+    checkout_app_with(path).test_client().get("/namespaces/100/checkout-offer", headers=ALICE)
+    app = checkout_app_with(path)  # a fresh process: the rows exist, its memory knows nothing
+    writes: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT") and ExposureRow.__tablename__ in statement:
+            writes.append(statement)
+
+    engine = app.extensions["checkout"].ctx.engine
+    event.listen(engine, "before_cursor_execute", count)
+    client = app.test_client()
+    quote = {"namespace_id": 100, "plan": "premium", "seats": 2}
+    assert client.post("/quotes", headers=ALICE, json=quote).status_code == 200
+    first = len(writes)
+    for _ in range(3):
+        assert client.post("/quotes", headers=ALICE, json=quote).status_code == 200
+    # The first quote of this process may try (and find the row); later ones know and write nothing.
+    assert first <= 2 and len(writes) == first, writes
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(ExposureRow)) == 2
 
 
 def test_exposures_race_to_one_row(postgres_only: None, checkout_app_with: Callable[[Path], Flask],
