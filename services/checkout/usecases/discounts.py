@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, or_, select, update
+from sqlalchemy import ColumnElement, Exists, bindparam, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -80,13 +80,18 @@ def is_new_customer(session: Session, account_id: int | None, namespace_id: int)
 
 
 def paid_or_subscribed(account_id: Any, namespace_id: Any) -> ColumnElement[bool]:
-    """The opposite of is_new_customer, as SQL (ids may be columns or bound parameters)."""
-    paid_before = select(Order.id).where(
-        Order.status == OrderStatus.COMPLETED, Order.total > 0,
-        or_(Order.billing_account_id == account_id, Order.namespace_id == namespace_id))
+    """The opposite of is_new_customer, as SQL (ids may be columns or bound parameters).
+
+    One EXISTS per column, not one with `account OR namespace`: PostgreSQL can not
+    use either index for the OR and read every completed order of every customer
+    on each quote (0.6 of a quote's 1.0 ms in the database with 700 orders)."""
+    def paid_by(column: Any, value: Any) -> Exists:
+        return exists(select(Order.id).where(column == value, Order.status == OrderStatus.COMPLETED,
+                                             Order.total > 0))
     subscribed = select(Subscription.id).where(Subscription.namespace_id == namespace_id,
                                                Subscription.status == SubscriptionStatus.ACTIVE)
-    return exists(paid_before) | exists(subscribed)
+    return paid_by(Order.billing_account_id, account_id) | paid_by(Order.namespace_id, namespace_id) \
+        | exists(subscribed)
 
 
 # Built once: every code check asks it.
