@@ -103,7 +103,12 @@ class FunnelBatcher:
             self._wake.set()
 
     def flush(self) -> bool:
-        """Write the rows waiting now (one INSERT, one transaction); False if that failed."""
+        """Write the rows waiting now (one transaction); False if that failed.
+
+        One INSERT executed for many rows, not one INSERT of many VALUES: each batch
+        size compiled its own statement, and SQLAlchemy's statement cache (500 per
+        engine) kept them all, so a worker's memory grew with the sizes it had seen
+        (trials +8 MB over 90,000 requests in make bench, found with tracemalloc)."""
         with self._writing:
             with self._lock:
                 batch = list(self._rows)
@@ -113,7 +118,7 @@ class FunnelBatcher:
                 with self._engine.begin() as conn:
                     if self._engine.dialect.name == "postgresql":
                         conn.execute(_RELAXED_COMMIT)
-                    conn.execute(insert_ignoring_duplicates(self._engine, self._table).values(batch))
+                    conn.execute(insert_ignoring_duplicates(self._engine, self._table), batch)
             except Exception as error:
                 FUNNEL_BATCH_FAILURES.labels(self._service).inc()
                 log.warning("funnel batch of %d rows not written, will retry: %s", len(batch), error)

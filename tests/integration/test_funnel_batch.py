@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -148,6 +148,26 @@ def test_a_batch_is_one_insert_of_every_waiting_row(engine: Engine) -> None:
         rows = list(s.scalars(select(FunnelEventRow).order_by(FunnelEventRow.id)))
     assert [r.properties["n"] for r in rows] == list(range(10))
     assert (rows[0].experiments, rows[0].traffic, rows[0].occurred_at) == ({"e": 1}, "demo", NOW)
+    batcher.close()
+
+
+def test_batches_of_any_size_are_one_statement_so_a_worker_keeps_one_compiled_form(engine: Engine) -> None:
+    """Each size of a many-VALUES INSERT was its own statement, each kept in SQLAlchemy's
+    cache: a worker's memory grew with every batch size it met (make bench, trials)."""
+    statements: set[str] = set()
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "INSERT" in statement.upper():
+            statements.add(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    batcher = FunnelBatcher(engine, table(), "checkout", interval_seconds=3600, max_rows=100)
+    for size in (1, 2, 7, 30, 11, 1):
+        for n in range(size):
+            batcher.add(row(n=n))
+        assert batcher.flush()
+    # One form for many rows, and on PostgreSQL another for a lone row (with RETURNING).
+    assert count(engine) == 52 and len(statements) <= 2, statements
     batcher.close()
 
 
