@@ -182,6 +182,17 @@ def fresh_databases(server_url: str, names: dict[str, str]) -> dict[str, str]:
     return urls
 
 
+def analyze(urls: dict[str, str]) -> None:
+    """Planner statistics for the freshly made population, as a running database
+    has them: autovacuum would gather them within minutes, the runs start at once,
+    and a plan made on an empty table's statistics is not what production runs."""
+    for url in urls.values():
+        engine = create_engine(normalise_database_url(url), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+        engine.dispose()
+
+
 def relay_directory(urls: dict[str, str], env: dict[str, str]) -> int:
     """Deliver checkout's outbox (the population's directory and subscription
     events) to trials as the worker's relay does: over HTTP, with checkout's
@@ -450,6 +461,7 @@ class Bench:
             owners = population.provision(stack, first_id=population.FIRST_IDS["premium"],
                                           count=max(args.users, 64), kind="premium")
         print(f"relayed {relay_directory(self.urls, self.env)} events to trials", flush=True)
+        analyze(self.urls)
         warm = args.users * 25 * args.warmup // 10
         self.files = {
             "synthetic": self._write("synthetic", free[:quoting], owners),

@@ -38,6 +38,7 @@ from pyinstrument import Profiler
 from benchmarks.bench_identity import BenchProvider
 from benchmarks.ceiling import (
     add_server_arguments,
+    analyze,
     fresh_databases,
     positive_int,
     production_env,
@@ -174,6 +175,7 @@ def main(argv: list[str]) -> int:
                                         first_id=population.FIRST_IDS["free"],
                                         count=1 + PURCHASE_WARM + 3 * args.purchases, kind="free")
         relay_directory(urls, env)
+        analyze(urls)
         person = made[0].__dict__
         token = provider.token(person["user_id"], person["email"])
         buyers = [{**p.__dict__, "token": provider.token(p.user_id, p.email)} for p in made[1:]]
