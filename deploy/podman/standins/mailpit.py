@@ -38,8 +38,9 @@ class Page(BaseHTTPRequestHandler):
         if self.path.startswith("/api/v1/messages"):
             body, kind = json.dumps({"total": len(messages), "messages": messages}), "application/json"
         else:
-            body = "\n\n".join(f"From: {m['From']}\nTo: {', '.join(m['To'])}\nSubject: {m['Subject']}\n\n{m['Text']}"
-                               for m in reversed(messages)) or "no mail yet"
+            body = "\n\n".join(f"From: {m['From']}\nTo: {', '.join(m['To'])}\n"
+                                 f"Subject: {m['Subject']}\n\n{m['Text']}"
+                                 for m in reversed(messages)) or "no mail yet"
             kind = "text/plain; charset=utf-8"
         data = body.encode()
         self.send_response(200)
