@@ -46,7 +46,7 @@ import requests
 from sqlalchemy import text
 
 from benchmarks.bench_identity import BenchProvider
-from benchmarks.ceiling import Stack, production_env
+from benchmarks.ceiling import Stack, positive_int, production_env
 from deploy.entrypoint import plan
 from services.checkout.seed import seed_database
 from services.common.config import normalise_database_url
@@ -184,10 +184,10 @@ def run(mode: str, url: str, env: dict[str, str], token: str, quotes: int, kills
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quotes", type=int, default=2500,
+    parser.add_argument("--quotes", type=positive_int, default=2500,
                         help="quotes per run (each its own seat count, 3 and up; a total above "
                              "$999,999.99, 2,874 Premium seats, is refused)")
-    parser.add_argument("--kills", type=int, default=4, help="times every worker is signalled per run")
+    parser.add_argument("--kills", type=positive_int, default=4, help="times every worker is signalled per run")
     parser.add_argument("--keep", action="store_true", help="keep gunicorn's logs (their folder is printed)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
