@@ -187,7 +187,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quotes", type=positive_int, default=2500,
                         help="quotes per run (each its own seat count, 3 and up; a total above "
                              "$999,999.99, 2,874 Premium seats, is refused)")
-    parser.add_argument("--kills", type=positive_int, default=4, help="times every worker is signalled per run")
+    parser.add_argument("--kills", type=positive_int, default=4,
+                        help="times every worker is signalled per run")
     parser.add_argument("--keep", action="store_true", help="keep gunicorn's logs (their folder is printed)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
