@@ -54,7 +54,7 @@ tokens: $(STAMP)
 	$(BIN)/python -m devtools.devstack tokens
 
 lint: $(STAMP)
-	$(BIN)/ruff check services flags tests devtools
+	$(BIN)/ruff check services flags contracts persistence funnel identity messaging tests devtools
 
 ## typecheck: mypy over every package, strictly on the domains, the use cases and the flag library.
 typecheck: $(STAMP)

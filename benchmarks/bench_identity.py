@@ -1,5 +1,5 @@
 """The benchmark's identity provider: production's services take only a
-provider's tokens (services/common/auth.py), so the benchmark serves what a
+provider's tokens (identity/auth.py), so the benchmark serves what a
 provider publishes, discovery and JWKS over https, and signs its synthetic
 people's tokens with the matching RS256 key (what most providers sign with).
 The services verify them exactly as in production: signature by the JWKS key,

@@ -71,11 +71,11 @@ from benchmarks.ceiling_report import TOTAL, Result, Run, render
 from deploy.entrypoint import GUNICORN_CONFIG, plan
 from devtools.devstack import register_webhook
 from flags.client import Flags
+from identity.auth import generate_service_key, public_key_pem
 from loadtests import population
 from services.checkout.app import create_app
 from services.checkout.config import CheckoutSettings
 from services.checkout.seed import seed_database
-from services.common.auth import generate_service_key, public_key_pem
 from services.common.config import ROOT, Settings, normalise_database_url
 from services.common.migrate import upgrade
 
@@ -198,10 +198,10 @@ def relay_directory(urls: dict[str, str], env: dict[str, str]) -> int:
     events) to trials as the worker's relay does: over HTTP, with checkout's
     service token, to a trials of this copy of the code served in-process.
     Returns how many events were relayed."""
+    from identity.auth import service_token
+    from messaging.relay import relay_once
+    from messaging.routing import subscribers
     from services.checkout.app import create_app as checkout_app
-    from services.common.auth import service_token
-    from services.common.relay import relay_once
-    from services.common.routing import subscribers
     from services.trials.app import create_app as trials_app
 
     trials = trials_app(Settings.from_env("trials", env))

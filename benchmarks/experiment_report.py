@@ -27,8 +27,8 @@ from experiments.analysis import analyse
 from experiments.catalog import Catalog
 from experiments.decisions import decide
 from experiments.store import collect_once, events, to_micros, upgrade
+from persistence.db import make_engine
 from services.common.config import normalise_database_url
-from services.common.db import make_engine
 from services.common.migrate import upgrade as upgrade_service
 from tests.support import postgres_database
 

@@ -2,7 +2,7 @@
 with the same JSON as benchmarks/bare_app.py, after one parameterised SELECT
 and one INSERT in one transaction on the same PostgreSQL, through the same
 driver (psycopg 3) and the same SQLAlchemy pool the services use
-(services/common/db.py `make_engine`). No auth, no schemas, no flags: what any request that reads a row and
+(persistence/db.py `make_engine`). No auth, no schemas, no flags: what any request that reads a row and
 writes a row must pay, so a hot path's ratio to it says how much the
 application adds on top.
 
@@ -29,7 +29,7 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy import text
 
 from benchmarks.bare_app import SAMPLE_QUOTE
-from services.common.db import make_engine
+from persistence.db import make_engine
 
 _SELECT = text("SELECT id, path, plan FROM namespaces WHERE id = :id")
 _INSERT = text("INSERT INTO floor_events (event_id, step, properties, occurred_at) "

@@ -1,4 +1,4 @@
-"""Benchmark: what a quote's batched funnel row (services/common/funnel_batch.py)
+"""Benchmark: what a quote's batched funnel row (funnel/batch.py)
 loses when checkout's gunicorn workers are SIGKILLed mid-stream, and that a
 graceful stop loses none.
 
@@ -48,9 +48,9 @@ from sqlalchemy import text
 from benchmarks.bench_identity import BenchProvider
 from benchmarks.ceiling import Stack, positive_int, production_env
 from deploy.entrypoint import plan
+from persistence.db import make_engine
 from services.checkout.seed import seed_database
 from services.common.config import normalise_database_url
-from services.common.db import make_engine
 from services.common.migrate import upgrade
 from tests.support import postgres_database
 

@@ -41,8 +41,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from devtools.mailsink import MaildirHandler, start
+from persistence.db import make_engine
 from services.common.config import ROOT, normalise_database_url
-from services.common.db import make_engine
 from services.common.migrate import upgrade
 from services.notifications.adapters.models import FunnelEventRow, Notification
 from services.notifications.domain.schedule import message_id

@@ -131,7 +131,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def worker_exit(server: Any, worker: Any) -> None:
     """In a worker leaving gracefully (SIGTERM, max_requests recycling): write the
-    view-only funnel rows still waiting (services/common/funnel_batch.py)."""
-    from services.common.funnel_batch import close_all
+    view-only funnel rows still waiting (funnel/batch.py)."""
+    from funnel.batch import close_all
 
     close_all()

@@ -13,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Callable
 
-from services.common import jobs
+from messaging import jobs
 from services.common.logs import configure_logging
 
 # The experiments collector reads every service's database and writes the event store.

@@ -48,10 +48,10 @@ import requests
 from deploy.oidc_standin import DEMO_ROLE_MAP, provider_token, write_tls
 from devtools.devcard import confirm_card_setup
 from devtools.devstack import register_webhook
+from identity.auth import generate_service_key, issue_service_token, public_key_pem
 from loadtests.tokens import sign
-from services.common.auth import generate_service_key, issue_service_token, public_key_pem
+from messaging.routing import ROUTES
 from services.common.config import DEFAULT_PORTS, DEV_OIDC_CLIENT_ID, ROOT
-from services.common.routing import ROUTES
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 DATABASES = ("checkout", "trials", "notifications", "experiments")

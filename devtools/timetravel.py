@@ -29,10 +29,10 @@ from email import policy
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
+from messaging.jobs import Guarded
 from services.checkout import worker as checkout_worker
 from services.common.clock import OffsetClock
 from services.common.config import var_dir
-from services.common.jobs import Guarded
 from services.notifications import deliver
 from services.trials import worker as trials_worker
 

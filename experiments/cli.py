@@ -18,8 +18,8 @@ from experiments.catalog import Catalog, UnknownExperiment
 from experiments.definitions import PayloadUnreadable
 from experiments.metrics import MetricsError
 from experiments.render import FORMATS, render
+from persistence.db import make_engine
 from services.common.config import STACK_PORTS, port_for
-from services.common.db import make_engine
 from services.common.logs import configure_logging
 
 DEFAULT_PORT = STACK_PORTS["experiments"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 
 from experiments import store
-from services.common import jobs
-from services.common.db import make_engine
+from messaging import jobs
+from persistence.db import make_engine
 
 # Funnel events reach the experiments' event store within this long.
 COLLECT_SECONDS = 5.0

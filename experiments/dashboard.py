@@ -3,7 +3,7 @@ experiments with their status and exposures, and each one's report.
 
 For the growth team only: someone with the `growth` or `admin` role, signed in
 with the platform's identity provider (the 401 page links to `/sign-in`; the
-session is the services' own, services/common/sessions.py) or sending
+session is the services' own, identity/sessions.py) or sending
 `Authorization: Bearer <token>`. Errors are problem+json with a stable `code`
 for JSON clients and a page for browsers; never a stack trace.
 """
@@ -23,12 +23,13 @@ from experiments.definitions import PayloadUnreadable
 from experiments.render import render_csv, render_html, render_page
 from experiments.store import last_collected_at
 from flags.client import Flags
-from services.common import sessions
-from services.common.auth import CHALLENGE, Principal, TokenVerifier, bearer_token, verifier_for
+from identity import sessions
+from identity.auth import CHALLENGE, Principal, TokenVerifier, bearer_token, verifier_for
+from identity.errors import AuthError
+from identity.signin import local_path, sign_in_blueprint
+from persistence.db import make_engine
 from services.common.config import Settings
-from services.common.db import make_engine
-from services.common.problems import PROBLEM_JSON, Problem, from_status
-from services.common.signin import local_path, sign_in_blueprint
+from services.common.problems import PROBLEM_JSON, Problem, as_problem, from_status
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.extensions["experiments_store"] = engine
     sessions.configure(app, settings)
     verifier = verifier_for(settings)
-    app.register_blueprint(sign_in_blueprint(settings, verifier, "/", _problem_response))
+    app.register_blueprint(sign_in_blueprint(settings, verifier, "/",
+                                             lambda error: _problem_response(as_problem(error))))
 
     @app.before_request
     def _authenticate() -> None:
@@ -96,8 +98,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         return render_html(catalog.report(engine, key), dashboard=True, principal=g.principal)
 
     @app.errorhandler(Problem)
-    def _problem(problem: Problem) -> Response:
-        return _problem_response(problem)
+    @app.errorhandler(AuthError)
+    def _problem(error: Problem | AuthError) -> Response:
+        return _problem_response(as_problem(error))
 
     @app.errorhandler(Exception)
     def _error(error: Exception) -> Response:

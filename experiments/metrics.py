@@ -16,7 +16,7 @@ from typing import Any
 from experiments.plan import AnalysisPlan, PlanError, parse_plan
 from experiments.store import EXPOSURE_STEP
 from flags.payload import NAMESPACE_ID, USER_ID
-from services.common.telemetry import Step
+from funnel.telemetry import Step
 
 METRICS_FILE = Path(__file__).resolve().parent / "metrics.toml"
 # unit of analysis -> the hash attribute its exposures carry, and the event column holding its id.

@@ -37,8 +37,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, Row
 
 from flags.payload import NAMESPACE_ID, USER_ID
+from persistence.db import BigIntPK, UTCDateTime, make_engine
 from services.common.config import Settings
-from services.common.db import BigIntPK, UTCDateTime, make_engine
 from services.common.migrate import SERVICES, upgrade_folder
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ collector_checkpoints = Table(
     Column("collected_at", UTCDateTime(), nullable=False),
 )
 
-# What the collector reads: the columns of services.common.telemetry.FunnelEventMixin.
+# What the collector reads: the columns of funnel.telemetry.FunnelEventMixin.
 _funnel_events = Table(
     "funnel_events", MetaData(),
     Column("id", BigInteger, primary_key=True),

@@ -3,7 +3,7 @@
 Assignment hashes the same id in every service, so a unit's variation is the
 same everywhere and never changes: the first exposure stored wins. Where it is
 stored is the caller's: an `ExposureStore` (each service keeps an `exposures`
-table, services/common/exposures.py). This module says which units a person
+table, funnel/exposures.py). This module says which units a person
 and a namespace are, and caches what was read (`KnownVariations`).
 """
 

@@ -1,6 +1,6 @@
 """Bearer tokens for synthetic people and for the platform's hooks, signed the
 way the services check them outside production (HS256 with AUTH_SECRET;
-services/common/auth.py; production takes only the identity provider's and
+identity/auth.py; production takes only the identity provider's and
 services' own tokens).
 
     python -m loadtests.tokens --service                          # the platform's, for its hooks

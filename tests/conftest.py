@@ -22,19 +22,21 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from contracts import events
+from identity.auth import service_token
+from messaging import jobs
+from messaging.relay import relay_once
+from messaging.routing import subscribers
+from persistence.db import make_engine
 from services.checkout.app import create_app
 from services.checkout.config import CheckoutSettings
 from services.checkout.runtime import Checkout
 from services.checkout.seed import seed
 from services.checkout.snapshot import publish as publish_snapshots
-from services.common import events, jobs, outbox
-from services.common.auth import service_token
+from services.common import outbox
 from services.common.clock import FixedClock
 from services.common.config import Settings
-from services.common.db import make_engine
 from services.common.migrate import SERVICES, upgrade
-from services.common.relay import relay_once
-from services.common.routing import subscribers
 from tests.support import (
     PG_SKIP_REASON,
     TEST_SECRET,
@@ -52,7 +54,7 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def event_contracts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The producers' half of the event contracts: every payload any test's code
-    publishes meets its topic's contract (services/common/events.py)."""
+    publishes meets its topic's contract (contracts/events.py)."""
     if request.node.get_closest_marker("any_event_payload"):
         yield
         return
@@ -240,7 +242,7 @@ def trials_settings(db_url: str, checkout_url: str) -> Settings:
 
 def relay_to_trials(checkout: Flask, trials_url: str) -> int:
     """One pass of checkout's relay (as its worker makes every second) to trials at
-    `trials_url`, with the topics services/common/routing.py routes there."""
+    `trials_url`, with the topics messaging/routing.py routes there."""
     ctx = checkout.extensions["checkout"].ctx
     settings = ctx.settings.with_overrides(service_urls={**ctx.settings.service_urls, "trials": trials_url})
     to_trials = [s for s in subscribers("checkout", settings) if s.name == "trials"]

@@ -14,7 +14,7 @@ FIRST_PARTY = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
 
 
 def module_name(relative: str) -> str:
-    """`services/common/db.py` -> `services.common.db`; a package's `__init__.py` is the package."""
+    """`persistence/db.py` -> `persistence.db`; a package's `__init__.py` is the package."""
     parts = relative.removesuffix(".py").split("/")
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 

@@ -26,8 +26,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from services.common import sessions
-from services.common.auth import issue_token
+from identity import sessions
+from identity.auth import issue_token
 from services.common.clock import SystemClock
 from services.common.config import normalise_database_url
 

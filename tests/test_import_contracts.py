@@ -23,9 +23,31 @@ class Contract:
     forbidden: tuple[str, ...]
 
 
+# The libraries the services build on (docs/architecture.md).
+LIBRARIES = ("contracts", "persistence", "identity", "flags", "funnel", "messaging")
+
+
+def others(*allowed: str) -> tuple[str, ...]:
+    """Every library but `allowed`: what a library must not import besides the services and the app."""
+    return tuple(library for library in LIBRARIES if library not in allowed)
+
+
 CONTRACTS = (
     Contract("the flag library is loaded by every service: it imports no service and no app",
-             modules=("flags",), forbidden=("services", "experiments")),
+             modules=("flags",), forbidden=("services", "experiments", *others("flags"))),
+    Contract("the event contracts are plain Python that any producer or consumer can import",
+             modules=("contracts",), forbidden=("services", "experiments", *others("contracts"))),
+    Contract("the database kit imports nothing of this repository",
+             modules=("persistence",), forbidden=("services", "experiments", *others("persistence"))),
+    Contract("sign-in imports nothing of this repository: the HTTP edge maps its AuthError",
+             modules=("identity",), forbidden=("services", "experiments", *others("identity"))),
+    Contract("funnel telemetry builds on the database kit and the flags, never on a service or the kit",
+             modules=("funnel",), forbidden=("services", "experiments", *others("funnel", "persistence", "flags"))),
+    Contract("messaging builds on the service kit and imports no service and no app",
+             modules=("messaging",),
+             forbidden=("services.checkout", "services.trials", "services.notifications", "experiments")),
+    Contract("the service kit does not import messaging, which is built on it",
+             modules=("services.common",), forbidden=("messaging",)),
     Contract("the shared kit does not know the experiments app, which is built on it",
              modules=("services.common",), forbidden=("experiments",)),
     Contract("a domain is plain Python: it raises domain errors and knows no HTTP, Flask or database",

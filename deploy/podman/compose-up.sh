@@ -30,9 +30,9 @@ in_image() { podman run --rm --user 0 --entrypoint python "$@"; }
 # podman-compose reads deploy/.env (next to the compose file), as `docker compose --env-file` would.
 if [ ! -f deploy/.env ]; then
   secret() { python3 -c "import secrets; print(secrets.token_hex(32))"; }
-  # The relays' Ed25519 keys (services/common/auth.py), as .env lines: PEM newlines as \n.
+  # The relays' Ed25519 keys (identity/auth.py), as .env lines: PEM newlines as \n.
   keys="$(in_image "$image" -c 'import json
-from services.common.auth import generate_service_key, public_key_pem
+from identity.auth import generate_service_key, public_key_pem
 keys = {name: generate_service_key() for name in ("checkout", "trials")}
 for name, key in keys.items():
     print(name.upper() + "_SERVICE_KEY=" + json.dumps(key))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from messaging.inbox import events_blueprint
+from messaging.routing import owners
 from services.checkout.adapters.models import (
     ExposureRow,
     FunnelEventRow,
@@ -41,9 +43,7 @@ from services.checkout.runtime import Checkout
 from services.checkout.usecases import trial_events
 from services.common.clock import Clock
 from services.common.config import Settings
-from services.common.inbox import events_blueprint
 from services.common.pages import pages_blueprint
-from services.common.routing import owners
 from services.common.service import ServiceContext, build_context
 from services.common.web import ReadinessCheck, create_service_app
 

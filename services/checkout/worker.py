@@ -1,7 +1,7 @@
 """`python -m services.checkout.worker [--interval S] [--once]`: checkout's background work.
 
 Relays checkout's outbox to the services routed its topics
-(services/common/routing.py) every pass, and runs the renewal sweeps
+(messaging/routing.py) every pass, and runs the renewal sweeps
 (services/checkout/sweep.py: reminders, charges with dunning, expiry,
 expiring-card notices) and the quarterly seat reconciliation every 10 s.
 SIGTERM finishes the current pass first.
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import sys
 
+from messaging import jobs
 from services.checkout.app import build_checkout
 from services.checkout.config import CheckoutSettings
 from services.checkout.usecases import reconciliation
 from services.checkout.usecases.renewals import run_all
-from services.common import jobs
 
 # Renewal sweeps are cheap when nothing is due, but need not run every second.
 RENEWAL_SWEEP_SECONDS = 10.0

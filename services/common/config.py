@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Self
 
-from services.common.auth import parse_role_map
+from identity.auth import parse_role_map
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,7 +74,7 @@ class Settings:
     service: str
     database_url: str
     # Signs the pages' session cookie and CSRF tokens; in development and tests also
-    # HS256 bearer tokens (production refuses those: services/common/auth.py).
+    # HS256 bearer tokens (production refuses those: identity/auth.py).
     auth_secret: str = DEV_AUTH_SECRET
     # Sign-in with the platform's OpenID Connect provider (docs/configuration.md).
     oidc_issuer: str | None = None
@@ -98,7 +98,7 @@ class Settings:
     # Off only to measure what the funnel events cost (make bench); never in production.
     funnel_telemetry: bool = True
     # View-only funnel rows (a quote, an eligibility check) are written this often in
-    # batches, off the request path (services/common/funnel_batch.py); 0 writes them in
+    # batches, off the request path (funnel/batch.py); 0 writes them in
     # the step's transaction. From the environment: 200 in production, 0 elsewhere.
     funnel_batch_ms: int = 0
     # At most this many rows wait per process (what a SIGKILL may lose); a request

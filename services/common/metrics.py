@@ -33,18 +33,6 @@ T = TypeVar("T")
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["service", "route"],
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-FUNNEL_STEPS = Counter("funnel_steps_total", "Funnel steps recorded", ["service", "step", "traffic"])
-# View-only funnel rows written in batches (services/common/funnel_batch.py).
-FUNNEL_BATCH_FAILURES = Counter("funnel_batch_failures_total",
-                                "Batches of view-only funnel rows the database refused (retried)",
-                                ["service"])
-FUNNEL_ROWS_DROPPED = Counter(
-    "funnel_rows_dropped_total",
-    "View-only funnel rows given up (buffer full, or a stop, while the database refused)",
-    ["service"])
-POSTHOG_SKIPPED = Counter("posthog_events_skipped_total",
-                          "Funnel events not forwarded while PostHog was failing (the local store has them)",
-                          ["service"])
 
 
 def observe_request(service: str, method: str, route: str, status: int, seconds: float) -> None:

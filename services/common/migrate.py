@@ -13,8 +13,8 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData, pool
 
+from persistence.db import make_engine
 from services.common.config import ROOT, Settings
-from services.common.db import make_engine
 
 SERVICES = ("checkout", "trials", "notifications")
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Integer, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from services.common.db import UTCDateTime
+from persistence.db import UTCDateTime
 
 
 class OutboxMixin:

@@ -17,12 +17,14 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from services.common import formatting, sessions
-from services.common.auth import Principal
+from identity import sessions
+from identity.auth import Principal
+from identity.errors import AuthError
+from identity.signin import sign_in_blueprint
+from services.common import formatting
 from services.common.config import Settings
 from services.common.errors import DomainError
 from services.common.problems import PROBLEM_JSON, Problem, as_problem, from_status
-from services.common.signin import sign_in_blueprint
 from services.common.web import current_principal, problem_response
 
 PageView = Callable[..., Any]
@@ -57,8 +59,9 @@ def problem_page(problem: Problem) -> Response:
     return security_headers(response)
 
 
-def _answer(problem: Problem) -> BaseResponse:
+def _answer(error: DomainError | AuthError) -> BaseResponse:
     """A page for a browser, problem+json for anything else."""
+    problem = as_problem(error)
     if request.accept_mimetypes.best_match(["text/html", PROBLEM_JSON]) == "text/html":
         return problem_page(problem)
     return problem_response(problem)
@@ -80,7 +83,7 @@ def page(view: PageView) -> Callable[..., Response]:
         try:
             principal = current_principal()
             response = make_response(view(principal, *args, **kwargs))
-        except DomainError as error:
+        except (DomainError, AuthError) as error:
             return problem_page(_in_browser_words(as_problem(error)))
         except HTTPException as error:
             return problem_page(from_status(error.code or 500, error.description))

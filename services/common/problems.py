@@ -1,9 +1,9 @@
 """RFC 9457 problem+json errors with a stable `code` a client can switch on.
 
-Domains and use cases raise `DomainError`s (`services/common/errors.py`);
-the HTTP edge turns them, its own `Problem`s (authentication, bad input) and
-every other error (Werkzeug's and webargs' validation errors) into
-problem+json. A response never carries a stack trace: unexpected errors are
+Domains and use cases raise `DomainError`s (`services/common/errors.py`),
+sign-in raises `AuthError`s (identity/errors.py); the HTTP edge turns them,
+its own `Problem`s (bad input) and every other error (Werkzeug's and webargs'
+validation errors) into problem+json. A response never carries a stack trace: unexpected errors are
 logged with the request id and answered with a generic 500.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from identity.errors import AuthError
 from services.common import errors
 from services.common.errors import DomainError
 
@@ -90,9 +91,11 @@ def status_of(error: DomainError) -> int:
     return next((status for kind, status in STATUS_OF_KIND.items() if isinstance(error, kind)), 500)
 
 
-def as_problem(error: DomainError) -> Problem:
-    """The problem+json a domain error is answered with."""
+def as_problem(error: DomainError | AuthError) -> Problem:
+    """The problem+json a domain error, or a caller turned away, is answered with."""
     if isinstance(error, Problem):
         return error
+    if isinstance(error, AuthError):
+        return Problem(error.status, error.code, error.title, error.detail, error.headers)
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
     return Problem(status_of(error), error.code, error.title, error.detail, headers, **error.extra)

@@ -18,14 +18,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from flags.client import Flags
 from flags.exposures import Exposure, ExposureStore, KnownVariations, variations_of
 from flags.payload import NAMESPACE_ID, USER_ID
-from services.common import exposures, outbox, sweeps, telemetry
+from funnel import exposures, telemetry
+from funnel.batch import FunnelBatcher
+from funnel.metrics import FUNNEL_STEPS
+from funnel.telemetry import Forwarder, FunnelEvent, Step, Traffic
+from persistence.db import UnitOfWork, make_engine
+from services.common import outbox, sweeps
 from services.common.clock import Clock, OffsetClock, SystemClock
 from services.common.config import Settings
-from services.common.db import UnitOfWork, make_engine
-from services.common.funnel_batch import FunnelBatcher
 from services.common.logs import request_id_var
-from services.common.metrics import FUNNEL_STEPS
-from services.common.telemetry import Forwarder, FunnelEvent, Step, Traffic
 
 
 class ServiceUnitOfWork(UnitOfWork):
@@ -54,7 +55,7 @@ class ServiceUnitOfWork(UnitOfWork):
         (about a fifth of its throughput in make bench).
 
         Its view-only steps (telemetry.VIEW_ONLY_STEPS) are then written after
-        commit in batches when FUNNEL_BATCH_MS is set (services/common/funnel_batch.py);
+        commit in batches when FUNNEL_BATCH_MS is set (funnel/batch.py);
         a quote then writes nothing in its transaction, and the setting is sent only
         before a write that still happens in it (a first exposure), sparing a round trip."""
         self._view_only = True

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from sqlalchemy import BigInteger, FromClause, Integer, Select, String, Text, delete, exists, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from services.common.db import UTCDateTime, insert_ignoring_duplicates, is_postgres
+from persistence.db import UTCDateTime, insert_ignoring_duplicates, is_postgres
 from services.common.logs import redact
 
 if TYPE_CHECKING:

@@ -22,15 +22,18 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
-from services.common import input_guard, sessions, timing
-from services.common.auth import Principal, TokenVerifier, bearer_token, verifier_for
+from funnel.telemetry import TRAFFIC_HEADER, Traffic
+from identity import sessions
+from identity.auth import Principal, TokenVerifier, bearer_token, verifier_for
+from identity.errors import AuthError
+from identity.sessions import SESSION_COOKIE
+from persistence import timing
+from services.common import input_guard
 from services.common.errors import DomainError, Unavailable
 from services.common.logs import init_error_monitoring, request_id_var
 from services.common.metrics import metrics_response, observe_request
 from services.common.problems import PROBLEM_JSON, Problem, as_problem, from_status
 from services.common.service import ServiceContext, ServiceUnitOfWork
-from services.common.sessions import SESSION_COOKIE
-from services.common.telemetry import TRAFFIC_HEADER, Traffic
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("access")
@@ -157,7 +160,7 @@ def traffic() -> Traffic:
         return Traffic.REAL
     try:
         principal = current_principal()
-    except Problem:
+    except AuthError:
         return Traffic.REAL
     return claimed if claimed.value in principal.roles else Traffic.REAL
 
@@ -245,7 +248,8 @@ def create_service_app(
             request_id_var.reset(token)
 
     @app.errorhandler(DomainError)
-    def _problem(error: DomainError) -> Response:
+    @app.errorhandler(AuthError)
+    def _problem(error: DomainError | AuthError) -> Response:
         return problem_response(as_problem(error))
 
     @app.errorhandler(Exception)
@@ -254,7 +258,7 @@ def create_service_app(
             return api.handle_http_exception(error)
         if isinstance(error, DBAPIError) and error.connection_invalidated:
             # A pooled connection found dead (the pool does not ping before each
-            # request: services/common/db.py). The pool has been emptied, so a retry
+            # request: persistence/db.py). The pool has been emptied, so a retry
             # gets a fresh connection; money paths are idempotent, so retrying is safe.
             log.warning("database connection lost (request %s)", g.get("request_id"))
             return problem_response(as_problem(DATABASE_LOST))

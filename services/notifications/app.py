@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from flask import Flask
 
+from messaging.inbox import events_blueprint
+from messaging.routing import owners
 from services.common.clock import Clock, SystemClock
 from services.common.config import Settings
-from services.common.inbox import events_blueprint
-from services.common.routing import owners
 from services.common.service import build_context
 from services.common.web import create_service_app
 from services.notifications.adapters.mail_api import HttpMailApi

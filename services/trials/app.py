@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from flask import Flask
 
+from messaging.inbox import events_blueprint
+from messaging.routing import owners
 from services.common.clock import Clock
 from services.common.config import Settings
-from services.common.inbox import events_blueprint
 from services.common.pages import pages_blueprint
-from services.common.routing import owners
 from services.common.service import build_context
 from services.common.web import create_service_app
 from services.trials.adapters.directory import CheckoutDirectory, NamespaceDirectory

@@ -1,7 +1,7 @@
 """`python -m services.trials.worker [--interval S] [--once]`: the trials service's background work.
 
 Ends the trials whose time is up (services/trials/sweep.py) and relays the
-trials outbox to the services routed its topics (services/common/routing.py),
+trials outbox to the services routed its topics (messaging/routing.py),
 every pass. SIGTERM finishes the current pass first.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from services.common import jobs
+from messaging import jobs
 from services.common.config import Settings
 from services.trials.app import build_trials
 from services.trials.usecases.trials import expire_due

@@ -15,8 +15,8 @@ from playwright.sync_api import Page, expect
 
 from experiments.dashboard import create_app
 from experiments.store import upgrade
+from persistence.db import make_engine
 from services.common.config import Settings
-from services.common.db import make_engine
 from tests.browser.conftest import QuietHandler
 from tests.browser.helpers import log_in_at_provider
 from tests.experiments.helpers import KEY, T0, EventWriter

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from identity.auth import issue_token
 from services.checkout.app import create_app
-from services.common.auth import issue_token
 from services.common.config import Settings
 from tests.deploy.helpers import DEPLOY, ROOT
 from tests.imports import FIRST_PARTY, imports, module_name

@@ -250,7 +250,7 @@ def test_the_worker_collects_funnel_events_into_the_event_store(migrated: dict[s
     from sqlalchemy import insert, select
 
     from experiments.store import events
-    from services.common.db import make_engine
+    from persistence.db import make_engine
     from services.trials.adapters.models import FunnelEventRow
 
     event_id = str(uuid.uuid4())
@@ -276,7 +276,7 @@ def test_dashboard_runs_gunicorn_that_answers_checks_tokens_and_stops_gracefully
         migrated: dict[str, str], tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from services.common.auth import issue_token
+    from identity.auth import issue_token
     from services.common.config import DEV_AUTH_SECRET
 
     port = _free_port()

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect
 
 from deploy.migrate import TARGETS, main, store_problem
-from services.common.db import make_engine
+from persistence.db import make_engine
 
 PRODUCTION = {"APP_ENV": "production", "AUTH_SECRET": "a" * 48, "STRIPE_WEBHOOK_SECRET": "whsec_" + "b" * 32}
 

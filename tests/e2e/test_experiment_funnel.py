@@ -11,10 +11,10 @@ from experiments import decisions
 from experiments.definitions import definition_for, load_payload
 from experiments.metrics import load_metrics
 from experiments.store import collect_once, upgrade
+from persistence.db import make_engine
 from services.checkout.app import create_app
 from services.common.clock import FixedClock
 from services.common.config import ROOT
-from services.common.db import make_engine
 from tests.conftest import _seeded, make_settings
 from tests.e2e.helpers import Buyer
 from tests.support import LocalStripe, sqlite_url

@@ -36,8 +36,8 @@ from sqlalchemy.orm import Session
 
 from benchmarks.mail_kill import insert_due, kill_run, sender
 from devtools.mailsink import MaildirHandler, start
+from persistence.db import make_engine
 from services.common.clock import FixedClock, OffsetClock
-from services.common.db import make_engine
 from services.notifications.adapters.mail_api import HttpMailApi
 from services.notifications.adapters.mailer import SmtpMailer
 from services.notifications.adapters.models import FunnelEventRow, Notification

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from identity.auth import Principal
 from services.checkout.adapters.models import (
     BillingAccount,
     Membership,
@@ -35,7 +36,6 @@ from services.checkout.seed import seed
 from services.checkout.usecases import idempotency, purchases, renewals
 from services.checkout.usecases.expansions import ExpansionRequest
 from services.checkout.usecases.settlement import PurchaseRefused
-from services.common.auth import Principal
 from services.common.clock import FixedClock
 from services.common.errors import DomainError
 from tests.conftest import make_settings

@@ -14,11 +14,11 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from identity.auth import service_token
+from messaging.relay import Subscriber, relay_once
+from messaging.routing import owners
 from services.checkout.adapters.models import Membership
-from services.common.auth import service_token
 from services.common.clock import FixedClock
-from services.common.relay import Subscriber, relay_once
-from services.common.routing import owners
 from services.trials.adapters.models import OutboxMessage, Trial
 from services.trials.app import create_app as create_trials_app
 from services.trials.usecases.trials import expire_due
@@ -32,7 +32,7 @@ ACME, GLOBEX = 100, 200
 
 
 def owned_by(publisher: str) -> tuple[str, ...]:
-    """The topics trials hears from `publisher` (services/common/routing.py)."""
+    """The topics trials hears from `publisher` (messaging/routing.py)."""
     return tuple(topic for topic, owner in owners("trials").items() if owner == publisher)
 
 

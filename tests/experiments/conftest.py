@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from experiments.store import upgrade
-from services.common.db import make_engine
+from persistence.db import make_engine
 from tests.experiments.helpers import EventWriter
 from tests.support import PG_SKIP_REASON, pg_base_url, postgres_database, sqlite_url
 

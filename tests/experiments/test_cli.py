@@ -17,9 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from experiments.cli import main
+from persistence.db import make_engine
 from services.checkout.adapters.models import FunnelEventRow as CheckoutEvent
 from services.common.config import ROOT
-from services.common.db import make_engine
 from tests.experiments.helpers import KEY, T0, EventWriter, write_smb_experiment
 from tests.support import sqlite_url
 

@@ -18,9 +18,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from experiments.store import collect_once, collector_checkpoints, events, last_collected_at, metadata
+from funnel import telemetry
+from persistence.db import make_engine
 from services.checkout.adapters.models import FunnelEventRow as CheckoutEvent
-from services.common import telemetry
-from services.common.db import make_engine
 from services.notifications.adapters.models import FunnelEventRow as NotificationsEvent
 from services.trials.adapters.models import FunnelEventRow as TrialsEvent
 from tests.experiments.helpers import T0

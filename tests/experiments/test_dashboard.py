@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from experiments.dashboard import create_app
+from identity.sessions import SESSION_COOKIE
 from services.common.config import ROOT, Settings
-from services.common.sessions import SESSION_COOKIE
 from tests.experiments.helpers import KEY, EventWriter, write_smb_experiment
 from tests.support import TEST_SECRET, PayloadServer, auth, sqlite_url, start_session, token
 

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from identity.auth import ISSUER, issue_token
 from services.checkout.adapters.models import BillingAuditEntry, OutboxMessage
-from services.common.auth import ISSUER, issue_token
 from services.common.clock import FixedClock, SystemClock
 from tests.support import TEST_SECRET, auth
 

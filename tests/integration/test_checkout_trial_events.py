@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Flask
 
+from messaging.inbox import receive
 from services.checkout.adapters.models import InboxEvent
 from services.checkout.usecases.trial_events import HANDLERS
-from services.common.inbox import receive
 from tests.support import auth
 
 

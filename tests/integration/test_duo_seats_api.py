@@ -16,11 +16,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from messaging.inbox import receive
 from services.checkout.adapters.models import InboxEvent, OutboxMessage, Subscription, SubscriptionAddOn
 from services.checkout.usecases import renewals
 from services.checkout.usecases.trial_events import HANDLERS
 from services.common.clock import FixedClock
-from services.common.inbox import receive
 from tests.integration.test_directory_api import sent
 from tests.integration.test_seats_api import GLOBEX, joins
 from tests.support import LiveServer, auth

@@ -1,4 +1,4 @@
-"""The consumers' half of the event contracts (services/common/events.py): each
+"""The consumers' half of the event contracts (contracts/events.py): each
 consumer of a topic accepts a payload that carries only what the contract
 requires. The producers' half is the `event_contracts` fixture (tests/conftest.py):
 every payload any test's code publishes meets its topic's contract."""
@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from contracts import events
+from messaging.inbox import DUPLICATE, IGNORED, receive
 from services.checkout.adapters.models import InboxEvent as CheckoutInbox
 from services.checkout.usecases.trial_events import HANDLERS as CHECKOUT_HANDLERS
-from services.common import events
 from services.common.clock import FixedClock
-from services.common.inbox import DUPLICATE, IGNORED, receive
 from services.common.service import ServiceContext
 from services.notifications.adapters.models import InboxEvent as NotificationsInbox
 from services.notifications.app import create_app as create_notifications_app

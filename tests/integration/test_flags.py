@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from experiments.definitions import experiment_definitions
 from flags.client import Flags
 from flags.payload import PayloadError, parse_payload
+from funnel.telemetry import FunnelEvent, PostHogForwarder, Step
 from services.checkout.adapters.models import ExposureRow, FunnelEventRow
 from services.checkout.app import create_app
 from services.common.clock import FixedClock
 from services.common.config import ROOT
-from services.common.telemetry import FunnelEvent, PostHogForwarder, Step
 from tests.conftest import NOW, _seeded, join_trials, make_settings, trials_settings
 from tests.support import LiveServer, PayloadServer, auth
 

@@ -16,14 +16,14 @@ from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from funnel.batch import FunnelBatcher
+from funnel.metrics import FUNNEL_BATCH_FAILURES, FUNNEL_ROWS_DROPPED
+from funnel.telemetry import FunnelEvent, Step, Traffic, row_of
+from persistence.db import make_engine
 from services.checkout.adapters.models import FunnelEventRow
 from services.checkout.app import create_app
 from services.common.clock import FixedClock
 from services.common.config import ROOT, Settings
-from services.common.db import make_engine
-from services.common.funnel_batch import FunnelBatcher
-from services.common.metrics import FUNNEL_BATCH_FAILURES, FUNNEL_ROWS_DROPPED
-from services.common.telemetry import FunnelEvent, Step, Traffic, row_of
 from tests.conftest import NOW, _seeded, make_settings
 from tests.integration.test_telemetry import QUOTE, Recording, stored
 from tests.support import auth

@@ -31,12 +31,12 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from devtools.devoidc import provider_token
+from identity.auth import JwksCache, Principal, TokenVerifier, verifier_for
+from identity.errors import AuthError
+from identity.sessions import SESSION_COOKIE
 from services.checkout.app import create_app
-from services.common.auth import JwksCache, Principal, TokenVerifier, verifier_for
 from services.common.clock import FixedClock
 from services.common.config import DEV_OIDC_CLIENT_ID, DEV_OIDC_CLIENT_SECRET, Settings
-from services.common.problems import Problem
-from services.common.sessions import SESSION_COOKIE
 from tests.conftest import _seeded, make_settings
 
 ALICE = User(sub="1", claims={"email": "alice@acme.test", "email_verified": True, "name": "Alice Owner"})
@@ -245,7 +245,7 @@ def sign(key: rsa.RSAPrivateKey, kid: str, issuer: str, **changes: Any) -> str:
 
 
 def refused(check: TokenVerifier, token: str, code: str = "invalid_token") -> None:
-    with pytest.raises(Problem) as excinfo:
+    with pytest.raises(AuthError) as excinfo:
         check.verify(token)
     problem = excinfo.value
     assert (problem.status, problem.code, problem.headers) == (401, code, {"WWW-Authenticate": "Bearer"})

@@ -15,12 +15,12 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import Gone
 
+from identity.auth import issue_token
+from identity.errors import AuthError
+from identity.sessions import SESSION_COOKIE, caller_token, csrf_token, session_principal
 from services.checkout.adapters.models import BillingAccount, FunnelEventRow, Order, PaymentMethod
 from services.checkout.app import create_app
-from services.common.auth import issue_token
 from services.common.clock import FixedClock, SystemClock
-from services.common.problems import Problem
-from services.common.sessions import SESSION_COOKIE, caller_token, csrf_token, session_principal
 from services.common.web import current_principal
 from services.trials.adapters.directory import NamespaceDirectory
 from services.trials.adapters.models import FunnelEventRow as TrialsFunnelEventRow
@@ -91,7 +91,7 @@ def test_the_csrf_token_is_taken_from_the_header_only(app: Flask) -> None:
     cookie = {"Cookie": f"{SESSION_COOKIE}={client.get_cookie(SESSION_COOKIE).value}"}  # type: ignore[union-attr]
     verify = app.extensions["token_verifier"].verify
     with app.test_request_context("/quotes", method="POST", data={"csrf_token": valid}, headers=cookie):
-        with pytest.raises(Problem) as refused:
+        with pytest.raises(AuthError) as refused:
             session_principal(verify, TEST_SECRET, token(ALICE))
         assert refused.value.code == "csrf_failed"
     with app.test_request_context("/quotes", method="POST", headers={"X-CSRF-Token": valid, **cookie}):

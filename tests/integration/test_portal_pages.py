@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from identity.sessions import SESSION_COOKIE
 from services.checkout.adapters.models import BillingAccount, Order
 from services.common.clock import FixedClock
-from services.common.sessions import SESSION_COOKIE
 from tests.support import start_session
 
 ALICE, BOB, CAROL, OUTSIDER = 1, 2, 3, 77

@@ -20,16 +20,16 @@ from flask import Flask
 from sqlalchemy import String, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from services.common.auth import generate_service_key, issue_service_token, issue_token, public_key_pem
+from funnel.exposures import ExposureMixin
+from funnel.telemetry import FunnelEventMixin, Traffic
+from identity.auth import generate_service_key, issue_service_token, issue_token, public_key_pem
+from messaging.inbox import InboxMixin, events_blueprint
+from messaging.relay import Subscriber, backoff, relay_once
+from persistence.db import BigIntPK
 from services.common.clock import FixedClock, SystemClock
-from services.common.db import BigIntPK
-from services.common.exposures import ExposureMixin
-from services.common.inbox import InboxMixin, events_blueprint
 from services.common.metrics import metrics_response
 from services.common.outbox import OutboxMixin
-from services.common.relay import Subscriber, backoff, relay_once
 from services.common.service import ServiceContext, ServiceUnitOfWork, build_context
-from services.common.telemetry import FunnelEventMixin, Traffic
 from services.common.web import create_service_app
 from tests.conftest import NOW, make_settings
 from tests.support import PG_SKIP_REASON, TEST_SECRET, LiveServer, pg_base_url, postgres_database, sqlite_url

@@ -11,8 +11,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from persistence.db import make_engine
 from services.common.clock import FixedClock
-from services.common.db import make_engine
 from services.common.migrate import SERVICES, upgrade
 from tests.conftest import NOW, make_settings
 from tests.support import pg_base_url, postgres_database, sqlite_url

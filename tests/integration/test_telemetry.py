@@ -16,9 +16,9 @@ from flask import Flask
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from funnel.metrics import POSTHOG_SKIPPED
+from funnel.telemetry import FunnelEvent, PostHogForwarder, Step, Traffic
 from services.checkout.adapters.models import FunnelEventRow
-from services.common.metrics import POSTHOG_SKIPPED
-from services.common.telemetry import FunnelEvent, PostHogForwarder, Step, Traffic
 from tests.support import auth
 
 

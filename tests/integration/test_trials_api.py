@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from messaging.inbox import receive
 from services.common.clock import FixedClock
-from services.common.inbox import receive
 from services.trials.adapters.models import FunnelEventRow, InboxEvent, OutboxMessage, Trial, TrialAudit
 from services.trials.app import create_app
 from services.trials.usecases.events import handlers

@@ -18,10 +18,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from identity.auth import service_token
+from messaging.inbox import receive
+from messaging.relay import envelope
 from services.checkout.adapters.models import OutboxMessage
-from services.common.auth import service_token
-from services.common.inbox import receive
-from services.common.relay import envelope
 from services.trials.adapters.models import InboxEvent
 from services.trials.usecases.directory import STALENESS_BOUND, lookup, memberships
 from services.trials.usecases.events import handlers

@@ -11,6 +11,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from identity.auth import verify_token
 from loadtests import population, tokens
 from services.checkout.adapters.models import (
     BillingAccount,
@@ -21,7 +22,6 @@ from services.checkout.adapters.models import (
     Subscription,
     User,
 )
-from services.common.auth import verify_token
 from services.common.config import DEV_AUTH_SECRET
 from tests.support import TEST_SECRET, LiveServer, LocalStripe, auth
 

@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from services.common import errors
-from services.common.auth import (
+from identity.auth import (
     Principal,
     TokenVerifier,
     bearer_token,
@@ -20,6 +19,8 @@ from services.common.auth import (
     verifier_for,
     verify_token,
 )
+from identity.errors import AuthError
+from services.common import errors
 from services.common.config import Settings
 from services.common.problems import Problem, as_problem
 
@@ -41,7 +42,7 @@ def test_token_round_trip_keeps_user_email_and_roles() -> None:
     ("not-a-jwt", "invalid_token"),
 ])
 def test_bad_tokens_are_refused_with_a_stable_code(token: str, code: str) -> None:
-    with pytest.raises(Problem) as excinfo:
+    with pytest.raises(AuthError) as excinfo:
         verify_token(S, token)
     assert excinfo.value.status == 401
     assert excinfo.value.code == code
@@ -50,7 +51,7 @@ def test_bad_tokens_are_refused_with_a_stable_code(token: str, code: str) -> Non
 @pytest.mark.parametrize("header,code", [(None, "unauthenticated"), ("Basic abc", "invalid_token"),
                                          ("Bearer ", "invalid_token")])
 def test_authorization_header_shapes(header: str | None, code: str) -> None:
-    with pytest.raises(Problem) as excinfo:
+    with pytest.raises(AuthError) as excinfo:
         bearer_token(header)
     assert excinfo.value.code == code
     assert excinfo.value.headers["WWW-Authenticate"] == "Bearer"
@@ -113,7 +114,7 @@ def test_a_service_token_is_for_one_callee_and_carries_only_the_service_role() -
     assert principal == Principal(0, "checkout@services.internal", frozenset({"service", "demo"}),
                                   service="checkout")
     assert not principal.is_admin  # a service's key never makes an admin, whatever it claims
-    with pytest.raises(Problem) as other_callee:
+    with pytest.raises(AuthError) as other_callee:
         service_verifier("notifications").verify(token)
     assert other_callee.value.code == "invalid_token"
 
@@ -125,7 +126,7 @@ def test_a_service_token_is_for_one_callee_and_carries_only_the_service_role() -
     (issue_token(S, 0, "relay@x", ("service", "admin"), now=NOW), "invalid_token"),  # HS256 in production
 ])
 def test_bad_service_tokens_are_refused(token: str, code: str) -> None:
-    with pytest.raises(Problem) as excinfo:
+    with pytest.raises(AuthError) as excinfo:
         service_verifier().verify(token)
     assert (excinfo.value.status, excinfo.value.code) == (401, code)
 

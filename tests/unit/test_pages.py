@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
+from identity.sessions import csrf_token
+from identity.signin import local_path
 from services.common.formatting import long_date, money
-from services.common.sessions import csrf_token
-from services.common.signin import local_path
 
 S = "a-test-secret-of-at-least-32-bytes-long"
 

@@ -1,10 +1,10 @@
-"""Who hears what is one table (services/common/routing.py): the relays send by it and
+"""Who hears what is one table (messaging/routing.py): the relays send by it and
 the inboxes accept by it, so a topic can only come from the service that owns it."""
 
 from __future__ import annotations
 
+from messaging.routing import ROUTES, owners, subscribers
 from services.common.config import Settings
-from services.common.routing import ROUTES, owners, subscribers
 
 
 def test_each_topic_prefix_has_one_publisher() -> None:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from services.common.jobs import Guarded
+from messaging.jobs import Guarded
 
 
 def test_a_job_failing_every_pass_logs_its_traceback_once(caplog: pytest.LogCaptureFixture) -> None:

@@ -7,7 +7,7 @@ Create Date: 2026-11-21 12:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import services.common.db
+import persistence.db
 
 revision = "0001"
 down_revision = None
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("step", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=True),
         sa.Column("namespace_id", sa.BigInteger(), nullable=True),
-        sa.Column("occurred_at", services.common.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", persistence.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("occurred_us", sa.BigInteger(), nullable=False),
         sa.Column("properties", sa.JSON(), nullable=False),
         sa.Column("experiments", sa.JSON(), nullable=False),
@@ -55,7 +55,7 @@ def upgrade() -> None:
         "collector_checkpoints",
         sa.Column("source", sa.String(length=32), nullable=False),
         sa.Column("last_id", sa.BigInteger(), nullable=False),
-        sa.Column("collected_at", services.common.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("collected_at", persistence.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("source"),
     )
 

@@ -20,14 +20,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from funnel.exposures import ExposureMixin
+from funnel.telemetry import FunnelEventMixin
+from messaging.inbox import InboxMixin
+from persistence.db import BigIntPK, UTCDateTime
 from services.checkout.domain.directory import GROUP_DESTROY, MEMBER_REMOVE
 from services.checkout.domain.subscriptions import SubscriptionStatus
-from services.common.db import BigIntPK, UTCDateTime
-from services.common.exposures import ExposureMixin
-from services.common.inbox import InboxMixin
 from services.common.outbox import OutboxMixin
 from services.common.sweeps import SweepFailureMixin
-from services.common.telemetry import FunnelEventMixin
 
 
 class Base(DeclarativeBase):

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from prometheus_client import Counter, Histogram
 
-from services.common import timing
+from persistence import timing
 
 T = TypeVar("T")
 

@@ -6,10 +6,10 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from identity.auth import Principal
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import CatalogSchema
 from services.checkout.usecases import quotes
-from services.common.auth import Principal
 from services.common.web import current_principal, request_uow
 
 blp = Blueprint("catalog", __name__, description="Plans, add-ons and packs with list prices")

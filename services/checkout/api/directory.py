@@ -9,9 +9,9 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from messaging.inbox import services_only
 from services.checkout.api.schemas import HookReceivedSchema, SystemHookSchema
 from services.checkout.usecases import directory
-from services.common.inbox import services_only
 from services.common.problems import Problem
 from services.common.web import ProblemSchema, request_uow
 

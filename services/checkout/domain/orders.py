@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from contracts.events import Event, OrderCompleted, SubscriptionChanged, SubscriptionExpanded
 from services.common.errors import Conflict
-from services.common.events import Event, OrderCompleted, SubscriptionChanged, SubscriptionExpanded
 
 
 class OrderStatus(StrEnum):

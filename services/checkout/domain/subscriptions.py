@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from contracts.events import Event, SubscriptionExpired
 from services.common.errors import Conflict
-from services.common.events import Event, SubscriptionExpired
 
 
 class SubscriptionStatus(StrEnum):

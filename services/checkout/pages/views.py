@@ -18,13 +18,13 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, render_template, request, url_for
 
+from identity.auth import Principal
 from services.checkout.api.context import checkout
 from services.checkout.api.schemas import MAX_ID
 from services.checkout.domain.directory import ROLES
 from services.checkout.pages.plots import seat_plot
 from services.checkout.usecases import duo, managers, offers, portal, purchases, seats, subscriptions
 from services.checkout.usecases.views import quote_view
-from services.common.auth import Principal
 from services.common.errors import NotFound, not_found
 from services.common.pages import page
 from services.common.web import request_uow

@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import Select, SQLColumnExpression, and_, bindparam, func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from identity.auth import Principal
 from services.checkout.adapters.models import BillingManager, Membership, Namespace, Subscription
 from services.checkout.domain.portal import BillingRole, require_manager
 from services.checkout.domain.pricing import CurrentTerm, NamespaceFacts
 from services.checkout.domain.subscriptions import SubscriptionStatus
-from services.common.auth import Principal
 from services.common.errors import Forbidden, not_found
 
 

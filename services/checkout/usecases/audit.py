@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from identity.auth import Principal
 from services.checkout.adapters.models import BillingAuditEntry
-from services.common.auth import Principal
 from services.common.service import ServiceUnitOfWork
 
 

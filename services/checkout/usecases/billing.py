@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from funnel.telemetry import Step
+from identity.auth import Principal
 from services.checkout.adapters.models import BillingAccount, PaymentMethod
 from services.checkout.adapters.payments import (
     ChargeResult,
@@ -25,7 +27,6 @@ from services.checkout.adapters.payments import (
 )
 from services.checkout.domain.renewal import card_flags
 from services.checkout.runtime import Checkout, UowFactory
-from services.common.auth import Principal
 from services.common.errors import (
     Conflict,
     NotFound,
@@ -34,7 +35,6 @@ from services.common.errors import (
     Unavailable,
 )
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Step
 
 log = logging.getLogger(__name__)
 

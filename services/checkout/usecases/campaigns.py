@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from funnel.telemetry import Step
+from identity.auth import Principal
 from services.checkout.adapters.models import (
     DiscountCampaign,
     DiscountCode,
@@ -20,10 +22,8 @@ from services.checkout.adapters.models import (
 from services.checkout.domain import discounts as rules
 from services.checkout.runtime import Checkout
 from services.checkout.usecases.discounts import campaign_rules
-from services.common.auth import Principal
 from services.common.errors import Conflict, Forbidden, Invalid, not_found
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Step
 
 MAX_BULK_CODES = 10_000
 TRANSITIONS = {"pause": ({"active"}, "paused"), "resume": ({"paused"}, "active"),

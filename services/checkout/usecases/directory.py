@@ -27,6 +27,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from messaging import inbox
 from services.checkout.adapters.models import (
     DirectoryGroup,
     DirectoryMember,
@@ -37,7 +38,6 @@ from services.checkout.adapters.models import (
 )
 from services.checkout.domain import directory as D
 from services.checkout.usecases import duo, seats
-from services.common import inbox
 from services.common.service import ServiceUnitOfWork
 
 SOURCE = "platform"

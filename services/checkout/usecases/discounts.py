@@ -19,6 +19,8 @@ from sqlalchemy import ColumnElement, Exists, bindparam, exists, or_, select, up
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from funnel.telemetry import Step
+from identity.auth import Principal
 from services.checkout.adapters.models import (
     BillingAccount,
     DiscountCampaign,
@@ -32,10 +34,8 @@ from services.checkout.domain.expansions import ExpansionQuote
 from services.checkout.domain.orders import OrderStatus
 from services.checkout.domain.pricing import AppliedDiscount, Quote
 from services.checkout.domain.subscriptions import SubscriptionStatus
-from services.common.auth import Principal
 from services.common.errors import Invalid
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Step
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from contracts import events
+from identity.auth import Principal
 from services.checkout.adapters.models import DuoAssignment, Membership, Namespace, NamespaceTrial, User
 from services.checkout.domain.catalog import Catalog
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access, seats
 from services.checkout.usecases.reconciliation import owner_emails
-from services.common import events
-from services.common.auth import Principal
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.service import ServiceUnitOfWork
 

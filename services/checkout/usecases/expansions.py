@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from funnel.telemetry import Step
+from identity.auth import Principal
 from services.checkout.adapters.models import Namespace, Order, PackPurchase, Subscription
 from services.checkout.domain.expansions import (
     Expansion,
@@ -25,10 +27,8 @@ from services.checkout.domain.expansions import (
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access, discounts
 from services.checkout.usecases.views import line_view
-from services.common.auth import Principal
 from services.common.errors import DomainError
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Step
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,16 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from contracts import events
+from funnel.telemetry import Step
+from identity.auth import Principal, verified_email_matches
 from services.checkout.adapters.models import BillingInvitation, BillingManager, Namespace
 from services.checkout.domain.portal import OWNER
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access
 from services.checkout.usecases.audit import audit
-from services.common import events
-from services.common.auth import Principal, verified_email_matches
 from services.common.errors import Conflict, Forbidden, NotFound, not_found
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Step
 
 INVITATION_NOT_VALID = NotFound("invitation_not_valid", "Invitation not valid",
                                 "This invitation link is not valid: it was withdrawn or never existed. "

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import BigInteger, and_, bindparam, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from funnel.telemetry import Step
+from identity.auth import Principal
 from services.checkout.adapters.models import (
     BillingAccount,
     Membership,
@@ -37,9 +39,7 @@ from services.checkout.usecases import access, expansions
 from services.checkout.usecases.billing import ACCOUNT_FIELDS
 from services.checkout.usecases.discounts import paid_or_subscribed
 from services.checkout.usecases.views import card_view
-from services.common.auth import Principal
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Step
 
 DEFAULT_SEATS_FLAG = "checkout-default-seats"
 SMB_PROMPT_FLAG = "smb-discount-prompt"

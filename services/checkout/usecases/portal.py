@@ -15,6 +15,9 @@ from typing import Any
 from sqlalchemy import func, select, union, update
 from sqlalchemy.orm import Session
 
+from contracts import events
+from funnel.telemetry import Step
+from identity.auth import Principal
 from services.checkout.adapters.models import (
     BillingAccount,
     BillingAuditEntry,
@@ -39,11 +42,8 @@ from services.checkout.usecases import seats as seat_usage
 from services.checkout.usecases.audit import audit, refunds_of
 from services.checkout.usecases.renewals import NO_SUBSCRIPTION, Facts, facts_of
 from services.checkout.usecases.views import card_view, order_view, subscription_view
-from services.common import events
-from services.common.auth import Principal
 from services.common.errors import NotFound, not_found
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Step
 
 NOTHING_BOUGHT = NotFound("nothing_bought", "Nothing bought yet",
                           "Nothing has been bought for this namespace yet, so it has no billing "

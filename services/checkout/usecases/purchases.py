@@ -34,6 +34,8 @@ from typing import Any, Protocol
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from funnel.telemetry import Step
+from identity.auth import Principal
 from services.checkout.adapters.models import (
     BillingAccount,
     IdempotencyRecord,
@@ -68,7 +70,6 @@ from services.checkout.usecases.settlement import (
 )
 from services.checkout.usecases.subscriptions import active_subscription
 from services.checkout.usecases.views import line_view, order_view, subscription_view
-from services.common.auth import Principal
 from services.common.errors import (
     Conflict,
     DomainError,
@@ -78,7 +79,6 @@ from services.common.errors import (
     not_found,
 )
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Step
 
 log = logging.getLogger(__name__)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from funnel.telemetry import Step
+from identity.auth import Principal
 from services.checkout.domain.offers import SmbPrompt
 from services.checkout.domain.pricing import Quote, Selection, assemble_quote
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import discounts, offers
-from services.common.auth import Principal
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Step
 
 
 def list_plans(app: Checkout, uow: ServiceUnitOfWork, principal: Principal | None) -> None:

@@ -21,6 +21,9 @@ from typing import Any
 from sqlalchemy import Select, literal, select
 from sqlalchemy.orm import Session
 
+from contracts import events
+from identity.auth import Principal
+from persistence.db import insert_ignoring_duplicates
 from services.checkout.adapters.models import (
     BillingAccount,
     Membership,
@@ -37,9 +40,6 @@ from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout, UowFactory
 from services.checkout.usecases import seats
 from services.checkout.usecases.billing import charge_off_session
-from services.common import events
-from services.common.auth import Principal
-from services.common.db import insert_ignoring_duplicates
 from services.common.service import ServiceUnitOfWork
 from services.common.sweeps import Sweep, clear
 

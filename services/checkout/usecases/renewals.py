@@ -25,6 +25,10 @@ from typing import Any
 from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
+from contracts import events
+from funnel.telemetry import Step
+from identity.auth import Principal
+from persistence.db import insert_ignoring_duplicates
 from services.checkout.adapters.models import (
     BillingAccount,
     Membership,
@@ -50,13 +54,9 @@ from services.checkout.usecases import access, duo, reconciliation, seats
 from services.checkout.usecases.audit import audit
 from services.checkout.usecases.billing import PROVIDER_DOWN, charge_off_session
 from services.checkout.usecases.views import subscription_view
-from services.common import events
-from services.common.auth import Principal
-from services.common.db import insert_ignoring_duplicates
 from services.common.errors import Conflict, NotFound, PaymentFailed
 from services.common.service import ServiceUnitOfWork
 from services.common.sweeps import Sweep, clear
-from services.common.telemetry import Step
 
 BATCH = 1000
 # The sweeps' names in sweep_failures, the logs and /metrics.

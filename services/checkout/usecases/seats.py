@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from identity.auth import Principal
 from services.checkout.adapters.models import (
     DuoAssignment,
     Membership,
@@ -39,7 +40,6 @@ from services.checkout.domain.catalog import Catalog
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access
-from services.common.auth import Principal
 from services.common.errors import Conflict, Forbidden, Invalid, not_found
 from services.common.service import ServiceUnitOfWork
 

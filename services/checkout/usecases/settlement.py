@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from contracts import events
+from funnel.telemetry import Step
 from services.checkout.adapters.models import (
     BillingAccount,
     Namespace,
@@ -35,10 +37,8 @@ from services.checkout.runtime import Checkout
 from services.checkout.usecases import discounts, seats
 from services.checkout.usecases.renewals import facts_of
 from services.checkout.usecases.views import order_view, subscription_view
-from services.common import events
 from services.common.errors import Conflict, DomainError, PaymentFailed, not_found
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Step
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from contracts import events
 from services.checkout.adapters.models import (
     DirectoryGroup,
     DirectoryMember,
@@ -26,7 +27,6 @@ from services.checkout.adapters.models import (
     SubscriptionAddOn,
 )
 from services.checkout.domain import directory as D
-from services.common import events
 from services.common.service import ServiceUnitOfWork
 
 TOPIC = "directory.namespace_snapshot"

@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
+from identity.auth import Principal
 from services.checkout.adapters.models import Membership, Namespace, Order, Subscription, SubscriptionAddOn
 from services.checkout.domain.subscriptions import SubscriptionStatus
 from services.checkout.runtime import Checkout
 from services.checkout.usecases import access, expansions
 from services.checkout.usecases.trial_events import active_trials, converted_seat_holders
 from services.checkout.usecases.views import paid_by_view, subscription_view
-from services.common.auth import Principal
 from services.common.errors import NotFound
 from services.common.service import ServiceUnitOfWork
 

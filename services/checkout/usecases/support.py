@@ -12,6 +12,9 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from contracts import events
+from funnel.telemetry import Step
+from identity.auth import Principal
 from services.checkout.adapters.models import (
     BillingAccount,
     BillingAuditEntry,
@@ -29,11 +32,8 @@ from services.checkout.usecases.audit import audit
 from services.checkout.usecases.billing import PROVIDER_DOWN, PROVIDER_REJECTED
 from services.checkout.usecases.campaigns import require_admin
 from services.checkout.usecases.views import order_view, subscription_view
-from services.common import events
-from services.common.auth import Principal
 from services.common.errors import Conflict, Invalid, not_found
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Step
 
 FOUND_AT_MOST = 50
 

@@ -6,10 +6,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from contracts import events
+from messaging.inbox import Handler
 from services.checkout.adapters.models import NamespaceTrial
 from services.checkout.usecases import duo
-from services.common import events
-from services.common.inbox import Handler
 from services.common.service import ServiceUnitOfWork
 
 

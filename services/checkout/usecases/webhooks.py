@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from funnel.telemetry import Traffic
 from services.checkout.adapters.models import BillingAccount, Order, StripeEvent
 from services.checkout.adapters.payments import ChargeResult
 from services.checkout.domain.orders import OrderStatus
@@ -21,7 +22,6 @@ from services.checkout.runtime import Checkout
 from services.checkout.usecases.settlement import apply_charge, lock_order
 from services.common.errors import Malformed
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Traffic
 
 Handler = Callable[[Checkout, ServiceUnitOfWork, dict[str, Any]], str]
 

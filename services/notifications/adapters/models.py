@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.db import BigIntPK, UTCDateTime
-from services.common.exposures import ExposureMixin
-from services.common.inbox import InboxMixin
+from funnel.exposures import ExposureMixin
+from funnel.telemetry import FunnelEventMixin
+from messaging.inbox import InboxMixin
+from persistence.db import BigIntPK, UTCDateTime
 from services.common.outbox import OutboxMixin
-from services.common.telemetry import FunnelEventMixin
 
 
 class Base(DeclarativeBase):

@@ -40,9 +40,9 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
 
-from services.common.db import is_postgres
+from funnel.telemetry import Step, Traffic
+from persistence.db import is_postgres
 from services.common.service import ServiceContext
-from services.common.telemetry import Step, Traffic
 from services.notifications.adapters.mailer import Mailer, PermanentMailError, TemporaryMailError
 from services.notifications.adapters.models import Notification as N
 from services.notifications.config import MailSettings

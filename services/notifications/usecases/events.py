@@ -13,9 +13,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from services.common.inbox import Handler
+from funnel.telemetry import Traffic
+from messaging.inbox import Handler
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Traffic
 from services.notifications.domain import messages as M
 from services.notifications.domain import schedule as S
 from services.notifications.domain.messages import Planned

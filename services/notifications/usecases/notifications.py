@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.common.auth import Principal
+from identity.auth import Principal
 from services.common.errors import Forbidden, not_found
 from services.common.service import ServiceUnitOfWork
 from services.notifications.adapters.models import Notification

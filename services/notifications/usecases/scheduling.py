@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.common.db import is_postgres
+from persistence.db import is_postgres
 from services.common.service import ServiceUnitOfWork
 from services.notifications.adapters.models import Notification
 from services.notifications.domain.messages import Planned

@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.db import BigIntPK, UTCDateTime
-from services.common.exposures import ExposureMixin
-from services.common.inbox import InboxMixin
+from funnel.exposures import ExposureMixin
+from funnel.telemetry import FunnelEventMixin
+from messaging.inbox import InboxMixin
+from persistence.db import BigIntPK, UTCDateTime
 from services.common.outbox import OutboxMixin
 from services.common.sweeps import SweepFailureMixin
-from services.common.telemetry import FunnelEventMixin
 
 
 class Base(DeclarativeBase):

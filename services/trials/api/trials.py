@@ -5,7 +5,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.common.sessions import caller_token
+from identity.sessions import caller_token
 from services.common.web import ProblemSchema, current_principal, request_uow
 from services.trials.api.schemas import (
     StartTrialSchema,

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, render_template
 
-from services.common.auth import Principal
+from identity.auth import Principal
 from services.common.pages import page
 from services.common.web import request_uow
 from services.trials.runtime import Trials, current

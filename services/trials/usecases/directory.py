@@ -4,7 +4,7 @@ eligibility, the trials page and the trials list without asking checkout.
 
 How stale it can be: an event is in checkout's outbox when the change
 commits; checkout's worker relays due rows every pass (`--interval`, 1 s by
-default, services/common/jobs.py) and trials applies each as it arrives. So
+default, messaging/jobs.py) and trials applies each as it arrives. So
 with both services up the read model trails checkout by at most one worker
 pass plus one delivery: STALENESS_BOUND (what tests/integration/
 test_trials_read_model.py holds it to), as long as the pass's other jobs
@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
-from services.common import events
+from contracts import events
 from services.common.service import ServiceUnitOfWork
 from services.trials.adapters.models import DirectoryMember, DirectoryNamespace
 from services.trials.domain import directory as D

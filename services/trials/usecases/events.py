@@ -4,8 +4,8 @@ keep trials' read model of namespaces (usecases/directory.py) in step."""
 
 from __future__ import annotations
 
-from services.common import events
-from services.common.inbox import Handler
+from contracts import events
+from messaging.inbox import Handler
 from services.common.service import ServiceUnitOfWork
 from services.trials.domain import directory as D
 from services.trials.runtime import Trials

@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from services.common import events
-from services.common.auth import Principal
+from contracts import events
+from funnel.telemetry import Step
+from identity.auth import Principal
 from services.common.errors import Conflict, Forbidden, Invalid, not_found
 from services.common.service import ServiceUnitOfWork
 from services.common.sweeps import Sweep
-from services.common.telemetry import Step
 from services.trials.adapters.models import DirectoryNamespace, Trial, TrialAudit
 from services.trials.domain import rules as R
 from services.trials.runtime import Trials, UowFactory

@@ -7,7 +7,7 @@ Create Date: 2026-11-21 07:15:02.501652
 import sqlalchemy as sa
 from alembic import op
 
-import services.common.db
+import persistence.db
 
 revision = '0001'
 down_revision = None
@@ -29,8 +29,8 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=100), nullable=True),
     sa.Column('postal_code', sa.String(length=20), nullable=False),
     sa.Column('stripe_customer_id', sa.String(length=64), nullable=True),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('stripe_customer_id'),
     sa.UniqueConstraint('user_id')
@@ -42,7 +42,7 @@ def upgrade() -> None:
     sa.Column('step', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=True),
     sa.Column('namespace_id', sa.BigInteger(), nullable=True),
-    sa.Column('occurred_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('properties', sa.JSON(), nullable=False),
     sa.Column('experiments', sa.JSON(), nullable=False),
     sa.Column('traffic', sa.String(length=16), nullable=False),
@@ -63,8 +63,8 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('response_body', sa.JSON(), nullable=True),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('user_id', 'key')
     )
@@ -78,7 +78,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('parent_id', sa.BigInteger(), nullable=True),
     sa.Column('plan', sa.String(length=32), nullable=False),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['parent_id'], ['namespaces.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('path')
@@ -87,8 +87,8 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('topic', sa.String(length=100), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
-    sa.Column('occurred_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('published_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('occurred_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id')
@@ -101,8 +101,8 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=255), nullable=False),
     sa.Column('type', sa.String(length=100), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
-    sa.Column('received_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('processed_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('received_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('outcome', sa.String(length=100), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
@@ -131,7 +131,7 @@ def upgrade() -> None:
     sa.Column('exp_month', sa.Integer(), nullable=False),
     sa.Column('exp_year', sa.Integer(), nullable=False),
     sa.Column('is_default', sa.Boolean(), nullable=False),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['billing_account_id'], ['billing_accounts.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('stripe_payment_method_id')
@@ -161,8 +161,8 @@ def upgrade() -> None:
     sa.Column('failure_code', sa.String(length=64), nullable=True),
     sa.Column('failure_message', sa.Text(), nullable=True),
     sa.Column('traffic', sa.String(length=16), nullable=False),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('completed_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['billing_account_id'], ['billing_accounts.id'], ),
     sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], ),
     sa.ForeignKeyConstraint(['payment_method_id'], ['payment_methods.id'], ),
@@ -186,8 +186,8 @@ def upgrade() -> None:
     sa.Column('auto_renew', sa.Boolean(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('first_order_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['billing_account_id'], ['billing_accounts.id'], ),
     sa.ForeignKeyConstraint(['first_order_id'], ['orders.id'], ),
     sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], ),

@@ -6,7 +6,7 @@ Create Date: 2026-11-21 07:24:33.131442
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0002'
@@ -26,8 +26,8 @@ def upgrade() -> None:
     sa.Column('value', sa.Integer(), nullable=False),
     sa.Column('applies_to', sa.JSON(), nullable=False),
     sa.Column('first_term_only', sa.Boolean(), nullable=False),
-    sa.Column('valid_from', services.common.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('valid_until', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('valid_from', persistence.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('valid_until', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('max_redemptions', sa.Integer(), nullable=True),
     sa.Column('redeemed_count', sa.Integer(), nullable=False),
     sa.Column('once_per_namespace', sa.Boolean(), nullable=False),
@@ -38,8 +38,8 @@ def upgrade() -> None:
     sa.Column('min_amount', sa.BigInteger(), nullable=True),
     sa.Column('card_only', sa.Boolean(), nullable=False),
     sa.Column('created_by', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('discount_campaigns', schema=None) as batch_op:
@@ -69,7 +69,7 @@ def upgrade() -> None:
     sa.Column('account_key', sa.BigInteger(), nullable=True),
     sa.Column('discount_amount', sa.BigInteger(), nullable=False),
     sa.Column('order_total', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['campaign_id'], ['discount_campaigns.id'], ),
     sa.ForeignKeyConstraint(['code_id'], ['discount_codes.id'], ),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], ),

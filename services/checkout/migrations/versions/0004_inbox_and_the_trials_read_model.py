@@ -6,7 +6,7 @@ Create Date: 2026-11-21 07:46:03.226681
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0004'
@@ -21,7 +21,7 @@ def upgrade() -> None:
     sa.Column('event_id', sa.String(length=36), nullable=False),
     sa.Column('topic', sa.String(length=100), nullable=False),
     sa.Column('source', sa.String(length=32), nullable=False),
-    sa.Column('received_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('outcome', sa.String(length=200), nullable=True),
     sa.PrimaryKeyConstraint('event_id')
     )
@@ -30,12 +30,12 @@ def upgrade() -> None:
     sa.Column('namespace_id', sa.BigInteger(), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('ends_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('grants_plan', sa.String(length=32), nullable=True),
     sa.Column('grants_addon', sa.String(length=32), nullable=True),
     sa.Column('seats', sa.Integer(), nullable=True),
     sa.Column('seat_holder', sa.BigInteger(), nullable=True),
-    sa.Column('last_event_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_event_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('namespace_id', 'kind')
     )

@@ -6,7 +6,7 @@ Create Date: 2026-11-21 08:06:21.710434
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0006'
@@ -23,7 +23,7 @@ def upgrade() -> None:
     sa.Column('renewal_date', sa.Date(), nullable=False),
     sa.Column('days_before', sa.Integer(), nullable=False),
     sa.Column('quote', sa.JSON(), nullable=True),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('subscription_id', 'renewal_date', 'days_before')
@@ -44,8 +44,8 @@ def upgrade() -> None:
     sa.Column('payment_intent_id', sa.String(length=64), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('manual', sa.Boolean(), nullable=False),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('subscription_id', 'renewal_date')

@@ -6,7 +6,7 @@ Create Date: 2026-11-21 08:09:58.018024
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0007'

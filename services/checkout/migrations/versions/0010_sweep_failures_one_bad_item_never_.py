@@ -6,7 +6,7 @@ Create Date: 2026-12-02 07:01:33.261864
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0010'
@@ -23,9 +23,9 @@ def upgrade() -> None:
     sa.Column('reason', sa.String(length=64), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=False),
     sa.Column('failures', sa.Integer(), nullable=False),
-    sa.Column('first_failed_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_failed_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('retry_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_failed_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_failed_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('retry_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('sweep', 'item_id')
     )
     # ### end Alembic commands ###

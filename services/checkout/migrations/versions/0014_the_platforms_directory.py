@@ -6,7 +6,7 @@ Create Date: 2026-12-02 07:12:26
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0014'
@@ -24,7 +24,7 @@ def upgrade() -> None:
     sa.Column('path', sa.String(length=255), nullable=False),
     sa.Column('parent_id', sa.BigInteger(), nullable=True),
     sa.Column('created', sa.Boolean(), nullable=False),
-    sa.Column('changed_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_event', sa.String(length=32), nullable=False),
     sa.PrimaryKeyConstraint('group_id')
     )
@@ -35,7 +35,7 @@ def upgrade() -> None:
     sa.Column('group_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('user_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
-    sa.Column('changed_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_event', sa.String(length=32), nullable=False),
     sa.PrimaryKeyConstraint('group_id', 'user_id')
     )

@@ -6,7 +6,7 @@ Create Date: 2026-12-02 14:50:00
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0015'
@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.Column('units', sa.BigInteger(), nullable=False),
     sa.Column('subscription_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('expires_on', sa.Date(), nullable=True),
-    sa.Column('created_at', services.common.db.UTCDateTime(), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], ),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], ),
     sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], ),

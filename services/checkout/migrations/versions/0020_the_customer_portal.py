@@ -6,7 +6,7 @@ Create Date: 2026-12-02 14:40:00
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0020'
@@ -17,7 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('payment_methods', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('removed_at', services.common.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('removed_at', persistence.db.UTCDateTime(timezone=True), nullable=True))
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('auto_renew_off_reason', sa.String(length=32), nullable=True))
 
@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('user_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('email', sa.String(length=254), nullable=False),
     sa.Column('invited_by', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], ),
     sa.PrimaryKeyConstraint('namespace_id', 'user_id')
     )
@@ -39,11 +39,11 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=254), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('invited_by', sa.BigInteger(), nullable=False),
-    sa.Column('expires_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('accepted_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('accepted_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('accepted_by', sa.BigInteger(), nullable=True),
-    sa.Column('revoked_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_hash')
@@ -60,7 +60,7 @@ def upgrade() -> None:
     sa.Column('action', sa.String(length=48), nullable=False),
     sa.Column('reason', sa.String(length=64), nullable=True),
     sa.Column('details', sa.JSON(), nullable=False),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('billing_audit', schema=None) as batch_op:

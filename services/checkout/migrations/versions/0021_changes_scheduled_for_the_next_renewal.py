@@ -6,7 +6,7 @@ Create Date: 2026-12-02 15:05:00
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0021'
@@ -24,9 +24,9 @@ def upgrade() -> None:
     sa.Column('plan', sa.String(length=32), nullable=True),
     sa.Column('drop_addons', sa.JSON(), nullable=False),
     sa.Column('created_by', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('applied_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('canceled_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('applied_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('canceled_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], ),
     sa.PrimaryKeyConstraint('id')
     )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0035'
@@ -24,8 +24,8 @@ def upgrade() -> None:
     sa.Column('namespace_id', sa.BigInteger(), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
-    sa.Column('took_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('left_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('took_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('left_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('seat_holdings', schema=None) as batch_op:
@@ -47,7 +47,7 @@ def upgrade() -> None:
     sa.Column('namespace_id', sa.BigInteger(), nullable=False),
     sa.Column('block_overages', sa.Boolean(), nullable=False),
     sa.Column('reconciliation_excluded', sa.Boolean(), nullable=False),
-    sa.Column('updated_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], ),
     sa.PrimaryKeyConstraint('namespace_id')
     )
@@ -58,7 +58,7 @@ def upgrade() -> None:
     sa.Column('value', sa.Boolean(), nullable=False),
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('changed_by', sa.BigInteger(), nullable=False),
-    sa.Column('changed_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('seat_setting_changes', schema=None) as batch_op:
@@ -79,8 +79,8 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('payment_intent_id', sa.String(length=64), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('subscription_id', 'term_start', 'quarter')
@@ -96,7 +96,7 @@ def upgrade() -> None:
     sa.Column('namespace_id', sa.BigInteger(), nullable=False),
     sa.Column('sku', sa.String(length=32), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=False),
-    sa.Column('assigned_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('assigned_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('namespace_id', 'sku', 'user_id')

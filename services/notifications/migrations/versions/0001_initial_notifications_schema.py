@@ -7,7 +7,7 @@ Create Date: 2026-11-21 07:15:10.654803
 import sqlalchemy as sa
 from alembic import op
 
-import services.common.db
+import persistence.db
 
 revision = '0001'
 down_revision = None
@@ -24,7 +24,7 @@ def upgrade() -> None:
     sa.Column('step', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=True),
     sa.Column('namespace_id', sa.BigInteger(), nullable=True),
-    sa.Column('occurred_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('properties', sa.JSON(), nullable=False),
     sa.Column('experiments', sa.JSON(), nullable=False),
     sa.Column('traffic', sa.String(length=16), nullable=False),
@@ -41,8 +41,8 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('topic', sa.String(length=100), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
-    sa.Column('occurred_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('published_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('occurred_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id')

@@ -6,7 +6,7 @@ Create Date: 2026-11-21 08:06:43.186142
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0002'
@@ -21,7 +21,7 @@ def upgrade() -> None:
     sa.Column('event_id', sa.String(length=36), nullable=False),
     sa.Column('topic', sa.String(length=100), nullable=False),
     sa.Column('source', sa.String(length=32), nullable=False),
-    sa.Column('received_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('outcome', sa.String(length=200), nullable=True),
     sa.PrimaryKeyConstraint('event_id')
     )
@@ -32,16 +32,16 @@ def upgrade() -> None:
     sa.Column('recipient', sa.String(length=254), nullable=False),
     sa.Column('subject', sa.String(length=255), nullable=False),
     sa.Column('context', sa.JSON(), nullable=False),
-    sa.Column('send_after', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('send_after', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('claimed_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('message_id', sa.String(length=255), nullable=True),
-    sa.Column('sent_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('traffic', sa.String(length=16), nullable=False),
-    sa.Column('created_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('dedupe_key', name='uq_notifications_dedupe_key')
     )

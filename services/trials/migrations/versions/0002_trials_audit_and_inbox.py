@@ -6,7 +6,7 @@ Create Date: 2026-11-21 07:46:03.277380
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0002'
@@ -21,7 +21,7 @@ def upgrade() -> None:
     sa.Column('event_id', sa.String(length=36), nullable=False),
     sa.Column('topic', sa.String(length=100), nullable=False),
     sa.Column('source', sa.String(length=32), nullable=False),
-    sa.Column('received_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('outcome', sa.String(length=200), nullable=True),
     sa.PrimaryKeyConstraint('event_id')
     )
@@ -35,9 +35,9 @@ def upgrade() -> None:
     sa.Column('seats', sa.Integer(), nullable=True),
     sa.Column('started_by', sa.BigInteger(), nullable=False),
     sa.Column('started_by_email', sa.String(length=254), nullable=False),
-    sa.Column('started_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ends_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ended_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('extended', sa.Boolean(), nullable=False),
     sa.Column('reactivated', sa.Boolean(), nullable=False),
     sa.Column('experiments', sa.JSON(), nullable=False),
@@ -55,9 +55,9 @@ def upgrade() -> None:
     sa.Column('actor_user_id', sa.BigInteger(), nullable=False),
     sa.Column('actor_email', sa.String(length=254), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
-    sa.Column('ends_at_before', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ends_at_after', services.common.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at_before', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at_after', persistence.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['trial_id'], ['trials.id'], ),
     sa.PrimaryKeyConstraint('id')
     )

@@ -6,7 +6,7 @@ Create Date: 2026-11-21 10:02:48.699496
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0005'
@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('feature', sa.String(length=100), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=True),
     sa.Column('namespace_id', sa.BigInteger(), nullable=True),
-    sa.Column('first_seen_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_seen_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('hash_attribute', 'hash_value', 'experiment_key', name='uq_exposures_unit_experiment')
     )

@@ -6,7 +6,7 @@ Create Date: 2026-12-02 18:40:00.000000
 """
 from alembic import op
 import sqlalchemy as sa
-import services.common.db
+import persistence.db
 
 
 revision = '0007'
@@ -22,11 +22,11 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('parent_id', sa.BigInteger(), nullable=True),
     sa.Column('destroyed', sa.Boolean(), nullable=False),
-    sa.Column('changed_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_event', sa.String(length=32), nullable=False),
     sa.Column('plan', sa.String(length=32), nullable=False),
     sa.Column('addons', sa.JSON(), nullable=False),
-    sa.Column('plan_changed_at', services.common.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('plan_changed_at', persistence.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('billable_members', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -35,7 +35,7 @@ def upgrade() -> None:
     sa.Column('namespace_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('user_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('role', sa.String(length=16), nullable=True),
-    sa.Column('changed_at', services.common.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', persistence.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_event', sa.String(length=32), nullable=False),
     sa.PrimaryKeyConstraint('namespace_id', 'user_id')
     )

@@ -47,8 +47,8 @@ from typing import Any
 from sqlalchemy import Table, text
 from sqlalchemy.engine import Engine
 
-from services.common.db import insert_ignoring_duplicates
-from services.common.metrics import FUNNEL_BATCH_FAILURES, FUNNEL_ROWS_DROPPED
+from funnel.metrics import FUNNEL_BATCH_FAILURES, FUNNEL_ROWS_DROPPED
+from persistence.db import insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)
 

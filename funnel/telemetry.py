@@ -4,7 +4,7 @@ The row is written in the same transaction as the step (so the local store,
 the source of the experiment analysis, never disagrees with the data), except
 for a view-only step (VIEW_ONLY_STEPS, in a transaction that writes nothing
 else): its row is written just after, in batches, by
-services/common/funnel_batch.py, which states what a crash may lose. Every row
+funnel/batch.py, which states what a crash may lose. Every row
 is forwarded to PostHog after commit by a batched, non-blocking client. A dead
 PostHog host changes nothing for the buyer: the SDK queues in memory and drops
 when its queue is full.
@@ -23,8 +23,8 @@ from typing import Any, Protocol
 from sqlalchemy import JSON, BigInteger, String, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from services.common.db import BigIntPK, UTCDateTime
-from services.common.metrics import POSTHOG_SKIPPED
+from funnel.metrics import POSTHOG_SKIPPED
+from persistence.db import BigIntPK, UTCDateTime
 
 log = logging.getLogger(__name__)
 

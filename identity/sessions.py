@@ -1,6 +1,6 @@
 """Browser sessions for the pages: Flask's signed `fd_session` cookie (HttpOnly,
 SameSite=Lax, Secure in production) holding the token the identity provider
-issued at sign-in (services/common/signin.py) and a random session id. The
+issued at sign-in (identity/signin.py) and a random session id. The
 token is verified on every request exactly as a bearer token is, so the
 cookie's own signature (AUTH_SECRET) vouches for nothing but its idle
 lifetime: whoever holds AUTH_SECRET still can not make a session for someone
@@ -25,9 +25,9 @@ from datetime import timedelta
 
 from flask import Flask, g, request, session
 
-from services.common.auth import Principal, invalid_token
-from services.common.config import Settings
-from services.common.problems import Problem
+from identity.auth import Principal, invalid_token
+from identity.errors import AuthError
+from identity.settings import IdentitySettings
 
 SESSION_COOKIE = "fd_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -35,7 +35,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN, SESSION_ID = "token", "sid"
 
 
-def configure(app: Flask, settings: Settings) -> None:
+def configure(app: Flask, settings: IdentitySettings) -> None:
     """The session cookie every service reads (one sign-in covers them all)."""
     app.config.update(
         SECRET_KEY=settings.auth_secret, SESSION_COOKIE_NAME=SESSION_COOKIE, SESSION_COOKIE_HTTPONLY=True,
@@ -62,10 +62,10 @@ def session_id() -> str | None:
     return value if isinstance(value, str) else None
 
 
-def csrf_failed() -> Problem:
-    return Problem(403, "csrf_failed", "CSRF check failed",
-                   "This request was signed in by the session cookie but did not carry the page's "
-                   "CSRF token. Reload the page and try again.")
+def csrf_failed() -> AuthError:
+    return AuthError(403, "csrf_failed", "CSRF check failed",
+                     "This request was signed in by the session cookie but did not carry the page's "
+                     "CSRF token. Reload the page and try again.")
 
 
 def csrf_token(secret: str, sid: str) -> str:

@@ -25,17 +25,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
-from services.common.problems import Problem
-
-if TYPE_CHECKING:
-    from services.common.config import Settings
+from identity.errors import AuthError
+from identity.settings import IdentitySettings
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +75,15 @@ def verified_email_matches(principal: Principal, address: str) -> bool:
     return principal.email_verified and bool(email) and email == wanted
 
 
-def invalid_token() -> Problem:
+def invalid_token() -> AuthError:
     """The one answer to a token we do not accept: nothing says which check failed."""
-    return Problem(401, "invalid_token", "Invalid token", "The bearer token is not valid.",
-                   headers=CHALLENGE)
+    return AuthError(401, "invalid_token", "Invalid token", "The bearer token is not valid.",
+                     headers=CHALLENGE)
 
 
-def token_expired() -> Problem:
-    return Problem(401, "token_expired", "Token expired", "The bearer token has expired; ask for a new one.",
-                   headers=CHALLENGE)
+def token_expired() -> AuthError:
+    return AuthError(401, "token_expired", "Token expired",
+                     "The bearer token has expired; ask for a new one.", headers=CHALLENGE)
 
 
 def _decode(token: str, key: Any, algorithms: list[str], **options: Any) -> dict[str, Any]:
@@ -133,14 +131,12 @@ def verify_token(secret: str, token: str) -> Principal:
 def bearer_token(header: str | None) -> str:
     """The token of an `Authorization: Bearer <token>` header (not yet verified)."""
     if not header:
-        raise Problem(401, "unauthenticated", "Authentication required",
-                      "Send 'Authorization: Bearer <token>'.",
-                      headers=CHALLENGE)
+        raise AuthError(401, "unauthenticated", "Authentication required",
+                        "Send 'Authorization: Bearer <token>'.", headers=CHALLENGE)
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(401, "invalid_token", "Invalid token",
-                      "The Authorization header must be 'Bearer <token>'.",
-                      headers=CHALLENGE)
+        raise AuthError(401, "invalid_token", "Invalid token",
+                        "The Authorization header must be 'Bearer <token>'.", headers=CHALLENGE)
     return token.strip()
 
 
@@ -390,7 +386,7 @@ class TokenVerifier:
                          roles=frozenset({SERVICE_ROLE}) | (SERVICE_EXTRA_ROLES & extra), service=name)
 
 
-def verifier_for(settings: Settings) -> TokenVerifier:
+def verifier_for(settings: IdentitySettings) -> TokenVerifier:
     """The verifier a service (`settings.service`) builds once, at start."""
     discovery = Discovery(settings.oidc_issuer) if settings.oidc_issuer else None
     audiences = [settings.oidc_client_id, *([settings.oidc_audience] if settings.oidc_audience else [])]
@@ -403,7 +399,7 @@ def verifier_for(settings: Settings) -> TokenVerifier:
         service_keys=load_public_keys(settings.service_public_keys))
 
 
-def service_token(settings: Settings, audience: str) -> str:
+def service_token(settings: IdentitySettings, audience: str) -> str:
     """What this service shows `audience` (another service): signed with its own
     SERVICE_KEY; in development and tests without one, HS256 with AUTH_SECRET."""
     now = datetime.now(UTC)

@@ -1,14 +1,14 @@
 """Who hears what: the one table of which service's events go to which other
-service. Each publisher's relay sends by it (services/common/jobs.py) and each
+service. Each publisher's relay sends by it (messaging/jobs.py) and each
 subscriber's inbox accepts a topic only from the service that owns it
-(services/common/inbox.py), so the two sides can not drift apart."""
+(messaging/inbox.py), so the two sides can not drift apart."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from messaging.relay import Subscriber
 from services.common.config import Settings
-from services.common.relay import Subscriber
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from services.common.auth import service_token
+from identity.auth import service_token
+from messaging.relay import relay_once
+from messaging.routing import subscribers
 from services.common.logs import configure_logging
-from services.common.relay import relay_once
-from services.common.routing import subscribers
 from services.common.service import ServiceContext
 from services.common.sweeps import describe
 

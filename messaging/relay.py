@@ -1,6 +1,6 @@
 """Outbox relay: delivers a service's unpublished outbox rows to the services
 that subscribe to their topics, at least once (consumers de-duplicate on the
-event id with the inbox, services/common/inbox.py).
+event id with the inbox, messaging/inbox.py).
 
 On PostgreSQL rows are claimed with `FOR UPDATE SKIP LOCKED`, so several relays
 can run side by side without delivering a row twice; on SQLite one relay runs.
@@ -22,9 +22,9 @@ from typing import Any, cast
 import requests
 from sqlalchemy import Select, or_, select
 
+from messaging.inbox import EVENTS_PATH, Envelope
+from persistence.db import is_postgres
 from services.common import sweeps
-from services.common.db import is_postgres
-from services.common.inbox import EVENTS_PATH, Envelope
 from services.common.outbox import OutboxMixin
 from services.common.service import ServiceContext
 

@@ -1,6 +1,6 @@
 """Inbox: each event a service receives from another is handled once, by its id.
 
-The relay (services/common/relay.py) delivers outbox rows at least once to
+The relay (messaging/relay.py) delivers outbox rows at least once to
 `POST /internal/events`. The consumer stores the event id in its own
 `inbox_events` table (a concrete class built on `InboxMixin`) in the same
 transaction as the handler's writes, so a redelivery finds the row and does
@@ -21,11 +21,11 @@ from sqlalchemy import String
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.common.db import UTCDateTime
+from funnel.telemetry import Traffic
+from persistence.db import UTCDateTime
 from services.common.logs import request_id_var
 from services.common.problems import Problem
 from services.common.service import ServiceUnitOfWork
-from services.common.telemetry import Traffic
 from services.common.web import ProblemSchema, current_principal, request_uow
 
 EVENTS_PATH = "/internal/events"
@@ -55,7 +55,7 @@ class Envelope(TypedDict):
 
 
 # Gets the consumer's unit of work and the event's payload; returns a short outcome.
-# A handler takes its topic's payload: the TypedDict in services/common/events.py.
+# A handler takes its topic's payload: the TypedDict in contracts/events.py.
 Handler = Callable[[ServiceUnitOfWork, Any], str]
 
 

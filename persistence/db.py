@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from services.common.timing import time_queries
+from persistence.timing import time_queries
 
 # Autoincrementing 64-bit keys on PostgreSQL; SQLite only autoincrements INTEGER.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")

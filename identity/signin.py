@@ -30,10 +30,10 @@ from flask.blueprints import BlueprintSetupState
 from joserfc.errors import JoseError
 from werkzeug.wrappers import Response as BaseResponse
 
-from services.common import sessions
-from services.common.auth import TokenVerifier
-from services.common.config import Settings
-from services.common.problems import Problem
+from identity import sessions
+from identity.auth import TokenVerifier
+from identity.errors import AuthError
+from identity.settings import IdentitySettings
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +56,21 @@ def same_origin_only() -> None:
     """Sign-in and sign-out forms post from this site's own pages (browsers send Origin)."""
     origin = request.headers.get("Origin")
     if origin is not None and urlsplit(origin).netloc != request.host:
-        raise Problem(403, "cross_origin", "Not allowed", "Sign in and out from this site's own pages.")
+        raise AuthError(403, "cross_origin", "Not allowed", "Sign in and out from this site's own pages.")
 
 
-def sign_in_failed() -> Problem:
-    return Problem(401, "sign_in_failed", "Sign-in failed",
-                   "Signing in did not complete; start again from the sign-in page.")
+def sign_in_failed() -> AuthError:
+    return AuthError(401, "sign_in_failed", "Sign-in failed",
+                     "Signing in did not complete; start again from the sign-in page.")
 
 
-def sign_in_unavailable() -> Problem:
-    return Problem(503, "sign_in_unavailable", "Sign-in unavailable",
-                   "Signing in is not possible right now; try again shortly.")
+def sign_in_unavailable() -> AuthError:
+    return AuthError(503, "sign_in_unavailable", "Sign-in unavailable",
+                     "Signing in is not possible right now; try again shortly.")
 
 
-def sign_in_blueprint(settings: Settings, verifier: TokenVerifier, home: str,
-                      answer: Callable[[Problem], BaseResponse]) -> Blueprint:
+def sign_in_blueprint(settings: IdentitySettings, verifier: TokenVerifier, home: str,
+                      answer: Callable[[AuthError], BaseResponse]) -> Blueprint:
     """The sign-in routes of an app whose main page is `home`; `answer` turns a
     problem into this app's response (a page for browsers)."""
     blp = Blueprint("sign_in", __name__)
@@ -90,8 +90,8 @@ def sign_in_blueprint(settings: Settings, verifier: TokenVerifier, home: str,
             raise sign_in_unavailable()
         return oauth.create_client(PROVIDER)
 
-    @blp.errorhandler(Problem)
-    def _problem(problem: Problem) -> BaseResponse:
+    @blp.errorhandler(AuthError)
+    def _problem(problem: AuthError) -> BaseResponse:
         return answer(problem)
 
     @blp.get("/sign-in")
@@ -122,7 +122,7 @@ def sign_in_blueprint(settings: Settings, verifier: TokenVerifier, home: str,
             raise sign_in_failed()
         try:
             verifier.verify(token)
-        except Problem as exc:
+        except AuthError as exc:
             raise sign_in_failed() from exc
         target = local_path(session.get(NEXT), home)
         sessions.start(token)

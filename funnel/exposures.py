@@ -23,7 +23,7 @@ from sqlalchemy import BigInteger, FromClause, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from flags.exposures import Exposure, Unit
-from services.common.db import BigIntPK, UTCDateTime, insert_ignoring_duplicates
+from persistence.db import BigIntPK, UTCDateTime, insert_ignoring_duplicates
 
 
 class ExposureMixin:
