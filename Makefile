@@ -27,7 +27,7 @@ reset: $(STAMP)
 ## at once (pytest-xdist; a test file stays on one worker, so its servers start once; 0: one process).
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 migrate: $(STAMP)
 	$(BIN)/python -m services.common.migrate

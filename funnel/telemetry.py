@@ -71,8 +71,8 @@ class Step(enum.StrEnum):
 
 # Steps that only record what a person saw: nothing was bought or changed. In a
 # transaction that writes nothing else (`ServiceUnitOfWork.telemetry_only()`)
-# their row may be written after the request, in batches (services/common/
-# funnel_batch.py). Every other step (a purchase, a trial start, a card, a code
+# their row may be written after the request, in batches
+# (funnel/batch.py). Every other step (a purchase, a trial start, a card, a code
 # redeemed) keeps its row in the step's own transaction; so does
 # experiment_viewed, which goes with its exposure row so experiment counts stay exact.
 VIEW_ONLY_STEPS = frozenset({

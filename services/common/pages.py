@@ -1,7 +1,7 @@
 """What every page-serving service shares: the page layout and stylesheet,
 friendly HTML for problems (a sign-in-needed page rather than a 401 body), the
 money and date filters, the security headers pages carry, and signing in with
-the platform's identity provider (signin.py; the session is sessions.py's).
+the platform's identity provider (identity/signin.py; the session is identity/sessions.py's).
 """
 
 from __future__ import annotations

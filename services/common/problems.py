@@ -33,7 +33,7 @@ STATUS_OF_KIND: dict[type[DomainError], int] = {
 
 class Problem(DomainError):
     """A failure the client can act on, with its HTTP status: what the HTTP edge
-    raises itself (authentication, bad input) and what a domain error becomes."""
+    raises itself (rate limits, bad input) and what a domain error or an AuthError becomes."""
 
     def __init__(
         self,

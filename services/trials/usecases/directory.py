@@ -10,7 +10,7 @@ pass plus one delivery: STALENESS_BOUND (what tests/integration/
 test_trials_read_model.py holds it to), as long as the pass's other jobs
 (renewal sweeps) are quick and the backlog fits one batch (100 rows; more
 takes a pass per batch). While trials is down or refusing,
-the relay retries with a backoff of 2 s doubling to 5 min (services/common/
+the relay retries with a backoff of 2 s doubling to 5 min (messaging/
 relay.py), and the model catches up within one backoff of trials returning.
 
 Order: every fact keeps the time of the change that set it. The platform's
